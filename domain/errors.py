@@ -1,0 +1,113 @@
+"""One error tree for the whole system.
+
+``DomainError`` covers bad input and refused business operations; ``VenueError`` covers failures
+talking to an exchange or broker, split by whether a retry can help. Messages state the bad value.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose.
+
+    Parameters
+    ----------
+    message:
+        Human-readable text that names the bad value.
+    field:
+        Name of the offending input field, when there is one (shown in API errors).
+    """
+
+    code = "domain_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidOrder(DomainError):
+    """An order that cannot be accepted as given (bad qty, price, type or symbol rules)."""
+
+    code = "invalid_order"
+
+
+class InsufficientMargin(DomainError):
+    """The account cannot fund the order's notional."""
+
+    code = "insufficient_margin"
+
+
+class UnknownSymbol(DomainError):
+    """A symbol that the running system does not trade or store."""
+
+    code = "unknown_symbol"
+
+
+class OrderNotFound(DomainError):
+    """No order with the given id exists."""
+
+    code = "order_not_found"
+
+
+class OrderNotCancelable(DomainError):
+    """The order is already final (filled, canceled or rejected)."""
+
+    code = "order_not_cancelable"
+
+
+class ConfigError(DomainError):
+    """A setting, strategy parameter or CLI option is invalid."""
+
+    code = "config_error"
+
+
+class DataError(DomainError):
+    """Market data that is malformed or inconsistent (bad row, non-monotonic time, high < low).
+
+    Parameters
+    ----------
+    message:
+        What is wrong, with the bad value.
+    source:
+        File or stream the data came from.
+    row:
+        1-based data row number in ``source`` (header excluded), when known.
+    """
+
+    code = "data_error"
+
+    def __init__(self, message: str, *, source: str | None = None, row: int | None = None) -> None:
+        where = ""
+        if source is not None:
+            where = f"{source}"
+            if row is not None:
+                where += f", row {row}"
+            where += ": "
+        super().__init__(where + message)
+        self.source = source
+        self.row = row
+
+
+class EngineStateError(DomainError):
+    """An engine operation that is invalid in the current state (start when running, etc.)."""
+
+    code = "engine_state"
+
+
+class VenueError(Exception):
+    """A failure talking to an exchange or broker."""
+
+    code = "venue_error"
+
+
+class TransientVenueError(VenueError):
+    """A venue failure that a retry with backoff can fix (timeouts, rate limits, 5xx)."""
+
+    code = "venue_transient"
+
+
+class PermanentVenueError(VenueError):
+    """A venue failure that a retry cannot fix (auth, unknown symbol, rejected order)."""
+
+    code = "venue_permanent"
