@@ -119,7 +119,8 @@ class Order:
     ``price`` is required for limit orders, ``stop_price`` for stop orders; ``filled_qty`` and
     ``avg_fill_price`` track execution. ``created_time``/``updated_time`` are ms UTC.
     ``reduce_only`` orders may only shrink a position. ``tag`` says who placed it
-    (strategy name or ``"api"``).
+    (strategy name or ``"api"``). ``stop_distance`` (quote currency) asks for a reduce-only
+    protective stop at ``fill_price ∓ stop_distance`` once this order fills.
     """
 
     id: str
@@ -138,6 +139,7 @@ class Order:
     reduce_only: bool = False
     tag: str = "api"
     reject_reason: str | None = None
+    stop_distance: Decimal | None = None
 
     def __post_init__(self) -> None:
         _positive("qty", self.qty)
@@ -145,6 +147,8 @@ class Order:
             raise ValueError(f"a limit order needs price > 0, was {self.price}")
         if self.type is OrderType.STOP and (self.stop_price is None or self.stop_price <= 0):
             raise ValueError(f"a stop order needs stop_price > 0, was {self.stop_price}")
+        if self.stop_distance is not None and self.stop_distance <= 0:
+            raise ValueError(f"stop_distance must be > 0, was {self.stop_distance}")
         if not ZERO <= self.filled_qty <= self.qty:
             raise ValueError(f"filled_qty must be in [0, {self.qty}], was {self.filled_qty}")
 

@@ -5,7 +5,7 @@ Adapters implement them (``adapters/``); ``lootcapital/bootstrap.py`` picks whic
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -151,6 +151,11 @@ class Broker(Protocol):
 
     def equity(self) -> Decimal:
         """Cash plus unrealized PnL at the latest marks (quote currency)."""
+        ...
+
+    @property
+    def marks(self) -> Mapping[str, Decimal]:
+        """Latest known price per symbol."""
         ...
 
     def next_id(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,9 +31,13 @@ class BacktestResult:
     rejections: list[str]
 
     def to_json(self) -> dict[str, object]:
-        """The documented ``--json`` shape: metrics, trades and ``[[time, equity], ...]``."""
+        """The documented ``--json`` shape: metrics, trades and ``[[time, equity], ...]``
+        (an infinite profit factor is ``null``: JSON has no infinity)."""
         return {
-            "metrics": self.metrics.as_dict(),
+            "metrics": {
+                k: (None if isinstance(v, float) and math.isinf(v) else v)
+                for k, v in self.metrics.as_dict().items()
+            },
             "trades": [
                 {
                     "symbol": t.symbol,

@@ -97,7 +97,6 @@ class Engine:
         self.allocation = allocation or Decimal(1) / Decimal(len(symbols))
         self.history = {s: CandleHistory() for s in symbols}
         self.candles_processed = 0
-        self._brackets: dict[str, Decimal] = {}
 
     # -- public -----------------------------------------------------------------------------
     def warm_up(self, history: Mapping[str, Candles]) -> None:
@@ -126,6 +125,9 @@ class Engine:
         log = self._run_events(starts, outcome)
         self._collect(outcome)
         self._equity_curve(starts, before, log, outcome)
+        for symbol, bars in batch.items():
+            if len(bars):
+                self.broker.mark(symbol, float(bars.close[-1]))
         self.candles_processed += sum(len(b) for b in batch.values())
         return outcome
 
@@ -143,8 +145,10 @@ class Engine:
         self._collect(outcome)
         return outcome
 
-    def submit(self, intent: OrderIntent, symbol: str, tag: str) -> Order:
-        """Place ``intent`` for ``symbol`` now (engine, strategy or API order).
+    def submit(
+        self, intent: OrderIntent, symbol: str, tag: str, client_id: str | None = None
+    ) -> Order:
+        """Place ``intent`` for ``symbol`` now (strategy or API order, named by ``tag``).
 
         Raises
         ------
@@ -160,13 +164,12 @@ class Engine:
             price=intent.price,
             stop_price=intent.stop_price,
             created_time=self.clock.now_ms(),
+            client_order_id=client_id,
             reduce_only=intent.reduce_only,
             tag=tag,
+            stop_distance=intent.stop_distance,
         )
-        accepted = self.broker.submit(order)
-        if intent.stop_distance is not None:
-            self._brackets[accepted.id] = intent.stop_distance
-        return accepted
+        return self.broker.submit(order)
 
     # -- the event loop ---------------------------------------------------------------------
     def _run_events(self, starts: Mapping[str, int], outcome: BatchOutcome) -> list[tuple]:
@@ -226,7 +229,7 @@ class Engine:
         )
 
     def _on_fill(self, fill: Fill) -> None:
-        distance = self._brackets.pop(fill.order_id, None)
+        distance = self.broker.get_order(fill.order_id).stop_distance
         if distance is None or self.broker.position(fill.symbol).qty == 0:
             return
         stop = fill.price - distance if fill.side is Side.BUY else fill.price + distance

@@ -89,7 +89,7 @@ class PaperBroker:
         self._orders: dict[str, Order] = {}
         self._open: dict[str, dict[str, Order]] = {}
         self._marks: dict[str, Decimal] = {}
-        self._trigger_cache: dict[str, tuple[int, int, int | None]] = {}
+        self._trigger_cache: dict[str, tuple[Candles, int, int | None]] = {}
         self._changed: list[Order] = []
         self._fills: list[Fill] = []
         self._trades: list[Trade] = []
@@ -260,14 +260,14 @@ class PaperBroker:
         return best
 
     def _cached_trigger(self, order: Order, candles: Candles, start: int) -> int | None:
-        key = id(candles)
+        # Keyed on the candles object itself: an id() could be reused by the next batch's view.
         cached = self._trigger_cache.get(order.id)
-        if cached is not None and cached[0] == key and cached[1] <= start:
+        if cached is not None and cached[0] is candles and cached[1] <= start:
             hit = cached[2]
             if hit is None or hit >= start:
                 return hit
         hit = first_trigger(order, candles, start)
-        self._trigger_cache[order.id] = (key, start, hit)
+        self._trigger_cache[order.id] = (candles, start, hit)
         return hit
 
     def execute(self, symbol: str, candles: Candles, i: int) -> list[Fill]:
@@ -364,5 +364,5 @@ def _filled(order: Order, filled_qty: Decimal, price: Decimal, time: int) -> Ord
     return Order(
         order.id, order.symbol, order.side, order.type, order.qty, order.created_time,
         order.price, order.stop_price, order.client_order_id, OrderStatus.FILLED, filled_qty,
-        price, time, order.reduce_only, order.tag, order.reject_reason,
+        price, time, order.reduce_only, order.tag, order.reject_reason, order.stop_distance,
     )  # fmt: skip

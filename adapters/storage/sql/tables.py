@@ -1,0 +1,281 @@
+"""SQLModel tables for the trading state: orders, fills, trades, positions, equity, signals, runs.
+
+Rows are storage shapes only; :mod:`adapters.storage.sql.mappers` converts them to and from the
+domain objects. The schema is created and changed only through Alembic
+(``alembic/versions/``); a test checks that the migrated schema equals :data:`metadata`.
+
+Conventions: times are ``BigInteger`` ms UTC; money and quantities are :class:`ExactDecimal`
+(``NUMERIC(38, 18)`` on PostgreSQL); enums are stored as their string values; nested values
+(signal reasons, run parameters) are JSON.
+"""
+
+from __future__ import annotations
+
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+PRECISION = 38
+"""Total significant digits of a money/quantity column."""
+SCALE = 18
+"""Digits after the decimal point of a money/quantity column."""
+
+_QUANTUM = Decimal(1).scaleb(-SCALE)
+_LIMIT = Decimal(10) ** (PRECISION - SCALE)
+# Wide enough that quantizing any in-range value is exact before the range check.
+_CONTEXT = Context(prec=PRECISION + 30)
+
+
+def fit_decimal(value: Decimal | int | str) -> Decimal:
+    """Round ``value`` to the column's 18 decimal places and check its range.
+
+    Both backends then store the same number: PostgreSQL would round ``NUMERIC(38, 18)`` input the
+    same way (half-even here), SQLite stores the text exactly.
+
+    Parameters
+    ----------
+    value:
+        A ``Decimal`` (or an int / numeric string) in any unit.
+
+    Returns
+    -------
+    Decimal
+        ``value`` quantized to ``1e-18`` with ``ROUND_HALF_EVEN``.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is a float (inexact), NaN or infinite, or ``|value| >= 1e20``.
+    """
+    if isinstance(value, float):
+        raise ValueError(f"money/qty columns take Decimal, not float; was {value!r}")
+    try:
+        number = Decimal(value)
+    except InvalidOperation as exc:
+        raise ValueError(f"not a decimal number: {value!r}") from exc
+    if not number.is_finite():
+        raise ValueError(f"money/qty must be finite, was {number}")
+    quantized = number.quantize(_QUANTUM, context=_CONTEXT)
+    if abs(quantized) >= _LIMIT:
+        raise ValueError(f"money/qty must be < 1e{PRECISION - SCALE} in magnitude, was {number}")
+    return quantized
+
+
+def strip_decimal(value: Decimal) -> Decimal:
+    """``value`` without trailing fractional zeros, never in exponent form.
+
+    ``Decimal("0.100000000000000000")`` → ``Decimal("0.1")``; ``Decimal("100.000")`` →
+    ``Decimal("100")`` (where ``normalize()`` alone would give ``1E+2``); zero of either sign →
+    ``Decimal("0")``.
+    """
+    if value == 0:
+        return Decimal(0)
+    if value == value.to_integral_value(context=_CONTEXT):
+        return value.quantize(Decimal(1), context=_CONTEXT)
+    return value.normalize(_CONTEXT)
+
+
+class ExactDecimal(sa.types.TypeDecorator[Decimal]):
+    """Money/quantity column: ``NUMERIC(38, 18)`` on PostgreSQL, exact text on SQLite.
+
+    SQLite has no decimal type: a ``NUMERIC`` column there converts values to 64-bit floats
+    (about 15 significant digits), so the value is stored as its fixed-point string instead.
+    Values are rounded to 18 places on the way in (:func:`fit_decimal`) and come back with
+    trailing zeros stripped (:func:`strip_decimal`), identical on both backends.
+    """
+
+    impl = sa.Numeric(PRECISION, SCALE)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        """``VARCHAR`` on SQLite, ``NUMERIC(38, 18)`` returning ``Decimal`` elsewhere."""
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String())
+        return dialect.type_descriptor(sa.Numeric(PRECISION, SCALE, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        """Round and range-check ``value``; as a fixed-point string on SQLite."""
+        if value is None:
+            return None
+        fitted = fit_decimal(value)
+        if dialect.name == "sqlite":
+            return format(strip_decimal(fitted), "f")
+        return fitted
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        """The stored value as a ``Decimal`` with trailing zeros stripped."""
+        if value is None:
+            return None
+        return strip_decimal(Decimal(value))
+
+
+def _money(*, nullable: bool = False) -> Any:
+    return Field(sa_type=ExactDecimal(), nullable=nullable)
+
+
+def _text(*, nullable: bool = False) -> Any:
+    return Field(sa_type=sa.String(), nullable=nullable)
+
+
+def _time(*, nullable: bool = False) -> Any:
+    return Field(sa_type=sa.BigInteger(), nullable=nullable)
+
+
+class OrderRow(SQLModel, table=True):
+    """One order in its latest state (``status``, ``filled_qty``, ``avg_fill_price``)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (sa.Index("ix_orders_symbol_created_time", "symbol", "created_time"),)
+
+    id: str = Field(sa_type=sa.String(), primary_key=True)
+    symbol: str = _text()
+    side: str = _text()
+    type: str = _text()
+    qty: Decimal = _money()
+    created_time: int = _time()
+    price: Decimal | None = _money(nullable=True)
+    stop_price: Decimal | None = _money(nullable=True)
+    client_order_id: str | None = _text(nullable=True)
+    status: str = _text()
+    filled_qty: Decimal = _money()
+    avg_fill_price: Decimal | None = _money(nullable=True)
+    updated_time: int | None = _time(nullable=True)
+    reduce_only: bool = Field(sa_type=sa.Boolean(), nullable=False)
+    tag: str = _text()
+    reject_reason: str | None = _text(nullable=True)
+    stop_distance: Decimal | None = _money(nullable=True)
+
+
+class FillRow(SQLModel, table=True):
+    """One execution of an order (append-only; the id is the venue's or the broker's)."""
+
+    __tablename__ = "fills"
+    __table_args__ = (
+        # Deferred to commit, so a unit of work may write a fill before its order.
+        sa.ForeignKeyConstraint(
+            ["order_id"],
+            ["orders.id"],
+            name="fk_fills_order_id_orders",
+            deferrable=True,
+            initially="DEFERRED",
+        ),
+        sa.Index("ix_fills_order_id", "order_id"),
+    )
+
+    id: str = Field(sa_type=sa.String(), primary_key=True)
+    order_id: str = _text()
+    symbol: str = _text()
+    side: str = _text()
+    qty: Decimal = _money()
+    price: Decimal = _money()
+    fee: Decimal = _money()
+    liquidity: str = _text()
+    time: int = _time()
+    realized_pnl: Decimal = _money()
+
+
+class TradeRow(SQLModel, table=True):
+    """One closed round-trip trade (append-only)."""
+
+    __tablename__ = "trades"
+    __table_args__ = (sa.Index("ix_trades_symbol_exit_time", "symbol", "exit_time"),)
+
+    id: str = Field(sa_type=sa.String(), primary_key=True)
+    symbol: str = _text()
+    side: str = _text()
+    qty: Decimal = _money()
+    entry_time: int = _time()
+    entry_price: Decimal = _money()
+    exit_time: int = _time()
+    exit_price: Decimal = _money()
+    pnl: Decimal = _money()
+    fees: Decimal = _money()
+
+
+class PositionRow(SQLModel, table=True):
+    """Current net position of one symbol (flat positions stay, with ``qty`` 0)."""
+
+    __tablename__ = "positions"
+
+    symbol: str = Field(sa_type=sa.String(), primary_key=True)
+    qty: Decimal = _money()
+    entry_price: Decimal = _money()
+    opened_time: int | None = _time(nullable=True)
+    entry_fees: Decimal = _money()
+
+
+class EquityRow(SQLModel, table=True):
+    """Account equity and cash at one bar time (ms UTC, the primary key)."""
+
+    __tablename__ = "equity"
+
+    time: int = Field(
+        sa_type=sa.BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    equity: Decimal = _money()
+    cash: Decimal = _money()
+
+
+class SignalRow(SQLModel, table=True):
+    """One strategy signal; ``reasons`` is a JSON list of ``{component, message, values}``.
+
+    A signal is unique per (symbol, timeframe, strategy, time): writing it again replaces it.
+    """
+
+    __tablename__ = "signals"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "symbol", "timeframe", "strategy", "time", name="uq_signals_symbol_timeframe_strategy"
+        ),
+        sa.Index("ix_signals_symbol_time", "symbol", "time"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+    )
+    symbol: str = _text()
+    timeframe: str = _text()
+    time: int = _time()
+    direction: str = _text()
+    confidence: float = Field(sa_type=sa.Float(), nullable=False)
+    reasons: list[dict[str, Any]] = Field(sa_type=sa.JSON(), nullable=False)
+    strategy: str = _text()
+
+
+class RunRow(SQLModel, table=True):
+    """One paper/live run: ``params``, ``symbols`` and ``last_bar_time`` are JSON."""
+
+    __tablename__ = "runs"
+    __table_args__ = (sa.Index("ix_runs_mode_started_time", "mode", "started_time"),)
+
+    id: str = Field(sa_type=sa.String(), primary_key=True)
+    mode: str = _text()
+    strategy: str = _text()
+    params: dict[str, Any] = Field(sa_type=sa.JSON(), nullable=False)
+    symbols: list[str] = Field(sa_type=sa.JSON(), nullable=False)
+    timeframe: str = _text()
+    started_time: int = _time()
+    initial_cash: Decimal = _money()
+    cash: Decimal = _money()
+    last_bar_time: dict[str, int] = Field(sa_type=sa.JSON(), nullable=False)
+    stopped_reason: str | None = _text(nullable=True)
+
+
+metadata: sa.MetaData = SQLModel.metadata
+"""The metadata holding every table above; Alembic's ``env.py`` compares against it."""
+
+ALL_TABLES: tuple[type[SQLModel], ...] = (
+    OrderRow,
+    FillRow,
+    TradeRow,
+    PositionRow,
+    EquityRow,
+    SignalRow,
+    RunRow,
+)
+"""Every row class, parents before children (orders before fills)."""

@@ -1,0 +1,78 @@
+"""FastAPI dependencies: the service, the event hub and authentication.
+
+Every ``/api/v1`` route requires ``Authorization: Bearer <token>``. The web panel and the
+WebSocket also accept the session cookie set at login, whose value is an HMAC of the token (the
+token itself never travels in a cookie).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.hub import EventHub
+from service_layer.trading import TradingService
+
+SESSION_COOKIE = "lootcapital_session"
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def session_value(token: str) -> str:
+    """The session cookie value for ``token``: HMAC-SHA256(token, "lootcapital-session")."""
+    return hmac.new(token.encode(), b"lootcapital-session", hashlib.sha256).hexdigest()
+
+
+def token_matches(request: Request, candidate: str | None) -> bool:
+    """True when ``candidate`` equals the API token (constant-time compare)."""
+    token: str = request.app.state.api_token
+    return candidate is not None and hmac.compare_digest(candidate.encode(), token.encode())
+
+
+def cookie_valid(request: Request, cookie: str | None) -> bool:
+    """True when ``cookie`` is the session value of the API token."""
+    expected = session_value(request.app.state.api_token)
+    return cookie is not None and hmac.compare_digest(cookie.encode(), expected.encode())
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """401 unless the request carries ``Authorization: Bearer <token>``."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not token_matches(request, credentials.credentials):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def require_session(request: Request) -> None:
+    """401 unless the request carries a valid session cookie (web panel routes)."""
+    if not cookie_valid(request, request.cookies.get(SESSION_COOKIE)):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first")
+
+
+def get_service(request: Request) -> TradingService:
+    """The trading service of this app."""
+    return request.app.state.service
+
+
+def get_hub(request: Request) -> EventHub:
+    """The event hub of this app."""
+    return request.app.state.hub
+
+
+ServiceDep = Annotated[TradingService, Depends(get_service)]
+HubDep = Annotated[EventHub, Depends(get_hub)]

@@ -1,0 +1,63 @@
+"""Bridges bus events from the engine thread to asyncio subscribers (WebSocket, SSE).
+
+Each subscriber gets a bounded queue; a subscriber too slow to keep up loses its oldest
+messages rather than slowing the engine (it is told with a ``{"type": "lagged"}`` message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from api.schemas import event_message
+
+QUEUE_SIZE = 2_000
+
+
+class EventHub:
+    """Fan-out of WebSocket-shaped messages to asyncio queues.
+
+    Call :meth:`attach` from the event loop at start-up; :meth:`handle` is a bus handler that
+    may run in any thread.
+    """
+
+    def __init__(self, now_ms: Callable[[], int]) -> None:
+        self._now_ms = now_ms
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queues: set[asyncio.Queue[dict]] = set()
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Deliver messages on ``loop``."""
+        self._loop = loop
+
+    @property
+    def clients(self) -> int:
+        """Number of current subscribers."""
+        return len(self._queues)
+
+    def handle(self, event: object) -> None:
+        """Bus handler: convert ``event`` and queue it for every subscriber."""
+        message = event_message(event, self._now_ms())
+        loop = self._loop
+        if message is None or loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self._deliver, message)
+
+    def _deliver(self, message: dict) -> None:
+        for queue in list(self._queues):
+            if queue.full():
+                queue.get_nowait()
+                queue.put_nowait({"type": "lagged", "ts": message["ts"], "data": {}})
+                continue
+            queue.put_nowait(message)
+
+    @contextmanager
+    def subscribe(self) -> Iterator[asyncio.Queue[dict]]:
+        """A queue of messages for the duration of the ``with`` block."""
+        queue: asyncio.Queue[dict] = asyncio.Queue(QUEUE_SIZE)
+        self._queues.add(queue)
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)

@@ -1,0 +1,28 @@
+"""Engine status and control."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import ServiceDep
+from api.schemas import status_json
+
+router = APIRouter(tags=["engine"])
+
+
+@router.get("/status")
+def status(service: ServiceDep) -> dict:
+    """Mode, running, market clock time (ms UTC), symbols, candles processed, equity."""
+    return status_json(service.status())
+
+
+@router.post("/engine/start")
+def start(service: ServiceDep) -> dict:
+    """Start or resume the engine after the last processed bar (409 if running)."""
+    return status_json(service.start())
+
+
+@router.post("/engine/stop")
+def stop(service: ServiceDep) -> dict:
+    """Stop the engine after its current batch."""
+    return status_json(service.stop())

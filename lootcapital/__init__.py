@@ -1,0 +1,1 @@
+"""LootCapital: the CLI, settings and the composition root."""

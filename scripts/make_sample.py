@@ -1,0 +1,121 @@
+"""Cut the small real-data sample shipped in ``data/sample`` from the team's ``shared/data``.
+
+For BTCUSDT, ETHUSDT and SOLUSDT it keeps the LAST 60 days of Binance USDⓈ-M 5m klines
+(60 × 288 = 17,280 bars) and the funding rows of the same period, byte for byte as in the
+source (same normalized CSV, gzip), copies the 2025-10-30 exchange-info snapshot and writes a
+README with the period and row counts. The output is reproducible: gzip headers carry no time.
+
+Usage::
+
+    .venv/bin/python scripts/make_sample.py [--source ../shared/data] [--dest data/sample]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import sys
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+BAR_MS = 300_000
+DAYS = 60
+EXCHANGE_INFO = "binance_usdm_exchange_info_20251030.json"
+
+
+def read_lines(path: Path) -> tuple[str, list[str]]:
+    """Header and data lines of a gzip CSV."""
+    lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+    return lines[0], lines[1:]
+
+
+def write_gzip(path: Path, header: str, rows: list[str]) -> None:
+    """Write a gzip CSV whose bytes depend only on its content (mtime 0, no file name)."""
+    with path.open("wb") as raw, gzip.GzipFile("", "wb", 9, raw, mtime=0) as out:
+        out.write(("\n".join([header, *rows]) + "\n").encode("utf-8"))
+
+
+def cut_klines(source: Path, dest: Path, bars: int) -> tuple[int, int, int]:
+    """Keep the last ``bars`` rows; returns (first open_time, last open_time, rows)."""
+    header, rows = read_lines(source)
+    kept = rows[-bars:]
+    times = [int(row.split(",", 1)[0]) for row in kept]
+    if any(b - a != BAR_MS for a, b in pairwise(times)):
+        raise SystemExit(f"{source}: the last {bars} bars are not a gap-free 5m series")
+    write_gzip(dest, header, kept)
+    return times[0], times[-1], len(kept)
+
+
+def cut_funding(source: Path, dest: Path, start_ms: int, end_ms: int) -> int:
+    """Keep funding rows with ``start_ms <= funding_time < end_ms``; returns the row count."""
+    header, rows = read_lines(source)
+    kept = [row for row in rows if start_ms <= int(row.split(",", 1)[0]) < end_ms]
+    write_gzip(dest, header, kept)
+    return len(kept)
+
+
+def utc(ms: int) -> str:
+    """``ms`` as ``YYYY-MM-DD HH:MM`` UTC."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def readme(stats: list[tuple[str, int, int, int, int]]) -> str:
+    """The sample's README.md text from (symbol, first, last, bars, funding rows)."""
+    first, last = stats[0][1], stats[0][2]
+    table = "\n".join(
+        f"| {s} | `binance_usdm_{s}_5m.csv.gz` | {n:,} | `binance_usdm_{s}_funding.csv.gz` | {f} |"
+        for s, _, _, n, f in stats
+    )
+    return f"""# Sample market data
+
+Real Binance USDⓈ-M perpetual-futures data, small enough to ship with the repo, so that the
+server, the examples and the tests run without the full data set.
+
+* **What**: 5-minute klines (`open_time,open,high,low,close,volume`, open_time = bar start in
+  integer ms UTC, prices in USDT, volume in base asset) and 8-hourly funding rates
+  (`funding_time,funding_rate`, rate as a fraction) for BTCUSDT, ETHUSDT and SOLUSDT, plus the
+  exchange-info snapshot `{EXCHANGE_INFO}` (tick size, step size, min notional).
+* **Period**: the last {DAYS} days of the team's data set, {utc(first)} to {utc(last)} UTC
+  (last bar open), {DAYS} × 288 bars per symbol, no gaps. It includes the 2025-10-10 liquidation
+  cascade (SOLUSDT low 141.28 in the 21:20 UTC bar): real, keep it.
+* **Source**: cut byte for byte from `shared/data` (see its README for provenance: Binance
+  public market data via public GitHub repositories, cross-checked against independent
+  downloads) by `scripts/make_sample.py`, which reproduces these files exactly.
+
+| symbol | klines | bars | funding | rows |
+|---|---|---|---|---|
+{table}
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write the sample; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=REPO_ROOT.parent / "shared" / "data")
+    parser.add_argument("--dest", type=Path, default=REPO_ROOT / "data" / "sample")
+    args = parser.parse_args(argv)
+    args.dest.mkdir(parents=True, exist_ok=True)
+    stats = []
+    for symbol in SYMBOLS:
+        name = f"binance_usdm_{symbol}"
+        first, last, bars = cut_klines(
+            args.source / f"{name}_5m.csv.gz", args.dest / f"{name}_5m.csv.gz", DAYS * 288
+        )
+        funding = cut_funding(
+            args.source / f"{name}_funding.csv.gz",
+            args.dest / f"{name}_funding.csv.gz",
+            first,
+            last + BAR_MS,
+        )
+        stats.append((symbol, first, last, bars, funding))
+    shutil.copyfile(args.source / EXCHANGE_INFO, args.dest / EXCHANGE_INFO)
+    (args.dest / "README.md").write_text(readme(stats), encoding="utf-8")
+    sys.stdout.write(f"wrote {len(SYMBOLS)} symbols to {args.dest}: {stats}\n")
+
+
+if __name__ == "__main__":
+    main()
