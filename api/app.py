@@ -75,12 +75,23 @@ def create_app(container: AppContainer) -> FastAPI:
     async def time_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        container.metrics.http.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
+        container.metrics.http.labels(
+            request.method, _route_template(request), str(response.status_code)
+        ).observe(time.perf_counter() - started)
         return response
 
     mount_web(app)
     return app
+
+
+def _route_template(request: Request) -> str:
+    """The matched route as a template (``/api/v1/orders/{order_id}``): path parameters are put
+    back as names so metric labels stay few; requests that matched no route share one label."""
+    if request.scope.get("route") is None:
+        return "unmatched"
+    path: str = request.scope["path"]
+    for name, value in request.scope.get("path_params", {}).items():
+        head, sep, tail = path.rpartition(str(value))
+        if sep:
+            path = f"{head}{{{name}}}{tail}"
+    return path

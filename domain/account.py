@@ -10,7 +10,7 @@ the trade that closes it, pro rata.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -44,8 +44,11 @@ def apply_fill(position: Position, fill: Fill, trade_id: Callable[[], str]) -> F
     closed = min(abs(held), fill.qty)
     direction = 1 if held > 0 else -1
     realized = closed * (fill.price - position.entry_price) * direction
-    entry_fees = position.entry_fees * closed / abs(held)
-    exit_fees = fill.fee * closed / fill.qty
+    # Whole shares need no division (the common case, and exact).
+    entry_fees = (
+        position.entry_fees if closed == abs(held) else (position.entry_fees * closed / abs(held))
+    )
+    exit_fees = fill.fee if closed == fill.qty else fill.fee * closed / fill.qty
     trade = Trade(
         id=trade_id(),
         symbol=fill.symbol,
@@ -75,6 +78,8 @@ def apply_fill(position: Position, fill: Fill, trade_id: Callable[[], str]) -> F
 
 
 def _increase(position: Position, fill: Fill, signed: Decimal) -> Position:
+    if position.qty == 0:
+        return Position(fill.symbol, signed, fill.price, fill.time, fill.fee)
     qty = position.qty + signed
     cost = abs(position.qty) * position.entry_price + fill.qty * fill.price
     return Position(
@@ -128,14 +133,22 @@ class Account:
             ZERO,
         )
 
-    def gross_notional(
-        self, marks: Mapping[str, Decimal], extra: Iterable[Position] = ()
-    ) -> Decimal:
-        """Σ |qty| × mark over open positions (``extra`` replaces positions of the same symbol)."""
-        book = dict(self.positions)
-        for p in extra:
-            book[p.symbol] = p
-        return sum(
-            (abs(p.qty) * marks.get(s, p.entry_price) for s, p in book.items()),
-            ZERO,
-        )
+    def margin_usage(
+        self, marks: Mapping[str, Decimal], symbol: str, qty: Decimal
+    ) -> tuple[float, float]:
+        """``(gross notional, equity)`` if ``symbol``'s position were ``qty`` (signed), at
+        ``marks`` (entry price when unmarked), in quote currency.
+
+        A risk check, computed in float64 on purpose: it runs on every order, and Decimal sums
+        of 28-digit average prices cost more than the check is worth. Money stays Decimal.
+        """
+        gross = 0.0
+        equity = float(self.cash)
+        for s, p in self.positions.items():
+            mark = float(marks.get(s, p.entry_price))
+            held = float(p.qty)
+            equity += held * (mark - float(p.entry_price))
+            if s != symbol:
+                gross += abs(held) * mark
+        gross += abs(float(qty)) * float(marks.get(symbol, ZERO))
+        return gross, equity

@@ -128,6 +128,9 @@ class Engine:
         for symbol, bars in batch.items():
             if len(bars):
                 self.broker.mark(symbol, float(bars.close[-1]))
+                self.clock.advance_to(
+                    max(self.clock.now_ms(), int(bars.open_time[-1]) + self.tf_ms)
+                )
         self.candles_processed += sum(len(b) for b in batch.values())
         return outcome
 
@@ -249,7 +252,7 @@ class Engine:
     ) -> None:
         now = int(candles.open_time[j]) + self.tf_ms
         self.broker.mark(symbol, float(candles.close[j]))
-        self._mark_positions(now, symbol)
+        self._mark_positions(now, symbol, j)
         ctx = DecisionContext(
             symbol=symbol,
             timeframe=self.timeframe,
@@ -271,12 +274,19 @@ class Engine:
             except DomainError as exc:
                 outcome.rejections.append(f"{symbol} at {now}: {exc.message}")
 
-    def _mark_positions(self, now: int, marked: str) -> None:
+    def _mark_positions(self, now: int, marked: str, j: int) -> None:
+        """Mark every other open position at its last close at ``now`` (bar ``j`` when the
+        symbols share a time grid, the common case, else a binary search)."""
+        bar_time = now - self.tf_ms
         for position in self.broker.positions():
             if position.symbol == marked:
                 continue
             candles = self.history[position.symbol].candles
-            i = int(np.searchsorted(candles.open_time, now - self.tf_ms, "right")) - 1
+            times = candles.open_time
+            if j < len(times) and times[j] == bar_time:
+                i = j
+            else:
+                i = int(np.searchsorted(times, bar_time, "right")) - 1
             if i >= 0:
                 self.broker.mark(position.symbol, float(candles.close[i]))
 

@@ -278,9 +278,9 @@ class TradingService:
             return uow.trades.list(symbol=symbol, limit=limit)
 
     def equity(self, *, since_ms: int | None = None, limit: int = 10_000) -> list[EquityPoint]:
-        """Equity snapshots (one per processed bar time), oldest first."""
+        """The latest ``limit`` equity snapshots (one per processed bar time), oldest first."""
         with self.uow_factory() as uow:
-            return uow.equity.list(since_ms=since_ms, limit=limit)
+            return uow.equity.list(since_ms=since_ms, limit=limit)[::-1]
 
     def signals(self, *, symbol: str | None = None, limit: int = 100) -> list[Signal]:
         """Strategy signals with their reasons, newest first."""

@@ -214,9 +214,9 @@ class PaperBroker:
         for pending in self._open.get(order.symbol, {}).values():
             if pending.type is OrderType.MARKET:
                 projected += pending.remaining_qty * pending.side.sign
-        after = Position(order.symbol, projected, mark)
-        gross = self.account.gross_notional(self._marks, [after])
-        limit = self.account.equity(self._marks) * self.max_leverage
+        marks = {**self._marks, order.symbol: mark}
+        gross, equity = self.account.margin_usage(marks, order.symbol, projected)
+        limit = equity * float(self.max_leverage)
         if gross > limit:
             rejected = replace(
                 order,

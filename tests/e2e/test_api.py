@@ -1,0 +1,238 @@
+"""End to end: a real uvicorn server on the real sample, driven over HTTP and WebSocket."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from api.app import create_app
+from lootcapital.bootstrap import Container, bootstrap
+from lootcapital.settings import Settings
+from tests.e2e.web_fixtures import live_server
+
+TOKEN = "e2e-token-0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    container: Container
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/api/v1/ws"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("e2e"),
+        api_token=TOKEN,
+        speed=6000.0,  # 20 bar times per second
+        strategy="sma_cross",
+        strategy_params={"fast": 5, "slow": 20},
+    )
+    container = bootstrap(settings)
+    with live_server(create_app(container)) as url:
+        yield Server(url, container)
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=server.url + "/api/v1",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    ) as c:
+        yield c
+
+
+def _receive_until(ws, predicate, timeout: float = 15.0) -> list[dict]:  # type: ignore[no-untyped-def]
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        seen.append(message)
+        if predicate(message):
+            return seen
+    raise AssertionError(f"no matching message in {timeout} s; saw {[m['type'] for m in seen]}")
+
+
+def test_health_is_open_and_everything_else_needs_the_token(server: Server) -> None:
+    assert httpx.get(server.url + "/api/v1/healthz").json() == {"status": "ok"}
+    missing = httpx.get(server.url + "/api/v1/status")
+    wrong = httpx.get(server.url + "/api/v1/status", headers={"Authorization": "Bearer nope"})
+    assert missing.status_code == 401
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "unauthorized"
+
+
+def test_status_reports_the_running_paper_engine(client: httpx.Client) -> None:
+    status = client.get("/status").json()
+
+    assert status["mode"] == "paper"
+    assert status["running"] is True
+    assert status["symbols"] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    assert status["candles_processed"] > 0
+    assert float(status["equity"]) > 0
+    assert status["clock_time"] >= 1756771200000  # the sample starts 2025-09-02
+
+
+def test_market_order_fills_and_is_pushed_over_the_websocket(
+    server: Server, client: httpx.Client
+) -> None:
+    with connect(f"{server.ws_url}?token={TOKEN}") as ws:
+        created = client.post(
+            "/orders",
+            json={
+                "symbol": "BTCUSDT",
+                "side": "buy",
+                "type": "market",
+                "qty": "0.002",
+                "client_order_id": "e2e-1",
+            },
+        )
+        assert created.status_code == 201, created.text
+        order = created.json()
+        seen = _receive_until(
+            ws, lambda m: m["type"] == "fill" and m["data"]["order_id"] == order["id"]
+        )
+
+    fill = seen[-1]["data"]
+    stored = client.get(f"/orders/{order['id']}").json()
+    assert order["status"] == "new"
+    assert order["client_order_id"] == "e2e-1"
+    assert {"candle", "order", "fill"} <= {m["type"] for m in seen}
+    assert all(isinstance(m["ts"], int) for m in seen)
+    assert stored["status"] == "filled"
+    assert stored["avg_fill_price"] == fill["price"]
+    assert fill["qty"] == "0.002"
+    assert float(fill["fee"]) == pytest.approx(0.002 * float(fill["price"]) * 0.0005)
+
+
+def test_metrics_move_with_candles_orders_and_fills(server: Server, client: httpx.Client) -> None:
+    client.post(
+        "/orders", json={"symbol": "ETHUSDT", "side": "buy", "type": "market", "qty": "0.05"}
+    )
+    time.sleep(1.0)
+    text = httpx.get(server.url + "/metrics").text
+
+    def value(pattern: str) -> float:
+        match = re.search(pattern + r" ([0-9.e+]+)", text)
+        assert match, pattern
+        return float(match.group(1))
+
+    assert value(r'lootcapital_candles_processed_total\{symbol="ETHUSDT",timeframe="5m"\}') > 0
+    assert value(r'lootcapital_fills_total\{side="buy",symbol="ETHUSDT"\}') >= 1
+    assert value(r"lootcapital_equity") > 0
+    assert value(r"lootcapital_bar_processing_seconds_count") > 0
+    assert 'route="/api/v1/orders"' in text
+    assert "lootcapital_ws_clients" in text
+
+
+def test_bad_orders_get_clear_errors(client: httpx.Client) -> None:
+    negative = client.post(
+        "/orders", json={"symbol": "BTCUSDT", "side": "buy", "type": "market", "qty": "-1"}
+    )
+    no_price = client.post(
+        "/orders", json={"symbol": "BTCUSDT", "side": "buy", "type": "limit", "qty": "0.01"}
+    )
+    unknown = client.post(
+        "/orders", json={"symbol": "DOGEUSDT", "side": "buy", "type": "market", "qty": "10"}
+    )
+    off_step = client.post(
+        "/orders", json={"symbol": "BTCUSDT", "side": "buy", "type": "market", "qty": "0.0015"}
+    )
+    too_big = client.post(
+        "/orders", json={"symbol": "BTCUSDT", "side": "buy", "type": "market", "qty": "100"}
+    )
+
+    assert negative.status_code == 422
+    assert negative.json()["field"] == "qty"
+    assert no_price.status_code == 422
+    assert "price is required" in no_price.json()["detail"]
+    assert unknown.status_code == 404
+    assert "DOGEUSDT" in unknown.json()["detail"]
+    assert off_step.status_code == 400
+    assert off_step.json() == {
+        "error": "invalid_order",
+        "detail": "qty must be a multiple of 0.001, was 0.0015",
+        "field": "qty",
+    }
+    assert too_big.status_code == 409
+    assert too_big.json()["error"] == "insufficient_margin"
+
+
+def test_limit_order_can_be_canceled_once(client: httpx.Client) -> None:
+    last = client.get("/candles", params={"symbol": "BTCUSDT", "limit": 1}).json()[0]
+    far_below = f"{round(last['close'] * 0.5, 1)}"
+    order = client.post(
+        "/orders",
+        json={
+            "symbol": "BTCUSDT",
+            "side": "buy",
+            "type": "limit",
+            "qty": "0.002",
+            "price": far_below,
+        },
+    ).json()
+
+    first = client.delete(f"/orders/{order['id']}")
+    second = client.delete(f"/orders/{order['id']}")
+    missing = client.delete("/orders/does-not-exist")
+
+    assert first.json()["status"] == "canceled"
+    assert second.status_code == 409
+    assert missing.status_code == 404
+
+
+def test_candles_positions_trades_equity_endpoints(client: httpx.Client) -> None:
+    hourly = client.get("/candles", params={"symbol": "SOLUSDT", "timeframe": "1h", "limit": 3})
+    positions = client.get("/positions").json()
+    trades = client.get("/trades").json()
+    equity = client.get("/equity").json()
+
+    bars = hourly.json()
+    assert hourly.status_code == 200
+    assert all(b["open_time"] % 3_600_000 == 0 for b in bars)
+    assert all(b["low"] <= min(b["open"], b["close"]) for b in bars)
+    assert client.get("/candles", params={"symbol": "NOPE"}).status_code == 404
+    assert isinstance(positions, list)
+    assert isinstance(trades, list)
+    assert len(equity) > 0
+    assert equity == sorted(equity, key=lambda p: p["time"])
+
+
+def test_websocket_refuses_a_missing_token(server: Server) -> None:
+    with pytest.raises(InvalidStatus), connect(server.ws_url):
+        pass
+
+
+def test_engine_stop_and_start(client: httpx.Client) -> None:
+    stopped = client.post("/engine/stop").json()
+    again = client.post("/engine/start")
+    twice = client.post("/engine/start")
+
+    assert stopped["running"] is False
+    assert stopped["stopped_reason"] == "stopped by user"
+    assert again.json()["running"] is True
+    assert twice.status_code == 409
+
+
+def test_page_renders(server: Server) -> None:
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200
+    assert "LootCapital" in page.text
+
+
+def test_openapi_docs_are_served(server: Server) -> None:
+    assert httpx.get(server.url + "/docs").status_code == 200
+    assert "/api/v1/orders" in httpx.get(server.url + "/openapi.json").json()["paths"]
