@@ -11,6 +11,7 @@ import numpy as np
 import talib
 
 _DAY_MS = 86_400_000
+_INT64_SAFE = 2**62
 
 
 def _f64(x: np.ndarray) -> np.ndarray:
@@ -85,3 +86,42 @@ def vwap(
     with np.errstate(invalid="ignore", divide="ignore"):
         out = day_pv / day_cv
     return np.where(day_cv > 0, out, typical)
+
+
+def _as_integers(values: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """``values × 10^k`` as int64 for the smallest k <= 10 that makes them whole, or None."""
+    for k in range(11):
+        scaled = values * 10.0**k
+        whole = np.round(scaled)
+        if np.all(np.abs(scaled - whole) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
+            return whole.astype(np.int64), k
+    return None
+
+
+def sma_sign(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
+    """Sign of ``SMA(fast) − SMA(slow)`` computed exactly: +1, −1, 0 for equal, NaN where the
+    slow SMA is undefined (the first ``slow − 1`` bars).
+
+    A running floating-point sum (TA-Lib's SMA) leaves errors near 1e-13 that turn exact ties of
+    the two averages into false crossovers. Prices are decimal numbers, so they are scaled to
+    integers and the window sums compared as ``sum_fast × slow`` vs ``sum_slow × fast`` in exact
+    integer arithmetic (Python integers when int64 could overflow).
+    """
+    n = len(close)
+    out = np.full(n, np.nan)
+    if n < slow:
+        return out
+    converted = _as_integers(np.asarray(close, dtype=np.float64))
+    if converted is None:
+        return np.sign(sma(close, fast) - sma(close, slow))
+    ints = converted[0]
+    bound = int(np.abs(ints).max(initial=0)) * fast * slow
+    if bound >= _INT64_SAFE:
+        ints = ints.astype(object)
+    csum = np.concatenate([np.zeros(1, dtype=ints.dtype), np.cumsum(ints)])
+    t = np.arange(slow - 1, n)
+    sum_fast = csum[t + 1] - csum[t + 1 - fast]
+    sum_slow = csum[t + 1] - csum[t + 1 - slow]
+    diff = sum_fast * slow - sum_slow * fast
+    out[slow - 1 :] = np.sign(diff.astype(np.float64)) if diff.dtype == object else np.sign(diff)
+    return out

@@ -319,14 +319,15 @@ class PaperBroker:
             self._trades.append(outcome.trade)
         self._positions.append(outcome.position)
         self._store(_filled(order, order.filled_qty + qty, ex.price, time))
-        if outcome.position.qty == 0:
-            self._cancel_reduce_only(order.symbol, time)
+        self._prune_reduce_only(order.symbol, time)
         return fill
 
-    def _cancel_reduce_only(self, symbol: str, time: int) -> None:
-        """A flat position leaves its protective (reduce-only) orders nothing to do: cancel them."""
+    def _prune_reduce_only(self, symbol: str, time: int) -> None:
+        """Cancel reduce-only orders that would no longer reduce the position (it went flat, or
+        flipped to their side): a protective stop must never open or grow a position."""
+        held = self.account.position(symbol).qty
         for order in list(self._open.get(symbol, {}).values()):
-            if order.reduce_only:
+            if order.reduce_only and (held == 0 or (held > 0) == (order.side is Side.BUY)):
                 self.cancel(order.id, time)
 
     def close_position(self, symbol: str, price: Decimal, time: int) -> Fill | None:

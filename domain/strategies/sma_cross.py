@@ -5,9 +5,12 @@ times; a touch with equality is no cross); a cross down is mirrored; SMAs are un
 first ``n − 1`` bars. On every cross, close the open position whatever its side and open a new one
 in the cross's direction with all the equity allocated to the symbol (``qty = floor_step(equity ×
 allocation / close_t)``), so a cross in the direction already held closes that trade and opens a
-new one. Orders are market orders: they fill at bar ``t+1``'s open. A reversal is one order of
-``|held| + qty`` (the fill closes the old position and opens the new one at the same price,
-fees split pro rata); a same-direction cross is a reduce-only close followed by a new order.
+new one. Crosses are decided on the exact sign of ``fast − slow``
+(:func:`~domain.indicators.sma_sign`), so an exact tie is never a cross; the TA-Lib SMAs give
+the values shown in the reasons. Orders are market orders: they fill at bar ``t+1``'s open.
+A reversal is one order of ``|held| + qty`` (the fill closes the old position and opens the
+new one at the same price, fees split pro rata); a same-direction cross is a reduce-only close
+followed by a new order.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 from domain.candles import Candles
 from domain.errors import ConfigError
 from domain.execution import to_decimal
-from domain.indicators import sma
+from domain.indicators import sma, sma_sign
 from domain.model import Direction, Reason, Side, Signal
 from domain.strategies.base import Decision, DecisionContext, OrderIntent, cross_up, floor_qty
 
@@ -52,8 +55,10 @@ class SmaCross:
         """SMAs over the history and the crossover bars at or after ``start``."""
         fast = sma(candles.close, self.fast)
         slow = sma(candles.close, self.slow)
-        up = cross_up(fast, slow)
-        down = cross_up(slow, fast)
+        sign = sma_sign(candles.close, self.fast, self.slow)
+        zero = np.zeros(len(sign))
+        up = cross_up(sign, zero)
+        down = cross_up(zero, sign)
         both = np.union1d(up, down)
         lo = max(start, 1)
         return _SmaCrossEvaluation(
