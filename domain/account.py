@@ -1,7 +1,7 @@
 """Account bookkeeping: cash, net positions, realized PnL and round-trip trades from fills.
 
 A futures-style account in one quote currency: ``cash`` (the wallet balance) changes by realized
-PnL, fees and funding payments; open positions add unrealized PnL to equity. A fill that reduces
+PnL and fees; open positions add unrealized PnL to equity. A fill that reduces
 a position realizes ``closed_qty × (fill_price − entry_price) × sign(position)`` and records a
 :class:`~domain.model.Trade` for the closed quantity; a fill that flips a position closes it and
 opens the remainder at the fill price. Entry fees are carried with the position and charged to
@@ -101,7 +101,6 @@ class Account:
     cash: Decimal
     positions: dict[str, Position] = field(default_factory=dict)
     fees_paid: Decimal = ZERO
-    funding_paid: Decimal = ZERO
 
     def position(self, symbol: str) -> Position:
         """Net position in ``symbol`` (a flat one when none is open)."""
@@ -117,14 +116,6 @@ class Account:
         self.cash += outcome.realized - fill.fee
         self.fees_paid += fill.fee
         return outcome
-
-    def apply_funding(self, symbol: str, rate: Decimal, mark_price: Decimal) -> Decimal:
-        """Book a funding payment on ``symbol``'s position; returns the amount paid (negative
-        when received). Longs pay ``qty × mark × rate`` when the rate is positive (Binance)."""
-        payment = self.position(symbol).qty * mark_price * rate
-        self.cash -= payment
-        self.funding_paid += payment
-        return payment
 
     def equity(self, marks: Mapping[str, Decimal]) -> Decimal:
         """Cash plus unrealized PnL of every position at ``marks`` (entry price when unmarked)."""

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from domain.errors import DomainError
 from domain.metrics import PerformanceMetrics
-from lootcapital.settings import Settings, describe_error
+from lootcapital.settings import Settings, describe_error, load_settings
 
 EXIT_USAGE = 2
 
@@ -71,11 +71,8 @@ def _params(items: Sequence[str]) -> dict[str, str]:
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
-    if getattr(args, "config", None):
-        import os
-
-        os.environ["LOOTCAPITAL_CONFIG"] = str(args.config)
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    config = Path(args.config) if args.config else None
+    return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

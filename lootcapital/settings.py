@@ -1,8 +1,8 @@
 """Settings: defaults < TOML file < environment (``LOOTCAPITAL_*``) < CLI options.
 
-The TOML file is named by ``LOOTCAPITAL_CONFIG`` or the CLI's ``--config``; its keys are the
-field names below. Unknown keys are errors, and an invalid value stops the start with a message
-naming the setting.
+The TOML file is named by ``LOOTCAPITAL_CONFIG`` or the CLI's ``--config``
+(:func:`load_settings`); its keys are the field names below. Unknown keys are errors, and an
+invalid value stops the start with a message naming the setting.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from domain.errors import ConfigError
 from domain.strategies import STRATEGIES
 from domain.timeframes import timeframe_ms
 
+_SECRETS = {"api_token", "database_url"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
 
@@ -92,21 +94,37 @@ class Settings(BaseSettings):
         """Exchange-info JSON with the symbols' tick, lot step and minimum notional."""
         return self.instruments_file or self.sample_dir / "binance_usdm_exchange_info_20251030.json"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """CLI (init) > environment > TOML file named by ``LOOTCAPITAL_CONFIG``."""
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config = os.environ.get("LOOTCAPITAL_CONFIG")
-        if config:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
-        return tuple(sources)
+
+def load_settings(config: Path | None = None, **overrides: object) -> Settings:
+    """Settings from ``overrides`` (CLI) > environment > the TOML file ``config`` (or the one
+    named by ``LOOTCAPITAL_CONFIG``) > defaults.
+
+    Raises
+    ------
+    ConfigError
+        When the TOML file does not exist. ``pydantic.ValidationError`` for invalid values.
+    """
+    named = config or os.environ.get("LOOTCAPITAL_CONFIG")
+    if not named:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    path = Path(named)
+    if not path.is_file():
+        raise ConfigError(f"settings file {path} does not exist", field="config")
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+            return init_settings, env_settings, toml
+
+    return _FromFile(**overrides)  # type: ignore[arg-type]
 
 
 def describe_error(exc: Exception) -> str:
@@ -118,5 +136,7 @@ def describe_error(exc: Exception) -> str:
     for e in errors:
         name = ".".join(str(p) for p in e.get("loc", ())) or "settings"
         env = f"LOOTCAPITAL_{name.split('.')[0].upper()}"
-        lines.append(f"invalid setting {name} ({env}): {e.get('msg')} (got {e.get('input')!r})")
+        secret = name.split(".")[0] in _SECRETS
+        shown = "***" if secret else repr(e.get("input"))
+        lines.append(f"invalid setting {name} ({env}): {e.get('msg')} (got {shown})")
     return "\n".join(lines)
