@@ -101,7 +101,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         print("  API token: from LOOTCAPITAL_API_TOKEN")
     sys.stdout.flush()
-    uvicorn.run(create_app(container), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_app(container),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=5,  # open SSE streams of the panel must not hold shutdown
+    )
     return 0
 
 

@@ -102,7 +102,7 @@ def render_panel(name: str, service: TradingService) -> str:
     on the event loop.
     """
     panel = PANELS[name]
-    return render(panel.template, panel.context(service))
+    return render(panel.template, panel.context(service)).strip()
 
 
 def equity_series(service: TradingService, limit: int = EQUITY_POINTS) -> list[list[int | float]]:
