@@ -236,3 +236,17 @@ def test_page_renders(server: Server) -> None:
 def test_openapi_docs_are_served(server: Server) -> None:
     assert httpx.get(server.url + "/docs").status_code == 200
     assert "/api/v1/orders" in httpx.get(server.url + "/openapi.json").json()["paths"]
+
+
+def test_websocket_accepts_the_panel_session_cookie(server: Server) -> None:
+    login = httpx.post(server.url + "/login", data={"token": TOKEN})
+    cookie = login.cookies.get("lootcapital_session")
+    assert cookie
+
+    with connect(
+        server.ws_url, additional_headers={"Cookie": f"lootcapital_session={cookie}"}
+    ) as ws:
+        message = json.loads(ws.recv(timeout=10))
+
+    assert message["type"] in {"candle", "signal", "order", "fill", "position", "equity"}
+    assert cookie != TOKEN
