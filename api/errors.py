@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from domain.errors import (
     ConfigError,
     DomainError,
+    DuplicateOrder,
     EngineStateError,
     InsufficientMargin,
     InvalidOrder,
@@ -22,6 +23,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     UnknownSymbol: 404,
     OrderNotFound: 404,
     OrderNotCancelable: 409,
+    DuplicateOrder: 409,
     InsufficientMargin: 409,
     EngineStateError: 409,
     InvalidOrder: 400,

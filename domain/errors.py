@@ -32,6 +32,12 @@ class InvalidOrder(DomainError):
     code = "invalid_order"
 
 
+class DuplicateOrder(DomainError):
+    """An order id or ``client_order_id`` that is already used."""
+
+    code = "duplicate_order"
+
+
 class InsufficientMargin(DomainError):
     """The account cannot fund the order's notional."""
 

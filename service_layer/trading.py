@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from domain.candles import Candles
-from domain.errors import EngineStateError, InvalidOrder, UnknownSymbol
+from domain.errors import DuplicateOrder, EngineStateError, InvalidOrder, UnknownSymbol
 from domain.events import OrderUpdated
 from domain.model import EquityPoint, Order, OrderType, Position, Side, Signal, Trade
 from domain.ports import MarketData, RunState, UnitOfWork
@@ -212,9 +212,9 @@ class TradingService:
             raise UnknownSymbol(f"unknown symbol {symbol!r}", field="symbol")
         intent = OrderIntent(side, qty, type=type, price=price, stop_price=stop_price)
         with self.lock:
-            if client_order_id is not None and self._by_client_id(client_order_id):
-                raise InvalidOrder(
-                    f"duplicate client_order_id {client_order_id!r}", field="client_order_id"
+            if client_order_id is not None and self._client_id_taken(client_order_id):
+                raise DuplicateOrder(
+                    f"client_order_id {client_order_id!r} is already used", field="client_order_id"
                 )
             try:
                 order = self.engine.submit(intent, symbol, tag="api", client_id=client_order_id)
@@ -245,9 +245,9 @@ class TradingService:
             uow.commit()
         return orders, fills, trades, positions
 
-    def _by_client_id(self, client_order_id: str) -> bool:
+    def _client_id_taken(self, client_order_id: str) -> bool:
         with self.uow_factory() as uow:
-            return any(o.client_order_id == client_order_id for o in uow.orders.list(limit=10_000))
+            return uow.orders.get_by_client_id(client_order_id) is not None
 
     def get_order(self, order_id: str) -> Order:
         """The order with ``order_id``; raises ``OrderNotFound``."""

@@ -13,6 +13,7 @@ from decimal import Decimal
 from domain.account import Account
 from domain.candles import Candles
 from domain.errors import (
+    DuplicateOrder,
     InsufficientMargin,
     InvalidOrder,
     OrderNotCancelable,
@@ -158,7 +159,9 @@ class PaperBroker:
             No instrument for the symbol.
         InvalidOrder
             Qty not on the lot step, price not on the tick, notional below the minimum,
-            a reduce-only order that would not reduce, or a duplicate id.
+            or a reduce-only order that would not reduce.
+        DuplicateOrder
+            The order id is already used.
         InsufficientMargin
             The order would take gross notional past ``equity × max_leverage``; the order is
             kept as ``rejected``.
@@ -167,7 +170,7 @@ class PaperBroker:
         if instrument is None:
             raise UnknownSymbol(f"unknown symbol {order.symbol!r}", field="symbol")
         if order.id in self._orders:
-            raise InvalidOrder(f"duplicate order id {order.id!r}", field="id")
+            raise DuplicateOrder(f"order id {order.id!r} is already used", field="id")
         self._validate(order, instrument)
         if not order.reduce_only:
             self._check_margin(order)

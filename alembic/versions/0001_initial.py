@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_orders_symbol_created_time", "orders", ["symbol", "created_time"])
+    op.create_index("ix_orders_client_order_id", "orders", ["client_order_id"])
 
     op.create_table(
         "fills",
@@ -161,5 +162,6 @@ def downgrade() -> None:
     op.drop_table("trades")
     op.drop_index("ix_fills_order_id", table_name="fills")
     op.drop_table("fills")
+    op.drop_index("ix_orders_client_order_id", table_name="orders")
     op.drop_index("ix_orders_symbol_created_time", table_name="orders")
     op.drop_table("orders")

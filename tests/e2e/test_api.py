@@ -250,3 +250,23 @@ def test_websocket_accepts_the_panel_session_cookie(server: Server) -> None:
 
     assert message["type"] in {"candle", "signal", "order", "fill", "position", "equity"}
     assert cookie != TOKEN
+
+
+def test_a_client_order_id_is_used_once(client: httpx.Client) -> None:
+    body = {
+        "symbol": "SOLUSDT",
+        "side": "buy",
+        "type": "market",
+        "qty": "1",
+        "client_order_id": "once-only",
+    }
+    first = client.post("/orders", json=body)
+    again = client.post("/orders", json=body)
+
+    assert first.status_code == 201
+    assert again.status_code == 409
+    assert again.json() == {
+        "error": "duplicate_order",
+        "detail": "client_order_id 'once-only' is already used",
+        "field": "client_order_id",
+    }

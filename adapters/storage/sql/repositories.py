@@ -126,6 +126,12 @@ class SqlOrderRepository:
         row = self._session.get(OrderRow, order_id, populate_existing=True)
         return None if row is None else row_to_order(row)
 
+    def get_by_client_id(self, client_order_id: str) -> Order | None:
+        """The order placed with ``client_order_id``, or None."""
+        stmt = sa.select(OrderRow).where(col(OrderRow.client_order_id) == client_order_id)
+        row = self._session.scalars(_fresh(stmt.limit(1))).first()
+        return None if row is None else row_to_order(row)
+
     def list(self, *, symbol: str | None = None, limit: int = 100) -> list[Order]:
         """Orders (of ``symbol`` when given), newest ``created_time`` first, at most ``limit``."""
         stmt = sa.select(OrderRow)

@@ -128,7 +128,10 @@ class OrderRow(SQLModel, table=True):
     """One order in its latest state (``status``, ``filled_qty``, ``avg_fill_price``)."""
 
     __tablename__ = "orders"
-    __table_args__ = (sa.Index("ix_orders_symbol_created_time", "symbol", "created_time"),)
+    __table_args__ = (
+        sa.Index("ix_orders_symbol_created_time", "symbol", "created_time"),
+        sa.Index("ix_orders_client_order_id", "client_order_id"),
+    )
 
     id: str = Field(sa_type=sa.String(), primary_key=True)
     symbol: str = _text()
