@@ -125,10 +125,10 @@ class Account:
         )
 
     def margin_usage(
-        self, marks: Mapping[str, Decimal], symbol: str, qty: Decimal
+        self, marks: Mapping[str, Decimal], symbol: str, qty: Decimal, mark: Decimal
     ) -> tuple[float, float]:
-        """``(gross notional, equity)`` if ``symbol``'s position were ``qty`` (signed), at
-        ``marks`` (entry price when unmarked), in quote currency.
+        """``(gross notional, equity)`` if ``symbol``'s position were ``qty`` (signed) at
+        ``mark``, other positions at ``marks`` (entry price when unmarked), in quote currency.
 
         A risk check, computed in float64 on purpose: it runs on every order, and Decimal sums
         of 28-digit average prices cost more than the check is worth. Money stays Decimal.
@@ -136,10 +136,10 @@ class Account:
         gross = 0.0
         equity = float(self.cash)
         for s, p in self.positions.items():
-            mark = float(marks.get(s, p.entry_price))
+            price = float(mark if s == symbol else marks.get(s, p.entry_price))
             held = float(p.qty)
-            equity += held * (mark - float(p.entry_price))
+            equity += held * (price - float(p.entry_price))
             if s != symbol:
-                gross += abs(held) * mark
-        gross += abs(float(qty)) * float(marks.get(symbol, ZERO))
+                gross += abs(held) * price
+        gross += abs(float(qty)) * float(mark)
         return gross, equity

@@ -217,8 +217,7 @@ class PaperBroker:
         for pending in self._open.get(order.symbol, {}).values():
             if pending.type is OrderType.MARKET:
                 projected += pending.remaining_qty * pending.side.sign
-        marks = {**self._marks, order.symbol: mark}
-        gross, equity = self.account.margin_usage(marks, order.symbol, projected)
+        gross, equity = self.account.margin_usage(self._marks, order.symbol, projected, mark)
         limit = equity * float(self.max_leverage)
         if gross > limit:
             rejected = replace(
