@@ -25,13 +25,16 @@ from lootcapital.settings import Settings, describe_error, load_settings
 EXIT_USAGE = 2
 
 
-class _RedactTokens(logging.Filter):
-    """Keeps ``token=...`` query values out of access logs."""
+class RedactTokens(logging.Filter):
+    """Keeps ``token=...`` query values (the WebSocket's API token) out of server logs."""
 
     _pattern = re.compile(r"(token=)[^&\s\"]+")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
+        """Rewrite the record's message and arguments; never drops a record."""
+        if isinstance(record.msg, str):
+            record.msg = self._pattern.sub(r"\1***", record.msg)
+        if isinstance(record.args, tuple):
             record.args = tuple(
                 self._pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
             )
@@ -91,7 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         strategy=args.strategy,
     )
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("uvicorn.access").addFilter(_RedactTokens())
+    for name in ("uvicorn.access", "uvicorn.error"):  # WebSocket handshakes log via .error
+        logging.getLogger(name).addFilter(RedactTokens())
     container = bootstrap(settings)
     url = f"http://{settings.host}:{settings.port}"
     print(f"LootCapital paper trading {','.join(settings.symbols)} with {settings.strategy}")

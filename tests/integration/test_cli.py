@@ -25,9 +25,18 @@ def test_backtest_prints_the_summary(capsys: pytest.CaptureFixture[str]) -> None
 
     out = capsys.readouterr().out
     assert code == 0
-    for label in ("total return %", "annualized return %", "Sharpe", "Sortino",
-                  "max drawdown %", "win rate %", "profit factor", "trades", "fees paid",
-                  "exposure %"):  # fmt: skip
+    for label in (
+        "total return %",
+        "annualized return %",
+        "Sharpe",
+        "Sortino",
+        "max drawdown %",
+        "win rate %",
+        "profit factor",
+        "trades",
+        "fees paid",
+        "exposure %",
+    ):
         assert label in out
 
 
@@ -35,19 +44,50 @@ def test_backtest_json_has_metrics_trades_and_equity(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out_file = tmp_path / "result.json"
-    code = main([
-        "backtest", "--strategy", "sma_cross", "--param", "fast=10", "--param", "slow=30",
-        "--data", str(BTC), "--timeframe", "5m", "--start", "2025-10-01", "--end", "2025-10-15",
-        "--cash", "5000", "--fee", "0.0004", "--slippage-bps", "1", "--json", str(out_file),
-    ])  # fmt: skip
+    code = main(
+        [
+            "backtest",
+            "--strategy",
+            "sma_cross",
+            "--param",
+            "fast=10",
+            "--param",
+            "slow=30",
+            "--data",
+            str(BTC),
+            "--timeframe",
+            "5m",
+            "--start",
+            "2025-10-01",
+            "--end",
+            "2025-10-15",
+            "--cash",
+            "5000",
+            "--fee",
+            "0.0004",
+            "--slippage-bps",
+            "1",
+            "--json",
+            str(out_file),
+        ]
+    )
 
     result = json.loads(out_file.read_text())
     assert code == 0
     assert result["metrics"]["start_equity"] == 5000
     assert result["metrics"]["trades"] == len(result["trades"]) > 0
     first = result["trades"][0]
-    assert set(first) == {"symbol", "side", "qty", "entry_time", "entry_price", "exit_time",
-                          "exit_price", "pnl", "fees"}  # fmt: skip
+    assert set(first) == {
+        "symbol",
+        "side",
+        "qty",
+        "entry_time",
+        "entry_price",
+        "exit_time",
+        "exit_price",
+        "pnl",
+        "fees",
+    }
     assert first["symbol"] == "BTCUSDT"
     start, end = 1759276800000, 1760486400000
     assert all(start < t <= end for t, _ in result["equity"])
@@ -136,3 +176,23 @@ def test_missing_data_file_is_reported(capsys: pytest.CaptureFixture[str]) -> No
 
     assert code == 2
     assert "nope_BTCUSDT_5m.csv" in capsys.readouterr().err
+
+
+def test_server_logs_never_show_the_websocket_token() -> None:
+    import logging
+
+    from lootcapital.cli import RedactTokens
+
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", "/api/v1/ws?token=s3cret&x=1"),
+        None,
+    )
+
+    assert RedactTokens().filter(record)
+    assert "s3cret" not in record.getMessage()
+    assert "/api/v1/ws?token=***&x=1" in record.getMessage()
