@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from decimal import Decimal
 
@@ -24,7 +24,7 @@ from domain.events import (
     SignalGenerated,
 )
 from domain.execution import to_decimal
-from domain.model import EquityPoint
+from domain.model import EquityPoint, Fill, Order, Position, Trade
 from domain.ports import MarketData, RunState, UnitOfWork
 from service_layer.engine import BatchOutcome, Engine
 from service_layer.messagebus import MessageBus
@@ -32,16 +32,27 @@ from service_layer.messagebus import MessageBus
 logger = logging.getLogger(__name__)
 
 
+def store_changes(
+    uow: UnitOfWork,
+    orders: Iterable[Order],
+    fills: Iterable[Fill],
+    trades: Iterable[Trade],
+    positions: Iterable[Position],
+) -> None:
+    """Store broker changes in ``uow`` (orders first: fills reference them; caller commits)."""
+    for order in orders:
+        uow.orders.upsert(order)
+    for fill in fills:
+        uow.fills.add(fill)
+    for trade in trades:
+        uow.trades.add(trade)
+    for position in positions:
+        uow.positions.upsert(position)
+
+
 def persist(uow: UnitOfWork, outcome: BatchOutcome, run: RunState) -> list[EquityPoint]:
     """Store one batch and the run's progress in ``uow`` (the caller commits)."""
-    for order in outcome.orders:
-        uow.orders.upsert(order)
-    for fill in outcome.fills:
-        uow.fills.add(fill)
-    for trade in outcome.trades:
-        uow.trades.add(trade)
-    for position in outcome.positions:
-        uow.positions.upsert(position)
+    store_changes(uow, outcome.orders, outcome.fills, outcome.trades, outcome.positions)
     for signal in outcome.signals:
         uow.signals.add(signal)
     points = [

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from domain.candles import Candles
-from domain.errors import DuplicateOrder, EngineStateError, InvalidOrder, UnknownSymbol
+from domain.errors import ConfigError, DuplicateOrder, EngineStateError, UnknownSymbol
 from domain.events import OrderUpdated
 from domain.model import EquityPoint, Order, OrderType, Position, Side, Signal, Trade
 from domain.ports import MarketData, RunState, UnitOfWork
@@ -21,7 +21,7 @@ from domain.strategies.base import OrderIntent
 from domain.timeframes import timeframe_ms
 from service_layer.engine import BatchOutcome, Engine
 from service_layer.messagebus import MessageBus
-from service_layer.runner import EngineRunner
+from service_layer.runner import EngineRunner, store_changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class TradingService:
         self.perf_counter = perf_counter
         self.lock = threading.RLock()
         self._runner: EngineRunner | None = None
-        self._stopped_reason: str | None = run.stopped_reason or "not started"
+        self._stop_requested: str | None = None
         self._feed: MarketData | None = self._next_feed()
 
     def _next_feed(self) -> MarketData:
@@ -110,7 +110,10 @@ class TradingService:
                 raise EngineStateError("the engine is already running")
             feed = self._feed or self._next_feed()
             self._feed = None
-            self.run = replace(self.run, stopped_reason=None)
+            # The runner owns the run's progress while it runs; carry on from where it got.
+            latest = self._runner.run if self._runner is not None else self.run
+            self.run = replace(latest, stopped_reason=None)
+            self._stop_requested = None
             self._runner = EngineRunner(
                 engine=self.engine,
                 feed=feed,
@@ -121,7 +124,6 @@ class TradingService:
                 on_batch=self.on_batch,
                 perf_counter=self.perf_counter,
             )
-            self._stopped_reason = None
             self._runner.start()
         return self.status()
 
@@ -129,12 +131,8 @@ class TradingService:
         """Stop the engine after its current batch (no-op when already stopped)."""
         runner = self._runner
         if runner is not None and runner.running:
-            runner.feed.stop()
+            self._stop_requested = reason
             runner.stop()
-            self.run = runner.run
-            self._stopped_reason = (
-                reason if runner.feed.finished_reason == "stopped" else (runner.stopped_reason)
-            )
         return self.status()
 
     def status(self) -> Status:
@@ -142,10 +140,13 @@ class TradingService:
         runner = self._runner
         running = runner is not None and runner.running
         reason = None
-        if not running:
-            reason = self._stopped_reason
-            if runner is not None and runner.stopped_reason and reason is None:
-                reason = runner.stopped_reason
+        if runner is None:
+            reason = self.run.stopped_reason or "not started"
+        elif not running:
+            stopped = runner.feed.finished_reason == "stopped"
+            reason = (
+                self._stop_requested if stopped and self._stop_requested else runner.stopped_reason
+            )
         with self.lock:
             equity = self.engine.broker.equity()
             cash = self.engine.broker.cash
@@ -181,7 +182,7 @@ class TradingService:
         target, base = timeframe_ms(tf), self.engine.tf_ms
         if target != base:
             if target % base:
-                raise InvalidOrder(
+                raise ConfigError(
                     f"timeframe {tf} is not a multiple of {self.engine.timeframe}",
                     field="timeframe",
                 )
@@ -208,8 +209,6 @@ class TradingService:
         UnknownSymbol, InvalidOrder, InsufficientMargin
             When the broker refuses it (the message says why).
         """
-        if symbol not in self.engine.instruments:
-            raise UnknownSymbol(f"unknown symbol {symbol!r}", field="symbol")
         intent = OrderIntent(side, qty, type=type, price=price, stop_price=stop_price)
         with self.lock:
             if client_order_id is not None and self._client_id_taken(client_order_id):
@@ -219,7 +218,7 @@ class TradingService:
             try:
                 order = self.engine.submit(intent, symbol, tag="api", client_id=client_order_id)
             finally:
-                changed, *_ = self._save_broker_changes()
+                changed = self._save_broker_changes()
         self.bus.publish([OrderUpdated(o) for o in changed])
         return order
 
@@ -227,23 +226,17 @@ class TradingService:
         """Cancel an open order; raises ``OrderNotFound`` or ``OrderNotCancelable``."""
         with self.lock:
             order = self.engine.broker.cancel(order_id, self.engine.clock.now_ms())
-            changed, *_ = self._save_broker_changes()
+            changed = self._save_broker_changes()
         self.bus.publish([OrderUpdated(o) for o in changed])
         return order
 
-    def _save_broker_changes(self) -> tuple[list[Order], list, list, list]:
+    def _save_broker_changes(self) -> list[Order]:
+        """Commit what an API call changed at the broker; returns the changed orders."""
         orders, fills, trades, positions = self.engine.broker.drain_events()
         with self.uow_factory() as uow:
-            for o in orders:
-                uow.orders.upsert(o)
-            for f in fills:
-                uow.fills.add(f)
-            for t in trades:
-                uow.trades.add(t)
-            for p in positions:
-                uow.positions.upsert(p)
+            store_changes(uow, orders, fills, trades, positions)
             uow.commit()
-        return orders, fills, trades, positions
+        return orders
 
     def _client_id_taken(self, client_order_id: str) -> bool:
         with self.uow_factory() as uow:

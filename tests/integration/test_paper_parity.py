@@ -95,3 +95,23 @@ def test_restart_resumes_after_the_last_bar_without_losing_or_duplicating(
     assert sorted(map(_key, trades)) == sorted(map(_key, expected))
     assert len(equity_times) == len(set(equity_times)) == 3500
     assert second.service.status().stopped_reason == "end of data"
+
+
+def test_starting_again_after_the_end_of_data_keeps_the_saved_progress(
+    tmp_path: Path, sample: Path
+) -> None:
+    settings = paper_settings(
+        tmp_path, sample, SYMBOLS, strategy="sma_cross", strategy_params={"fast": 10, "slow": 30}
+    )
+    first = start(settings)
+    run_until(first)
+    trades = len(first.service.trades(limit=10_000))
+    first.service.start()  # nothing left to replay: ends at once
+    run_until(first)
+
+    restarted = start(settings)
+    run_until(restarted)
+
+    assert restarted.service.status().candles_processed == 0
+    assert restarted.service.status().stopped_reason == "end of data"
+    assert len(restarted.service.trades(limit=10_000)) == trades
