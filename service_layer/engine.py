@@ -103,9 +103,7 @@ class Engine:
         """Add bars that are never traded on (indicator warm-up, or bars of a resumed run)."""
         for symbol, bars in history.items():
             self.history[symbol].append(bars)
-            if len(bars):
-                self.broker.mark(symbol, float(bars.close[-1]))
-                self.clock.advance_to(int(bars.open_time[-1]) + self.tf_ms)
+        self._mark_last_closes(history)
 
     def last_bar_time(self, symbol: str) -> int | None:
         """open_time (ms UTC) of the last bar of ``symbol`` seen, or None."""
@@ -125,14 +123,17 @@ class Engine:
         log = self._run_events(starts, outcome)
         self._collect(outcome)
         self._equity_curve(starts, before, log, outcome)
-        for symbol, bars in batch.items():
-            if len(bars):
-                self.broker.mark(symbol, float(bars.close[-1]))
-                self.clock.advance_to(
-                    max(self.clock.now_ms(), int(bars.open_time[-1]) + self.tf_ms)
-                )
+        self._mark_last_closes(batch)
         self.candles_processed += sum(len(b) for b in batch.values())
         return outcome
+
+    def _mark_last_closes(self, bars_by_symbol: Mapping[str, Candles]) -> None:
+        """Mark each symbol at its last close and move the clock to the latest close time."""
+        for symbol, bars in bars_by_symbol.items():
+            if len(bars):
+                self.broker.mark(symbol, float(bars.close[-1]))
+                close_time = int(bars.open_time[-1]) + self.tf_ms
+                self.clock.advance_to(max(self.clock.now_ms(), close_time))
 
     def finish(self) -> BatchOutcome:
         """End of a backtest: cancel open orders and close positions at the last close."""

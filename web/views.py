@@ -110,5 +110,4 @@ def equity_series(service: TradingService, limit: int = EQUITY_POINTS) -> list[l
 
     Equity is a float (quote currency): the chart needs numbers, not decimal strings.
     """
-    points = sorted(service.equity(limit=limit), key=lambda p: p.time)[-limit:]
-    return [[p.time, float(p.equity)] for p in points]
+    return [[p.time, float(p.equity)] for p in service.equity(limit=limit)]
