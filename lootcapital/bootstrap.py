@@ -35,7 +35,7 @@ from domain.strategies import build_strategy
 from lootcapital.settings import Settings
 from service_layer.backtest import BacktestResult, run_backtest
 from service_layer.engine import Engine
-from service_layer.market_data import ImportReport, import_files, list_series
+from service_layer.market_data import ImportReport, check_spacing, import_files, list_series
 from service_layer.messagebus import MessageBus
 from service_layer.trading import TradingService
 
@@ -275,14 +275,26 @@ def load_candles(
     start_ms: int | None,
     end_ms: int | None,
 ) -> dict[str, Candles]:
-    """Bars to backtest: from kline files (``data``, symbol from the file name) or the store."""
+    """Bars to backtest: from kline files (``data``; ``symbols`` name them in order, else the
+    file name does) or the candle store.
+
+    Raises
+    ------
+    ConfigError
+        A file whose symbol cannot be inferred, or two files for one symbol.
+    DataError
+        A bad row, or bars not spaced on ``timeframe`` (file and row named).
+    """
     out: dict[str, Candles] = {}
-    for path in data:
-        symbol, _ = infer_symbol_timeframe(path)
-        name = symbols[len(out)] if len(symbols) > len(out) else symbol
+    for k, path in enumerate(data):
+        name = symbols[k] if k < len(symbols) else infer_symbol_timeframe(path)[0]
         if name is None:
             raise ConfigError(f"{path}: cannot infer the symbol; pass --symbol", field="symbol")
-        out[name] = read_klines(path).between(start_ms, end_ms)
+        if name in out:
+            raise ConfigError(f"{path}: a second file for {name}", field="data")
+        candles = read_klines(path)
+        check_spacing(candles.open_time, timeframe, str(path))
+        out[name] = candles.between(start_ms, end_ms)
     if not data:
         store = candle_store(settings)
         for symbol in symbols:

@@ -126,16 +126,24 @@ def _check_file(
             f"cannot infer the {missing} of {path} from its name; give it explicitly",
             field="symbol" if not symbol else "timeframe",
         )
-    step = timeframe_ms(timeframe)
+    timeframe_ms(timeframe)  # a bad timeframe fails before the file is read
     candles = reader(path)
     if len(candles) == 0:
         raise DataError("file has no bars", source=str(path))
-    _check_spacing(candles.open_time, step, timeframe, str(path))
+    check_spacing(candles.open_time, timeframe, str(path))
     return _Checked(path, symbol.upper(), timeframe, candles)
 
 
-def _check_spacing(open_time: np.ndarray, step: int, timeframe: str, source: str) -> None:
-    """Bars must sit a whole number of ``step`` apart, and some exactly one step apart."""
+def check_spacing(open_time: np.ndarray, timeframe: str, source: str) -> None:
+    """Bars (``open_time`` ms UTC) must sit a whole number of ``timeframe`` steps apart, and
+    some exactly one step apart.
+
+    Raises
+    ------
+    DataError
+        Naming ``source`` and the first off-grid row, or saying the file is not that timeframe.
+    """
+    step = timeframe_ms(timeframe)
     diffs = np.diff(open_time)
     off_grid = np.flatnonzero(diffs % step != 0)
     if len(off_grid):

@@ -196,3 +196,14 @@ def test_server_logs_never_show_the_websocket_token() -> None:
     assert RedactTokens().filter(record)
     assert "s3cret" not in record.getMessage()
     assert "/api/v1/ws?token=***&x=1" in record.getMessage()
+
+
+def test_backtest_refuses_a_file_of_another_timeframe(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["backtest", "--strategy", "sma_cross", "--data", str(BTC), "--timeframe", "1m"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(BTC) in err
+    assert "not 1m data" in err
