@@ -34,6 +34,8 @@ test: lint
 
 bench: install-dev
 	$(BIN)/python benchmarks/backtest_speed.py
+	$(BIN)/python benchmarks/paper_latency.py
+	$(BIN)/python benchmarks/api_latency.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

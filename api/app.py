@@ -18,7 +18,6 @@ from api.metrics import Metrics
 from api.routers import account, engine, health, market, orders
 from api.ws import router as ws_router
 from service_layer.trading import TradingService
-from web.routes import mount_web
 
 API_PREFIX = "/api/v1"
 
@@ -37,7 +36,9 @@ def create_app(container: AppContainer) -> FastAPI:
     """Build the app around ``container`` (see ``lootcapital.bootstrap``).
 
     On start-up the hub attaches to the event loop and, when ``container.autostart``, the engine
-    starts; on shutdown the engine stops after its current batch.
+    starts; on shutdown the engine stops after its current batch. The web panel is mounted on
+    it by the composition root (``lootcapital.bootstrap.build_app``): the API never imports the
+    panel.
     """
 
     @asynccontextmanager
@@ -80,7 +81,6 @@ def create_app(container: AppContainer) -> FastAPI:
         ).observe(time.perf_counter() - started)
         return response
 
-    mount_web(app)
     return app
 
 

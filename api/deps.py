@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.hub import EventHub
@@ -39,11 +39,12 @@ def cookie_valid(request: Request, cookie: str | None) -> bool:
     return cookie is not None and hmac.compare_digest(cookie.encode(), expected.encode())
 
 
-def require_token(
+async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """401 unless the request carries ``Authorization: Bearer <token>``."""
+    """401 unless the request carries ``Authorization: Bearer <token>`` (a constant-time
+    compare on the event loop: no worker-thread hop for every request)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -64,15 +65,30 @@ def require_session(request: Request) -> None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "log in first")
 
 
-def get_service(request: Request) -> TradingService:
+async def get_service(request: Request) -> TradingService:
     """The trading service of this app."""
     return request.app.state.service
 
 
-def get_hub(request: Request) -> EventHub:
+async def get_hub(request: Request) -> EventHub:
     """The event hub of this app."""
     return request.app.state.hub
 
 
 ServiceDep = Annotated[TradingService, Depends(get_service)]
 HubDep = Annotated[EventHub, Depends(get_hub)]
+
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
+"""Response header of paginated listings: pass its value as ``?cursor=`` to read the next
+(older) page; absent on the last page."""
+
+CursorQuery = Annotated[
+    str | None,
+    Query(max_length=200, description=f"Opaque cursor from a {NEXT_CURSOR_HEADER} header."),
+]
+
+
+def set_next_cursor(response: Response, cursor: str | None) -> None:
+    """Tell the client where the next page starts (nothing on the last page)."""
+    if cursor is not None:
+        response.headers[NEXT_CURSOR_HEADER] = cursor

@@ -72,6 +72,10 @@ def order_json(o: Order) -> dict:
         "filled_qty": _d(o.filled_qty),
         "avg_fill_price": _d(o.avg_fill_price),
         "reduce_only": o.reduce_only,
+        "time_in_force": str(o.time_in_force),
+        "venue_order_id": o.venue_order_id,
+        "link_id": o.link_id,
+        "trailing_offset": _d(o.trailing_offset),
         "tag": o.tag,
         "reject_reason": o.reject_reason,
         "created_time": o.created_time,
@@ -162,6 +166,7 @@ def status_json(s: Status) -> dict:
         "equity": _d(s.equity),
         "cash": _d(s.cash),
         "stopped_reason": s.stopped_reason,
+        "error": s.error,
     }
 
 

@@ -8,16 +8,25 @@ Rules (a bar is ``open, high, low, close`` in quote currency):
 * **limit**: fills when the bar trades *through* the limit (buy: ``low < limit``; sell:
   ``high > limit``) at the limit, or at the open when the bar opens beyond it (then it crossed on
   arrival and pays the taker fee, otherwise the maker fee).
-* **stop**: triggers when the bar touches the stop (buy: ``high >= stop``; sell: ``low <= stop``)
-  and fills at the stop, or at the open when the bar gaps through it; taker fee.
+* **stop** (stop market): triggers when the bar touches the stop (buy: ``high >= stop``; sell:
+  ``low <= stop``) and fills at the stop, or at the open when the bar gaps through it; taker fee.
+* **take_profit** (take-profit market): triggers when the bar touches the level in the
+  position's favour (sell: ``high >= level``; buy: ``low <= level``) and fills at the level, or at
+  the open when the bar opens beyond it (a better price); taker fee.
+* **trailing_stop**: a stop whose level follows the best price since it was placed, ``offset``
+  behind it. On each bar the level is first checked against the bar's range with the best price
+  of the *previous* bars (a bar's own high is not assumed to come before its low), then moved
+  with the bar. Fills like a stop; taker fee.
 
 Fees are a fraction of notional per side (Binance USD-M defaults: taker 0.0005, maker 0.0002).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -49,12 +58,75 @@ def to_decimal(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
 
+class DecimalMarks(Mapping[str, Decimal]):
+    """A live, read-only view of prices by symbol kept as floats, read as Decimal
+    (:func:`to_decimal`): marks move on every decision, and most are never read as money."""
+
+    __slots__ = ("_prices",)
+
+    def __init__(self, prices: Mapping[str, float]) -> None:
+        self._prices = prices
+
+    def __getitem__(self, symbol: str) -> Decimal:
+        return to_decimal(self._prices[symbol])
+
+    def get(self, symbol: str, default: Any = None) -> Any:
+        """The price of ``symbol``, or ``default`` when it has none."""
+        price = self._prices.get(symbol)
+        return default if price is None else to_decimal(price)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._prices)
+
+    def __len__(self) -> int:
+        return len(self._prices)
+
+    def __repr__(self) -> str:
+        return f"DecimalMarks({dict(self)!r})"
+
+
 def _triggered(order: Order, o: np.ndarray, h: np.ndarray, low: np.ndarray) -> np.ndarray:
     if order.type is OrderType.LIMIT:
         limit = float(order.price)  # type: ignore[arg-type]
         return low < limit if order.side is Side.BUY else h > limit
-    stop = float(order.stop_price)  # type: ignore[arg-type]
-    return h >= stop if order.side is Side.BUY else low <= stop
+    level = float(order.stop_price)  # type: ignore[arg-type]
+    if order.type is OrderType.TAKE_PROFIT:
+        return low <= level if order.side is Side.BUY else h >= level
+    return h >= level if order.side is Side.BUY else low <= level
+
+
+def trailing_levels(
+    side: Side, anchor: float, offset: float, high: np.ndarray, low: np.ndarray
+) -> np.ndarray:
+    """The trailing-stop level in force on each bar of ``high``/``low`` (length n).
+
+    ``anchor`` is the best price seen before the first bar (highest for a sell stop protecting
+    a long, lowest for a buy stop). Bar ``j``'s level uses the best price of bars ``< j`` only.
+    """
+    if side is Side.SELL:
+        best = np.maximum.accumulate(np.r_[anchor, high[:-1]])
+        return np.maximum(best, anchor) - offset
+    best = np.minimum.accumulate(np.r_[anchor, low[:-1]])
+    return np.minimum(best, anchor) + offset
+
+
+def first_trailing_trigger(
+    side: Side, anchor: float, offset: float, candles: Candles, start: int
+) -> tuple[int, float] | None:
+    """``(index, level)`` of the first bar ``>= start`` that touches the trailing level, or None.
+
+    See :func:`trailing_levels`; a sell stop triggers when ``low <= level``, a buy stop when
+    ``high >= level``.
+    """
+    high, low = candles.high[start:], candles.low[start:]
+    if not len(high):
+        return None
+    levels = trailing_levels(side, anchor, offset, high, low)
+    hit = low <= levels if side is Side.SELL else high >= levels
+    if not hit.any():
+        return None
+    k = int(hit.argmax())
+    return start + k, float(levels[k])
 
 
 def first_trigger(order: Order, candles: Candles, start: int) -> int | None:
@@ -68,6 +140,8 @@ def first_trigger(order: Order, candles: Candles, start: int) -> int | None:
         return None
     if order.type is OrderType.MARKET:
         return start
+    if order.type is OrderType.TRAILING_STOP:
+        raise ValueError("trailing stops are searched with first_trailing_trigger")
     lo = start
     for width in (*_SEARCH_WINDOWS, n):
         hi = min(n, lo + width)
@@ -96,7 +170,8 @@ def execute_on_bar(
 ) -> Execution:
     """Fill price and liquidity of ``order`` on a bar that triggers it (see module rules).
 
-    Call only for a bar where :func:`first_trigger` said the order fills.
+    Call only for a bar where :func:`first_trigger` said the order fills; for a trailing stop,
+    with ``order.stop_price`` set to the level in force on that bar.
     """
     opening = to_decimal(bar_open)
     buy = order.side is Side.BUY
@@ -110,9 +185,12 @@ def execute_on_bar(
         if crossed:
             return Execution(opening, Liquidity.TAKER)
         return Execution(limit, Liquidity.MAKER)
-    stop: Decimal = order.stop_price  # type: ignore[assignment]
-    gapped = opening >= stop if buy else opening <= stop
-    return Execution(opening if gapped else stop, Liquidity.TAKER)
+    level: Decimal = order.stop_price  # type: ignore[assignment]
+    if order.type is OrderType.TAKE_PROFIT:
+        beyond = opening <= level if buy else opening >= level
+    else:
+        beyond = opening >= level if buy else opening <= level
+    return Execution(opening if beyond else level, Liquidity.TAKER)
 
 
 def trigger_distance(order: Order, bar_open: float) -> float:

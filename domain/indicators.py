@@ -2,13 +2,19 @@
 
 Standard indicators come from TA-Lib (its documented definitions: Wilder's smoothing for RSI, ATR
 and ADX; EMA seeded with the SMA of the first ``period`` values). VWAP anchored at 00:00 UTC is
-ours. All are causal: value ``i`` uses inputs ``0..i`` only.
+ours, and so is the exact sign of an SMA difference. All are causal: value ``i`` uses inputs
+``0..i`` only.
 """
 
 from __future__ import annotations
 
+import math
+from itertools import pairwise
+
 import numpy as np
 import talib
+
+from domain.errors import ConfigError
 
 _DAY_MS = 86_400_000
 _INT64_SAFE = 2**62
@@ -70,58 +76,107 @@ def vwap(
 
     ``VWAP_i = Σ typical·volume / Σ volume`` over the bars of bar ``i``'s UTC day up to ``i``,
     with ``typical = (high + low + close) / 3``. Where the day's volume so far is 0 (exchange
-    maintenance), the typical price is used.
+    maintenance), the typical price is used. Both sums restart at each day's first bar and add
+    the bars in order, so a value depends on its own day only and an incremental form (see
+    :class:`domain.features.vwap.VWAP`) reproduces it exactly.
+
+    Parameters
+    ----------
+    open_time:
+        Shape (n,), int64 ms UTC, increasing.
+    high, low, close, volume:
+        Shape (n,); prices in quote currency, volume in base asset.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n,), float64, quote currency.
     """
     typical = (_f64(high) + _f64(low) + _f64(close)) / 3.0
     vol = _f64(volume)
     day = np.asarray(open_time, dtype=np.int64) // _DAY_MS
-    starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
-    pv = np.cumsum(typical * vol)
-    cv = np.cumsum(vol)
-    seg = np.repeat(starts, np.diff(np.r_[starts, len(day)]))
-    base_pv = np.where(seg > 0, pv[seg - 1], 0.0)
-    base_cv = np.where(seg > 0, cv[seg - 1], 0.0)
-    day_pv = pv - base_pv
-    day_cv = cv - base_cv
+    bounds = np.flatnonzero(np.r_[True, day[1:] != day[:-1], True])
+    pv = typical * vol
+    day_pv = np.empty_like(pv)
+    day_v = np.empty_like(vol)
+    for start, stop in pairwise(bounds.tolist()):
+        np.cumsum(pv[start:stop], out=day_pv[start:stop])  # sequential, unlike np.sum
+        np.cumsum(vol[start:stop], out=day_v[start:stop])
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = day_pv / day_cv
-    return np.where(day_cv > 0, out, typical)
+        out = day_pv / day_v
+    return np.where(day_v > 0, out, typical)
 
 
-def _as_integers(values: np.ndarray) -> tuple[np.ndarray, int] | None:
-    """``values × 10^k`` as int64 for the smallest k <= 10 that makes them whole, or None."""
-    for k in range(11):
-        scaled = values * 10.0**k
-        whole = np.round(scaled)
-        if np.all(np.abs(scaled - whole) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
-            return whole.astype(np.int64), k
-    return None
-
-
-def sma_sign(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
-    """Sign of ``SMA(fast) − SMA(slow)`` computed exactly: +1, −1, 0 for equal, NaN where the
-    slow SMA is undefined (the first ``slow − 1`` bars).
+def sma_sign(close: np.ndarray, fast: int, slow: int, *, tick: float) -> np.ndarray:
+    """Sign of ``SMA(fast) − SMA(slow)`` of the close computed exactly: +1, −1, 0 for equal, NaN
+    where the slow SMA is undefined (the first ``slow − 1`` bars).
 
     A running floating-point sum (TA-Lib's SMA) leaves errors near 1e-13 that turn exact ties of
-    the two averages into false crossovers. Prices are decimal numbers, so they are scaled to
-    integers and the window sums compared as ``sum_fast × slow`` vs ``sum_slow × fast`` in exact
-    integer arithmetic (Python integers when int64 could overflow).
+    the two averages into false crossovers. So prices are counted in ticks, ``round(close /
+    tick)`` (half to even; a price off the tick grid goes to the nearest tick), and the window
+    sums compared as ``sum_fast × slow`` vs ``sum_slow × fast`` in exact integer arithmetic
+    (int64, or Python integers where int64 could overflow).
+
+    Parameters
+    ----------
+    close:
+        Shape (n,), quote currency, finite.
+    fast, slow:
+        Window lengths in bars, ``1 <= fast < slow``.
+    tick:
+        The instrument's price increment (quote currency), e.g. 0.1 for Binance BTCUSDT
+        perpetuals, 0.01 for BTCUSDT spot.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n,), float64 in {−1, 0, +1} or NaN.
+
+    Raises
+    ------
+    ConfigError
+        When ``fast < 1``, ``slow <= fast`` or ``tick`` is not a positive finite number.
+    ValueError
+        When a close is not finite.
+
+    >>> sma_sign(np.array([95123.45, 95123.44, 95123.46]), 1, 2, tick=0.01).tolist()
+    [nan, -1.0, 1.0]
     """
+    check_sma_sign(fast, slow, tick)
     n = len(close)
     out = np.full(n, np.nan)
     if n < slow:
         return out
-    converted = _as_integers(np.asarray(close, dtype=np.float64))
-    if converted is None:
-        return np.sign(sma(close, fast) - sma(close, slow))
-    ints = converted[0]
-    bound = int(np.abs(ints).max(initial=0)) * fast * slow
-    if bound >= _INT64_SAFE:
-        ints = ints.astype(object)
-    csum = np.concatenate([np.zeros(1, dtype=ints.dtype), np.cumsum(ints)])
+    scaled = np.round(np.asarray(close, dtype=np.float64) / tick)
+    if not np.isfinite(scaled).all():
+        bad = int(np.flatnonzero(~np.isfinite(scaled))[0])
+        raise ValueError(f"close must be finite, was {close[bad]} at index {bad}")
+    peak = float(np.abs(scaled).max())
+    if peak * max(n, 2 * fast * slow) < _INT64_SAFE:
+        ticks = scaled.astype(np.int64)
+    else:
+        ticks = np.array([int(v) for v in scaled.tolist()], dtype=object)
+    csum = np.concatenate([np.zeros(1, dtype=ticks.dtype), np.cumsum(ticks)])
     t = np.arange(slow - 1, n)
     sum_fast = csum[t + 1] - csum[t + 1 - fast]
     sum_slow = csum[t + 1] - csum[t + 1 - slow]
     diff = sum_fast * slow - sum_slow * fast
     out[slow - 1 :] = np.sign(diff.astype(np.float64)) if diff.dtype == object else np.sign(diff)
     return out
+
+
+def check_sma_sign(fast: int, slow: int, tick: float) -> None:
+    """Refuse parameters that :func:`sma_sign` cannot use.
+
+    Raises
+    ------
+    ConfigError
+        When ``fast < 1``, ``slow <= fast`` or ``tick`` is not a positive finite number, naming
+        the parameter and its value.
+    """
+    if fast < 1:
+        raise ConfigError(f"fast must be >= 1, was {fast}", field="fast")
+    if slow <= fast:
+        raise ConfigError(f"slow must be > fast ({fast}), was {slow}", field="slow")
+    if not (math.isfinite(tick) and tick > 0):
+        raise ConfigError(f"tick must be a positive number, was {tick}", field="tick")

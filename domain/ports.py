@@ -5,14 +5,17 @@ Adapters implement them (``adapters/``); ``lootcapital/bootstrap.py`` picks whic
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from domain.candles import Candles, Gap
 from domain.model import EquityPoint, Fill, Order, Position, Signal, Trade
+from domain.orders import ExecutionEvent
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -96,110 +99,138 @@ class CandleStore(Protocol):
         ...
 
 
-class Broker(Protocol):
-    """Where orders go: the paper broker in backtest and paper mode, a venue when live.
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """An account's money in its quote asset: ``wallet`` = deposits + realized PnL − fees −
+    funding; ``equity`` = wallet + unrealized PnL at the venue's marks."""
 
-    Simulated time advances through :meth:`next_trigger` and :meth:`execute`, which the engine
-    calls for each bar that can fill an order.
+    asset: str
+    wallet: Decimal
+    equity: Decimal
+
+
+class ExecutionClient(Protocol):
+    """Where orders go: the simulated venue in backtest and paper mode, a venue adapter live.
+
+    Every call is answered by :class:`~domain.orders.ExecutionEvent` s (accepted, rejected,
+    fills, canceled, expired, modified) that :meth:`drain_events` returns in the order they
+    happened; the engine applies them through :func:`domain.orders.apply_event`. Orders are
+    named by their client order id (``Order.id``); submitting an id the venue already knows
+    is a no-op, so a re-sent intent never trades twice.
     """
 
-    def submit(self, order: Order) -> Order:
-        """Accept (status ``new``) or reject (status ``rejected`` with a reason) ``order``."""
+    def submit(self, order: Order) -> None:
+        """Send ``order`` (status ``pending_new``); the answer comes as an event."""
         ...
 
-    def cancel(self, order_id: str, time: int) -> Order:
-        """Cancel an open order. Raises ``OrderNotFound`` or ``OrderNotCancelable``."""
+    def cancel(self, order_id: str) -> None:
+        """Ask to cancel the order; answered by ``canceled`` or ``cancel_rejected``."""
         ...
 
-    def get_order(self, order_id: str) -> Order:
-        """The order with ``order_id``. Raises ``OrderNotFound``."""
+    def modify(
+        self,
+        order_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> None:
+        """Ask to amend a working order; answered by ``modified`` or ``cancel_rejected``."""
+        ...
+
+    def fetch_order(self, order_id: str) -> Order | None:
+        """The venue's view of the order with client id ``order_id``; None when unknown."""
         ...
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
-        """Orders that can still fill, oldest first."""
-        ...
-
-    def position(self, symbol: str) -> Position:
-        """Net position in ``symbol`` (flat when none)."""
+        """Working orders at the venue (all symbols or one), oldest first."""
         ...
 
     def positions(self) -> list[Position]:
-        """Every non-flat position."""
+        """Every non-flat position at the venue."""
         ...
 
-    @property
-    def cash(self) -> Decimal:
-        """Wallet balance in quote currency: deposits + realized PnL − fees."""
+    def balance(self) -> Balance:
+        """The account's balance at the venue."""
+        ...
+
+    def drain_events(self) -> list[ExecutionEvent]:
+        """Execution events since the last call, oldest first."""
+        ...
+
+
+class BarMatcher(Protocol):
+    """The simulated venue's bar matching, driven by the engine in backtest and paper mode.
+
+    A live venue matches orders itself and has no such interface.
+    """
+
+    def mark(self, symbol: str, price: float, time: int) -> None:
+        """The latest price of ``symbol`` at ``time`` (ms UTC): margin checks, equity."""
         ...
 
     def next_trigger(self, symbol: str, candles: Candles, start: int) -> int | None:
-        """Index of the first bar ``>= start`` of ``candles`` at which an open order of
-        ``symbol`` fills, or None."""
+        """Index of the first bar ``>= start`` of ``candles`` on which a working order of
+        ``symbol`` fills or expires, or None (vectorized search)."""
         ...
 
-    def execute(self, symbol: str, candles: Candles, i: int) -> list[Fill]:
-        """Fill every open order of ``symbol`` that bar ``i`` triggers; returns the fills."""
+    def process_bar(self, symbol: str, candles: Candles, i: int) -> None:
+        """Match every working order of ``symbol`` against bar ``i`` (events are buffered)."""
         ...
 
-    def close_position(self, symbol: str, price: Decimal, time: int) -> Fill | None:
-        """Close ``symbol``'s position at ``price`` now (end of a backtest); None when flat."""
+    def settle(self, order: Order, price: Decimal, time: int) -> None:
+        """Accept the reduce-only ``order`` and fill it whole at exactly ``price`` (taker) at
+        ``time`` (ms UTC): the close of a position at the end of a backtest."""
         ...
 
-    def mark(self, symbol: str, price: float) -> None:
-        """Record the latest price of ``symbol`` (margin checks, equity)."""
-        ...
 
-    def equity(self) -> Decimal:
-        """Cash plus unrealized PnL at the latest marks (quote currency)."""
-        ...
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing, newest first: ``items`` and the opaque ``next_cursor`` that
+    reads the next (older) page, None on the last page."""
 
-    @property
-    def marks(self) -> Mapping[str, Decimal]:
-        """Latest known price per symbol."""
-        ...
-
-    def next_id(self) -> str:
-        """A fresh unique id for an order."""
-        ...
-
-    def drain_events(self) -> tuple[list[Order], list[Fill], list[Trade], list[Position]]:
-        """Orders changed, fills, closed trades and positions changed since the last call."""
-        ...
+    items: list[T]
+    next_cursor: str | None
 
 
 class OrderRepository(Protocol):
-    """Orders by id."""
+    """Orders of the unit of work's run, by client order id."""
 
     def upsert(self, order: Order) -> None: ...
     def get(self, order_id: str) -> Order | None: ...
-    def get_by_client_id(self, client_order_id: str) -> Order | None: ...
-    def list(self, *, symbol: str | None = None, limit: int = 100) -> list[Order]: ...
+    def page(
+        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Order]: ...
     def list_open(self) -> list[Order]: ...
 
 
 class FillRepository(Protocol):
-    """Fills are append-only."""
+    """Fills of the run; append-only, and adding a fill id twice keeps the first."""
 
     def add(self, fill: Fill) -> None: ...
-    def list(self, *, order_id: str | None = None, limit: int = 100) -> list[Fill]: ...
+    def page(
+        self, *, order_id: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Fill]: ...
 
 
 class TradeRepository(Protocol):
-    """Closed round-trip trades, append-only."""
+    """Closed round-trip trades of the run, append-only."""
 
     def add(self, trade: Trade) -> None: ...
-    def list(self, *, symbol: str | None = None, limit: int = 100) -> list[Trade]: ...
+    def page(
+        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Trade]: ...
 
 
 class PositionRepository(Protocol):
-    """Current net position per symbol (a flat position is stored with qty 0)."""
+    """Current net position per symbol of the run (a flat position is stored with qty 0)."""
 
     def upsert(self, position: Position) -> None: ...
     def list(self) -> list[Position]: ...
 
 
 class EquityRepository(Protocol):
-    """Equity snapshots, one per processed bar time."""
+    """Equity snapshots of the run, one per processed bar time."""
 
     def add(self, point: EquityPoint) -> None: ...
     def list(self, *, since_ms: int | None = None, limit: int = 10_000) -> list[EquityPoint]: ...
@@ -207,24 +238,30 @@ class EquityRepository(Protocol):
 
 
 class SignalRepository(Protocol):
-    """Strategy signals with their reasons."""
+    """Strategy signals of the run with their reasons."""
 
     def add(self, signal: Signal) -> None: ...
-    def list(self, *, symbol: str | None = None, limit: int = 100) -> list[Signal]: ...
+    def page(
+        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Signal]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class RunState:
-    """A paper/live run: what it trades and how far it got.
+    """A paper/live run: what it trades, how far it got and the state to continue from.
 
     ``last_bar_time`` is the open_time (ms UTC) of the last bar fully processed, per symbol;
-    ``cash`` is the wallet balance at that point. ``stopped_reason`` is None while running.
+    ``cash`` is the wallet balance at that point. ``state`` is the kernel's and the strategy's
+    path-dependent state (JSON-serializable: pending wake-ups, strategy memory), committed with
+    each bar. ``candles_processed`` counts bars over the whole run. ``stopped_reason`` is None
+    while running; ``error`` holds the last error that stopped it (the run resumes at the
+    failed bar).
     """
 
     id: str
     mode: str
     strategy: str
-    params: dict[str, float | int | str]
+    params: dict[str, float | int | str | bool]
     symbols: tuple[str, ...]
     timeframe: str
     started_time: int
@@ -232,6 +269,9 @@ class RunState:
     cash: Decimal
     last_bar_time: dict[str, int]
     stopped_reason: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    candles_processed: int = 0
+    error: str | None = None
 
 
 class RunRepository(Protocol):
@@ -243,9 +283,11 @@ class RunRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """A transaction over the repositories: ``with uow: ...; uow.commit()``.
+    """A transaction over the repositories of one run: ``with uow: ...; uow.commit()``.
 
-    Leaving the block without ``commit()`` rolls back, so nothing is half-written.
+    Every repository but ``runs`` reads and writes only the rows of the run the unit of work
+    was opened for. Leaving the block without ``commit()`` rolls back, so nothing is
+    half-written.
     """
 
     orders: OrderRepository

@@ -11,33 +11,40 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
 
 from adapters.clock import SimulatedClock, SystemClock
-from adapters.exchanges.paper import PaperBroker, sequential_ids
-from adapters.marketdata.binance_csv import infer_symbol_timeframe, read_klines
-from adapters.marketdata.exchange_info import load_instruments
+from adapters.marketdata.binance_csv import infer_market, infer_symbol_timeframe, read_klines
+from adapters.marketdata.exchange_info import load_catalog
 from adapters.marketdata.feeds import HistoricalFeed, ReplayFeed
 from adapters.marketdata.parquet_store import ParquetCandleStore
 from adapters.storage.sql.migrations import upgrade_to_head
 from adapters.storage.sql.unit_of_work import SqlUnitOfWork, make_engine, make_session_factory
+from adapters.venues.simulated.venue import SimulatedVenue
+from api.app import create_app
 from api.hub import EventHub
 from api.metrics import Metrics
 from domain.candles import Candles
-from domain.errors import ConfigError
+from domain.errors import ConfigError, UnknownSymbol
 from domain.execution import FeeSchedule
-from domain.model import Instrument
-from domain.ports import RunState, StoredSeries, UnitOfWork
+from domain.instruments import DEFAULT_VENUE
+from domain.ledger import Ledger
+from domain.model import Instrument, MarketType, Order, Position
+from domain.ports import BarMatcher, Clock, ExecutionClient, RunState, StoredSeries, UnitOfWork
 from domain.strategies import build_strategy
 from lootcapital.settings import Settings
 from service_layer.backtest import BacktestResult, run_backtest
 from service_layer.engine import Engine
 from service_layer.market_data import ImportReport, check_spacing, import_files, list_series
 from service_layer.messagebus import MessageBus
-from service_layer.trading import TradingService
+from service_layer.trading import FeedFactory, TradingService
+from web.routes import mount_web
 
 logger = logging.getLogger(__name__)
 
@@ -109,15 +116,35 @@ def list_data(settings: Settings) -> list[StoredSeries]:
     return list_series(candle_store(settings))
 
 
-def instruments(settings: Settings, symbols: Sequence[str]) -> dict[str, Instrument]:
-    """Trading rules for ``symbols``: from the exchange-info file, else permissive defaults
-    (tick and lot step 1e-8, no minimum notional) with a warning."""
-    known = load_instruments(settings.instruments_path)
+def instruments(
+    settings: Settings,
+    symbols: Sequence[str],
+    *,
+    markets: Mapping[str, MarketType] | None = None,
+    venue: str = DEFAULT_VENUE,
+) -> dict[str, Instrument]:
+    """Trading rules for ``symbols``, keyed by symbol, each looked up by venue, market and
+    symbol in the exchange-info files ``settings.instruments_files``.
+
+    ``markets`` gives a symbol's market (see :func:`data_markets`); a symbol it does not name
+    trades on the perpetual market. A symbol the files do not know gets permissive defaults
+    (tick and lot step 1e-8, no minimum notional, no quantity cap) on its venue and market,
+    with a warning that says where else the symbol is known.
+
+    Raises
+    ------
+    DataError
+        When an exchange-info file cannot be read or parsed (file and symbol named).
+    """
+    catalog = load_catalog(settings.instruments_files)
     rules = {}
     for symbol in symbols:
-        if symbol not in known:
-            logger.warning("no exchange rules for %s: using tick/step 1e-8", symbol)
-        rules[symbol] = known.get(symbol) or Instrument(symbol)
+        market = (markets or {}).get(symbol, MarketType.PERPETUAL)
+        try:
+            rules[symbol] = catalog.get(symbol, venue=venue, market=market)
+        except UnknownSymbol as exc:
+            logger.warning("%s: using tick/step 1e-8 and no limits", exc.message)
+            rules[symbol] = Instrument(symbol, venue=venue, market=market)
     return rules
 
 
@@ -136,15 +163,14 @@ def _ensure_sample(settings: Settings, store: ParquetCandleStore) -> None:
         import_data(settings, [sample], exchange=settings.exchange)
 
 
-def _uow_factory(settings: Settings) -> Callable[[], UnitOfWork]:
+def _sessions(settings: Settings) -> Callable[[], Any]:
     url = settings.database
     upgrade_to_head(url)
-    sessions = make_session_factory(make_engine(url))
-    return lambda: SqlUnitOfWork(sessions)
+    return make_session_factory(make_engine(url))
 
 
-def _run_state(settings: Settings, uow_factory: Callable[[], UnitOfWork], params: dict) -> RunState:
-    with uow_factory() as uow:
+def _run_state(settings: Settings, sessions: Callable[[], Any], params: dict) -> RunState:
+    with SqlUnitOfWork(sessions, "-") as uow:
         previous = uow.runs.latest(MODE)
     wanted = (settings.strategy, tuple(settings.symbols), settings.timeframe)
     if previous is not None:
@@ -156,7 +182,7 @@ def _run_state(settings: Settings, uow_factory: Callable[[], UnitOfWork], params
                 field="data_dir",
             )
         return previous
-    return RunState(
+    run = RunState(
         id=uuid.uuid4().hex,
         mode=MODE,
         strategy=settings.strategy,
@@ -168,11 +194,53 @@ def _run_state(settings: Settings, uow_factory: Callable[[], UnitOfWork], params
         cash=settings.initial_cash,
         last_bar_time={},
     )
+    with SqlUnitOfWork(sessions, run.id) as uow:  # orders placed before the first bar belong to it
+        uow.runs.upsert(run)
+        uow.commit()
+    return run
 
 
-def bootstrap(settings: Settings) -> Container:
+def simulated_venue(
+    settings: Settings, rules: Mapping[str, Instrument], cash: Decimal, clock: Clock
+) -> SimulatedVenue:
+    """A simulated venue with the settings' fees, slippage, leverage cap and participation."""
+    return SimulatedVenue(
+        instruments=rules,
+        cash=cash,
+        clock=clock,
+        fees=FeeSchedule(taker=settings.fee_taker, maker=settings.fee_maker),
+        slippage_bps=settings.slippage_bps,
+        max_leverage=settings.max_leverage,
+        participation=settings.participation,
+    )
+
+
+PAPER_WINDOW = 10_000
+"""Bars kept per symbol in paper mode (35 days of 5m bars: the panel's and API's charts)."""
+
+
+ExecutionFactory = Callable[
+    [RunState, Clock, list[Position], list[Order]], tuple[ExecutionClient, BarMatcher | None]
+]
+"""Builds the run's execution client (and its bar matcher, for a simulated venue) at market
+clock ``Clock``, restored with the stored positions and open orders."""
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    feed_factory: FeedFactory | None = None,
+    execution_factory: ExecutionFactory | None = None,
+    market_clock: Callable[[], Clock] = SimulatedClock,
+    wall_clock: Clock | None = None,
+) -> Container:
     """Wire the paper-trading server: storage (migrated to head), candles (the shipped sample
-    imported on first start), the paper broker restored from the last run, engine, bus, metrics.
+    imported on first start), the run's kernel restored from storage (strategy state, ledger,
+    execution client), bus and metrics.
+
+    Every port can be injected: ``feed_factory`` replaces the replay of the candle store,
+    ``execution_factory`` the simulated venue, ``market_clock`` makes the kernel's clock (one
+    per kernel build), ``wall_clock`` paces the replay (the system clock by default).
 
     Raises
     ------
@@ -181,46 +249,76 @@ def bootstrap(settings: Settings) -> Container:
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     token, generated = api_token(settings)
-    uow_factory = _uow_factory(settings)
+    sessions = _sessions(settings)
     store = candle_store(settings)
     _ensure_sample(settings, store)
     rules = instruments(settings, settings.symbols)
-    strategy = build_strategy(settings.strategy, settings.strategy_params, settings.timeframe)
-    run = _run_state(settings, uow_factory, strategy.params())
-    broker = PaperBroker(
-        instruments=rules,
-        cash=run.cash,
-        fees=FeeSchedule(taker=settings.fee_taker, maker=settings.fee_maker),
-        slippage_bps=settings.slippage_bps,
-        max_leverage=settings.max_leverage,
-        ids=lambda: uuid.uuid4().hex[:20],
-    )
-    with uow_factory() as uow:
-        broker.restore(run.cash, uow.positions.list(), uow.orders.list_open())
-    clock = SimulatedClock()
-    engine = Engine(
-        strategy=strategy,
-        broker=broker,
-        clock=clock,
-        instruments=rules,
-        symbols=tuple(settings.symbols),
-        timeframe=settings.timeframe,
-    )
-    candles = {s: store.read(settings.exchange, s, settings.timeframe) for s in settings.symbols}
-    wall = SystemClock()
+    params = build_strategy(
+        settings.strategy, settings.strategy_params, settings.timeframe
+    ).params()
+    run = _run_state(settings, sessions, params)
 
-    def feed_factory(start_after: dict[str, int] | None) -> ReplayFeed:
-        return ReplayFeed(
-            candles, settings.timeframe, speed=settings.speed, clock=wall, start_after=start_after
+    def uow_factory() -> UnitOfWork:
+        return SqlUnitOfWork(sessions, run.id)
+
+    def simulated(
+        state: RunState, clock: Clock, positions: list[Position], orders: list[Order]
+    ) -> tuple[ExecutionClient, BarMatcher | None]:
+        venue = simulated_venue(settings, rules, state.cash, clock)
+        venue.restore(state.cash, positions, orders)
+        return venue, venue
+
+    make_execution = execution_factory or simulated
+
+    def engine_factory(state: RunState) -> Engine:
+        clock = market_clock()
+        with uow_factory() as uow:
+            positions, orders = uow.positions.list(), uow.orders.list_open()
+        execution, matcher = make_execution(state, clock, positions, orders)
+        strategy = build_strategy(state.strategy, state.params, state.timeframe, incremental=True)
+        engine = Engine(
+            strategy=strategy,
+            execution=execution,
+            matcher=matcher,
+            clock=clock,
+            instruments=rules,
+            symbols=state.symbols,
+            timeframe=state.timeframe,
+            run_id=state.id,
+            ledger=Ledger(state.cash, positions, orders),
+            window=PAPER_WINDOW,
         )
+        engine.restore(state.state)
+        return engine
+
+    wall = wall_clock or SystemClock()
+    if feed_factory is None:
+        candles = {
+            s: store.read(settings.exchange, s, settings.timeframe) for s in settings.symbols
+        }
+
+        def replay(
+            start_after: dict[str, int] | None, sleep: Callable[[float], object]
+        ) -> ReplayFeed:
+            return ReplayFeed(
+                candles,
+                settings.timeframe,
+                speed=settings.speed,
+                clock=wall,
+                start_after=start_after,
+                sleep=sleep,
+            )
+
+        feed_factory = replay
 
     bus = MessageBus()
     metrics = Metrics(settings.timeframe)
-    hub = EventHub(clock.now_ms)
+    holder: dict[str, TradingService] = {}
+    hub = EventHub(lambda: holder["service"].engine.clock.now_ms() if holder else 0)
     bus.subscribe(object, metrics.handle)
     bus.subscribe(object, hub.handle)
     service = TradingService(
-        engine=engine,
+        engine_factory=engine_factory,
         feed_factory=feed_factory,
         uow_factory=uow_factory,
         bus=bus,
@@ -228,7 +326,15 @@ def bootstrap(settings: Settings) -> Container:
         on_batch=metrics.on_batch,
         perf_counter=time.perf_counter,
     )
+    holder["service"] = service
     return Container(settings, service, hub, metrics, bus, token, generated, settings.autostart)
+
+
+def build_app(container: Container) -> FastAPI:
+    """The HTTP app of ``container``: the API with the web panel mounted on it."""
+    app = create_app(container)
+    mount_web(app)
+    return app
 
 
 def backtest(
@@ -241,26 +347,31 @@ def backtest(
     cash: Decimal,
     fee: Decimal,
     slippage_bps: Decimal,
+    markets: Mapping[str, MarketType] | None = None,
 ) -> BacktestResult:
-    """Backtest ``strategy`` on ``candles`` with a fresh paper broker and a simulated clock.
+    """Backtest ``strategy`` on ``candles`` against a fresh simulated venue and clock.
 
-    ``fee`` is the taker rate; the maker rate keeps the settings' ratio to it.
+    ``fee`` is the taker rate; the maker rate keeps the settings' ratio to it. ``markets``
+    names each symbol's market (spot files trade with spot rules); perpetual by default.
     """
-    rules = instruments(settings, list(candles))
+    rules = instruments(settings, list(candles), markets=markets)
     maker = fee * settings.fee_maker / settings.fee_taker if settings.fee_taker else fee
-    broker = PaperBroker(
+    clock = SimulatedClock()
+    venue = SimulatedVenue(
         instruments=rules,
         cash=cash,
+        clock=clock,
         fees=FeeSchedule(taker=fee, maker=maker),
         slippage_bps=slippage_bps,
         max_leverage=settings.max_leverage,
-        ids=sequential_ids(""),
+        participation=settings.participation,
     )
     return run_backtest(
         strategy=build_strategy(strategy, params, timeframe),
         feed=HistoricalFeed(candles, timeframe),
-        broker=broker,
-        clock=SimulatedClock(),
+        venue=venue,
+        matcher=venue,
+        clock=clock,
         instruments=rules,
         initial_cash=cash,
     )
@@ -287,9 +398,7 @@ def load_candles(
     """
     out: dict[str, Candles] = {}
     for k, path in enumerate(data):
-        name = symbols[k] if k < len(symbols) else infer_symbol_timeframe(path)[0]
-        if name is None:
-            raise ConfigError(f"{path}: cannot infer the symbol; pass --symbol", field="symbol")
+        name = _data_symbol(k, path, symbols)
         if name in out:
             raise ConfigError(f"{path}: a second file for {name}", field="data")
         candles = read_klines(path)
@@ -300,3 +409,38 @@ def load_candles(
         for symbol in symbols:
             out[symbol] = store.read(settings.exchange, symbol, timeframe, start_ms, end_ms)
     return out
+
+
+def data_markets(
+    settings: Settings, *, data: Sequence[Path], symbols: Sequence[str]
+) -> dict[str, MarketType]:
+    """The market of each symbol :func:`load_candles` loads with the same ``data`` and
+    ``symbols``, to pass to :func:`instruments` so each is traded by its own market's rules.
+
+    A ``--data`` file's market comes from its name (``binance_spot_…`` spot, ``binance_usdm_…``
+    perpetual, ``us_stock_…`` stock, any other name perpetual); without ``data`` every symbol
+    is on the market of the candle store's exchange (``settings.exchange``: spot when it ends
+    in ``-spot``, else perpetual).
+
+    Raises
+    ------
+    ConfigError
+        A file whose symbol cannot be inferred (as :func:`load_candles`).
+    """
+    if not data:
+        store_market = (
+            MarketType.SPOT if settings.exchange.endswith("-spot") else MarketType.PERPETUAL
+        )
+        return dict.fromkeys(symbols, store_market)
+    return {
+        _data_symbol(k, path, symbols): infer_market(path) or MarketType.PERPETUAL
+        for k, path in enumerate(data)
+    }
+
+
+def _data_symbol(k: int, path: Path, symbols: Sequence[str]) -> str:
+    """The symbol of the ``k``-th ``--data`` file: ``symbols[k]``, else from its file name."""
+    name = symbols[k] if k < len(symbols) else infer_symbol_timeframe(path)[0]
+    if name is None:
+        raise ConfigError(f"{path}: cannot infer the symbol; pass --symbol", field="symbol")
+    return name

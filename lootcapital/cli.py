@@ -7,6 +7,7 @@ status 2; nothing is half-written.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import re
@@ -23,6 +24,10 @@ from domain.metrics import PerformanceMetrics
 from lootcapital.settings import Settings, describe_error, load_settings
 
 EXIT_USAGE = 2
+SHOWN_REJECTIONS = 5
+"""Distinct rejection reasons printed after a backtest's summary."""
+JSON_REJECTIONS = 10
+"""Distinct rejection reasons in a backtest's ``--json`` output (``rejections.first``)."""
 
 
 class RedactTokens(logging.Filter):
@@ -82,8 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Start the server on the replayed sample (paper trading)."""
     import uvicorn
 
-    from api.app import create_app
-    from lootcapital.bootstrap import bootstrap
+    from lootcapital.bootstrap import bootstrap, build_app
 
     settings = _settings(
         args,
@@ -105,8 +109,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         print("  API token: from LOOTCAPITAL_API_TOKEN")
     sys.stdout.flush()
+    # The engine thread is CPU-bound; a shorter GIL switch interval lets the event loop answer
+    # API reads promptly, and the objects built at start-up are frozen out of the GC's scans.
+    sys.setswitchinterval(0.001)
+    gc.freeze()
     uvicorn.run(
-        create_app(container),
+        build_app(container),
         host=settings.host,
         port=settings.port,
         log_level="info",
@@ -137,9 +145,28 @@ def _print_metrics(m: PerformanceMetrics, bars: int) -> None:
         print(f"{name:<22}{value:>16}")
 
 
+def _distinct(reasons: Sequence[object], limit: int) -> list[str]:
+    """The first ``limit`` distinct reasons, as text, in the order they happened."""
+    return list(dict.fromkeys(str(r) for r in reasons))[:limit]
+
+
+def _rejections_json(reasons: Sequence[object]) -> dict[str, object]:
+    """``{"count": N, "first": [...]}``: every rejected order counted, the first
+    :data:`JSON_REJECTIONS` distinct reasons listed."""
+    return {"count": len(reasons), "first": _distinct(reasons, JSON_REJECTIONS)}
+
+
+def _print_rejections(reasons: Sequence[object]) -> None:
+    """``rejected orders: N`` and, when N > 0, the first :data:`SHOWN_REJECTIONS` distinct
+    reasons (e.g. why every order of a backtest was refused and it made no trade)."""
+    print(f"rejected orders: {len(reasons)}")
+    for reason in _distinct(reasons, SHOWN_REJECTIONS):
+        print(f"  - {reason}")
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     """Run a backtest and print its summary (and JSON with ``--json``)."""
-    from lootcapital.bootstrap import backtest, load_candles
+    from lootcapital.bootstrap import backtest, data_markets, load_candles
 
     if not args.data and not args.symbol:
         raise DomainError("give --data FILE or --symbol S", field="data")
@@ -164,14 +191,17 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         cash=_decimal(args.cash, "cash"),
         fee=_decimal(args.fee, "fee"),
         slippage_bps=_decimal(args.slippage_bps, "slippage-bps"),
+        markets=data_markets(settings, data=[Path(p) for p in args.data], symbols=args.symbol),
     )
+    document = {**result.to_json(), "rejections": _rejections_json(result.rejections)}
     if args.json == "-":
-        json.dump(result.to_json(), sys.stdout)
+        json.dump(document, sys.stdout)
         print()
         return 0
     _print_metrics(result.metrics, result.bars)
+    _print_rejections(result.rejections)
     if args.json:
-        Path(args.json).write_text(json.dumps(result.to_json()))
+        Path(args.json).write_text(json.dumps(document))
         print(f"wrote {args.json}")
     return 0
 

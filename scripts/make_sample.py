@@ -2,8 +2,10 @@
 
 For BTCUSDT, ETHUSDT and SOLUSDT it keeps the LAST 60 days of Binance USDⓈ-M 5m klines
 (60 × 288 = 17,280 bars) and the funding rows of the same period, byte for byte as in the
-source (same normalized CSV, gzip), copies the 2025-10-30 exchange-info snapshot and writes a
-README with the period and row counts. The output is reproducible: gzip headers carry no time.
+source (same normalized CSV, gzip), copies the 2025-10-30 USDⓈ-M exchange-info snapshot, cuts
+the 2023-08-13 spot exchange-info snapshot down to the symbols the sample and the tests trade
+(same JSON layout, symbols in the source's order) and writes a README with the period and row
+counts. The output is reproducible: gzip headers carry no time.
 
 Usage::
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import shutil
 import sys
 from datetime import UTC, datetime
@@ -25,6 +28,8 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 BAR_MS = 300_000
 DAYS = 60
 EXCHANGE_INFO = "binance_usdm_exchange_info_20251030.json"
+SPOT_EXCHANGE_INFO = "binance_spot_exchange_info_20230813.json"
+SPOT_INFO_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
 
 
 def read_lines(path: Path) -> tuple[str, list[str]]:
@@ -58,6 +63,21 @@ def cut_funding(source: Path, dest: Path, start_ms: int, end_ms: int) -> int:
     return len(kept)
 
 
+def cut_exchange_info(source: Path, dest: Path, symbols: tuple[str, ...]) -> int:
+    """Copy an ``exchangeInfo`` JSON keeping only ``symbols`` (in the source's order) and every
+    other key as it is, written as Binance's snapshot is (2-space indent, UTF-8, final newline).
+    Returns the number of symbols kept; exits when one of ``symbols`` is not in the source."""
+    document = json.loads(source.read_text(encoding="utf-8"))
+    kept = [entry for entry in document["symbols"] if entry["symbol"] in symbols]
+    missing = set(symbols) - {entry["symbol"] for entry in kept}
+    if missing:
+        raise SystemExit(f"{source}: no symbol(s) {', '.join(sorted(missing))}")
+    document["symbols"] = kept
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    dest.write_text(text, encoding="utf-8")
+    return len(kept)
+
+
 def utc(ms: int) -> str:
     """``ms`` as ``YYYY-MM-DD HH:MM`` UTC."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
@@ -78,7 +98,9 @@ server, the examples and the tests run without the full data set.
 * **What**: 5-minute klines (`open_time,open,high,low,close,volume`, open_time = bar start in
   integer ms UTC, prices in USDT, volume in base asset) and 8-hourly funding rates
   (`funding_time,funding_rate`, rate as a fraction) for BTCUSDT, ETHUSDT and SOLUSDT, plus the
-  exchange-info snapshot `{EXCHANGE_INFO}` (tick size, step size, min notional).
+  exchange-info snapshots (tick size, lot step, quantity caps, min notional) of the USDⓈ-M
+  perpetuals, `{EXCHANGE_INFO}`, and of spot,
+  `{SPOT_EXCHANGE_INFO}` (cut to {", ".join(SPOT_INFO_SYMBOLS)}).
 * **Period**: the last {DAYS} days of the team's data set, {utc(first)} to {utc(last)} UTC
   (last bar open), {DAYS} × 288 bars per symbol, no gaps. It includes the 2025-10-10 liquidation
   cascade (SOLUSDT low 141.28 in the 21:20 UTC bar): real, keep it.
@@ -113,6 +135,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         stats.append((symbol, first, last, bars, funding))
     shutil.copyfile(args.source / EXCHANGE_INFO, args.dest / EXCHANGE_INFO)
+    cut_exchange_info(
+        args.source / SPOT_EXCHANGE_INFO, args.dest / SPOT_EXCHANGE_INFO, SPOT_INFO_SYMBOLS
+    )
     (args.dest / "README.md").write_text(readme(stats), encoding="utf-8")
     sys.stdout.write(f"wrote {len(SYMBOLS)} symbols to {args.dest}: {stats}\n")
 

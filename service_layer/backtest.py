@@ -9,9 +9,10 @@ from decimal import Decimal
 
 import numpy as np
 
+from domain.ledger import Ledger
 from domain.metrics import PerformanceMetrics, performance
 from domain.model import Fill, Instrument, Signal, Trade
-from domain.ports import Broker, Clock, MarketData
+from domain.ports import BarMatcher, Clock, ExecutionClient, MarketData
 from domain.strategies.base import Strategy
 from service_layer.engine import BatchOutcome, Engine
 
@@ -62,13 +63,16 @@ def run_backtest(
     *,
     strategy: Strategy,
     feed: MarketData,
-    broker: Broker,
+    venue: ExecutionClient,
+    matcher: BarMatcher,
     clock: Clock,
     instruments: Mapping[str, Instrument],
     initial_cash: Decimal,
+    run_id: str = "backtest",
 ) -> BacktestResult:
-    """Run ``strategy`` over every batch of ``feed`` with ``broker`` (a fresh paper broker
-    holding ``initial_cash``); positions still open at the end close at the last bar's close.
+    """Run ``strategy`` over every batch of ``feed`` against the simulated ``venue`` (a fresh
+    one holding ``initial_cash``; ``matcher`` is the same object); positions still open at the
+    end close at the last bar's close.
 
     Raises
     ------
@@ -77,16 +81,19 @@ def run_backtest(
     """
     engine = Engine(
         strategy=strategy,
-        broker=broker,
+        execution=venue,
+        matcher=matcher,
         clock=clock,
         instruments=instruments,
         symbols=feed.symbols,
         timeframe=feed.timeframe,
+        run_id=run_id,
+        ledger=Ledger(initial_cash),
     )
     engine.warm_up({s: feed.history(s) for s in feed.symbols})
     outcomes = [engine.process(batch) for batch in feed.batches()]
     final = engine.finish()
-    return _result(outcomes, final, float(initial_cash), float(broker.cash), engine)
+    return _result(outcomes, final, float(initial_cash), float(engine.ledger.cash), engine)
 
 
 def _result(
@@ -101,8 +108,8 @@ def _result(
     exposed = np.concatenate([o.exposed for o in outcomes] or [np.empty(0, bool)])
     if len(equity):
         equity[-1] = end_cash
-    trades = [t for o in [*outcomes, final] for t in o.trades]
-    fills = [f for o in [*outcomes, final] for f in o.fills]
+    trades = [t for o in [*outcomes, final] for t in o.changes.trades]
+    fills = [f for o in [*outcomes, final] for f in o.changes.fills]
     fees = float(sum((f.fee for f in fills), Decimal(0)))
     return BacktestResult(
         metrics=performance(time, equity, start, trades, fees, exposed),

@@ -1,346 +1,556 @@
-"""The trading engine: one loop for backtest, paper and (later) live trading.
+"""The kernel: one event loop for backtest, paper and live trading.
 
-The engine owns the bar history of each symbol and drives the strategy and the broker through
-bars in time order. A batch of bars (the whole history in a backtest, one bar per symbol in a
-replay) is processed as a sequence of *events*, so the cost is per decision and per fill, not per
-bar:
+The engine owns the bar window of each symbol, the run's strategy instance, its ledger (orders,
+positions, cash from execution events) and the pending wake-ups. A batch of closed bars (the
+whole history in a backtest, one bar per symbol in paper) is processed as a sequence of events
+in time order, so the cost is per decision and per fill, not per bar:
 
-* a **fill event** at bar ``j``'s open: the broker fills the orders bar ``j`` triggers (orders
-  decided on an earlier close; protective stops placed on a fill can fill on the same bar);
-* a **decision event** at bar ``j``'s close, for the bars the strategy marked as candidates.
+* a **decision event** at a bar close ``t``: one call of ``strategy.decide`` for every symbol
+  due at ``t`` (its candidates, its fired wake-ups) with the whole portfolio;
+* a **fill event** at bar ``j``'s open: the simulated venue matches the orders bar ``j``
+  triggers and the engine applies the execution events it answers with. Each symbol has at
+  most one pending fill event, its first trigger; a decision renews it only for the symbols
+  whose orders it touched.
 
 At one instant, decisions on the bars that close then come before fills on the bars that open
 then, so an order decided on bar ``t``'s close fills at bar ``t+1``'s open at the earliest.
-Equity at each bar close is computed vectorized from the fills of the batch.
+Orders decided at the batch's last close are not sent by :meth:`Engine.process`: they wait in
+:attr:`BatchOutcome.outbox` until the caller has committed them (store, then send) and calls
+:meth:`Engine.send`. The engine never knows the mode: only the clock, the feed and the
+execution client differ.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
 from domain.candles import Candles
-from domain.errors import DomainError, UnknownSymbol
-from domain.execution import to_decimal
-from domain.model import Fill, Instrument, Order, OrderType, Position, Side, Signal, Trade
-from domain.ports import Broker, Clock
-from domain.strategies.base import Decision, DecisionContext, Evaluation, OrderIntent, Strategy
+from domain.errors import UnknownSymbol
+from domain.execution import DecimalMarks, to_decimal
+from domain.ledger import Ledger, LedgerChanges
+from domain.model import (
+    ZERO,
+    Instrument,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    Signal,
+    fast_constructor,
+)
+from domain.orders import ExecutionEvent
+from domain.orders import ExecutionEventKind as K
+from domain.ports import BarMatcher, Clock, ExecutionClient
+from domain.strategies.base import Decision, DecisionContext, OrderIntent, Portfolio, Strategy
 from domain.timeframes import timeframe_ms
+from service_layer.equity import PositionStep, equity_curve
+from service_layer.exits import exit_orders
 from service_layer.history import CandleHistory
+from service_layer.intents import orders_for
+from service_layer.wakeups import WakeBook
+
+logger = logging.getLogger(__name__)
 
 _DECIDE, _FILL = 0, 1
 
 
 @dataclass(slots=True)
 class BatchOutcome:
-    """What one batch did. ``equity_time`` holds bar close times (ms UTC), ``equity`` and
-    ``cash`` the account value there (float, quote currency)."""
+    """What one batch did.
+
+    ``changes`` holds orders in their new states, fills, trades and positions; ``outbox`` the
+    orders stored as ``pending_new`` and not yet sent; ``rejections`` the intents dropped and
+    orders the venue rejected, with reasons; ``skipped`` the feed's duplicate or out-of-order
+    bars. ``equity_time`` holds bar close times (ms UTC), ``equity`` and ``cash`` the account
+    value there (float, quote currency).
+    """
 
     bars: dict[str, Candles]
     signals: list[Signal] = field(default_factory=list)
-    orders: list[Order] = field(default_factory=list)
-    fills: list[Fill] = field(default_factory=list)
-    trades: list[Trade] = field(default_factory=list)
-    positions: list[Position] = field(default_factory=list)
+    changes: LedgerChanges = field(default_factory=LedgerChanges)
+    outbox: list[Order] = field(default_factory=list)
     rejections: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     equity_time: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     equity: np.ndarray = field(default_factory=lambda: np.empty(0))
     cash: np.ndarray = field(default_factory=lambda: np.empty(0))
     exposed: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
 
 
-@dataclass(slots=True)
-class _SymbolRun:
-    """Per-symbol cursors while a batch is processed."""
-
-    evaluation: Evaluation
-    candidates: list[int]
-    next_candidate: int = 0
-    fill_cursor: int = 0
-    fill_version: int = 0
-
-
 class Engine:
-    """Drives ``strategy`` and ``broker`` through bars of ``symbols`` on ``timeframe``.
+    """Drives one strategy instance and one execution client through bars of ``symbols``.
 
     Parameters
     ----------
-    allocation:
-        Fraction of equity each symbol may use (default ``1 / len(symbols)``).
+    execution:
+        Where orders go; ``matcher`` is the simulated venue's bar matching (the same object in
+        backtest and paper mode, None for a live venue).
+    ledger:
+        The run's orders, positions and cash (restored from storage on a restart).
+    window:
+        Bars kept per symbol (None keeps all, as a backtest does); paper and live keep a bounded
+        window so memory and per-bar cost do not grow with the run.
+
+    Raises
+    ------
+    UnknownSymbol
+        When a symbol has no instrument rules.
     """
 
     def __init__(
         self,
         *,
         strategy: Strategy,
-        broker: Broker,
+        execution: ExecutionClient,
+        matcher: BarMatcher | None,
         clock: Clock,
         instruments: Mapping[str, Instrument],
         symbols: tuple[str, ...],
         timeframe: str,
-        allocation: Decimal | None = None,
+        run_id: str,
+        ledger: Ledger,
+        window: int | None = None,
     ) -> None:
         missing = [s for s in symbols if s not in instruments]
         if missing:
             raise UnknownSymbol(f"no instrument rules for {', '.join(missing)}", field="symbols")
         self.strategy = strategy
-        self.broker = broker
+        self.instruments = dict(instruments)
+        strategy.prepare(symbols, self.instruments)
+        self.execution = execution
+        self.matcher = matcher
         self.clock = clock
-        self.instruments = instruments
         self.symbols = symbols
         self.timeframe = timeframe
         self.tf_ms = timeframe_ms(timeframe)
-        self.allocation = allocation or Decimal(1) / Decimal(len(symbols))
-        self.history = {s: CandleHistory() for s in symbols}
+        self.run_id = run_id
+        self.ledger = ledger
+        limit = None if window is None else max(window, strategy.warmup_bars()) + 2
+        self.history = {s: CandleHistory(limit=limit) for s in symbols}
+        self.wakes = WakeBook()
+        self._prices: dict[str, float] = {}  # the marks, kept as floats
+        self.marks: Mapping[str, Decimal] = DecimalMarks(self._prices)
         self.candles_processed = 0
+        self._touched: set[str] = set()
 
-    # -- public -----------------------------------------------------------------------------
+    # -- state ------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The kernel's and the strategy's path-dependent state (JSON-serializable)."""
+        return {"strategy": self.strategy.state(), "wakes": self.wakes.to_json()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state` of an earlier process."""
+        self.strategy.restore(state.get("strategy", {}))
+        self.wakes = WakeBook.from_json(state.get("wakes", []))
+
     def warm_up(self, history: Mapping[str, Candles]) -> None:
-        """Add bars that are never traded on (indicator warm-up, or bars of a resumed run)."""
-        for symbol, bars in history.items():
+        """Feed bars that are never traded on (indicator warm-up, or the bars a restored run
+        already processed) to the strategy and the windows."""
+        fresh = {s: self._fresh(s, bars, None) for s, bars in history.items()}
+        for symbol, bars in fresh.items():
             self.history[symbol].append(bars)
-        self._mark_last_closes(history)
+        self.strategy.on_bars(fresh)
+        self._mark_last_closes(fresh)
 
     def last_bar_time(self, symbol: str) -> int | None:
         """open_time (ms UTC) of the last bar of ``symbol`` seen, or None."""
-        candles = self.history[symbol].candles
-        return int(candles.open_time[-1]) if len(candles) else None
+        return self.history[symbol].last_time
 
+    def portfolio(self, time: int | None = None) -> Portfolio:
+        """The account at the latest marks (what the strategy and the API see).
+
+        Positions, open orders and marks are read-only views of the engine's book, not copies:
+        read them before the engine processes more events.
+        """
+        ledger = self.ledger
+        account = ledger.account
+        prices = self._prices
+        equity = account.cash
+        gross = ZERO
+        for symbol, position in account.positions.items():
+            price = prices.get(symbol)
+            mark = position.entry_price if price is None else to_decimal(price)
+            equity += position.qty * (mark - position.entry_price)
+            gross += abs(position.qty) * mark
+        return _portfolio(
+            self.clock.now_ms() if time is None else time,
+            equity,
+            account.cash,
+            gross,
+            MappingProxyType(account.positions),
+            ledger.open_by_symbol(),
+            self.marks,
+            self.instruments,
+        )
+
+    # -- processing -------------------------------------------------------------------------
     def process(self, batch: Mapping[str, Candles]) -> BatchOutcome:
-        """Process newly closed bars (``{symbol: Candles}``) and return what happened."""
+        """Process newly closed bars (``{symbol: Candles}``) and return what happened.
+
+        A bar not after the last one seen for its symbol (a feed's duplicate or out-of-order
+        bar) is skipped with a log line.
+        """
+        outcome = BatchOutcome(bars={})
         starts: dict[str, int] = {}
         for symbol, bars in batch.items():
             if symbol not in self.history:
                 raise UnknownSymbol(f"bars for untraded symbol {symbol!r}", field="symbol")
-            starts[symbol] = len(self.history[symbol])
-            self.history[symbol].append(bars)
-        outcome = BatchOutcome(bars=dict(batch))
+            fresh = self._fresh(symbol, bars, outcome)
+            if len(fresh):
+                self.history[symbol].append(fresh)
+                starts[symbol] = len(self.history[symbol]) - len(fresh)
+                outcome.bars[symbol] = fresh
+        candidates = self.strategy.on_bars(outcome.bars)
         before = self._snapshot()
-        log = self._run_events(starts, outcome)
-        self._collect(outcome)
-        self._equity_curve(starts, before, log, outcome)
-        self._mark_last_closes(batch)
-        self.candles_processed += sum(len(b) for b in batch.values())
+        log = self._run_events(starts, candidates, outcome)
+        self._mark_last_closes(outcome.bars)
+        curve = equity_curve(
+            {s: self.history[s].candles for s in self.symbols}, starts, self.tf_ms, before, log
+        )
+        if curve is not None:
+            outcome.equity_time, outcome.equity, outcome.cash, outcome.exposed = curve
+        self._drain(outcome)
+        self.candles_processed += sum(len(b) for b in outcome.bars.values())
         return outcome
 
-    def _mark_last_closes(self, bars_by_symbol: Mapping[str, Candles]) -> None:
-        """Mark each symbol at its last close and move the clock to the latest close time."""
-        for symbol, bars in bars_by_symbol.items():
-            if len(bars):
-                self.broker.mark(symbol, float(bars.close[-1]))
-                close_time = int(bars.open_time[-1]) + self.tf_ms
-                self.clock.advance_to(max(self.clock.now_ms(), close_time))
+    def send(self, orders: list[Order]) -> LedgerChanges:
+        """Send stored ``pending_new`` orders to the execution client and apply its answers."""
+        outcome = BatchOutcome(bars={})
+        for order in orders:
+            self._submit(order)
+        self._apply_events(outcome, self.clock.now_ms())
+        self._drain(outcome)
+        outcome.changes.refused.extend(outcome.rejections)
+        return outcome.changes
+
+    def submit_now(self, orders: list[Order]) -> None:
+        """Record ``orders`` as ``pending_new`` in the ledger (the caller stores, then
+        :meth:`send` s them)."""
+        for order in orders:
+            self.ledger.add(order)
+
+    def request_cancel(self, order_id: str) -> None:
+        """Ask the execution client to cancel ``order_id`` (answered by events)."""
+        order = self.ledger.get(order_id)
+        if order is not None and order.status is OrderStatus.PENDING_NEW:
+            self.ledger.apply(ExecutionEvent(K.CANCELED, order_id, self.clock.now_ms()))
+            return
+        self._touch(order)
+        self.execution.cancel(order_id)
+
+    def reconcile(self) -> list[str]:
+        """Bring every non-final order in line with the execution client (at start, before any
+        new decision): a ``pending_new`` order the venue does not know is sent (same client
+        id), a known one takes the venue's state, a working order the venue lost is canceled.
+        Returns what was done, one line each."""
+        done: list[str] = []
+        now = self.clock.now_ms()
+        resend: list[Order] = []
+        for order in self.ledger.open_orders():
+            venue = self.execution.fetch_order(order.id)
+            if venue is None and order.status is OrderStatus.PENDING_NEW:
+                resend.append(order)
+                done.append(f"order {order.id} was never acknowledged: sent again")
+            elif venue is None:
+                why = "the venue does not know the order"
+                self.ledger.apply(ExecutionEvent(K.CANCELED, order.id, now, reason=why))
+                done.append(f"order {order.id}: {why}; canceled")
+            elif venue.status is not order.status and order.status is OrderStatus.PENDING_NEW:
+                self.ledger.apply(ExecutionEvent(K.ACCEPTED, order.id, now, venue.venue_order_id))
+                done.append(f"order {order.id} was acknowledged by the venue")
+        for order in resend:
+            self._submit(order)
+        return done
 
     def finish(self) -> BatchOutcome:
         """End of a backtest: cancel open orders and close positions at the last close."""
         outcome = BatchOutcome(bars={})
+        assert self.matcher is not None, "finish() settles on the simulated venue"
         for symbol in self.symbols:
             candles = self.history[symbol].candles
             if not len(candles):
                 continue
             end = int(candles.open_time[-1]) + self.tf_ms
-            for order in self.broker.open_orders(symbol):
-                self.broker.cancel(order.id, end)
-            self.broker.close_position(symbol, to_decimal(candles.close[-1]), end)
-        self._collect(outcome)
+            self.clock.advance_to(max(self.clock.now_ms(), end))
+            for order in self.ledger.open_orders(symbol):
+                self.request_cancel(order.id)
+            self._apply_events(outcome, end)
+            held = self.ledger.position(symbol).qty
+            if held != 0:
+                close = Order(
+                    id=f"{self.run_id[:8]}-end-{symbol}"[:36],
+                    symbol=symbol,
+                    side=_closing_side(held),
+                    type=OrderType.MARKET,
+                    qty=abs(held),
+                    created_time=end,
+                    reduce_only=True,
+                    tag="end",
+                )
+                self.ledger.add(close)
+                self.matcher.settle(close, to_decimal(candles.close[-1]), end)
+                self._apply_events(outcome, end)
+        self._drain(outcome)
         return outcome
 
-    def submit(
-        self, intent: OrderIntent, symbol: str, tag: str, client_id: str | None = None
-    ) -> Order:
-        """Place ``intent`` for ``symbol`` now (strategy or API order, named by ``tag``).
-
-        Raises
-        ------
-        DomainError
-            When the broker refuses the order (``InvalidOrder``, ``InsufficientMargin``...).
-        """
-        order = Order(
-            id=self.broker.next_id(),
-            symbol=symbol,
-            side=intent.side,
-            type=intent.type,
-            qty=intent.qty,
-            price=intent.price,
-            stop_price=intent.stop_price,
-            created_time=self.clock.now_ms(),
-            client_order_id=client_id,
-            reduce_only=intent.reduce_only,
-            tag=tag,
-            stop_distance=intent.stop_distance,
-        )
-        return self.broker.submit(order)
-
     # -- the event loop ---------------------------------------------------------------------
-    def _run_events(self, starts: Mapping[str, int], outcome: BatchOutcome) -> list[tuple]:
-        runs: dict[str, _SymbolRun] = {}
-        heap: list[tuple[int, int, str, int, int]] = []
-        for symbol, start in starts.items():
-            candles = self.history[symbol].candles
-            evaluation = self.strategy.evaluate(candles, start)
-            run = _SymbolRun(evaluation, evaluation.candidates.tolist(), fill_cursor=start)
-            runs[symbol] = run
-            self._push_decision(heap, symbol, run, candles)
-            self._push_fill(heap, symbol, run, candles)
-        log: list[tuple] = []
-        while heap:
-            t, phase, symbol, j, version = heapq.heappop(heap)
-            run = runs[symbol]
-            candles = self.history[symbol].candles
-            self.clock.advance_to(t)
-            if phase == _FILL:
-                if version != run.fill_version:
-                    continue
-                self._fill_bar(symbol, candles, j, log)
-                run.fill_cursor = j + 1
-            else:
-                self._decide(symbol, candles, j, run.evaluation, outcome)
-                run.fill_cursor = max(run.fill_cursor, j + 1)
-                run.next_candidate += 1
-                self._push_decision(heap, symbol, run, candles)
-            run.fill_version += 1
-            self._push_fill(heap, symbol, run, candles)
-        return log
-
-    def _push_decision(self, heap: list, symbol: str, run: _SymbolRun, candles: Candles) -> None:
-        if run.next_candidate < len(run.candidates):
-            j = run.candidates[run.next_candidate]
-            t = int(candles.open_time[j]) + self.tf_ms
-            heapq.heappush(heap, (t, _DECIDE, symbol, j, 0))
-
-    def _push_fill(self, heap: list, symbol: str, run: _SymbolRun, candles: Candles) -> None:
-        j = self.broker.next_trigger(symbol, candles, run.fill_cursor)
-        if j is not None:
-            heapq.heappush(heap, (int(candles.open_time[j]), _FILL, symbol, j, run.fill_version))
-
-    def _fill_bar(self, symbol: str, candles: Candles, j: int, log: list[tuple]) -> None:
-        while self.broker.next_trigger(symbol, candles, j) == j:
-            for fill in self.broker.execute(symbol, candles, j):
-                self._on_fill(fill)
-        position = self.broker.position(symbol)
-        log.append(
-            (
-                int(candles.open_time[j]),
-                symbol,
-                float(position.qty),
-                float(position.entry_price),
-                float(self.broker.cash),
-            )
-        )
-
-    def _on_fill(self, fill: Fill) -> None:
-        distance = self.broker.get_order(fill.order_id).stop_distance
-        if distance is None or self.broker.position(fill.symbol).qty == 0:
-            return
-        stop = fill.price - distance if fill.side is Side.BUY else fill.price + distance
-        if stop <= 0:
-            return
-        intent = OrderIntent(
-            fill.side.opposite,
-            abs(self.broker.position(fill.symbol).qty),
-            type=OrderType.STOP,
-            stop_price=stop,
-            reduce_only=True,
-        )
-        self.submit(intent, fill.symbol, tag=f"{self.strategy.name}:stop")
-
-    def _decide(
-        self, symbol: str, candles: Candles, j: int, ev: Evaluation, outcome: BatchOutcome
-    ) -> None:
-        now = int(candles.open_time[j]) + self.tf_ms
-        self.broker.mark(symbol, float(candles.close[j]))
-        self._mark_positions(now, symbol, j)
-        ctx = DecisionContext(
-            symbol=symbol,
-            timeframe=self.timeframe,
-            time=now,
-            position=self.broker.position(symbol),
-            equity=self.broker.equity(),
-            allocation=self.allocation,
-            instrument=self.instruments[symbol],
-            open_orders=tuple(self.broker.open_orders(symbol)),
-        )
-        decision: Decision = ev.decide(j, ctx)
-        if decision.signal is not None:
-            outcome.signals.append(decision.signal)
-        for order_id in decision.cancel:
-            self.broker.cancel(order_id, now)
-        for intent in decision.orders:
-            try:
-                self.submit(intent, symbol, tag=self.strategy.name)
-            except DomainError as exc:
-                outcome.rejections.append(f"{symbol} at {now}: {exc.message}")
-
-    def _mark_positions(self, now: int, marked: str, j: int) -> None:
-        """Mark every other open position at its last close at ``now`` (bar ``j`` when the
-        symbols share a time grid, the common case, else a binary search)."""
-        bar_time = now - self.tf_ms
-        for position in self.broker.positions():
-            if position.symbol == marked:
-                continue
-            candles = self.history[position.symbol].candles
-            times = candles.open_time
-            if j < len(times) and times[j] == bar_time:
-                i = j
-            else:
-                i = int(np.searchsorted(times, bar_time, "right")) - 1
-            if i >= 0:
-                self.broker.mark(position.symbol, float(candles.close[i]))
-
-    def _collect(self, outcome: BatchOutcome) -> None:
-        orders, fills, trades, positions = self.broker.drain_events()
-        outcome.orders.extend(orders)
-        outcome.fills.extend(fills)
-        outcome.trades.extend(trades)
-        outcome.positions.extend(positions)
-
-    # -- equity -----------------------------------------------------------------------------
-    def _snapshot(self) -> tuple[float, dict[str, tuple[float, float]]]:
-        positions = {
-            p.symbol: (float(p.qty), float(p.entry_price)) for p in self.broker.positions()
-        }
-        return float(self.broker.cash), positions
-
-    def _equity_curve(
+    def _run_events(
         self,
         starts: Mapping[str, int],
-        before: tuple[float, dict[str, tuple[float, float]]],
-        log: list[tuple],
+        candidates: Mapping[str, np.ndarray],
         outcome: BatchOutcome,
+    ) -> list[PositionStep]:
+        due = _due_by_time(candidates, starts)
+        last_close = max(
+            (int(self.history[s].candles.open_time[-1]) + self.tf_ms for s in starts), default=0
+        )
+        # The candidates' decisions, in time order, merged with a heap of the other events
+        # (fills, fired wake-ups): at one instant, decisions come first.
+        decisions = sorted(due)
+        k = 0
+        heap: list[tuple[int, int, str, int]] = []
+        self.wakes.schedule(self.history, self.tf_ms, heap)
+        cursors = dict(starts)
+        for symbol in starts:
+            self._push_fill(heap, symbol, cursors)
+        self._touched.clear()
+        log: list[PositionStep] = []
+        decided: set[int] = set()
+        while heap or k < len(decisions):
+            if k < len(decisions) and (not heap or decisions[k] <= heap[0][0]):
+                t, phase, symbol, j = decisions[k], _DECIDE, "", 0
+                k += 1
+            else:
+                t, phase, symbol, j = heapq.heappop(heap)
+            self.clock.advance_to(t)
+            if phase == _FILL:
+                if j == self._next_fill(symbol, cursors):  # else a stale event
+                    self._fill_bar(symbol, j, log, outcome)
+                    cursors[symbol] = j + 1
+                    self._push_fill(heap, symbol, cursors)
+                    self._touched.discard(symbol)
+            elif t not in decided:
+                decided.add(t)
+                self._decide(t, due.get(t, set()), outcome, heap, send=t < last_close)
+                if self._touched:
+                    self._renew_fills(t, cursors, heap)
+        return log
+
+    def _renew_fills(self, t: int, cursors: dict[str, int], heap: list) -> None:
+        """Push the next fill event of each symbol whose working orders the decision at ``t``
+        touched; the pending event of any other symbol still names its first trigger (at or
+        after ``t``: an earlier one would have been processed before the decision)."""
+        for symbol in self._touched:
+            if symbol in cursors:
+                cursors[symbol] = max(cursors[symbol], self._first_open_after(symbol, t))
+                self._push_fill(heap, symbol, cursors)
+        self._touched.clear()
+
+    def _first_open_after(self, symbol: str, t: int) -> int:
+        """Index of the first bar of ``symbol`` that opens at or after ``t``."""
+        times = self.history[symbol].candles.open_time
+        i = _bar_at(times, t, self.tf_ms)
+        return i if i >= 0 else int(times.searchsorted(t, "left"))
+
+    def _next_fill(self, symbol: str, cursors: Mapping[str, int]) -> int | None:
+        if self.matcher is None:
+            return None
+        return self.matcher.next_trigger(symbol, self.history[symbol].candles, cursors[symbol])
+
+    def _push_fill(self, heap: list, symbol: str, cursors: Mapping[str, int]) -> None:
+        j = self._next_fill(symbol, cursors)
+        if j is not None:
+            heapq.heappush(heap, (int(self.history[symbol].candles.open_time[j]), _FILL, symbol, j))
+
+    def _fill_bar(
+        self, symbol: str, j: int, log: list[PositionStep], outcome: BatchOutcome
     ) -> None:
-        closes = [self.history[s].candles.open_time[i:] + self.tf_ms for s, i in starts.items()]
-        if not sum(len(c) for c in closes):
+        """Match bar ``j`` of ``symbol`` (which the caller found triggers an order) until no
+        order fills on it any more, and log the position after it."""
+        assert self.matcher is not None
+        candles = self.history[symbol].candles
+        time = int(candles.open_time[j])
+        hit: int | None = j
+        while hit == j:
+            self.matcher.process_bar(symbol, candles, j)
+            self._apply_events(outcome, time)
+            hit = self.matcher.next_trigger(symbol, candles, j)
+        position = self.ledger.position(symbol)
+        qty, entry, cash = float(position.qty), float(position.entry_price), float(self.ledger.cash)
+        log.append(PositionStep(time, symbol, qty, entry, cash))
+
+    def _apply_events(self, outcome: BatchOutcome, time: int) -> None:
+        """Apply the execution client's events; place the exits of filled entries."""
+        while events := self.execution.drain_events():
+            for event in events:
+                order = self.ledger.apply(event)
+                if order is None:
+                    continue
+                if event.kind is K.REJECTED:
+                    outcome.rejections.append(f"{order.symbol} at {time}: {event.reason}")
+                elif event.fill is not None and order.exits is not None:
+                    position = self.ledger.position(order.symbol)
+                    instrument = self.instruments[order.symbol]
+                    for exit_order in exit_orders(order, position, instrument, time):
+                        self.ledger.add(exit_order)
+                        self._submit(exit_order)
+
+    def _decide(
+        self, t: int, due: set[str], outcome: BatchOutcome, heap: list, *, send: bool
+    ) -> None:
+        woken = self.wakes.fire(t) if self.wakes else ()
+        if not due and not woken:
             return
-        times = closes[0]
-        if any(len(c) != len(times) or not np.array_equal(c, times) for c in closes[1:]):
-            times = np.unique(np.concatenate(closes))
-        start_cash, start_positions = before
-        cash = _step_values(times, [e[0] for e in log], [start_cash] + [e[4] for e in log])
-        equity = cash.copy()
-        exposed = np.zeros(len(times), dtype=bool)
+        self._apply_events(outcome, t)  # what the venue said since: the strategy sees it
+        self._mark_at(t)
+        ctx = _context(t, self.timeframe, self.portfolio(t), frozenset(due), woken)
+        decision: Decision = self.strategy.decide(ctx)
+        outcome.signals.extend(decision.signals)
+        for order_id in decision.cancel:
+            self.request_cancel(order_id)
+        for change in decision.modify:
+            self._touch(self.ledger.get(change.order_id))
+            self.execution.modify(
+                change.order_id, qty=change.qty, price=change.price, stop_price=change.stop_price
+            )
+        if decision.wake or decision.drop_wakes:  # else the wake-ups and their search stand
+            self.wakes.update(decision.wake, decision.drop_wakes, t)
+            self.wakes.schedule(self.history, self.tf_ms, heap)
+        if decision.orders:
+            self._place(decision.orders, t, outcome, send=send)
+        self._apply_events(outcome, t)
+
+    def _place(
+        self, intents: tuple[OrderIntent, ...], t: int, outcome: BatchOutcome, *, send: bool
+    ) -> None:
+        """Record the orders of ``intents`` decided at ``t``; send them, or leave them in the
+        outbox."""
+        orders, dropped = orders_for(
+            intents,
+            run_id=self.run_id,
+            strategy=self.strategy.name,
+            time=t,
+            ledger=self.ledger,
+            instruments=self.instruments,
+            marks=self.marks,
+        )
+        outcome.rejections.extend(dropped)
+        for order in orders:
+            self.ledger.add(order)
+            if send:
+                self._submit(order)
+                self._apply_events(outcome, t)
+            else:
+                outcome.outbox.append(order)
+
+    def _submit(self, order: Order) -> None:
+        self._touched.add(order.symbol)
+        self.execution.submit(order)
+
+    def _touch(self, order: Order | None) -> None:
+        """Note that the venue's working orders of ``order``'s symbol may change (of every
+        symbol when the ledger does not know the order)."""
+        if order is None:
+            self._touched.update(self.symbols)
+        else:
+            self._touched.add(order.symbol)
+
+    # -- marks ------------------------------------------------------------------------------
+    def _mark_at(self, t: int) -> None:
+        """Mark every symbol at its last close at or before ``t``."""
+        tf_ms = self.tf_ms
+        bar_time = t - tf_ms
+        i = -1
         for symbol in self.symbols:
-            entries = [e for e in log if e[1] == symbol]
-            q0, e0 = start_positions.get(symbol, (0.0, 0.0))
-            if not entries and q0 == 0:
-                continue
             candles = self.history[symbol].candles
-            at = np.searchsorted(candles.open_time, times - self.tf_ms, "right") - 1
-            marks = candles.close[np.maximum(at, 0)]
-            when = [e[0] for e in entries]
-            qty = _step_values(times, when, [q0] + [e[2] for e in entries])
-            entry = _step_values(times, when, [e0] + [e[3] for e in entries])
-            equity += np.where(at >= 0, qty * (marks - entry), 0.0)
-            exposed |= qty != 0
-        outcome.equity_time, outcome.equity, outcome.cash = times, equity, cash
-        outcome.exposed = exposed
+            times = candles.open_time
+            # Symbols on one time grid share the index of the bar closing at t.
+            if not (0 <= i < len(times) and times[i] == bar_time):
+                i = _bar_at(times, bar_time, tf_ms)
+            if i >= 0:
+                self._set_mark(symbol, float(candles.close[i]), t)
+                continue
+            last = int(times.searchsorted(bar_time, "right")) - 1
+            if last >= 0:
+                self._set_mark(symbol, float(candles.close[last]), int(times[last]) + tf_ms)
+
+    def _mark_last_closes(self, bars_by_symbol: Mapping[str, Candles]) -> None:
+        """Mark each symbol at its last close and move the clock to the latest close time."""
+        for symbol, bars in bars_by_symbol.items():
+            if len(bars):
+                close_time = int(bars.open_time[-1]) + self.tf_ms
+                self._set_mark(symbol, float(bars.close[-1]), close_time)
+                self.clock.advance_to(max(self.clock.now_ms(), close_time))
+
+    def _set_mark(self, symbol: str, price: float, time: int) -> None:
+        self._prices[symbol] = price
+        if self.matcher is not None:
+            self.matcher.mark(symbol, price, time)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _fresh(self, symbol: str, bars: Candles, outcome: BatchOutcome | None) -> Candles:
+        """``bars`` without those not after the last bar seen (logged, never fatal)."""
+        last = self.history[symbol].last_time
+        if last is None or not len(bars) or int(bars.open_time[0]) > last:
+            return bars
+        keep = int(bars.open_time.searchsorted(last, "right"))
+        note = f"{symbol}: skipped {keep} duplicate or out-of-order bar(s) at or before {last}"
+        logger.warning(note)
+        if outcome is not None:
+            outcome.skipped.append(note)
+        return bars.slice(keep, len(bars))
+
+    def _snapshot(self) -> tuple[float, dict[str, tuple[float, float]]]:
+        positions = {
+            s: (float(p.qty), float(p.entry_price))
+            for s, p in self.ledger.account.positions.items()
+        }
+        return float(self.ledger.cash), positions
+
+    def _drain(self, outcome: BatchOutcome) -> None:
+        changes = self.ledger.drain()
+        for refused in changes.refused:
+            logger.warning("execution event refused: %s", refused)
+        outcome.changes.orders.extend(changes.orders)
+        outcome.changes.fills.extend(changes.fills)
+        outcome.changes.trades.extend(changes.trades)
+        outcome.changes.positions.extend(changes.positions)
+        outcome.changes.refused.extend(changes.refused)
 
 
-def _step_values(times: np.ndarray, when: list[int], values: list[float]) -> np.ndarray:
-    """``values[k]`` at each time, where ``k`` counts the changes at ``when < time``
-    (``values[0]`` is the value before the first change)."""
-    k = np.searchsorted(np.asarray(when, dtype=np.int64), times, "left")
-    return np.asarray(values, dtype=np.float64)[k]
+# Built once per decision, with every field given: they have no checks to skip.
+_portfolio = fast_constructor(Portfolio, validate=False)
+_context = fast_constructor(DecisionContext, validate=False)
+
+
+def _closing_side(held: Decimal) -> Side:
+    return Side.SELL if held > 0 else Side.BUY
+
+
+def _due_by_time(
+    candidates: Mapping[str, np.ndarray], starts: Mapping[str, int]
+) -> dict[int, set[str]]:
+    """The symbols due at each candidate close time (ms UTC), for the symbols with bars."""
+    due: dict[int, set[str]] = {}
+    for symbol, times in candidates.items():
+        if symbol in starts:
+            for t in times.tolist():
+                due.setdefault(t, set()).add(symbol)
+    return due
+
+
+def _bar_at(times: np.ndarray, time: int, tf_ms: int) -> int:
+    """Index of the bar opening at ``time`` (ms UTC) when ``times`` has no gap before it, found
+    without a search; -1 otherwise (no such bar, or a gap: search instead)."""
+    if not len(times):
+        return -1
+    i = (time - int(times[0])) // tf_ms
+    return i if 0 <= i < len(times) and times[i] == time else -1

@@ -1,4 +1,4 @@
-"""Growing per-symbol bar history with amortized appends (no copy of the past per bar)."""
+"""Per-symbol bar windows with amortized appends (no copy of the past per bar)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ from domain.candles import OHLCV_COLUMNS, Candles
 
 
 class CandleHistory:
-    """An append-only bar history; :attr:`candles` is a zero-copy view of bars ``0..n-1``.
+    """An append-only bar window; :attr:`candles` is a zero-copy view of the bars kept.
+
+    Parameters
+    ----------
+    capacity:
+        Initial allocation in bars.
+    limit:
+        Most bars kept (None: all, as a backtest does). Past it the oldest bars are dropped,
+        amortized: the window is compacted only when it reaches twice the limit, so memory and
+        per-bar cost stay bounded however long a paper or live run lasts.
 
     Raises
     ------
@@ -16,14 +25,23 @@ class CandleHistory:
         When appended bars do not start after the last stored ``open_time``.
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, limit: int | None = None) -> None:
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be >= 1, was {limit}")
+        self.limit = limit
         self._time = np.empty(capacity, dtype=np.int64)
         self._cols = {name: np.empty(capacity, dtype=np.float64) for name in OHLCV_COLUMNS}
+        self._lo = 0
         self._n = 0
         self.candles = Candles.empty()
 
     def __len__(self) -> int:
-        return self._n
+        return self._n - self._lo
+
+    @property
+    def last_time(self) -> int | None:
+        """open_time (ms UTC) of the last bar, or None when empty."""
+        return int(self._time[self._n - 1]) if self._n else None
 
     def append(self, bars: Candles) -> None:
         """Add ``bars`` (time-ordered, all after the last stored bar)."""
@@ -35,6 +53,9 @@ class CandleHistory:
                 f"bar at {int(bars.open_time[0])} does not follow {int(self._time[self._n - 1])}"
             )
         need = self._n + k
+        if need > len(self._time) and self._lo > 0:
+            self._compact(extra=k)
+            need = self._n + k
         if need > len(self._time):
             size = max(need, 2 * len(self._time))
             self._time = np.resize(self._time, size)
@@ -43,4 +64,23 @@ class CandleHistory:
         for name, col in self._cols.items():
             col[self._n : need] = getattr(bars, name)
         self._n = need
-        self.candles = Candles(self._time[:need], *(self._cols[c][:need] for c in OHLCV_COLUMNS))
+        if self.limit is not None and self._n - self._lo > self.limit:
+            self._lo = self._n - self.limit
+        lo = self._lo
+        self.candles = Candles(
+            self._time[lo:need], *(self._cols[c][lo:need] for c in OHLCV_COLUMNS)
+        )
+
+    def _compact(self, extra: int) -> None:
+        """Move the kept bars to the front of arrays with room for ``extra`` more and at least
+        as many again (so compaction happens once per ``limit`` appends at most)."""
+        lo, n = self._lo, self._n
+        size = max(len(self._time), 2 * (n - lo) + extra, 16)
+        time = np.empty(size, dtype=np.int64)
+        time[: n - lo] = self._time[lo:n]
+        cols = {}
+        for name, col in self._cols.items():
+            cols[name] = np.empty(size, dtype=np.float64)
+            cols[name][: n - lo] = col[lo:n]
+        self._time, self._cols = time, cols
+        self._lo, self._n = 0, n - lo

@@ -1,17 +1,21 @@
-"""Runs the engine on a live or replayed feed in a background thread, committing each batch.
+"""Runs the engine on a live or replayed feed in its own thread, committing each bar whole.
 
-For each batch: the engine processes it under the trading lock, one unit of work stores every
-order change, fill, trade, position, signal and equity point with the run's progress, and only
-then are the events published. A crash between two batches loses nothing that was committed, and
-the run resumes after the last committed bar.
+For each batch: the engine processes it; one unit of work stores every order change, fill,
+trade, position, signal and equity point with the run's progress and the kernel's state, and
+the orders the bar decided as ``pending_new``; only then are those orders sent (store, then
+send) and the venue's answers committed; then the events are published. A crash at any moment
+loses nothing committed: the run resumes after the last committed bar and reconciles the orders
+that were stored but not acknowledged. An error (a strategy exception, a venue error) rolls the
+bar back whole, is stored in the run and shown in ``status``, and the run stops; started again,
+it resumes at the failed bar from the committed state.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from domain.events import (
@@ -24,45 +28,63 @@ from domain.events import (
     SignalGenerated,
 )
 from domain.execution import to_decimal
-from domain.model import EquityPoint, Fill, Order, Position, Trade
+from domain.ledger import LedgerChanges
+from domain.model import EquityPoint, Position
 from domain.ports import MarketData, RunState, UnitOfWork
+from service_layer.commands import CommandQueue
 from service_layer.engine import BatchOutcome, Engine
 from service_layer.messagebus import MessageBus
 
 logger = logging.getLogger(__name__)
 
 
-def store_changes(
-    uow: UnitOfWork,
-    orders: Iterable[Order],
-    fills: Iterable[Fill],
-    trades: Iterable[Trade],
-    positions: Iterable[Position],
-) -> None:
-    """Store broker changes in ``uow`` (orders first: fills reference them; caller commits)."""
-    for order in orders:
+def store_changes(uow: UnitOfWork, changes: LedgerChanges) -> None:
+    """Store ledger changes in ``uow`` (orders first: fills reference them; caller commits)."""
+    for order in changes.orders:
         uow.orders.upsert(order)
-    for fill in fills:
+    for fill in changes.fills:
         uow.fills.add(fill)
-    for trade in trades:
+    for trade in changes.trades:
         uow.trades.add(trade)
-    for position in positions:
+    for position in changes.positions:
         uow.positions.upsert(position)
 
 
-def persist(uow: UnitOfWork, outcome: BatchOutcome, run: RunState) -> list[EquityPoint]:
-    """Store one batch and the run's progress in ``uow`` (the caller commits)."""
-    store_changes(uow, outcome.orders, outcome.fills, outcome.trades, outcome.positions)
+def persist(
+    uow: UnitOfWork,
+    outcome: BatchOutcome,
+    run: RunState,
+    last: tuple[Decimal, Decimal],
+    money: Decimal,
+) -> list[EquityPoint]:
+    """Store one batch and the run's progress in ``uow`` (the caller commits).
+
+    Equity points are rounded to the ``money`` quantum (the quote asset's precision); the last
+    one takes the exact ``(equity, cash)`` of the ledger at the batch's end (in paper and live a
+    batch is one bar, so every stored point is exact, never a float round trip).
+    """
+    store_changes(uow, outcome.changes)
     for signal in outcome.signals:
         uow.signals.add(signal)
     points = [
-        EquityPoint(int(t), to_decimal(e), to_decimal(c))
+        EquityPoint(int(t), to_decimal(e).quantize(money), to_decimal(c).quantize(money))
         for t, e, c in zip(outcome.equity_time, outcome.equity, outcome.cash, strict=True)
     ]
+    if points:
+        equity, cash = last
+        points[-1] = EquityPoint(points[-1].time, equity.quantize(money), cash.quantize(money))
     for point in points:
         uow.equity.add(point)
     uow.runs.upsert(run)
     return points
+
+
+def change_events(changes: LedgerChanges) -> list[object]:
+    """The bus events of committed ledger changes."""
+    events: list[object] = [OrderUpdated(o) for o in changes.orders]
+    events += [OrderFilled(f) for f in changes.fills]
+    events += [PositionChanged(p) for p in changes.positions]
+    return events
 
 
 def batch_events(outcome: BatchOutcome, timeframe: str, points: list[EquityPoint]) -> list:
@@ -73,19 +95,41 @@ def batch_events(outcome: BatchOutcome, timeframe: str, points: list[EquityPoint
         for i in range(len(bars))
     ]
     events += [SignalGenerated(s) for s in outcome.signals]
-    events += [OrderUpdated(o) for o in outcome.orders]
-    events += [OrderFilled(f) for f in outcome.fills]
-    events += [PositionChanged(p) for p in outcome.positions]
+    events += change_events(outcome.changes)
     events += [EquityUpdated(p) for p in points]
     return events
 
 
-class EngineRunner:
-    """One run of ``engine`` over ``feed`` in a daemon thread.
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What reads show without waiting for the engine: market ``clock_time`` (ms UTC),
+    ``equity`` and ``cash`` (quote currency), bars processed over the run, open positions and
+    the marks (last closes) they are valued at."""
 
-    ``on_batch`` observes each processed batch (metrics); ``lock`` serializes the engine with
-    API calls that place or cancel orders.
-    """
+    clock_time: int
+    equity: Decimal
+    cash: Decimal
+    candles_processed: int
+    positions: tuple[Position, ...]
+    marks: dict[str, Decimal]
+
+
+def snapshot(engine: Engine, candles_processed: int) -> Snapshot:
+    """The engine's state now (call on the engine's owner thread)."""
+    portfolio = engine.portfolio()
+    return Snapshot(
+        clock_time=engine.clock.now_ms(),
+        equity=portfolio.equity,
+        cash=portfolio.cash,
+        candles_processed=candles_processed,
+        positions=tuple(portfolio.positions.values()),
+        marks=dict(portfolio.marks),
+    )
+
+
+class EngineRunner:
+    """One run of ``engine`` over ``feed`` in the ``engine`` thread, which owns the engine and
+    runs ``commands`` between bars. ``on_batch`` observes each processed batch (metrics)."""
 
     def __init__(
         self,
@@ -95,8 +139,9 @@ class EngineRunner:
         uow_factory: Callable[[], UnitOfWork],
         bus: MessageBus,
         run: RunState,
-        lock: threading.RLock,
+        commands: CommandQueue,
         on_batch: Callable[[BatchOutcome, float], None] | None = None,
+        on_snapshot: Callable[[Snapshot], None],
         perf_counter: Callable[[], float],
     ) -> None:
         self.engine = engine
@@ -104,8 +149,9 @@ class EngineRunner:
         self.uow_factory = uow_factory
         self.bus = bus
         self.run = run
-        self.lock = lock
+        self.commands = commands
         self.on_batch = on_batch
+        self.on_snapshot = on_snapshot
         self.perf_counter = perf_counter
         self.stopped_reason: str | None = None
         self.error: str | None = None
@@ -117,19 +163,22 @@ class EngineRunner:
         return self._thread.is_alive()
 
     def start(self) -> None:
-        """Start the background thread."""
+        """Own the engine and start the thread."""
+        self.commands.own()
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the feed to end and wait for the thread to finish its batch."""
+        """Ask the feed to end and wait for the thread to finish its bar."""
         self.feed.stop()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
         try:
+            self.commands.run_pending()
             for batch in self.feed.batches():
                 self._step(batch)
+                self.commands.run_pending()
             self.stopped_reason = self.feed.finished_reason or "end of data"
         except Exception as exc:
             logger.exception("engine stopped on an error")
@@ -139,22 +188,50 @@ class EngineRunner:
 
     def _step(self, batch: dict) -> None:
         started = self.perf_counter()
-        with self.lock:
-            outcome = self.engine.process(batch)
-            last = {s: t for s in self.engine.symbols if (t := self.engine.last_bar_time(s))}
-            self.run = replace(self.run, last_bar_time=last, cash=Decimal(self.engine.broker.cash))
+        engine = self.engine
+        outcome = engine.process(batch)
+        last = {s: t for s in engine.symbols if (t := engine.last_bar_time(s)) is not None}
+        self.run = replace(
+            self.run,
+            last_bar_time=last,
+            cash=engine.ledger.cash,
+            state=engine.state(),
+            candles_processed=self.run.candles_processed + len(_bars(outcome)),
+            error=None,
+        )
+        portfolio = engine.portfolio()
+        with self.uow_factory() as uow:
+            money = engine.ledger.account.money
+            points = persist(uow, outcome, self.run, (portfolio.equity, portfolio.cash), money)
+            uow.commit()
+        events = batch_events(outcome, engine.timeframe, points)
+        if outcome.outbox:
+            sent = engine.send(outcome.outbox)
             with self.uow_factory() as uow:
-                points = persist(uow, outcome, self.run)
+                store_changes(uow, sent)
                 uow.commit()
+            events += change_events(sent)
+            outcome.rejections.extend(sent.refused)
         elapsed = self.perf_counter() - started
+        self.on_snapshot(snapshot(engine, self.run.candles_processed))
         if self.on_batch is not None:
             self.on_batch(outcome, elapsed)
-        self.bus.publish(batch_events(outcome, self.engine.timeframe, points))
+        self.bus.publish(events)
 
     def _finish(self) -> None:
         reason = self.stopped_reason or "stopped"
-        self.run = replace(self.run, stopped_reason=reason)
-        with self.lock, self.uow_factory() as uow:
-            uow.runs.upsert(self.run)
-            uow.commit()
-        self.bus.publish([EngineStopped(reason, self.engine.clock.now_ms())])
+        self.run = replace(self.run, stopped_reason=reason, error=self.error)
+        try:
+            with self.uow_factory() as uow:
+                stored = uow.runs.get(self.run.id)
+                # After an error the bar was rolled back: keep the committed progress.
+                base = stored if stored is not None and self.error else self.run
+                uow.runs.upsert(replace(base, stopped_reason=reason, error=self.error))
+                uow.commit()
+        finally:
+            self.commands.release()
+            self.bus.publish([EngineStopped(reason, self.engine.clock.now_ms())])
+
+
+def _bars(outcome: BatchOutcome) -> list[int]:
+    return [int(t) for bars in outcome.bars.values() for t in bars.open_time]

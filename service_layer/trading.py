@@ -1,33 +1,48 @@
 """The trading service: the use cases the API, the web panel and the CLI call.
 
-It owns the engine, the current run and the lock that serializes the engine thread with API
-calls. Reads come from the broker (live state) or the unit of work (history).
+It holds the run and its kernel (engine, ledger, venue), rebuilt from storage at start and after
+an error. Mutating calls (orders, start/stop) are commands run in order by the engine's owner
+(:class:`~service_layer.commands.CommandQueue`); reads never wait for a bar: status and
+positions come from the snapshot the engine publishes after each bar, history from storage.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from domain.candles import Candles
-from domain.errors import ConfigError, DuplicateOrder, EngineStateError, UnknownSymbol
-from domain.events import OrderUpdated
-from domain.model import EquityPoint, Order, OrderType, Position, Side, Signal, Trade
-from domain.ports import MarketData, RunState, UnitOfWork
+from domain.errors import (
+    ConfigError,
+    DuplicateOrder,
+    EngineStateError,
+    InsufficientMargin,
+    InvalidOrder,
+    OrderNotCancelable,
+    OrderNotFound,
+    UnknownSymbol,
+)
+from domain.ledger import LedgerChanges
+from domain.model import EquityPoint, Order, OrderStatus, OrderType, Position, Side, Signal, Trade
+from domain.order_rules import order_problem
+from domain.ports import MarketData, Page, RunState, UnitOfWork
 from domain.resample import resample
 from domain.strategies.base import OrderIntent
 from domain.timeframes import timeframe_ms
+from service_layer.commands import CommandQueue
 from service_layer.engine import BatchOutcome, Engine
+from service_layer.intents import build_order
 from service_layer.messagebus import MessageBus
-from service_layer.runner import EngineRunner, store_changes
+from service_layer.runner import EngineRunner, Snapshot, change_events, snapshot, store_changes
 
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """What the engine is doing. ``clock_time`` is market time (ms UTC); ``equity`` quote
-    currency; ``stopped_reason`` says why it is not running (None while running)."""
+    """What the engine is doing. ``clock_time`` is market time (ms UTC); ``equity`` and
+    ``cash`` quote currency; ``candles_processed`` counts the whole run; ``stopped_reason``
+    says why it is not running (None while running); ``error`` the last error that stopped it."""
 
     mode: str
     running: bool
@@ -39,6 +54,7 @@ class Status:
     equity: Decimal
     cash: Decimal
     stopped_reason: str | None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,24 +66,20 @@ class PositionView:
     unrealized_pnl: Decimal
 
 
-FeedFactory = Callable[[dict[str, int] | None], MarketData]
+FeedFactory = Callable[[dict[str, int] | None, Callable[[float], object]], MarketData]
+"""Builds the feed resuming after ``{symbol: last open_time}`` (None: from the start), sleeping
+through the given callable."""
+EngineFactory = Callable[[RunState], Engine]
+"""Builds the run's kernel restored from storage (ledger, venue, kernel state)."""
 
 
 class TradingService:
-    """Use cases over one engine and its run.
-
-    Parameters
-    ----------
-    feed_factory:
-        Builds the feed, resuming after ``{symbol: last open_time}`` when given.
-    run:
-        The run to continue (restored from storage) or a new one.
-    """
+    """Use cases over one run and its kernel."""
 
     def __init__(
         self,
         *,
-        engine: Engine,
+        engine_factory: EngineFactory,
         feed_factory: FeedFactory,
         uow_factory: Callable[[], UnitOfWork],
         bus: MessageBus,
@@ -75,44 +87,62 @@ class TradingService:
         on_batch: Callable[[BatchOutcome, float], None] | None = None,
         perf_counter: Callable[[], float],
     ) -> None:
-        self.engine = engine
+        self.engine_factory = engine_factory
         self.feed_factory = feed_factory
         self.uow_factory = uow_factory
         self.bus = bus
         self.run = run
         self.on_batch = on_batch
         self.perf_counter = perf_counter
-        self.lock = threading.RLock()
+        self.commands = CommandQueue()
         self._runner: EngineRunner | None = None
         self._stop_requested: str | None = None
-        self._feed: MarketData | None = self._next_feed()
+        self._feed: MarketData | None = None
+        self.engine = self._prepare()
 
-    def _next_feed(self) -> MarketData:
-        """A feed resuming after the last processed bar; the first one also warms the engine up
-        with the bars already processed (restored runs) so prices and marks are known."""
-        seen = {s: t for s in self.engine.symbols if (t := self.engine.last_bar_time(s))}
-        feed = self.feed_factory(seen or dict(self.run.last_bar_time) or None)
-        if not seen:
-            self.engine.warm_up({s: feed.history(s) for s in feed.symbols})
-        return feed
+    # -- kernel -----------------------------------------------------------------------------
+    def _prepare(self) -> Engine:
+        """The kernel restored from storage, warmed up on the bars already processed, with its
+        unacknowledged orders reconciled (before any new decision)."""
+        engine = self.engine_factory(self.run)
+        feed = self._new_feed(self.run)
+        engine.warm_up({s: feed.history(s) for s in feed.symbols})
+        engine.reconcile()
+        changes = engine.send([])
+        if changes.orders or changes.fills:
+            with self.uow_factory() as uow:
+                store_changes(uow, changes)
+                uow.commit()
+        self._feed = feed
+        self._snapshot = snapshot(engine, self.run.candles_processed)
+        return engine
+
+    def _new_feed(self, run: RunState) -> MarketData:
+        return self.feed_factory(dict(run.last_bar_time) or None, self.commands.wait)
+
+    def _set_snapshot(self, value: Snapshot) -> None:
+        self._snapshot = value
 
     # -- engine control ---------------------------------------------------------------------
     def start(self) -> Status:
-        """Start (or resume) the engine after the last processed bar.
+        """Start (or resume) the run after the last committed bar; after an error, the kernel
+        is first rebuilt from storage so the failed bar is processed again.
 
         Raises
         ------
         EngineStateError
             When it is already running.
         """
-        with self.lock:
+        with self.commands.lock:
             if self._runner is not None and self._runner.running:
                 raise EngineStateError("the engine is already running")
-            feed = self._feed or self._next_feed()
+            if self._runner is not None:
+                self.run = self._runner.run
+                if self._runner.error is not None:
+                    self.engine = self._prepare()
+            feed = self._feed or self._new_feed(self.run)
             self._feed = None
-            # The runner owns the run's progress while it runs; carry on from where it got.
-            latest = self._runner.run if self._runner is not None else self.run
-            self.run = replace(latest, stopped_reason=None)
+            self.run = replace(self.run, stopped_reason=None)
             self._stop_requested = None
             self._runner = EngineRunner(
                 engine=self.engine,
@@ -120,15 +150,16 @@ class TradingService:
                 uow_factory=self.uow_factory,
                 bus=self.bus,
                 run=self.run,
-                lock=self.lock,
+                commands=self.commands,
                 on_batch=self.on_batch,
+                on_snapshot=self._set_snapshot,
                 perf_counter=self.perf_counter,
             )
             self._runner.start()
         return self.status()
 
     def stop(self, reason: str = "stopped by user") -> Status:
-        """Stop the engine after its current batch (no-op when already stopped)."""
+        """Stop the engine after its current bar (no-op when already stopped)."""
         runner = self._runner
         if runner is not None and runner.running:
             self._stop_requested = reason
@@ -136,10 +167,11 @@ class TradingService:
         return self.status()
 
     def status(self) -> Status:
-        """The engine's current state."""
+        """The engine's current state (from the last bar's snapshot; never waits)."""
         runner = self._runner
         running = runner is not None and runner.running
         reason = None
+        error = self.run.error
         if runner is None:
             reason = self.run.stopped_reason or "not started"
         elif not running:
@@ -147,20 +179,20 @@ class TradingService:
             reason = (
                 self._stop_requested if stopped and self._stop_requested else runner.stopped_reason
             )
-        with self.lock:
-            equity = self.engine.broker.equity()
-            cash = self.engine.broker.cash
+            error = runner.error
+        snap = self._snapshot
         return Status(
             mode=self.run.mode,
             running=running,
-            clock_time=self.engine.clock.now_ms(),
+            clock_time=snap.clock_time,
             symbols=self.engine.symbols,
             timeframe=self.engine.timeframe,
             strategy=self.engine.strategy.name,
-            candles_processed=self.engine.candles_processed,
-            equity=equity,
-            cash=cash,
+            candles_processed=snap.candles_processed,
+            equity=snap.equity,
+            cash=snap.cash,
             stopped_reason=reason,
+            error=error,
         )
 
     # -- market data ------------------------------------------------------------------------
@@ -176,8 +208,7 @@ class TradingService:
         history = self.engine.history.get(symbol)
         if history is None:
             raise UnknownSymbol(f"unknown symbol {symbol!r}", field="symbol")
-        with self.lock:
-            candles = history.candles
+        candles = history.candles
         tf = timeframe or self.engine.timeframe
         target, base = timeframe_ms(tf), self.engine.tf_ms
         if target != base:
@@ -202,80 +233,115 @@ class TradingService:
         stop_price: Decimal | None = None,
         client_order_id: str | None = None,
     ) -> Order:
-        """Place an order now; it fills on the next bars by the execution rules.
+        """Store, then send an order now; it fills on the next bars by the execution rules.
 
         Raises
         ------
-        UnknownSymbol, InvalidOrder, InsufficientMargin
-            When the broker refuses it (the message says why).
+        UnknownSymbol, InvalidOrder
+            When the instrument's rules refuse it (the message says why).
+        DuplicateOrder
+            When ``client_order_id`` is already used.
+        InsufficientMargin
+            When the venue rejects it; the rejected order is stored (its id in the message).
         """
-        intent = OrderIntent(side, qty, type=type, price=price, stop_price=stop_price)
-        with self.lock:
-            if client_order_id is not None and self._client_id_taken(client_order_id):
-                raise DuplicateOrder(
-                    f"client_order_id {client_order_id!r} is already used", field="client_order_id"
-                )
-            try:
-                order = self.engine.submit(intent, symbol, tag="api", client_id=client_order_id)
-            finally:
-                changed = self._save_broker_changes()
-        self.bus.publish([OrderUpdated(o) for o in changed])
-        return order
+        intent = OrderIntent(symbol, side, qty, type=type, price=price, stop_price=stop_price)
+        order_id = client_order_id or "api-" + uuid.uuid4().hex[:28]
+        return self.commands.call(lambda: self._place(intent, order_id))
+
+    def _place(self, intent: OrderIntent, order_id: str) -> Order:
+        engine = self.engine
+        instrument = engine.instruments.get(intent.symbol)
+        if instrument is None:
+            raise UnknownSymbol(f"unknown symbol {intent.symbol!r}", field="symbol")
+        if engine.ledger.get(order_id) is not None or self._stored(order_id) is not None:
+            raise DuplicateOrder(
+                f"client_order_id {order_id!r} is already used", field="client_order_id"
+            )
+        try:
+            order = build_order(intent, order_id, engine.clock.now_ms(), "api")
+        except ValueError as exc:
+            raise InvalidOrder(str(exc), field="price") from None
+        held = engine.ledger.position(intent.symbol).qty
+        problem = order_problem(order, instrument, held, engine.marks.get(intent.symbol))
+        if problem is not None:
+            raise InvalidOrder(problem[1], field=problem[0])
+        engine.submit_now([order])
+        self._commit(engine.send([]))
+        sent = engine.send([order])
+        self._commit(sent)
+        final = engine.ledger.get(order_id) or order
+        if final.status is OrderStatus.REJECTED:
+            raise InsufficientMargin(
+                f"order {order_id} rejected: {final.reject_reason}", field="qty"
+            )
+        return final
 
     def cancel_order(self, order_id: str) -> Order:
         """Cancel an open order; raises ``OrderNotFound`` or ``OrderNotCancelable``."""
-        with self.lock:
-            order = self.engine.broker.cancel(order_id, self.engine.clock.now_ms())
-            changed = self._save_broker_changes()
-        self.bus.publish([OrderUpdated(o) for o in changed])
-        return order
+        return self.commands.call(lambda: self._cancel(order_id))
 
-    def _save_broker_changes(self) -> list[Order]:
-        """Commit what an API call changed at the broker; returns the changed orders."""
-        orders, fills, trades, positions = self.engine.broker.drain_events()
+    def _cancel(self, order_id: str) -> Order:
+        engine = self.engine
+        order = engine.ledger.get(order_id) or self._stored(order_id)
+        if order is None:
+            raise OrderNotFound(f"no order with id {order_id!r}", field="id")
+        if order.status.is_final:
+            raise OrderNotCancelable(f"order {order_id} is already {order.status}", field="id")
+        engine.request_cancel(order_id)
+        self._commit(engine.send([]))
+        return engine.ledger.get(order_id) or order
+
+    def _commit(self, changes: LedgerChanges) -> None:
+        if not (changes.orders or changes.fills or changes.positions):
+            return
         with self.uow_factory() as uow:
-            store_changes(uow, orders, fills, trades, positions)
+            store_changes(uow, changes)
             uow.commit()
-        return orders
+        self.bus.publish(change_events(changes))
 
-    def _client_id_taken(self, client_order_id: str) -> bool:
+    def _stored(self, order_id: str) -> Order | None:
         with self.uow_factory() as uow:
-            return uow.orders.get_by_client_id(client_order_id) is not None
+            return uow.orders.get(order_id)
 
     def get_order(self, order_id: str) -> Order:
-        """The order with ``order_id``; raises ``OrderNotFound``."""
-        with self.lock:
-            return self.engine.broker.get_order(order_id)
+        """The order with ``order_id`` as stored; raises ``OrderNotFound``."""
+        order = self._stored(order_id)
+        if order is None:
+            raise OrderNotFound(f"no order with id {order_id!r}", field="id")
+        return order
 
-    def orders(self, *, symbol: str | None = None, limit: int = 100) -> list[Order]:
-        """Orders, newest first."""
+    def orders(
+        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Order]:
+        """Orders, newest first, one page (``next_cursor`` reads the next)."""
         with self.uow_factory() as uow:
-            return uow.orders.list(symbol=symbol, limit=limit)
+            return uow.orders.page(symbol=symbol, limit=limit, cursor=cursor)
 
     # -- account ----------------------------------------------------------------------------
     def positions(self) -> list[PositionView]:
-        """Open positions with mark price and unrealized PnL."""
-        with self.lock:
-            marks: Mapping[str, Decimal] = dict(self.engine.broker.marks)
-            held = self.engine.broker.positions()
-        return [
-            PositionView(
-                p, marks.get(p.symbol), p.unrealized_pnl(marks.get(p.symbol, p.entry_price))
-            )
-            for p in held
-        ]
+        """Open positions with mark price and unrealized PnL (as of the last bar)."""
+        snap = self._snapshot
+        views = []
+        for p in snap.positions:
+            mark = snap.marks.get(p.symbol)
+            views.append(PositionView(p, mark, p.unrealized_pnl(mark or p.entry_price)))
+        return views
 
-    def trades(self, *, symbol: str | None = None, limit: int = 100) -> list[Trade]:
-        """Closed round trips, newest first."""
+    def trades(
+        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Trade]:
+        """Closed round trips, newest first, one page."""
         with self.uow_factory() as uow:
-            return uow.trades.list(symbol=symbol, limit=limit)
+            return uow.trades.page(symbol=symbol, limit=limit, cursor=cursor)
 
     def equity(self, *, since_ms: int | None = None, limit: int = 10_000) -> list[EquityPoint]:
         """The latest ``limit`` equity snapshots (one per processed bar time), oldest first."""
         with self.uow_factory() as uow:
             return uow.equity.list(since_ms=since_ms, limit=limit)[::-1]
 
-    def signals(self, *, symbol: str | None = None, limit: int = 100) -> list[Signal]:
-        """Strategy signals with their reasons, newest first."""
+    def signals(
+        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Signal]:
+        """Strategy signals with their reasons, newest first, one page."""
         with self.uow_factory() as uow:
-            return uow.signals.list(symbol=symbol, limit=limit)
+            return uow.signals.page(symbol=symbol, limit=limit, cursor=cursor)

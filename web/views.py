@@ -59,17 +59,17 @@ def positions_context(service: TradingService) -> dict[str, Any]:
 
 def orders_context(service: TradingService) -> dict[str, Any]:
     """The most recent orders, newest first."""
-    return {"orders": service.orders(limit=ORDERS_SHOWN)}
+    return {"orders": service.orders(limit=ORDERS_SHOWN).items}
 
 
 def trades_context(service: TradingService) -> dict[str, Any]:
     """The most recent closed trades, newest first."""
-    return {"trades": service.trades(limit=TRADES_SHOWN)}
+    return {"trades": service.trades(limit=TRADES_SHOWN).items}
 
 
 def signals_context(service: TradingService) -> dict[str, Any]:
     """The most recent signals with their reasons, newest first."""
-    return {"signals": service.signals(limit=SIGNALS_SHOWN)}
+    return {"signals": service.signals(limit=SIGNALS_SHOWN).items}
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from domain.candles import Candles
 from domain.errors import DataError
+from domain.model import MarketType
 
 ARCHIVE_COLUMNS = (
     "open_time",
@@ -169,6 +170,37 @@ def infer_symbol_timeframe(path: str | Path) -> tuple[str | None, str | None]:
         symbol = groups.get("symbol") or f"{groups['base']}{groups['quote']}"
         return symbol, groups.get("tf")
     return None, None
+
+
+_MARKET_PREFIXES = (
+    ("binance_spot_", MarketType.SPOT),
+    ("binance_usdm_", MarketType.PERPETUAL),
+    ("us_stock_", MarketType.STOCK),
+)
+
+
+def infer_market(path: str | Path) -> MarketType | None:
+    """Guess the market a kline file was recorded on from its file-name prefix.
+
+    >>> infer_market("../shared/data/binance_spot_BTCUSDT_5m.csv.gz")
+    <MarketType.SPOT: 'spot'>
+    >>> infer_market("binance_usdm_BTCUSDT_5m.csv.gz")
+    <MarketType.PERPETUAL: 'perpetual'>
+    >>> infer_market("BTCUSDT-5m-2025-01.csv") is None
+    True
+
+    Returns
+    -------
+    MarketType or None
+        ``binance_spot_...`` is spot, ``binance_usdm_...`` perpetual, ``us_stock_...`` stock;
+        None for any other name (the Binance archive's ``BTCUSDT-5m-2025-01.csv``, freqtrade's
+        names): the caller decides, and the system's default is perpetual.
+    """
+    name = Path(path).name
+    for prefix, market in _MARKET_PREFIXES:
+        if name.startswith(prefix):
+            return market
+    return None
 
 
 def _read_table(

@@ -11,8 +11,12 @@ router = APIRouter(tags=["engine"])
 
 
 @router.get("/status")
-def status(service: ServiceDep) -> dict:
-    """Mode, running, market clock time (ms UTC), symbols, candles processed, equity."""
+async def status(service: ServiceDep) -> dict:
+    """Mode, running, market clock time (ms UTC), symbols, candles processed, equity.
+
+    Served on the event loop: it reads the snapshot the engine publishes after each bar and
+    never waits for the engine, so no worker-thread hop is needed.
+    """
     return status_json(service.status())
 
 

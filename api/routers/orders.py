@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
-from api.deps import ServiceDep
+from api.deps import CursorQuery, ServiceDep, set_next_cursor
 from api.schemas import OrderIn, order_json
 from domain.model import OrderType, Side
 
@@ -35,11 +35,15 @@ def place_order(body: OrderIn, service: ServiceDep) -> dict:
 @router.get("/orders")
 def list_orders(
     service: ServiceDep,
+    response: Response,
     symbol: Annotated[str | None, Query(max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: CursorQuery = None,
 ) -> list[dict]:
-    """Orders, newest first."""
-    return [order_json(o) for o in service.orders(symbol=symbol, limit=limit)]
+    """Orders, newest first; the ``X-Next-Cursor`` header reads the next (older) page."""
+    page = service.orders(symbol=symbol, limit=limit, cursor=cursor)
+    set_next_cursor(response, page.next_cursor)
+    return [order_json(o) for o in page.items]
 
 
 @router.get("/orders/{order_id}")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from domain.errors import ConfigError
 from domain.strategies.base import Strategy
+from domain.strategies.params import parse_param
 from domain.strategies.sma_cross import SmaCross
 from domain.strategies.trend_follow import TrendFollow
 
@@ -16,8 +17,16 @@ STRATEGIES: Mapping[str, type[SmaCross] | type[TrendFollow]] = {
 }
 
 
-def build_strategy(name: str, params: Mapping[str, str | int | float], timeframe: str) -> Strategy:
-    """The strategy ``name`` with ``params`` (strings are converted to the field's type).
+def build_strategy(
+    name: str,
+    params: Mapping[str, str | int | float | bool],
+    timeframe: str,
+    *,
+    incremental: bool = False,
+) -> Strategy:
+    """A fresh instance of strategy ``name`` with ``params`` (strings are converted to the
+    parameter's type) on bars of ``timeframe``; ``incremental`` selects the features'
+    incremental form (paper and live) over the batch form (backtests).
 
     Raises
     ------
@@ -29,21 +38,13 @@ def build_strategy(name: str, params: Mapping[str, str | int | float], timeframe
         raise ConfigError(
             f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}", field="strategy"
         )
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "name"}
+    fields = {f.name: f for f in dataclasses.fields(cls.Params)}
     kwargs: dict[str, object] = {}
     for key, raw in params.items():
-        if key not in fields or key == "timeframe":
-            allowed = ", ".join(k for k in fields if k != "timeframe")
+        if key not in fields:
+            allowed = ", ".join(fields)
             raise ConfigError(
                 f"unknown parameter {key!r} for {name}; allowed: {allowed}", field=key
             )
-        kind = type(fields[key].default)
-        try:
-            kwargs[key] = kind(raw) if kind is not int else int(str(raw))
-        except ValueError:
-            raise ConfigError(
-                f"parameter {key} must be {kind.__name__}, was {raw!r}", field=key
-            ) from None
-    if "timeframe" in fields:
-        kwargs["timeframe"] = timeframe
-    return cls(**kwargs)  # type: ignore[arg-type]
+        kwargs[key] = parse_param(key, raw, fields[key].default)
+    return cls(cls.Params(**kwargs), timeframe=timeframe, incremental=incremental)  # type: ignore[arg-type]

@@ -1,90 +1,190 @@
-"""The strategy interface shared by every strategy.
+"""The strategy interface: one stateful instance per run, one decision per timestamp.
 
-A strategy is a pure function of the bar history. :meth:`Strategy.evaluate` computes its
-indicators over the whole history at once (vectorized, causal) and returns an
-:class:`Evaluation`: the bar indices where it may act (``candidates``) and a ``decide`` function
-that turns one candidate bar plus the account context into a :class:`Decision`. The engine calls
-``decide`` only at candidates, in time order, so a backtest costs time per decision, not per bar.
+A run builds one strategy instance and keeps it for the whole run, in backtest, paper and live
+alike. The engine feeds it every newly closed bar of every symbol (:meth:`Strategy.on_bars`:
+one block per symbol holding the whole history in a backtest, one bar in paper and live); the
+strategy updates its features (vectorized batch form or incremental form, equal by test) and
+answers the bar close times at which it wants to decide. At each such time, and when one of
+its wake-ups fires, the engine calls :meth:`Strategy.decide` once with the whole portfolio and
+every symbol that is due, and the strategy answers with order intents, cancels, modifications,
+wake-ups and signals for any symbol. So a backtest costs time per decision, not per bar.
+
+Path-dependent state (trailing highs, hysteresis, last recompute times) lives in
+:meth:`Strategy.state` (JSON-serializable), which the engine commits with every bar and
+restores after a restart; periodic work is aligned to epoch market time, never to process start.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from domain.candles import Candles
-from domain.model import Instrument, Order, OrderType, Position, Side, Signal
+from domain.model import (
+    ZERO,
+    ExitPlan,
+    Instrument,
+    Order,
+    OrderType,
+    Position,
+    Side,
+    Signal,
+    TimeInForce,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
-    """An order a strategy wants placed (the engine assigns id and time).
+    """An order a strategy wants placed on ``symbol`` (the engine assigns the client id).
 
-    ``stop_distance`` (quote currency) asks the engine to place a reduce-only protective stop at
-    ``fill_price ∓ stop_distance`` once this order fills.
+    ``qty`` in base asset; ``price`` the limit price and ``stop_price`` the trigger (quote
+    currency); ``trailing_offset`` the distance of a trailing stop behind the best price;
+    ``exits`` are placed when the order fills; ``link_id`` links orders (one cancels the
+    others). A zero or negative ``qty`` is allowed here and dropped by the engine with a reason.
     """
 
+    symbol: str
     side: Side
     qty: Decimal
     type: OrderType = OrderType.MARKET
     price: Decimal | None = None
     stop_price: Decimal | None = None
+    trailing_offset: Decimal | None = None
     reduce_only: bool = False
-    stop_distance: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    exits: ExitPlan | None = None
+    link_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class DecisionContext:
-    """What a strategy may know about the account when deciding on bar ``index``'s close.
+class Modify:
+    """Amend the working order ``order_id``: new ``qty`` (base asset), ``price`` or
+    ``stop_price`` (quote currency); None keeps the value."""
 
-    ``equity`` is cash plus unrealized PnL at the latest closes (quote currency); ``allocation``
-    the fraction of equity this symbol may use; ``time`` the bar's close time (ms UTC).
-    """
+    order_id: str
+    qty: Decimal | None = None
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WakeUp:
+    """Ask to decide again on ``symbol`` at the close of the first bar that closes at or after
+    ``at_time`` (ms UTC), or whose high reaches ``above``, or whose low reaches ``below`` (quote
+    currency), whichever comes first. ``tag`` names it (a later wake-up with the same symbol and
+    tag replaces it). The simulator finds that bar vectorized, so a breakeven move or a time
+    exit costs one decision."""
 
     symbol: str
-    timeframe: str
-    time: int
-    position: Position
-    equity: Decimal
-    allocation: Decimal
-    instrument: Instrument
-    open_orders: tuple[Order, ...]
+    tag: str
+    at_time: int | None = None
+    above: float | None = None
+    below: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.at_time is None and self.above is None and self.below is None:
+            raise ValueError(f"wake-up {self.tag!r} needs at_time, above or below")
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """A strategy's output for one bar: the ``signal`` it saw (with reasons), the orders to
-    place and the ids of orders to cancel."""
+    """What a strategy decided at one timestamp: ``signals`` (with their reasons), orders to
+    place, order ids to cancel, amendments, wake-ups to set and wake-up tags to drop
+    (``(symbol, tag)`` pairs)."""
 
-    signal: Signal | None
+    signals: tuple[Signal, ...] = ()
     orders: tuple[OrderIntent, ...] = ()
     cancel: tuple[str, ...] = ()
+    modify: tuple[Modify, ...] = ()
+    wake: tuple[WakeUp, ...] = ()
+    drop_wakes: tuple[tuple[str, str], ...] = ()
 
 
-class Evaluation(Protocol):
-    """A strategy's view of one history: candidate bars and the decision at each."""
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    """The account as the strategy sees it at a decision (quote currency, ms UTC).
 
-    candidates: np.ndarray
+    ``equity`` = ``cash`` (wallet balance) + unrealized PnL at ``marks`` (each symbol's last
+    close); ``margin_used`` = gross notional of the positions / leverage 1; ``positions`` holds
+    non-flat positions; ``open_orders`` the working orders by symbol.
+    """
 
-    def decide(self, i: int, ctx: DecisionContext) -> Decision:
-        """The decision on bar ``i``'s close."""
-        ...
+    time: int
+    equity: Decimal
+    cash: Decimal
+    margin_used: Decimal
+    positions: Mapping[str, Position]
+    open_orders: Mapping[str, tuple[Order, ...]]
+    marks: Mapping[str, Decimal]
+    instruments: Mapping[str, Instrument]
+
+    def position(self, symbol: str) -> Position:
+        """The net position in ``symbol`` (flat when none)."""
+        return self.positions.get(symbol) or Position(symbol)
+
+    def orders(self, symbol: str) -> tuple[Order, ...]:
+        """Working orders of ``symbol``, oldest first."""
+        return self.open_orders.get(symbol, ())
+
+    @property
+    def gross_exposure(self) -> Decimal:
+        """Sum of |qty| × mark over the positions."""
+        return sum(
+            (abs(p.qty) * self.marks.get(s, p.entry_price) for s, p in self.positions.items()),
+            ZERO,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionContext:
+    """One decision: at bar close ``time`` (ms UTC) on ``timeframe``, the symbols the strategy
+    asked to decide on (``due``) and the wake-ups that fired (``woken``)."""
+
+    time: int
+    timeframe: str
+    portfolio: Portfolio
+    due: frozenset[str]
+    woken: tuple[WakeUp, ...] = ()
 
 
 class Strategy(Protocol):
-    """A named, parameterized strategy."""
+    """A named, parameterized, stateful strategy (one instance per run)."""
 
     name: str
 
-    def params(self) -> dict[str, float | int | str]:
+    def params(self) -> dict[str, float | int | str | bool]:
         """The parameters in effect (for storage and display)."""
         ...
 
-    def evaluate(self, candles: Candles, start: int) -> Evaluation:
-        """Indicators over ``candles`` (the whole history); candidates are indices ``>= start``."""
+    def warmup_bars(self) -> int:
+        """Base-timeframe bars of history the strategy needs before its first decision (also
+        the bounded window paper and live keep per symbol)."""
+        ...
+
+    def prepare(self, symbols: tuple[str, ...], instruments: Mapping[str, Instrument]) -> None:
+        """Set up per-symbol state for the run's ``symbols`` (called once, before any bar)."""
+        ...
+
+    def on_bars(self, bars: Mapping[str, Candles]) -> dict[str, np.ndarray]:
+        """Take newly closed bars (time-ordered per symbol, after every bar seen before) and
+        return, per symbol, the close times (ms UTC, sorted int64) among them at which the
+        strategy wants to decide."""
+        ...
+
+    def decide(self, ctx: DecisionContext) -> Decision:
+        """The decision at ``ctx.time`` for the due symbols and fired wake-ups."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """Path-dependent state to commit with the bar (JSON-serializable)."""
+        ...
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state`` (as returned by :meth:`state`) after a restart."""
         ...
 
 
@@ -103,3 +203,25 @@ def floor_qty(notional: Decimal, price: Decimal, instrument: Instrument) -> Deci
     if qty <= 0 or qty * price < instrument.min_notional:
         return Decimal(0)
     return qty
+
+
+def next_aligned(time: int, period_ms: int) -> int:
+    """The first instant strictly after ``time`` (ms UTC) that is a whole multiple of
+    ``period_ms`` since the Unix epoch.
+
+    Periodic work ("every hour", "every 4 hours") is scheduled with it, e.g. as
+    ``WakeUp(symbol, "recompute", at_time=next_aligned(ctx.time, 4 * 3_600_000))``, so it runs at
+    00:00, 04:00, … UTC of market time whatever the process start, in backtest, paper and live
+    alike, and a restarted run keeps the schedule.
+
+    >>> next_aligned(3_600_000 * 5 + 1, 4 * 3_600_000) // 3_600_000
+    8
+
+    Raises
+    ------
+    ValueError
+        When ``period_ms`` is not positive.
+    """
+    if period_ms <= 0:
+        raise ValueError(f"period_ms must be > 0, was {period_ms}")
+    return (time // period_ms + 1) * period_ms

@@ -4,7 +4,8 @@
   of the 1h close, down when below; it counts only while ADX(``adx_period``) > ``adx_min``.
 * Entry (base timeframe): long when the trend is up and RSI(``rsi_period``) crosses back up
   through ``rsi_long`` (the pullback ends); short mirrored through ``rsi_short``.
-* Stop: a reduce-only stop ``atr_mult × ATR(atr_period)`` from the entry fill.
+* Stop: a reduce-only stop ``atr_mult × ATR(atr_period)`` from the entry fill (an exit plan
+  attached to the entry: the engine places it when the entry fills).
 * Size: ``equity × risk / (atr_mult × ATR)`` (so the stop loses ``risk`` of equity), capped by the
   max notional ``equity × allocation × max_exposure``; rounded down to the lot step.
 * Exit: the stop, or a market exit when the 1h EMAs cross against the position.
@@ -12,25 +13,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
 from domain.candles import Candles
 from domain.errors import ConfigError
 from domain.execution import to_decimal
-from domain.indicators import adx, atr, ema, rsi
-from domain.model import Direction, Reason, Side, Signal
-from domain.resample import completed_index, resample
+from domain.features import ADX, ATR, EMA, RSI, Lifted
+from domain.model import (
+    Direction,
+    ExitPlan,
+    Instrument,
+    Reason,
+    Side,
+    Signal,
+    fast_constructor,
+)
 from domain.strategies.base import Decision, DecisionContext, OrderIntent, floor_qty
+from domain.strategies.features import FeatureBlock, SymbolFeatures
 from domain.timeframes import timeframe_ms
+
+_NOTHING = Decision()
+"""The decision to do nothing (decisions are immutable: one serves every such time)."""
+# Built by the kernel's faster constructors (the same checks).
+_new_intent = fast_constructor(OrderIntent, validate=True)
+_new_plan = fast_constructor(ExitPlan, validate=True)
+_new_reason = fast_constructor(Reason, validate=True)
+_new_signal = fast_constructor(Signal, validate=True)
+_new_decision = fast_constructor(Decision, validate=True)
 
 
 @dataclass(frozen=True, slots=True)
-class TrendFollow:
-    """1h EMA trend + ADX filter, 5m RSI pullback entries, ATR stops, risk-based sizing.
-
-    ``risk`` and ``max_exposure`` are fractions (0.01 = 1 % of equity at risk per trade).
+class TrendFollowParams:
+    """Parameters; ``risk`` and ``max_exposure`` are fractions (0.01 = 1 % of equity at risk
+    per trade).
 
     Raises
     ------
@@ -50,8 +70,6 @@ class TrendFollow:
     risk: float = 0.01
     max_exposure: float = 1.0
     trend_timeframe: str = "1h"
-    timeframe: str = "5m"
-    name: str = "trend_follow"
 
     def __post_init__(self) -> None:
         checks = {
@@ -70,139 +88,199 @@ class TrendFollow:
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"{name} is out of range, was {getattr(self, name)}", field=name)
-        if timeframe_ms(self.trend_timeframe) % timeframe_ms(self.timeframe):
+        timeframe_ms(self.trend_timeframe)
+
+
+class TrendFollow:
+    """1h EMA trend + ADX filter, 5m RSI pullback entries, ATR stops, risk-based sizing.
+
+    Stateless between decisions: everything it needs is in its features, rebuilt from the bars.
+
+    Raises
+    ------
+    ConfigError
+        When the trend timeframe is not a multiple of the bar timeframe.
+    """
+
+    name = "trend_follow"
+    Params = TrendFollowParams
+
+    def __init__(
+        self, params: TrendFollowParams | None = None, *, timeframe: str, incremental: bool
+    ) -> None:
+        self.p = params or TrendFollowParams()
+        self.timeframe = timeframe
+        self.incremental = incremental
+        if timeframe_ms(self.p.trend_timeframe) % timeframe_ms(timeframe):
             raise ConfigError(
-                f"trend_timeframe {self.trend_timeframe} must be a multiple of the bar "
-                f"timeframe {self.timeframe}",
+                f"trend_timeframe {self.p.trend_timeframe} must be a multiple of the bar "
+                f"timeframe {timeframe}",
                 field="trend_timeframe",
             )
+        self._features: dict[str, SymbolFeatures] = {}
+        self._blocks: dict[str, FeatureBlock] = {}
+        self._setups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._allocation = Decimal(1)
 
-    def params(self) -> dict[str, float | int | str]:
+    def params(self) -> dict[str, float | int | str | bool]:
         """Every parameter by name."""
+        p = self.p
         return {
-            k: getattr(self, k)
+            k: getattr(p, k)
             for k in (
                 "ema_fast", "ema_slow", "adx_period", "adx_min", "rsi_period", "rsi_long",
                 "rsi_short", "atr_period", "atr_mult", "risk", "max_exposure", "trend_timeframe",
             )
         }  # fmt: skip
 
-    def evaluate(self, candles: Candles, start: int) -> _Evaluation:
-        """Indicators over the history; candidates are entry bars and trend flips ``>= start``."""
-        htf_ms = timeframe_ms(self.trend_timeframe)
-        base_ms = timeframe_ms(self.timeframe)
-        hourly = resample(candles, base_ms, htf_ms)
-        where = completed_index(hourly.open_time, htf_ms, candles.open_time, base_ms)
-        known = where >= 0
-        pick = np.where(known, where, 0)
+    def warmup_bars(self) -> int:
+        """Bars to the first defined slow EMA on the trend timeframe, plus one bucket."""
+        per = timeframe_ms(self.p.trend_timeframe) // timeframe_ms(self.timeframe)
+        return (max(self.p.ema_slow, 2 * self.p.adx_period) + 1) * per
 
-        def lift(values: np.ndarray) -> np.ndarray:
-            if len(values) == 0:
-                return np.full(len(candles), np.nan)
-            return np.where(known, values[pick], np.nan)
+    def prepare(self, symbols: tuple[str, ...], instruments: Mapping[str, Instrument]) -> None:
+        """Build each symbol's features."""
+        p = self.p
+        base, htf = timeframe_ms(self.timeframe), timeframe_ms(p.trend_timeframe)
+        self._allocation = Decimal(1) / Decimal(len(symbols))
+        for symbol in symbols:
+            components = {
+                "ema_fast": Lifted(EMA(p.ema_fast), base, htf),
+                "ema_slow": Lifted(EMA(p.ema_slow), base, htf),
+                "adx": Lifted(ADX(p.adx_period), base, htf),
+                "rsi": RSI(p.rsi_period),
+                "atr": ATR(p.atr_period),
+            }
+            self._features[symbol] = SymbolFeatures(components, base, self.incremental)
 
-        fast = lift(ema(hourly.close, self.ema_fast))
-        slow = lift(ema(hourly.close, self.ema_slow))
-        strength = lift(adx(hourly.high, hourly.low, hourly.close, self.adx_period))
-        trend = np.where(fast > slow, 1, np.where(fast < slow, -1, 0))
-        strong = strength > self.adx_min
-        r = rsi(candles.close, self.rsi_period)
-        prev = np.r_[np.nan, r[:-1]]
-        long_entry = (trend == 1) & strong & (prev < self.rsi_long) & (r >= self.rsi_long)
-        short_entry = (trend == -1) & strong & (prev > self.rsi_short) & (r <= self.rsi_short)
-        flips = np.r_[False, trend[1:] != trend[:-1]]
-        candidates = np.flatnonzero(long_entry | short_entry | flips)
-        volatility = atr(candles.high, candles.low, candles.close, self.atr_period)
-        return _Evaluation(
-            self, candles, fast, slow, strength, trend, r, volatility,
-            long_entry, short_entry, candidates[candidates >= start],
-        )  # fmt: skip
+    def on_bars(self, bars: Mapping[str, Candles]) -> dict[str, np.ndarray]:
+        """Update the features; candidates are entry bars and trend flips."""
+        p = self.p
+        out: dict[str, np.ndarray] = {}
+        for symbol, block in bars.items():
+            f = self._features[symbol].update(block)
+            self._blocks[symbol] = f
+            trend = _trend(f.values["ema_fast"], f.values["ema_slow"])
+            before = _trend(
+                np.array([f.previous.get("ema_fast", np.nan)]),
+                np.array([f.previous.get("ema_slow", np.nan)]),
+            )
+            first = before[0] if f.previous else (trend[0] if len(trend) else 0)
+            flips = trend != np.r_[first, trend[:-1]]
+            strong = f.values["adx"] > p.adx_min
+            r, prev = f.values["rsi"], f.lagged("rsi")
+            long_entry = (trend == 1) & strong & (prev < p.rsi_long) & (r >= p.rsi_long)
+            short_entry = (trend == -1) & strong & (prev > p.rsi_short) & (r <= p.rsi_short)
+            self._setups[symbol] = (trend, long_entry.astype(np.int8) - short_entry)
+            out[symbol] = f.close_time[np.flatnonzero(long_entry | short_entry | flips)]
+        return out
 
+    def decide(self, ctx: DecisionContext) -> Decision:
+        """For each due symbol: exit on a trend flip against the position; enter on a pullback
+        when flat."""
+        signals: list[Signal] = []
+        orders: list[OrderIntent] = []
+        for symbol in sorted(ctx.due):
+            signal, intents = self._decide_symbol(symbol, ctx)
+            if signal is not None:
+                signals.append(signal)
+            orders.extend(intents)
+        if not (signals or orders):
+            return _NOTHING
+        return _new_decision(signals=tuple(signals), orders=tuple(orders))
 
-@dataclass(frozen=True, slots=True)
-class _Evaluation:
-    strategy: TrendFollow
-    candles: Candles
-    ema_fast: np.ndarray
-    ema_slow: np.ndarray
-    adx: np.ndarray
-    trend: np.ndarray
-    rsi: np.ndarray
-    atr: np.ndarray
-    long_entry: np.ndarray
-    short_entry: np.ndarray
-    candidates: np.ndarray
+    def _decide_symbol(
+        self, symbol: str, ctx: DecisionContext
+    ) -> tuple[Signal | None, tuple[OrderIntent, ...]]:
+        f = self._blocks[symbol]
+        i = f.index(ctx.time)
+        trend, entry = self._setups[symbol]  # per bar, from on_bars
+        held = ctx.portfolio.position(symbol).qty
+        if held != 0:
+            if (held > 0) == (trend[i] > 0):
+                return None, ()  # no entry while a position is open
+            reasons = self._reasons(f, i)
+            reasons.append(_new_reason("exit", "the trend turned against the position", {}))
+            signal = self._signal(symbol, ctx.time, Direction.FLAT, reasons, 1.0)
+            exit_side = Side.SELL if held > 0 else Side.BUY
+            return signal, (_new_intent(symbol, exit_side, abs(held), reduce_only=True),)
+        if not entry[i]:
+            return None, ()
+        return self._enter(symbol, ctx, f, i, Side.BUY if entry[i] > 0 else Side.SELL)
 
-    def _reasons(self, i: int) -> list[Reason]:
-        s = self.strategy
-        f, sl, a = float(self.ema_fast[i]), float(self.ema_slow[i]), float(self.adx[i])
-        word = {1: "up", -1: "down", 0: "flat"}[int(self.trend[i])]
+    def _enter(
+        self, symbol: str, ctx: DecisionContext, f: FeatureBlock, i: int, side: Side
+    ) -> tuple[Signal, tuple[OrderIntent, ...]]:
+        p = self.p
+        reasons = self._reasons(f, i)
+        atr_value = float(f.values["atr"][i])
+        distance = atr_value * p.atr_mult
+        direction = Direction.LONG if side is Side.BUY else Direction.SHORT
+        confidence = min(1.0, float(f.values["adx"][i]) / 50.0)
+        if not np.isfinite(distance) or distance <= 0:
+            reasons.append(_new_reason("sizing", "ATR is not defined yet: no entry", {}))
+            return self._signal(symbol, ctx.time, direction, reasons, confidence), ()
+        portfolio = ctx.portfolio
+        instrument = portfolio.instruments[symbol]
+        close = to_decimal(f.close[i])
+        stop = to_decimal(distance)
+        risk_notional = portfolio.equity * to_decimal(p.risk) / stop * close
+        cap = portfolio.equity * self._allocation * to_decimal(p.max_exposure)
+        qty = floor_qty(min(risk_notional, cap), close, instrument)
+        reasons.append(
+            _new_reason(
+                "sizing",
+                f"risk {p.risk:.2%} of equity over a {p.atr_mult:g}×ATR stop {distance:.6g}"
+                f" → qty {qty}",
+                {"atr": atr_value, "stop_distance": distance, "qty": float(qty)},
+            )
+        )
+        signal = self._signal(symbol, ctx.time, direction, reasons, confidence)
+        if qty == 0:
+            return signal, ()
+        plan = _new_plan(stop_distance=instrument.round_price(stop, up=True))
+        return signal, (_new_intent(symbol, side, qty, exits=plan),)
+
+    def _reasons(self, f: FeatureBlock, i: int) -> list[Reason]:
+        p = self.p
+        fast, slow = float(f.values["ema_fast"][i]), float(f.values["ema_slow"][i])
+        a, r = float(f.values["adx"][i]), float(f.values["rsi"][i])
+        word = {1: "up", -1: "down", 0: "flat"}[int(np.sign(fast - slow)) if fast == fast else 0]
         return [
-            Reason(
+            _new_reason(
                 "trend",
-                f"{s.trend_timeframe} EMA({s.ema_fast}) {f:.6g} vs EMA({s.ema_slow}) {sl:.6g}: "
-                f"trend {word}, ADX({s.adx_period}) {a:.1f} (min {s.adx_min:g})",
-                {"ema_fast": f, "ema_slow": sl, "adx": a},
+                f"{p.trend_timeframe} EMA({p.ema_fast}) {fast:.6g} vs EMA({p.ema_slow}) "
+                f"{slow:.6g}: trend {word}, ADX({p.adx_period}) {a:.1f} (min {p.adx_min:g})",
+                {"ema_fast": fast, "ema_slow": slow, "adx": a},
             ),
-            Reason(
+            _new_reason(
                 "pullback",
-                f"RSI({s.rsi_period}) {float(self.rsi[i]):.1f}",
-                {"rsi": float(self.rsi[i]), "rsi_long": s.rsi_long, "rsi_short": s.rsi_short},
+                f"RSI({p.rsi_period}) {r:.1f}",
+                {"rsi": r, "rsi_long": p.rsi_long, "rsi_short": p.rsi_short},
             ),
         ]
 
-    def decide(self, i: int, ctx: DecisionContext) -> Decision:
-        """Exit on a trend flip against the position; enter on a pullback when flat."""
-        held = ctx.position.qty
-        trend = int(self.trend[i])
-        if held != 0 and (held > 0) != (trend > 0):
-            exit_side = Side.SELL if held > 0 else Side.BUY
-            reasons = self._reasons(i)
-            reasons.append(Reason("exit", "the trend turned against the position", {}))
-            signal = self._signal(ctx, Direction.FLAT, reasons, 1.0)
-            return Decision(signal, (OrderIntent(exit_side, abs(held), reduce_only=True),))
-        entry_long, entry_short = bool(self.long_entry[i]), bool(self.short_entry[i])
-        if held != 0 or not (entry_long or entry_short):
-            return Decision(None)
-        return self._enter(i, ctx, Side.BUY if entry_long else Side.SELL)
-
-    def _enter(self, i: int, ctx: DecisionContext, side: Side) -> Decision:
-        s = self.strategy
-        reasons = self._reasons(i)
-        distance = float(self.atr[i]) * s.atr_mult
-        direction = Direction.LONG if side is Side.BUY else Direction.SHORT
-        confidence = min(1.0, float(self.adx[i]) / 50.0)
-        if not np.isfinite(distance) or distance <= 0:
-            reasons.append(Reason("sizing", "ATR is not defined yet: no entry", {}))
-            return Decision(self._signal(ctx, direction, reasons, confidence))
-        close = to_decimal(self.candles.close[i])
-        stop = to_decimal(distance)
-        risk_notional = ctx.equity * to_decimal(s.risk) / stop * close
-        cap = ctx.equity * ctx.allocation * to_decimal(s.max_exposure)
-        qty = floor_qty(min(risk_notional, cap), close, ctx.instrument)
-        reasons.append(
-            Reason(
-                "sizing",
-                f"risk {s.risk:.2%} of equity over a {s.atr_mult:g}×ATR stop {distance:.6g}"
-                f" → qty {qty}",
-                {"atr": float(self.atr[i]), "stop_distance": distance, "qty": float(qty)},
-            )
-        )
-        signal = self._signal(ctx, direction, reasons, confidence)
-        if qty == 0:
-            return Decision(signal)
-        rounded = ctx.instrument.round_price(stop, up=True)
-        return Decision(signal, (OrderIntent(side, qty, stop_distance=rounded),))
-
     def _signal(
-        self, ctx: DecisionContext, direction: Direction, reasons: list[Reason], confidence: float
+        self, symbol: str, time: int, direction: Direction, reasons: list[Reason], confidence: float
     ) -> Signal:
-        return Signal(
-            symbol=ctx.symbol,
-            timeframe=ctx.timeframe,
-            time=ctx.time,
+        return _new_signal(
+            symbol=symbol,
+            timeframe=self.timeframe,
+            time=time,
             direction=direction,
             confidence=confidence,
             reasons=tuple(reasons),
-            strategy=self.strategy.name,
+            strategy=self.name,
         )
+
+    def state(self) -> dict[str, Any]:
+        """No path-dependent state: the features are rebuilt from the bars."""
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Nothing to restore."""
+
+
+def _trend(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
+    """+1 when ``fast > slow``, −1 when below, 0 otherwise (NaN included)."""
+    return np.where(fast > slow, 1, np.where(fast < slow, -1, 0))

@@ -7,14 +7,16 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from api.app import create_app
-from lootcapital.bootstrap import Container, bootstrap
+from domain.model import OrderType, Side
+from lootcapital.bootstrap import Container, bootstrap, build_app
 from lootcapital.settings import Settings
 from tests.e2e.web_fixtures import live_server
 
@@ -41,7 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         strategy_params={"fast": 5, "slow": 20},
     )
     container = bootstrap(settings)
-    with live_server(create_app(container)) as url:
+    with live_server(build_app(container)) as url:
         yield Server(url, container)
 
 
@@ -270,3 +272,64 @@ def test_a_client_order_id_is_used_once(client: httpx.Client) -> None:
         "detail": "client_order_id 'once-only' is already used",
         "field": "client_order_id",
     }
+
+
+def _read_all(client: httpx.Client, path: str, limit: int) -> tuple[list[dict], int]:
+    """Every item of a paginated listing, following ``X-Next-Cursor``; and the page count."""
+    items: list[dict] = []
+    params: dict[str, object] = {"limit": limit}
+    pages = 0
+    while True:
+        response = client.get(path, params=params)
+        assert response.status_code == 200, response.text
+        items += response.json()
+        pages += 1
+        cursor = response.headers.get("X-Next-Cursor")
+        if cursor is None:
+            return items, pages
+        params = {"limit": limit, "cursor": cursor}
+
+
+def test_cursor_pagination_reads_the_whole_history_once_in_order(client: httpx.Client) -> None:
+    deadline = time.monotonic() + 30
+    while len(client.get("/signals", params={"limit": 1000}).json()) < 12:
+        assert time.monotonic() < deadline, "the engine made too few signals"
+        time.sleep(0.2)
+    client.post("/engine/stop")
+    whole = client.get("/signals", params={"limit": 1000}).json()
+
+    paged, pages = _read_all(client, "/signals", limit=5)
+
+    assert pages >= 3
+    assert paged == whole
+    keys = [(s["time"], s["symbol"]) for s in paged]
+    assert keys == sorted(keys, reverse=True)
+    assert client.post("/engine/start").status_code == 200
+
+
+def test_a_malformed_cursor_is_a_400_naming_the_cursor(client: httpx.Client) -> None:
+    response = client.get("/orders", params={"cursor": "not-a-cursor"})
+
+    assert response.status_code == 400
+    assert response.json()["field"] == "cursor"
+
+
+def test_an_order_is_found_by_id_after_a_restart(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, api_token=TOKEN, speed=6000.0, autostart=False,
+        strategy="sma_cross", strategy_params={"fast": 5, "slow": 20},
+    )  # fmt: skip
+    first = bootstrap(settings)
+    placed = first.service.place_order(
+        symbol="BTCUSDT", side=Side.BUY, type=OrderType.LIMIT, qty=Decimal("0.020"),
+        price=Decimal("10000.0"), client_order_id="kept-across-restarts",
+    )  # fmt: skip
+    restarted = bootstrap(settings)
+    with live_server(build_app(restarted)) as url:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        one = httpx.get(f"{url}/api/v1/orders/{placed.id}", headers=auth)
+        listed = httpx.get(f"{url}/api/v1/orders", headers=auth).json()
+
+    assert one.status_code == 200
+    assert one.json()["status"] == "new"
+    assert [o["id"] for o in listed] == [placed.id]

@@ -12,10 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.app import create_app
 from api.deps import SESSION_COOKIE, session_value
 from api.hub import EventHub
-from lootcapital.bootstrap import bootstrap
+from lootcapital.bootstrap import bootstrap, build_app
 from lootcapital.settings import Settings
 from tests.e2e.web_fixtures import live_server
 
@@ -54,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir: Path = tmp_path_factory.mktemp("web")
     settings = Settings(data_dir=data_dir, api_token=TOKEN, speed=30000.0, autostart=False)
     container = bootstrap(settings)
-    with live_server(create_app(container)) as url:
+    with live_server(build_app(container)) as url:
         yield Server(url, container.hub)
 
 

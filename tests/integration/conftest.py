@@ -115,8 +115,17 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+DEFAULT_RUN_ID = "run-1"
+"""The run that :func:`new_uow` opens units of work for unless told otherwise."""
+
+
 @pytest.fixture
-def new_uow(engine: Engine) -> Callable[[], SqlUnitOfWork]:
-    """Factory of units of work on :func:`engine`, one per transaction under test."""
+def new_uow(engine: Engine) -> Callable[..., SqlUnitOfWork]:
+    """Factory of units of work on :func:`engine`, one per transaction under test:
+    ``new_uow()`` for the run ``"run-1"``, ``new_uow("other")`` for another run."""
     factory = make_session_factory(engine)
-    return lambda: SqlUnitOfWork(factory)
+
+    def new(run_id: str = DEFAULT_RUN_ID) -> SqlUnitOfWork:
+        return SqlUnitOfWork(factory, run_id)
+
+    return new

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,7 @@ def test_backtest_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["backtest", "--strategy", "trend_follow", "--data", str(BTC), "--json", "-"])
 
     assert code == 0
-    assert set(json.loads(capsys.readouterr().out)) == {"metrics", "trades", "equity"}
+    assert set(json.loads(capsys.readouterr().out)) == {"metrics", "trades", "equity", "rejections"}
 
 
 def test_data_import_then_list(capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,3 +208,89 @@ def test_backtest_refuses_a_file_of_another_timeframe(
     assert code == 2
     assert str(BTC) in err
     assert "not 1m data" in err
+
+
+def _rejection_lines(out: str) -> tuple[int, list[str]]:
+    """The count after ``rejected orders:`` and the reason lines printed below it."""
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("rejected orders: "))
+    reasons = [line for line in lines[at + 1 :] if line.startswith("  - ")]
+    return int(lines[at].removeprefix("rejected orders: ")), reasons
+
+
+def test_backtest_says_how_many_orders_were_rejected_and_why(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A billion USDT buys ~10,000 BTC: every order is over the instrument's maximum quantity.
+    code = main(["backtest", "--strategy", "sma_cross", "--cash", "1000000000", "--data", str(BTC)])
+
+    out = capsys.readouterr().out
+    count, reasons = _rejection_lines(out)
+    assert code == 0
+    assert count > 0
+    assert 1 <= len(reasons) <= 5
+    assert len(set(reasons)) == len(reasons)
+    assert all(reason.strip(" -") for reason in reasons)
+    assert out.index("exposure %") < out.index("rejected orders: ")
+
+
+def test_backtest_json_counts_rejections_and_lists_the_first_reasons(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(
+        [
+            "backtest",
+            "--strategy",
+            "sma_cross",
+            "--cash",
+            "1000000000",
+            "--data",
+            str(BTC),
+            "--json",
+            "-",
+        ]
+    )
+
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {"metrics", "trades", "equity", "rejections"} <= set(result)
+    rejections = result["rejections"]
+    assert set(rejections) == {"count", "first"}
+    assert rejections["count"] > 0
+    assert 1 <= len(rejections["first"]) <= min(10, rejections["count"])
+    assert len(set(rejections["first"])) == len(rejections["first"])
+    assert all(isinstance(reason, str) and reason for reason in rejections["first"])
+
+
+def test_rejection_report_shows_the_first_distinct_reasons(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from lootcapital.cli import _print_rejections, _rejections_json
+
+    reasons = [f"reason {i % 7}" for i in range(30)]
+
+    _print_rejections(reasons)
+    _print_rejections([])
+
+    count, shown = _rejection_lines(capsys.readouterr().out)
+    assert count == 30
+    assert shown == [f"  - reason {i}" for i in range(5)]
+    assert _rejections_json(reasons) == {"count": 30, "first": [f"reason {i}" for i in range(7)]}
+    assert _rejections_json([]) == {"count": 0, "first": []}
+
+
+def test_a_spot_file_trades_with_the_spot_tick_not_the_perpetuals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spot = tmp_path / "binance_spot_BTCUSDT_5m.csv.gz"
+    with gzip.open(BTC, "rt") as src, gzip.open(spot, "wt") as dst:
+        dst.writelines(line for k, line in enumerate(src) if k < 3001)
+
+    code = main(["backtest", "--strategy", "sma_cross", "--param", "fast=5", "--param",
+                 "slow=20", "--slippage-bps", "3", "--data", str(spot), "--json", "-"])  # fmt: skip
+
+    prices = [t["entry_price"] for t in json.loads(capsys.readouterr().out)["trades"]]
+    assert code == 0 and len(prices) > 10
+    cents = [p for p in prices if (Decimal(p) * 100) % 10 != 0]
+    assert cents, "every slipped price lands on 0.1: the perpetual's tick was used"
+    assert all((Decimal(p) * 100) % 1 == 0 for p in prices)

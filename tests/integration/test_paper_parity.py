@@ -9,7 +9,7 @@ import pytest
 
 from domain.model import Trade
 from lootcapital.bootstrap import backtest, bootstrap, load_candles
-from tests.integration.paper_harness import paper_settings, run_until, start, trimmed_sample
+from tests.integration.paper_harness import every, paper_settings, run_until, start, trimmed_sample
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
@@ -58,7 +58,7 @@ def test_paper_replay_makes_the_same_trades_as_the_backtest(
 
     container = start(settings)
     run_until(container)
-    paper = container.service.trades(limit=10_000)
+    paper = every(container.service.trades)
 
     assert len(expected) > 10
     assert sorted(map(_key, paper)) == sorted(map(_key, expected))
@@ -79,14 +79,14 @@ def test_restart_resumes_after_the_last_bar_without_losing_or_duplicating(
     first = start(settings)
     run_until(first, candles=2000)
     stopped_at = first.service.status()
-    orders_before = {o.id for o in first.service.orders(limit=10_000)}
+    orders_before = {o.id for o in every(first.service.orders)}
 
     second = bootstrap(settings)
     resumed = second.service.status()
     second.service.start()
     run_until(second)
-    trades = second.service.trades(limit=10_000)
-    orders_after = {o.id for o in second.service.orders(limit=10_000)}
+    trades = every(second.service.trades)
+    orders_after = {o.id for o in every(second.service.orders)}
     equity_times = [p.time for p in second.service.equity(limit=100_000)]
 
     assert 0 < stopped_at.candles_processed < 2 * 3500
@@ -105,13 +105,13 @@ def test_starting_again_after_the_end_of_data_keeps_the_saved_progress(
     )
     first = start(settings)
     run_until(first)
-    trades = len(first.service.trades(limit=10_000))
+    trades = len(every(first.service.trades))
     first.service.start()  # nothing left to replay: ends at once
     run_until(first)
 
     restarted = start(settings)
     run_until(restarted)
 
-    assert restarted.service.status().candles_processed == 0
+    assert restarted.service.status().candles_processed == 2 * 3500
     assert restarted.service.status().stopped_reason == "end of data"
-    assert len(restarted.service.trades(limit=10_000)) == trades
+    assert len(every(restarted.service.trades)) == trades

@@ -1,39 +1,67 @@
-"""Fill rules of domain/execution.py and the paper broker, on real BTCUSDT/ETHUSDT bars.
+"""Fill rules of domain/execution.py and the simulated venue, on real BTCUSDT/ETHUSDT bars.
 
-Every order is placed relative to the real prices of the bar it is meant to fill on: a market
-order at bar ``t`` fills on bar ``t+1``, a limit or stop level sits on a real low, high or open.
+Every order is placed relative to the real prices of the bar it is meant to fill on: an order
+placed at bar ``t``'s close (the clock at that close, the symbol marked there, as the engine
+does) may fill from bar ``t+1`` on; a limit or stop level sits on a real low, high or open. The
+venue answers with execution events only; the helpers here drive it bar by bar exactly as the
+engine does (``next_trigger`` / ``process_bar`` until the bar is done) and collect the events.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.exchanges.paper import PaperBroker, sequential_ids
+from adapters.clock import SimulatedClock
 from adapters.marketdata.exchange_info import load_instruments
+from adapters.venues.simulated.venue import SimulatedVenue
 from domain.candles import Candles
-from domain.errors import InsufficientMargin, InvalidOrder, OrderNotCancelable, UnknownSymbol
 from domain.execution import FeeSchedule, first_trigger, to_decimal
-from domain.model import Instrument, Liquidity, Order, OrderStatus, OrderType, Side
+from domain.model import (
+    Fill,
+    Instrument,
+    Liquidity,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from domain.orders import ExecutionEvent
+from domain.orders import ExecutionEventKind as K
 from tests.fixtures.data import load_sample_candles, sample_dir
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
+TF_MS = 300_000  # the sample's 5-minute bars
 TAKER, MAKER = Decimal("0.0005"), Decimal("0.0002")
+TICK = Decimal("0.1")  # BTCUSDT's tick in the shipped exchange info
+STEP = Decimal("0.001")  # BTCUSDT's and ETHUSDT's lot step
 
 
+# -- arrange helpers --------------------------------------------------------------------------
 def instruments() -> dict[str, Instrument]:
     every = load_instruments(sample_dir() / "binance_usdm_exchange_info_20251030.json")
     return {BTC: every[BTC], ETH: every[ETH]}
 
 
-def new_broker(cash: Decimal = Decimal(10_000), bps: Decimal = Decimal(2)) -> PaperBroker:
-    return PaperBroker(
-        instruments=instruments(), cash=cash, slippage_bps=bps, ids=sequential_ids("x")
+def new_venue(
+    cash: Decimal = Decimal(10_000),
+    bps: Decimal = Decimal(2),
+    *,
+    participation: Decimal | None = None,
+    rules: dict[str, Instrument] | None = None,
+) -> SimulatedVenue:
+    return SimulatedVenue(
+        instruments=rules or instruments(),
+        cash=cash,
+        clock=SimulatedClock(),
+        slippage_bps=bps,
+        participation=participation,
     )
 
 
@@ -45,12 +73,17 @@ def d(x: float) -> Decimal:
     return to_decimal(x)
 
 
+def money(x: Decimal) -> Decimal:
+    """A fee as the venue keeps it: rounded half-even to the quote precision (8 places)."""
+    return x.quantize(Decimal("1e-8"), ROUND_HALF_EVEN)
+
+
 def first_bar(candles: Candles, wanted: Callable[[int], bool], start: int = 1) -> int:
     """The first bar index >= start (real data) for which ``wanted`` holds."""
     return next(i for i in range(start, len(candles)) if wanted(i))
 
 
-_ids = sequential_ids("o")
+_ids = (f"o{n}" for n in itertools.count())
 
 
 def order(
@@ -62,9 +95,13 @@ def order(
     price: Decimal | None = None,
     stop: Decimal | None = None,
     reduce_only: bool = False,
+    tif: TimeInForce = TimeInForce.GTC,
+    link: str | None = None,
+    offset: Decimal | None = None,
+    order_id: str | None = None,
 ) -> Order:
     return Order(
-        id=_ids(),
+        id=order_id or next(_ids),
         symbol=symbol,
         side=side,
         type=kind,
@@ -73,81 +110,132 @@ def order(
         price=price,
         stop_price=stop,
         reduce_only=reduce_only,
+        time_in_force=tif,
+        link_id=link,
+        trailing_offset=offset,
     )
 
 
-def submit_at_close(broker: PaperBroker, candles: Candles, t: int, o: Order) -> Order:
-    """Place ``o`` on bar ``t``'s close (marked there), as the engine does."""
-    broker.mark(o.symbol, float(candles.close[t]))
-    return broker.submit(o)
+def place(venue: SimulatedVenue, candles: Candles, t: int, o: Order) -> list[ExecutionEvent]:
+    """Submit ``o`` at bar ``t``'s close (clock and mark there, as the engine does); the events."""
+    close_time = int(candles.open_time[t]) + TF_MS
+    venue.clock.advance_to(close_time)
+    venue.mark(o.symbol, float(candles.close[t]), close_time)
+    venue.submit(o)
+    return venue.drain_events()
+
+
+def run_bar(
+    venue: SimulatedVenue, candles: Candles, i: int, symbol: str = BTC
+) -> list[ExecutionEvent]:
+    """Let bar ``i`` trade as the engine does (match while the venue says bar ``i`` is due)."""
+    venue.clock.advance_to(int(candles.open_time[i]))
+    while venue.next_trigger(symbol, candles, i) == i:
+        venue.process_bar(symbol, candles, i)
+    return venue.drain_events()
+
+
+def fills_of(events: list[ExecutionEvent]) -> list[Fill]:
+    return [e.fill for e in events if e.fill is not None]
+
+
+def kinds(events: list[ExecutionEvent]) -> list[K]:
+    return [e.kind for e in events]
+
+
+def held(venue: SimulatedVenue, symbol: str = BTC) -> Decimal:
+    return next((p.qty for p in venue.positions() if p.symbol == symbol), Decimal(0))
+
+
+def hold(venue: SimulatedVenue, candles: Candles, t: int, qty: str) -> None:
+    """Open a position of ``qty`` (signed) with a market order at ``t``'s close, filled on
+    ``t+1``."""
+    side = Side.BUY if Decimal(qty) > 0 else Side.SELL
+    place(venue, candles, t, order(side, OrderType.MARKET, qty.lstrip("-")))
+    run_bar(venue, candles, t + 1)
+    assert held(venue) == Decimal(qty)
 
 
 # -- market orders ----------------------------------------------------------------------------
 def test_market_buy_fills_at_next_open_plus_slippage_rounded_up_to_the_tick() -> None:
     c = btc()
-    broker = new_broker(bps=Decimal(2))
+    venue = new_venue(bps=Decimal(2))
     # a bar whose slipped open is not on the tick, so the rounding direction shows
-    t = first_bar(c, lambda i: (d(c.open[i + 1]) * Decimal("1.0002")) % Decimal("0.1") != 0)
-    submit_at_close(broker, c, t, order(Side.BUY, OrderType.MARKET, "0.05"))
+    t = first_bar(c, lambda i: (d(c.open[i + 1]) * Decimal("1.0002")) % TICK != 0)
+    place(venue, c, t, order(Side.BUY, OrderType.MARKET, "0.05"))
 
-    (fill,) = broker.execute(BTC, c, t + 1)
+    (fill,) = fills_of(run_bar(venue, c, t + 1))
 
     slipped = d(c.open[t + 1]) * Decimal("1.0002")
-    expected = (slipped / Decimal("0.1")).to_integral_value(ROUND_CEILING) * Decimal("0.1")
+    expected = (slipped / TICK).to_integral_value(ROUND_CEILING) * TICK
     assert fill.price == expected > slipped
     assert fill.time == int(c.open_time[t + 1])
     assert fill.liquidity is Liquidity.TAKER
-    assert fill.fee == Decimal("0.05") * expected * TAKER
+    assert fill.fee == money(Decimal("0.05") * expected * TAKER)
 
 
 def test_market_sell_fills_at_next_open_minus_slippage_rounded_down_to_the_tick() -> None:
     c = btc()
-    broker = new_broker(bps=Decimal(2))
-    t = first_bar(c, lambda i: (d(c.open[i + 1]) * Decimal("0.9998")) % Decimal("0.1") != 0)
-    submit_at_close(broker, c, t, order(Side.SELL, OrderType.MARKET, "0.05"))
+    venue = new_venue(bps=Decimal(2))
+    t = first_bar(c, lambda i: (d(c.open[i + 1]) * Decimal("0.9998")) % TICK != 0)
+    place(venue, c, t, order(Side.SELL, OrderType.MARKET, "0.05"))
 
-    (fill,) = broker.execute(BTC, c, t + 1)
+    (fill,) = fills_of(run_bar(venue, c, t + 1))
 
     slipped = d(c.open[t + 1]) * Decimal("0.9998")
-    expected = (slipped / Decimal("0.1")).to_integral_value(ROUND_FLOOR) * Decimal("0.1")
+    expected = (slipped / TICK).to_integral_value(ROUND_FLOOR) * TICK
     assert fill.price == expected < slipped
-    assert fill.fee == Decimal("0.05") * expected * TAKER
+    assert fill.fee == money(Decimal("0.05") * expected * TAKER)
 
 
 def test_market_order_without_slippage_fills_exactly_at_the_next_open() -> None:
     c = btc()
-    broker = new_broker(bps=Decimal(0))
-    submit_at_close(broker, c, 100, order(Side.BUY, OrderType.MARKET, "0.05"))
+    venue = new_venue(bps=Decimal(0))
+    place(venue, c, 100, order(Side.BUY, OrderType.MARKET, "0.05"))
 
-    (fill,) = broker.execute(BTC, c, 101)
+    (fill,) = fills_of(run_bar(venue, c, 101))
 
     assert fill.price == d(c.open[101])
 
 
+def test_fee_is_rounded_half_even_to_the_quote_precision() -> None:
+    eth, venue = load_sample_candles(ETH), new_venue(bps=Decimal(0))
+
+    def exact_fee(i: int) -> Decimal:  # ETH ticks in 0.01: the fee may have 9 places
+        return Decimal("0.051") * d(eth.open[i]) * TAKER
+
+    t = first_bar(eth, lambda i: money(exact_fee(i + 1)) != exact_fee(i + 1))
+    place(venue, eth, t, order(Side.BUY, OrderType.MARKET, "0.051", symbol=ETH))
+
+    (fill,) = fills_of(run_bar(venue, eth, t + 1, ETH))
+
+    assert fill.fee == money(exact_fee(t + 1)) != exact_fee(t + 1)
+
+
 # -- limit orders -----------------------------------------------------------------------------
-TICK = Decimal("0.1")
-
-
 def test_limit_buy_fills_at_the_limit_with_maker_fee_when_the_low_trades_through() -> None:
     c = btc()
     i = first_bar(c, lambda k: d(c.low[k]) + TICK < d(c.open[k]))
     limit = d(c.low[i]) + TICK  # low < limit < open
-    broker = new_broker()
-    submit_at_close(broker, c, i - 1, order(Side.BUY, OrderType.LIMIT, "0.05", price=limit))
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.BUY, OrderType.LIMIT, "0.05", price=limit))
 
-    (fill,) = broker.execute(BTC, c, i)
+    (fill,) = fills_of(run_bar(venue, c, i))
 
     assert (fill.price, fill.liquidity) == (limit, Liquidity.MAKER)
-    assert fill.fee == Decimal("0.05") * limit * MAKER
+    assert fill.fee == money(Decimal("0.05") * limit * MAKER)
 
 
 def test_limit_buy_touched_by_the_low_does_not_fill() -> None:
     c = btc()
     i = first_bar(c, lambda k: c.low[k] < c.open[k])
-    touch = order(Side.BUY, OrderType.LIMIT, "0.05", price=d(c.low[i]))  # low == limit
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.BUY, OrderType.LIMIT, "0.05", price=d(c.low[i])))
 
-    hit = first_trigger(touch, c, i)
+    events = run_bar(venue, c, i)  # low == limit
 
+    assert fills_of(events) == []
+    hit = venue.next_trigger(BTC, c, i)
     assert hit is None or hit > i
 
 
@@ -155,34 +243,38 @@ def test_limit_buy_fills_at_the_open_with_taker_fee_when_the_bar_opens_below_it(
     c = btc()
     i = 500
     limit = d(c.open[i]) + 10 * TICK  # the bar opens through the limit
-    broker = new_broker()
-    submit_at_close(broker, c, i - 1, order(Side.BUY, OrderType.LIMIT, "0.05", price=limit))
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.BUY, OrderType.LIMIT, "0.05", price=limit))
 
-    (fill,) = broker.execute(BTC, c, i)
+    (fill,) = fills_of(run_bar(venue, c, i))
 
     assert (fill.price, fill.liquidity) == (d(c.open[i]), Liquidity.TAKER)
-    assert fill.fee == Decimal("0.05") * d(c.open[i]) * TAKER
+    assert fill.fee == money(Decimal("0.05") * d(c.open[i]) * TAKER)
 
 
 def test_limit_sell_fills_at_the_limit_with_maker_fee_when_the_high_trades_through() -> None:
     c = btc()
     i = first_bar(c, lambda k: d(c.high[k]) - TICK > d(c.open[k]))
     limit = d(c.high[i]) - TICK  # open < limit < high
-    broker = new_broker()
-    submit_at_close(broker, c, i - 1, order(Side.SELL, OrderType.LIMIT, "0.05", price=limit))
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.SELL, OrderType.LIMIT, "0.05", price=limit))
 
-    (fill,) = broker.execute(BTC, c, i)
+    (fill,) = fills_of(run_bar(venue, c, i))
 
     assert (fill.price, fill.liquidity) == (limit, Liquidity.MAKER)
+    assert fill.fee == money(Decimal("0.05") * limit * MAKER)
 
 
 def test_limit_sell_touched_by_the_high_does_not_fill() -> None:
     c = btc()
     i = first_bar(c, lambda k: c.high[k] > c.open[k])
-    touch = order(Side.SELL, OrderType.LIMIT, "0.05", price=d(c.high[i]))
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.SELL, OrderType.LIMIT, "0.05", price=d(c.high[i])))
 
-    hit = first_trigger(touch, c, i)
+    events = run_bar(venue, c, i)  # high == limit
 
+    assert fills_of(events) == []
+    hit = venue.next_trigger(BTC, c, i)
     assert hit is None or hit > i
 
 
@@ -190,12 +282,13 @@ def test_limit_sell_fills_at_the_open_with_taker_fee_when_the_bar_opens_above_it
     c = btc()
     i = 500
     limit = d(c.open[i]) - 10 * TICK
-    broker = new_broker()
-    submit_at_close(broker, c, i - 1, order(Side.SELL, OrderType.LIMIT, "0.05", price=limit))
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.SELL, OrderType.LIMIT, "0.05", price=limit))
 
-    (fill,) = broker.execute(BTC, c, i)
+    (fill,) = fills_of(run_bar(venue, c, i))
 
     assert (fill.price, fill.liquidity) == (d(c.open[i]), Liquidity.TAKER)
+    assert fill.fee == money(Decimal("0.05") * d(c.open[i]) * TAKER)
 
 
 # -- stop orders ------------------------------------------------------------------------------
@@ -203,23 +296,23 @@ def test_stop_buy_touched_by_the_high_fills_at_the_stop_with_taker_fee() -> None
     c = btc()
     i = first_bar(c, lambda k: c.high[k] > c.open[k])
     stop = d(c.high[i])  # a touch is enough for a stop
-    broker = new_broker()
-    submit_at_close(broker, c, i - 1, order(Side.BUY, OrderType.STOP, "0.05", stop=stop))
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.BUY, OrderType.STOP, "0.05", stop=stop))
 
-    (fill,) = broker.execute(BTC, c, i)
+    (fill,) = fills_of(run_bar(venue, c, i))
 
     assert (fill.price, fill.liquidity) == (stop, Liquidity.TAKER)
-    assert fill.fee == Decimal("0.05") * stop * TAKER
+    assert fill.fee == money(Decimal("0.05") * stop * TAKER)
 
 
 def test_stop_buy_fills_at_the_open_when_the_bar_gaps_up_through_the_stop() -> None:
     c = btc()
     i = first_bar(c, lambda k: d(c.open[k]) > d(c.close[k - 1]) + TICK)
     stop = d(c.close[i - 1]) + TICK  # above the last close, below the gapped open
-    broker = new_broker()
-    submit_at_close(broker, c, i - 1, order(Side.BUY, OrderType.STOP, "0.05", stop=stop))
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.BUY, OrderType.STOP, "0.05", stop=stop))
 
-    (fill,) = broker.execute(BTC, c, i)
+    (fill,) = fills_of(run_bar(venue, c, i))
 
     assert (fill.price, fill.liquidity) == (d(c.open[i]), Liquidity.TAKER)
 
@@ -227,10 +320,13 @@ def test_stop_buy_fills_at_the_open_when_the_bar_gaps_up_through_the_stop() -> N
 def test_stop_buy_above_the_high_does_not_fill() -> None:
     c = btc()
     i = 700
-    stop = d(c.high[i]) + TICK
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.BUY, OrderType.STOP, "0.05", stop=d(c.high[i]) + TICK))
 
-    hit = first_trigger(order(Side.BUY, OrderType.STOP, "0.05", stop=stop), c, i)
+    events = run_bar(venue, c, i)
 
+    assert fills_of(events) == []
+    hit = venue.next_trigger(BTC, c, i)
     assert hit is None or hit > i
 
 
@@ -238,22 +334,23 @@ def test_stop_sell_touched_by_the_low_fills_at_the_stop() -> None:
     c = btc()
     i = first_bar(c, lambda k: c.low[k] < c.open[k])
     stop = d(c.low[i])
-    broker = new_broker()
-    submit_at_close(broker, c, i - 1, order(Side.SELL, OrderType.STOP, "0.05", stop=stop))
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.SELL, OrderType.STOP, "0.05", stop=stop))
 
-    (fill,) = broker.execute(BTC, c, i)
+    (fill,) = fills_of(run_bar(venue, c, i))
 
     assert (fill.price, fill.liquidity) == (stop, Liquidity.TAKER)
+    assert fill.fee == money(Decimal("0.05") * stop * TAKER)
 
 
 def test_stop_sell_fills_at_the_open_when_the_bar_gaps_down_through_the_stop() -> None:
     c = btc()
     i = first_bar(c, lambda k: d(c.open[k]) < d(c.close[k - 1]) - TICK)
     stop = d(c.close[i - 1]) - TICK
-    broker = new_broker()
-    submit_at_close(broker, c, i - 1, order(Side.SELL, OrderType.STOP, "0.05", stop=stop))
+    venue = new_venue()
+    place(venue, c, i - 1, order(Side.SELL, OrderType.STOP, "0.05", stop=stop))
 
-    (fill,) = broker.execute(BTC, c, i)
+    (fill,) = fills_of(run_bar(venue, c, i))
 
     assert (fill.price, fill.liquidity) == (d(c.open[i]), Liquidity.TAKER)
 
@@ -265,134 +362,136 @@ def test_fee_schedule_defaults_to_binance_usdm_taker_and_maker_rates() -> None:
 
 
 # -- validation -------------------------------------------------------------------------------
-def test_broker_rejects_qty_off_the_lot_step() -> None:
-    c, broker = btc(), new_broker()
+def test_venue_rejects_qty_off_the_lot_step() -> None:
+    c, venue = btc(), new_venue()
 
-    with pytest.raises(InvalidOrder) as err:
-        submit_at_close(broker, c, 10, order(Side.BUY, OrderType.MARKET, "0.0505"))
+    events = place(venue, c, 10, order(Side.BUY, OrderType.MARKET, "0.0505"))
 
-    assert err.value.field == "qty"
-    assert "0.0505" in err.value.message
+    (rejected,) = events
+    assert rejected.kind is K.REJECTED
+    assert rejected.reason is not None
+    assert rejected.reason.startswith("qty") and "0.0505" in rejected.reason
 
 
-def test_broker_rejects_limit_price_off_the_tick() -> None:
-    c, broker = btc(), new_broker()
+def test_venue_rejects_limit_price_off_the_tick() -> None:
+    c, venue = btc(), new_venue()
     price = d(c.close[10]) - Decimal("0.05")
 
-    with pytest.raises(InvalidOrder) as err:
-        submit_at_close(broker, c, 10, order(Side.BUY, OrderType.LIMIT, "0.05", price=price))
+    (rejected,) = place(venue, c, 10, order(Side.BUY, OrderType.LIMIT, "0.05", price=price))
 
-    assert err.value.field == "price"
+    assert rejected.kind is K.REJECTED
+    assert rejected.reason is not None and rejected.reason.startswith("price")
 
 
-def test_broker_rejects_stop_price_off_the_tick() -> None:
-    c, broker = btc(), new_broker()
+def test_venue_rejects_stop_price_off_the_tick() -> None:
+    c, venue = btc(), new_venue()
     stop = d(c.close[10]) + Decimal("0.05")
 
-    with pytest.raises(InvalidOrder) as err:
-        submit_at_close(broker, c, 10, order(Side.BUY, OrderType.STOP, "0.05", stop=stop))
+    (rejected,) = place(venue, c, 10, order(Side.BUY, OrderType.STOP, "0.05", stop=stop))
 
-    assert err.value.field == "stop_price"
+    assert rejected.kind is K.REJECTED
+    assert rejected.reason is not None and rejected.reason.startswith("stop_price")
 
 
-def test_broker_rejects_notional_under_the_minimum() -> None:
-    eth, broker = load_sample_candles(ETH), new_broker()
+def test_venue_rejects_notional_under_the_minimum() -> None:
+    eth, venue = load_sample_candles(ETH), new_venue()
     assert Decimal("0.004") * d(eth.close[10]) < 20  # ETHUSDT min notional is 20 USDT
 
-    with pytest.raises(InvalidOrder) as err:
-        submit_at_close(broker, eth, 10, order(Side.BUY, OrderType.MARKET, "0.004", symbol=ETH))
+    (rejected,) = place(venue, eth, 10, order(Side.BUY, OrderType.MARKET, "0.004", symbol=ETH))
 
-    assert err.value.field == "qty"
-
-
-def test_broker_rejects_an_unknown_symbol() -> None:
-    broker = new_broker()
-
-    with pytest.raises(UnknownSymbol) as err:
-        broker.submit(order(Side.BUY, OrderType.MARKET, "1", symbol="DOGEUSDT"))
-
-    assert "DOGEUSDT" in err.value.message
-    assert broker.open_orders() == []
+    assert rejected.kind is K.REJECTED
+    assert rejected.reason is not None and "minimum" in rejected.reason
 
 
-def test_broker_rejects_margin_beyond_equity_times_leverage_and_keeps_the_order() -> None:
+def test_venue_rejects_an_unknown_symbol() -> None:
+    venue = new_venue()
+    doge = order(Side.BUY, OrderType.MARKET, "1", symbol="DOGEUSDT")
+
+    venue.submit(doge)
+
+    (rejected,) = venue.drain_events()
+    assert (rejected.kind, rejected.order_id) == (K.REJECTED, doge.id)
+    assert rejected.reason is not None and "DOGEUSDT" in rejected.reason
+    assert venue.open_orders() == []
+
+
+def test_venue_rejects_margin_beyond_equity_times_leverage_and_remembers_the_order() -> None:
     c = btc()
-    broker = new_broker(cash=Decimal(10_000))  # max leverage 5: 50,000 USDT gross
+    venue = new_venue(cash=Decimal(10_000))  # max leverage 5: 50,000 USDT gross
     mark = d(c.close[10])
-    qty = (Decimal(50_000) / mark / Decimal("0.001")).to_integral_value(ROUND_CEILING)
-    big = order(Side.BUY, OrderType.MARKET, str(qty * Decimal("0.001")))
+    lots = (Decimal(50_000) / mark / STEP).to_integral_value(ROUND_CEILING)
+    big = order(Side.BUY, OrderType.MARKET, str(lots * STEP))
 
-    with pytest.raises(InsufficientMargin):
-        submit_at_close(broker, c, 10, big)
+    (rejected,) = place(venue, c, 10, big)
 
-    kept = broker.get_order(big.id)
-    assert kept.status is OrderStatus.REJECTED
-    assert kept.reject_reason
-    assert broker.open_orders() == []
+    assert rejected.kind is K.REJECTED
+    assert rejected.reason is not None and "max_leverage" in rejected.reason
+    kept = venue.fetch_order(big.id)
+    assert kept is not None
+    assert (kept.status, kept.reject_reason) == (OrderStatus.REJECTED, rejected.reason)
+    assert venue.open_orders() == []
 
 
-def test_broker_accepts_an_order_just_within_equity_times_leverage() -> None:
+def test_venue_accepts_an_order_just_within_equity_times_leverage() -> None:
     c = btc()
-    broker = new_broker(cash=Decimal(10_000))
+    venue = new_venue(cash=Decimal(10_000))
     mark = d(c.close[10])
-    qty = (Decimal(50_000) / mark / Decimal("0.001")).to_integral_value(ROUND_FLOOR)
+    lots = (Decimal(50_000) / mark / STEP).to_integral_value(ROUND_FLOOR)
+    within = order(Side.BUY, OrderType.MARKET, str(lots * STEP))
 
-    accepted = submit_at_close(
-        broker, c, 10, order(Side.BUY, OrderType.MARKET, str(qty * Decimal("0.001")))
-    )
+    (accepted,) = place(venue, c, 10, within)
 
-    assert accepted.status is OrderStatus.NEW
+    assert accepted.kind is K.ACCEPTED
+    kept = venue.fetch_order(within.id)
+    assert kept is not None and kept.status is OrderStatus.NEW
 
 
-def test_cancel_of_a_filled_order_raises_order_not_cancelable() -> None:
-    c, broker = btc(), new_broker()
-    placed = submit_at_close(broker, c, 10, order(Side.BUY, OrderType.MARKET, "0.05"))
-    broker.execute(BTC, c, 11)
+def test_cancel_of_a_filled_order_is_answered_with_cancel_rejected() -> None:
+    c, venue = btc(), new_venue()
+    placed = order(Side.BUY, OrderType.MARKET, "0.05")
+    place(venue, c, 10, placed)
+    run_bar(venue, c, 11)
 
-    with pytest.raises(OrderNotCancelable):
-        broker.cancel(placed.id, int(c.open_time[12]))
+    venue.cancel(placed.id)
 
-    assert broker.get_order(placed.id).status is OrderStatus.FILLED
+    (refused,) = venue.drain_events()
+    assert (refused.kind, refused.order_id) == (K.CANCEL_REJECTED, placed.id)
+    assert refused.reason is not None and "filled" in refused.reason
+    kept = venue.fetch_order(placed.id)
+    assert kept is not None and kept.status is OrderStatus.FILLED
 
 
 def test_reduce_only_stop_is_canceled_when_the_position_goes_flat() -> None:
-    c, broker = btc(), new_broker()
-    submit_at_close(broker, c, 10, order(Side.BUY, OrderType.MARKET, "0.05"))
-    broker.execute(BTC, c, 11)
+    c, venue = btc(), new_venue()
+    hold(venue, c, 10, "0.05")
     far_below = d(c.close[11]) * Decimal("0.5")
     far_below -= far_below % TICK
-    stop = submit_at_close(
-        broker,
-        c,
-        11,
-        order(Side.SELL, OrderType.STOP, "0.05", stop=far_below, reduce_only=True),
-    )
-    submit_at_close(broker, c, 12, order(Side.SELL, OrderType.MARKET, "0.05"))
+    stop = order(Side.SELL, OrderType.STOP, "0.05", stop=far_below, reduce_only=True)
+    place(venue, c, 11, stop)
+    place(venue, c, 12, order(Side.SELL, OrderType.MARKET, "0.05"))
 
-    broker.execute(BTC, c, 13)
+    events = run_bar(venue, c, 13)
 
-    assert broker.position(BTC).qty == 0
-    assert broker.get_order(stop.id).status is OrderStatus.CANCELED
-    assert broker.open_orders(BTC) == []
+    assert held(venue) == 0
+    assert (K.CANCELED, stop.id) in [(e.kind, e.order_id) for e in events]
+    kept = venue.fetch_order(stop.id)
+    assert kept is not None and kept.status is OrderStatus.CANCELED
+    assert venue.open_orders(BTC) == []
 
 
 def test_reduce_only_stop_never_grows_a_position_flipped_on_the_same_bar() -> None:
-    c, broker = btc(), new_broker()
-    submit_at_close(broker, c, 10, order(Side.BUY, OrderType.MARKET, "0.05"))
-    broker.execute(BTC, c, 11)
+    c, venue = btc(), new_venue()
+    hold(venue, c, 10, "0.05")
     i = first_bar(c, lambda k: c.low[k] < c.open[k] - 1, start=13)
     stop_level = d(c.low[i]) + TICK  # triggers on bar i, after the market order (nearer open)
-    submit_at_close(
-        broker,
-        c,
-        i - 1,
-        order(Side.SELL, OrderType.STOP, "0.05", stop=stop_level, reduce_only=True),
-    )
-    submit_at_close(broker, c, i - 1, order(Side.SELL, OrderType.MARKET, "0.10"))
+    stop = order(Side.SELL, OrderType.STOP, "0.05", stop=stop_level, reduce_only=True)
+    place(venue, c, i - 1, stop)
+    place(venue, c, i - 1, order(Side.SELL, OrderType.MARKET, "0.10"))
 
-    broker.execute(BTC, c, i)
+    events = run_bar(venue, c, i)
 
-    assert broker.position(BTC).qty == Decimal("-0.05")
+    assert held(venue) == Decimal("-0.05")
+    assert stop.id not in [f.order_id for f in fills_of(events)]
 
 
 # -- first_trigger far away -------------------------------------------------------------------
@@ -452,3 +551,15 @@ def test_first_trigger_finds_a_buy_stop_more_than_5000_bars_ahead() -> None:
 
     assert hit is not None and hit > 6_000
     assert hit == brute_force_trigger(o, c, 0)
+
+
+def test_venue_finds_a_buy_stop_more_than_5000_bars_ahead() -> None:
+    c, venue = btc(), new_venue()
+    stop = untouched_level(c, OrderType.STOP, Side.BUY, 1, 6_000)
+    o = order(Side.BUY, OrderType.STOP, "0.05", stop=stop)
+    place(venue, c, 0, o)
+
+    hit = venue.next_trigger(BTC, c, 1)
+
+    assert hit is not None and hit > 6_000
+    assert hit == brute_force_trigger(o, c, 1)

@@ -4,6 +4,11 @@ Each case runs the same strategy over real SOLUSDT bars three ways: truncated af
 full series, and on the full series with every bar after k wildly altered. The signals and
 orders decided on closes up to bar k's close, and the fills before bar k+1's open, must be
 identical in all three.
+
+The engine is driven here as :func:`service_layer.backtest.run_backtest` drives it, against the
+real simulated venue; the orders are read from the ledger's changes (every order is recorded
+there as ``pending_new`` when it is decided, including those decided on the last close, which
+wait in the outbox instead of being sent).
 """
 
 from __future__ import annotations
@@ -15,56 +20,47 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.clock import SimulatedClock
-from adapters.exchanges.paper import PaperBroker, sequential_ids
-from adapters.marketdata.exchange_info import load_instruments
-from adapters.marketdata.feeds import HistoricalFeed
+from adapters.venues.simulated.venue import SimulatedVenue
 from domain.candles import Candles
-from domain.model import Fill, Order, Signal
+from domain.ledger import Ledger
+from domain.model import Fill, Order, OrderStatus, Signal
 from domain.strategies import build_strategy
-from service_layer.backtest import run_backtest
-from tests.fixtures.data import load_sample_candles, sample_dir
+from service_layer.engine import Engine
+from tests.fixtures.data import load_sample_candles
+from tests.fixtures.venues import sample_instruments
 
 SYMBOL = "SOLUSDT"
 BAR_MS = 300_000
 BARS = 7_000  # enough for trend_follow's 1h EMA(200) and ADX to be defined for a while
-
-
-class RecordingBroker(PaperBroker):
-    """A paper broker that also keeps every order it accepted, in order."""
-
-    def __init__(self) -> None:
-        every = load_instruments(sample_dir() / "binance_usdm_exchange_info_20251030.json")
-        super().__init__(
-            instruments={SYMBOL: every[SYMBOL]}, cash=Decimal(10_000), ids=sequential_ids("")
-        )
-        self.accepted: list[Order] = []
-
-    def submit(self, order: Order) -> Order:
-        accepted = super().submit(order)
-        self.accepted.append(accepted)
-        return accepted
-
+CASH = Decimal(10_000)
+PARAMS = {"sma_cross": {"fast": 10, "slow": 30}, "trend_follow": {}}
 
 Decisions = tuple[list[Signal], list[Order], list[Fill]]
 
 
 def decisions_up_to(strategy: str, candles: Candles, k: int) -> Decisions:
     """Signals and orders decided on closes up to bar ``k``'s, fills before bar ``k+1``."""
-    broker = RecordingBroker()
-    result = run_backtest(
-        strategy=build_strategy(strategy, {"fast": 10, "slow": 30} if strategy == "sma_cross"
-                                else {}, "5m"),
-        feed=HistoricalFeed({SYMBOL: candles}, "5m"),
-        broker=broker,
-        clock=SimulatedClock(),
-        instruments=broker.instruments,
-        initial_cash=Decimal(10_000),
-    )  # fmt: skip
+    instruments = sample_instruments(SYMBOL)
+    clock = SimulatedClock()
+    venue = SimulatedVenue(instruments=instruments, cash=CASH, clock=clock)
+    engine = Engine(
+        strategy=build_strategy(strategy, PARAMS[strategy], "5m"),
+        execution=venue,
+        matcher=venue,
+        clock=clock,
+        instruments=instruments,
+        symbols=(SYMBOL,),
+        timeframe="5m",
+        run_id="lookahead",
+        ledger=Ledger(CASH),
+    )
+    outcome = engine.process({SYMBOL: candles})
     close_k = int(candles.open_time[k]) + BAR_MS
+    placed = [o for o in outcome.changes.orders if o.status is OrderStatus.PENDING_NEW]
     return (
-        [s for s in result.signals if s.time <= close_k],
-        [o for o in broker.accepted if o.created_time <= close_k],
-        [f for f in result.fills if f.time < close_k],
+        [s for s in outcome.signals if s.time <= close_k],
+        [o for o in placed if o.created_time <= close_k],
+        [f for f in outcome.changes.fills if f.time < close_k],
     )
 
 
@@ -98,7 +94,7 @@ def assert_same(a: Decisions, b: Decisions) -> None:
         assert left == right, f"{name} differ"
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     k=st.integers(3_000, BARS - 2),
     factor=st.sampled_from([3.0, 0.3, 1.05]),
@@ -118,7 +114,7 @@ def test_sma_cross_decisions_up_to_bar_k_ignore_future_bars(
     assert_same(seen_to_k, seen_altered)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     k=st.integers(3_000, BARS - 2),
     factor=st.sampled_from([3.0, 0.3, 1.05]),
@@ -141,3 +137,15 @@ def test_trend_follow_has_decisions_in_the_window_the_lookahead_test_checks() ->
     signals, orders, fills = decisions_up_to("trend_follow", sample(), 3_000)
 
     assert signals and orders and fills
+    assert any(o.reduce_only for o in orders), "no exit placed: exits go unchecked"
+
+
+def test_an_order_decided_on_the_last_close_is_compared_even_though_it_is_not_sent() -> None:
+    full = sample()
+    signals, _, _ = decisions_up_to("sma_cross", full, BARS - 1)
+    k = int(np.searchsorted(full.open_time, signals[-1].time - BAR_MS))
+
+    truncated = decisions_up_to("sma_cross", full.slice(0, k + 1), k)
+
+    assert truncated[1][-1].created_time == signals[-1].time
+    assert_same(truncated, decisions_up_to("sma_cross", full, k))

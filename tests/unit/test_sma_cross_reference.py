@@ -2,8 +2,10 @@
 
 The reference below re-implements the product rules from scratch in plain Python: it reads the
 sample CSV and exchange info with the standard library, computes SMAs with exactly rounded sums
-(``math.fsum``) over Python floats, and does the money in ``Decimal``. It imports nothing from
-the strategy, indicator, execution, account or engine code it checks.
+(``math.fsum``) over Python floats, and does the money in ``Decimal`` (fees rounded to the quote
+asset's precision, as a venue charges them). It imports nothing from the strategy, indicator,
+execution, account or engine code it checks; the engine side runs against the real simulated
+venue, and trades, PnL, fees and the final wallet must match exactly.
 """
 
 from __future__ import annotations
@@ -13,23 +15,19 @@ import gzip
 import json
 import math
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from adapters.clock import SimulatedClock
-from adapters.exchanges.paper import PaperBroker, sequential_ids
-from adapters.marketdata.exchange_info import load_instruments
-from adapters.marketdata.feeds import HistoricalFeed
 from domain.candles import Candles
 from domain.execution import FeeSchedule
 from domain.model import Trade
 from domain.strategies import build_strategy
-from service_layer.backtest import BacktestResult, run_backtest
 from tests.fixtures.data import load_sample_candles, sample_dir
+from tests.fixtures.venues import SampleRun, backtest_candles
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 EXCHANGE_INFO = "binance_usdm_exchange_info_20251030.json"
@@ -46,6 +44,7 @@ class Rules:
     tick: Decimal
     step: Decimal
     min_notional: Decimal
+    money: Decimal  # the quote asset's precision: fees and PnL are kept to it
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,8 @@ class RefResult:
 
 
 def read_rules(path: Path, symbol: str) -> Rules:
-    """Tick, lot step and min notional of ``symbol`` from a Binance USD-M exchangeInfo file."""
+    """Tick, lot step, min notional and quote precision of ``symbol`` from a Binance USD-M
+    exchangeInfo file."""
     document = json.loads(path.read_text(encoding="utf-8"))
     entry = next(s for s in document["symbols"] if s["symbol"] == symbol)
     filters = {f["filterType"]: f for f in entry["filters"]}
@@ -90,6 +90,7 @@ def read_rules(path: Path, symbol: str) -> Rules:
         tick=Decimal(filters["PRICE_FILTER"]["tickSize"]),
         step=Decimal(filters["LOT_SIZE"]["stepSize"]),
         min_notional=Decimal(filters["MIN_NOTIONAL"]["notional"]),
+        money=Decimal(1).scaleb(-int(entry["quotePrecision"])),
     )
 
 
@@ -137,59 +138,84 @@ def market_price(bar_open: Decimal, direction: int, bps: Decimal, tick: Decimal)
     return (raw / tick).to_integral_value(mode) * tick
 
 
+class RefAccount:
+    """One symbol's position and the wallet, booked the documented way: each fill pays
+    ``qty × price × fee`` rounded half-even to the quote precision; a fill that closes a
+    position and opens the other side (a reversal is one order) splits its fee pro rata,
+    the closing share rounded half-even to the quote precision."""
+
+    def __init__(self, cash: Decimal, rules: Rules, fee: Decimal) -> None:
+        self.cash, self.rules, self.fee = cash, rules, fee
+        self.qty = Decimal(0)  # signed
+        self.entry = self.entry_fee = Decimal(0)
+        self.entry_time = 0
+        self.trades: list[RefTrade] = []
+
+    def money(self, amount: Decimal) -> Decimal:
+        return amount.quantize(self.rules.money, ROUND_HALF_EVEN)
+
+    def fill(self, direction: int, qty: Decimal, price: Decimal, time: int) -> None:
+        """Book a fill of ``qty`` (> 0) in ``direction`` (+1 buy, −1 sell)."""
+        fee = self.money(qty * price * self.fee)
+        self.cash -= fee
+        closing = min(qty, abs(self.qty)) if self.qty * direction < 0 else Decimal(0)
+        if closing:
+            held = 1 if self.qty > 0 else -1
+            realized = closing * (price - self.entry) * held
+            exit_fee = fee if closing == qty else self.money(fee * closing / qty)
+            self.trades.append(
+                RefTrade(
+                    "buy" if held > 0 else "sell",
+                    closing,
+                    self.entry_time,
+                    self.entry,
+                    time,
+                    price,
+                    realized - self.entry_fee - exit_fee,
+                    self.entry_fee + exit_fee,
+                )
+            )  # the reference only ever closes whole positions
+            self.cash += realized
+            self.qty, fee = Decimal(0), fee - exit_fee
+        opening = qty - closing
+        if opening:
+            self.qty, self.entry, self.entry_time = opening * direction, price, time
+            self.entry_fee = fee
+
+
 def reference_sma_cross(
     bars: list[Bar], fast: int, slow: int, rules: Rules, cash: Decimal, fee: Decimal, bps: Decimal
 ) -> RefResult:
-    """Stop-and-reverse on SMA crosses, all equity, fills at the next open, flat at the end."""
+    """Stop-and-reverse on SMA crosses, all equity, fills at the next open, flat at the end.
+
+    A cross against the position is one order of ``|held| + new`` at the new side's price; a
+    cross in the held direction closes (at the closing side's price) then opens anew.
+    """
     crosses = reference_crosses([float(b.close) for b in bars], fast, slow)
-    trades: list[RefTrade] = []
-    qty = Decimal(0)  # signed
-    entry = entry_fee = Decimal(0)
-    entry_time = 0
+    book = RefAccount(cash, rules, fee)
     pending: tuple[int, Decimal] | None = None
-
-    def close_out(price: Decimal, time: int, exit_fee: Decimal) -> None:
-        nonlocal cash, qty
-        direction = 1 if qty > 0 else -1
-        realized = abs(qty) * (price - entry) * direction
-        trades.append(
-            RefTrade(
-                "buy" if direction > 0 else "sell",
-                abs(qty),
-                entry_time,
-                entry,
-                time,
-                price,
-                realized - entry_fee - exit_fee,
-                entry_fee + exit_fee,
-            )
-        )
-        cash += realized - exit_fee
-        qty = Decimal(0)
-
     for t, bar in enumerate(bars):
         if pending is not None:
-            direction, new_qty = pending
+            direction, size = pending
             pending = None
-            price = market_price(bar.open, direction, bps, rules.tick)
-            if qty != 0:
-                # Closing trades against the held side: a short is bought back, a long sold.
-                exit_price = market_price(bar.open, -1 if qty > 0 else 1, bps, rules.tick)
-                close_out(exit_price, bar.open_time, abs(qty) * exit_price * fee)
-            if new_qty > 0:
-                qty, entry, entry_time = new_qty * direction, price, bar.open_time
-                entry_fee = new_qty * price * fee
-                cash -= entry_fee
+            held = book.qty
+            if held * direction > 0:
+                exit_price = market_price(bar.open, -direction, bps, rules.tick)
+                book.fill(-direction, abs(held), exit_price, bar.open_time)
+                held = Decimal(0)
+            if size + abs(held) > 0:
+                price = market_price(bar.open, direction, bps, rules.tick)
+                book.fill(direction, abs(held) + size, price, bar.open_time)
         if t in crosses and t < len(bars) - 1:
-            equity = cash + qty * (bar.close - entry)
+            equity = book.cash + book.qty * (bar.close - book.entry)
             size = (equity / bar.close / rules.step).to_integral_value(ROUND_FLOOR) * rules.step
             if size * bar.close < rules.min_notional:
                 size = Decimal(0)
             pending = (crosses[t], size)
-    if qty != 0:
+    if book.qty != 0:
         last = bars[-1]
-        close_out(last.close, last.open_time + BAR_MS, abs(qty) * last.close * fee)
-    return RefResult(trades, cash)
+        book.fill(-1 if book.qty > 0 else 1, abs(book.qty), last.close, last.open_time + BAR_MS)
+    return RefResult(book.trades, book.cash)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -203,26 +229,14 @@ def sample_rules(symbol: str) -> Rules:
     return read_rules(sample_dir() / EXCHANGE_INFO, symbol)
 
 
-def engine_backtest(
-    symbol: str, candles: Candles, fast: int, slow: int, bps: Decimal
-) -> tuple[BacktestResult, PaperBroker]:
-    instruments = {symbol: load_instruments(sample_dir() / EXCHANGE_INFO)[symbol]}
-    broker = PaperBroker(
-        instruments=instruments,
+def engine_backtest(symbol: str, candles: Candles, fast: int, slow: int, bps: Decimal) -> SampleRun:
+    return backtest_candles(
+        build_strategy("sma_cross", {"fast": fast, "slow": slow}, "5m"),
+        {symbol: candles},
         cash=CASH,
         fees=FeeSchedule(taker=TAKER),
         slippage_bps=bps,
-        ids=sequential_ids(""),
     )
-    result = run_backtest(
-        strategy=build_strategy("sma_cross", {"fast": fast, "slow": slow}, "5m"),
-        feed=HistoricalFeed({symbol: candles}, "5m"),
-        broker=broker,
-        clock=SimulatedClock(),
-        instruments=instruments,
-        initial_cash=CASH,
-    )
-    return result, broker
 
 
 def as_key(trade: Trade | RefTrade) -> tuple[object, ...]:
@@ -233,6 +247,8 @@ def as_key(trade: Trade | RefTrade) -> tuple[object, ...]:
         trade.exit_time,
         trade.entry_price,
         trade.exit_price,
+        trade.pnl,
+        trade.fees,
     )
 
 
@@ -265,17 +281,29 @@ def test_engine_trades_match_reference_trade_by_trade(
     bars, rules = sample_bars(symbol), sample_rules(symbol)
     expected = reference_sma_cross(bars, fast, slow, rules, CASH, TAKER, bps)
 
-    result, broker = engine_backtest(symbol, load_sample_candles(symbol), fast, slow, bps)
+    run = engine_backtest(symbol, load_sample_candles(symbol), fast, slow, bps)
 
+    trades = run.result.trades
     assert len(expected.trades) > 50
-    assert [as_key(t) for t in result.trades] == [as_key(t) for t in expected.trades], (
-        first_mismatch(result.trades, expected.trades)
+    assert [as_key(t) for t in trades] == [as_key(t) for t in expected.trades], first_mismatch(
+        trades, expected.trades
     )
-    for ours, ref in zip(result.trades, expected.trades, strict=True):
-        assert abs(ours.pnl - ref.pnl) <= Decimal("1e-9")
-        assert abs(ours.fees - ref.fees) <= Decimal("1e-9")
-    assert abs(broker.cash - expected.cash) <= Decimal("1e-6")
-    assert result.metrics.end_equity == pytest.approx(float(expected.cash), abs=1e-6)
+    assert run.venue.cash == expected.cash
+    assert run.result.metrics.end_equity == pytest.approx(float(expected.cash), abs=1e-6)
+
+
+def test_each_trade_is_named_by_the_fill_that_closed_it() -> None:
+    run = engine_backtest("ETHUSDT", load_sample_candles("ETHUSDT"), 10, 30, Decimal(2))
+    fills = {f.id: f for f in run.result.fills}
+
+    trades = run.result.trades
+
+    assert len({t.id for t in trades}) == len(trades)
+    for t in trades:
+        closing = fills[t.id]
+        assert closing.id == f"{closing.order_id}-{closing.time}"
+        assert (closing.time, closing.price) == (t.exit_time, t.exit_price)
+        assert closing.side is t.side.opposite
 
 
 def test_exact_sma_tie_on_real_bars_is_not_a_cross() -> None:
@@ -287,9 +315,9 @@ def test_exact_sma_tie_on_real_bars_is_not_a_cross() -> None:
     assert exact_fast == exact_slow  # arrange: a real tie, in exact decimal arithmetic
     tie_close_time = bars[t].open_time + BAR_MS
 
-    result, _ = engine_backtest("SOLUSDT", load_sample_candles("SOLUSDT"), 50, 200, Decimal(2))
+    run = engine_backtest("SOLUSDT", load_sample_candles("SOLUSDT"), 50, 200, Decimal(2))
 
-    assert tie_close_time not in {s.time for s in result.signals}
+    assert tie_close_time not in {s.time for s in run.result.signals}
 
 
 def touch_series() -> tuple[Candles, list[Bar]]:
@@ -328,8 +356,9 @@ def test_equality_touch_skips_the_opposite_cross_and_same_direction_cross_reopen
     expected = reference_sma_cross(bars, 2, 4, sample_rules("BTCUSDT"), CASH, TAKER, Decimal(0))
     t = [x.open_time for x in bars]
 
-    result, broker = engine_backtest("BTCUSDT", candles, 2, 4, Decimal(0))
+    run = engine_backtest("BTCUSDT", candles, 2, 4, Decimal(0))
 
+    result = run.result
     # long from bar 5's open to bar 9's open (no exit on the tie), a new long at bar 9's open
     # closed by the cross down at bar 10's open, then a short closed at the last close
     assert [(str(x.side), x.entry_time, x.exit_time) for x in result.trades] == [
@@ -339,6 +368,4 @@ def test_equality_touch_skips_the_opposite_cross_and_same_direction_cross_reopen
     ]
     assert [x.entry_price for x in result.trades] == [bars[4].close, bars[8].close, bars[9].close]
     assert [as_key(x) for x in result.trades] == [as_key(x) for x in expected.trades]
-    for ours, ref in zip(result.trades, expected.trades, strict=True):
-        assert abs(ours.pnl - ref.pnl) <= Decimal("1e-9")
-    assert abs(broker.cash - expected.cash) <= Decimal("1e-6")
+    assert run.venue.cash == expected.cash

@@ -4,7 +4,8 @@
 The 1h trend is rebuilt with pandas ``resample`` (complete hours only), the EMAs and the ATR with
 plain Python loops (TA-Lib's definitions: EMA seeded with the SMA of the first ``n`` values,
 Wilder's ATR seeded with the mean of the first ``n`` true ranges); ADX, whose seeding has more
-steps, comes from TA-Lib applied to the independently resampled hours.
+steps, comes from TA-Lib applied to the independently resampled hours. The orders are those the
+real simulated venue received (a recording wrapper, :mod:`tests.fixtures.venues`).
 """
 
 from __future__ import annotations
@@ -18,16 +19,12 @@ import pandas as pd
 import pytest
 import talib
 
-from adapters.clock import SimulatedClock
-from adapters.exchanges.paper import PaperBroker, sequential_ids
-from adapters.marketdata.exchange_info import load_instruments
-from adapters.marketdata.feeds import HistoricalFeed
 from domain.candles import Candles
 from domain.errors import ConfigError
 from domain.model import Fill, Instrument, Order, OrderType, Side, Signal
 from domain.strategies import build_strategy
-from service_layer.backtest import run_backtest
-from tests.fixtures.data import load_sample_candles, sample_dir
+from tests.fixtures.data import load_sample_candles
+from tests.fixtures.venues import backtest_candles, sample_instruments
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 BAR_MS, HOUR_MS = 300_000, 3_600_000
@@ -35,21 +32,6 @@ CASH = Decimal(10_000)
 ATR_MULT, ADX_MIN, ATR_PERIOD = 2.0, 20.0, 14
 # default sizing (the max-notional cap binds on these symbols) and a small risk (risk binds)
 PARAM_SETS = {"default": {}, "small_risk": {"risk": "0.001"}}
-
-
-class RecordingBroker(PaperBroker):
-    """A paper broker that also keeps every order it accepted, in order."""
-
-    def __init__(self, instrument: Instrument) -> None:
-        super().__init__(
-            instruments={instrument.symbol: instrument}, cash=CASH, ids=sequential_ids("")
-        )
-        self.accepted: list[Order] = []
-
-    def submit(self, order: Order) -> Order:
-        accepted = super().submit(order)
-        self.accepted.append(accepted)
-        return accepted
 
 
 @dataclass(frozen=True)
@@ -62,26 +44,14 @@ class Run:
     risk: float
 
 
-def instrument(symbol: str) -> Instrument:
-    return load_instruments(sample_dir() / "binance_usdm_exchange_info_20251030.json")[symbol]
-
-
 @lru_cache(maxsize=16)
 def backtest(strategy: str, symbol: str, params_name: str = "default") -> Run:
     params = PARAM_SETS[params_name] if strategy == "trend_follow" else {}
     candles = load_sample_candles(symbol)
-    broker = RecordingBroker(instrument(symbol))
-    result = run_backtest(
-        strategy=build_strategy(strategy, params, "5m"),
-        feed=HistoricalFeed({symbol: candles}, "5m"),
-        broker=broker,
-        clock=SimulatedClock(),
-        instruments=broker.instruments,
-        initial_cash=CASH,
-    )
+    run = backtest_candles(build_strategy(strategy, params, "5m"), {symbol: candles}, cash=CASH)
     risk = float(params.get("risk", 0.01))
-    return Run(candles, broker.instruments[symbol], broker.accepted, result.fills,
-               result.signals, risk)  # fmt: skip
+    return Run(candles, sample_instruments(symbol)[symbol], run.orders, run.result.fills,
+               run.result.signals, risk)  # fmt: skip
 
 
 # -- independent indicators -------------------------------------------------------------------
@@ -230,13 +200,14 @@ def test_protective_stop_sits_atr_mult_times_atr_from_the_entry_fill(
     tick = run.instrument.tick_size
     stops = [o for o in run.orders if o.tag == "trend_follow:stop"]
 
+    assert entries(run)
     for o in entries(run):
         (fill,) = [f for f in run.fills if f.order_id == o.id]
-        (stop,) = [s for s in stops if s.created_time == fill.time]
+        (stop,) = [s for s in stops if s.link_id == o.id]
         distance = (fill.price - stop.stop_price) * o.side.sign  # type: ignore[operator]
         wanted = Decimal(repr(ATR_MULT * float(atr[decision_bar(run, o)])))
         assert stop.type is OrderType.STOP and stop.reduce_only
-        assert (stop.side, stop.qty) == (o.side.opposite, fill.qty)
+        assert (stop.side, stop.qty, stop.created_time) == (o.side.opposite, fill.qty, fill.time)
         # the distance is rounded up to the tick: never closer than atr_mult × ATR
         assert wanted - Decimal("1e-9") <= distance < wanted + tick
 
@@ -304,8 +275,24 @@ def test_build_strategy_rejects_an_out_of_range_value_naming_the_field(
     assert err.value.field == field
 
 
+def test_build_strategy_rejects_a_trend_timeframe_that_is_not_a_multiple_of_the_bars() -> None:
+    with pytest.raises(ConfigError) as err:
+        build_strategy("trend_follow", {"trend_timeframe": "5m"}, "15m")
+
+    assert err.value.field == "trend_timeframe"
+
+
 def test_build_strategy_converts_string_parameters_to_the_field_types() -> None:
     strategy = build_strategy("trend_follow", {"ema_fast": "20", "risk": "0.005"}, "5m")
 
     assert strategy.params()["ema_fast"] == 20
     assert strategy.params()["risk"] == 0.005
+
+
+def test_build_strategy_gives_a_fresh_instance_each_call() -> None:
+    first = build_strategy("sma_cross", {"fast": "10", "slow": "30"}, "5m")
+
+    second = build_strategy("sma_cross", {"fast": "10", "slow": "30"}, "5m")
+
+    assert first is not second
+    assert first.params() == second.params() == {"fast": 10, "slow": 30}

@@ -1,31 +1,26 @@
-"""Conversions between the SQL rows of :mod:`adapters.storage.sql.tables` and domain objects.
+"""Conversions between SQL rows (:mod:`adapters.storage.sql.tables`) and domain objects.
 
-Enums are stored as their values and rebuilt from them; signal reasons become JSON objects
-``{"component", "message", "values"}``. JSON has no NaN or infinity (PostgreSQL rejects them), so a
-non-finite reason value is stored as the string ``"nan"``, ``"inf"`` or ``"-inf"`` and read back as
-the float it was.
+Writes go through ``*_values`` functions that return the column → value dict of a Core
+``INSERT`` (with the owning ``run_id``); reads through ``*_from_row`` functions that take a Core
+result row holding the columns listed in the matching ``*_COLUMNS`` tuple. Enums are stored as
+their values. Money stays ``Decimal`` all the way: columns are exact (``ExactDecimal``), and the
+decimals inside JSON (exit plans) are strings, never floats.
+
+Signal reasons become JSON objects ``{"component", "message", "values"}``. JSON has no NaN or
+infinity (PostgreSQL rejects them), so a non-finite reason value is stored as the string
+``"nan"``, ``"inf"`` or ``"-inf"`` and read back as the float it was.
 """
 
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import SQLModel
-
-from adapters.storage.sql.tables import (
-    EquityRow,
-    FillRow,
-    OrderRow,
-    PositionRow,
-    RunRow,
-    SignalRow,
-    TradeRow,
-)
 from domain.model import (
     Direction,
     EquityPoint,
+    ExitPlan,
     Fill,
     Liquidity,
     Order,
@@ -35,36 +30,123 @@ from domain.model import (
     Reason,
     Side,
     Signal,
+    TakeProfit,
+    TimeInForce,
     Trade,
 )
 from domain.ports import RunState
 
+ORDER_COLUMNS = (
+    "id", "symbol", "side", "type", "qty", "created_time", "price", "stop_price", "status",
+    "filled_qty", "avg_fill_price", "updated_time", "reduce_only", "tag", "reject_reason",
+    "time_in_force", "venue_order_id", "link_id", "trailing_offset", "exits",
+)  # fmt: skip
+"""Order columns the domain reads, in :class:`~domain.model.Order` field order."""
+FILL_COLUMNS = (
+    "id", "order_id", "symbol", "side", "qty", "price", "fee", "liquidity", "time",
+    "realized_pnl",
+)  # fmt: skip
+"""Fill columns, in :class:`~domain.model.Fill` field order."""
+TRADE_COLUMNS = (
+    "id", "symbol", "side", "qty", "entry_time", "entry_price", "exit_time", "exit_price",
+    "pnl", "fees",
+)  # fmt: skip
+"""Trade columns, in :class:`~domain.model.Trade` field order."""
+POSITION_COLUMNS = ("symbol", "qty", "entry_price", "opened_time", "entry_fees")
+"""Position columns, in :class:`~domain.model.Position` field order."""
+EQUITY_COLUMNS = ("time", "equity", "cash")
+"""Equity columns, in :class:`~domain.model.EquityPoint` field order."""
+SIGNAL_COLUMNS = (
+    "symbol", "timeframe", "time", "direction", "confidence", "reasons", "strategy",
+)  # fmt: skip
+"""Signal columns, in :class:`~domain.model.Signal` field order."""
+RUN_COLUMNS = (
+    "id", "mode", "strategy", "params", "symbols", "timeframe", "started_time", "initial_cash",
+    "cash", "last_bar_time", "stopped_reason", "state", "candles_processed", "error",
+)  # fmt: skip
+"""Run columns, in :class:`~domain.ports.RunState` field order."""
 
-def order_to_row(order: Order) -> OrderRow:
-    """The row that stores ``order``."""
-    return OrderRow(
-        id=order.id,
-        symbol=order.symbol,
-        side=order.side.value,
-        type=order.type.value,
-        qty=order.qty,
-        created_time=order.created_time,
-        price=order.price,
-        stop_price=order.stop_price,
-        client_order_id=order.client_order_id,
-        status=order.status.value,
-        filled_qty=order.filled_qty,
-        avg_fill_price=order.avg_fill_price,
-        updated_time=order.updated_time,
-        reduce_only=order.reduce_only,
-        tag=order.tag,
-        reject_reason=order.reject_reason,
-        stop_distance=order.stop_distance,
+
+# --- exit plans -------------------------------------------------------------------------------
+
+
+def exits_to_json(plan: ExitPlan | None) -> dict[str, Any] | None:
+    """``plan`` as JSON with decimal strings; keys of absent exits are left out.
+
+    ``ExitPlan(stop_distance=Decimal("1.5"), take_profits=(TakeProfit(Decimal(3),
+    Decimal("0.5")),))`` → ``{"stop_distance": "1.5", "take_profits": [{"distance": "3",
+    "fraction": "0.5"}]}``; an empty plan → ``{}``; None → None.
+    """
+    if plan is None:
+        return None
+    data: dict[str, Any] = {}
+    if plan.stop_distance is not None:
+        data["stop_distance"] = str(plan.stop_distance)
+    if plan.take_profits:
+        data["take_profits"] = [
+            {"distance": str(tp.distance), "fraction": str(tp.fraction)} for tp in plan.take_profits
+        ]
+    if plan.trailing_distance is not None:
+        data["trailing_distance"] = str(plan.trailing_distance)
+    return data
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def exits_from_json(data: dict[str, Any] | None) -> ExitPlan | None:
+    """The plan that :func:`exits_to_json` stored (missing keys: no such exit).
+
+    Raises
+    ------
+    ValueError
+        If the stored plan is invalid (see :class:`~domain.model.ExitPlan`).
+    """
+    if data is None:
+        return None
+    return ExitPlan(
+        stop_distance=_decimal(data.get("stop_distance")),
+        take_profits=tuple(
+            TakeProfit(Decimal(tp["distance"]), Decimal(tp["fraction"]))
+            for tp in data.get("take_profits", ())
+        ),
+        trailing_distance=_decimal(data.get("trailing_distance")),
     )
 
 
-def row_to_order(row: OrderRow) -> Order:
-    """The order stored in ``row``."""
+# --- orders, fills, trades, positions, equity -------------------------------------------------
+
+
+def order_values(order: Order, run_id: str) -> dict[str, Any]:
+    """The columns that store ``order`` for run ``run_id``."""
+    return {
+        "id": order.id,
+        "run_id": run_id,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "type": order.type.value,
+        "qty": order.qty,
+        "created_time": order.created_time,
+        "price": order.price,
+        "stop_price": order.stop_price,
+        "status": order.status.value,
+        "filled_qty": order.filled_qty,
+        "avg_fill_price": order.avg_fill_price,
+        "updated_time": order.updated_time,
+        "reduce_only": order.reduce_only,
+        "tag": order.tag,
+        "reject_reason": order.reject_reason,
+        "time_in_force": order.time_in_force.value,
+        "venue_order_id": order.venue_order_id,
+        "link_id": order.link_id,
+        "trailing_offset": order.trailing_offset,
+        "exits": exits_to_json(order.exits),
+    }
+
+
+def order_from_row(row: Any) -> Order:
+    """The order in ``row`` (the :data:`ORDER_COLUMNS`)."""
     return Order(
         id=row.id,
         symbol=row.symbol,
@@ -74,36 +156,40 @@ def row_to_order(row: OrderRow) -> Order:
         created_time=row.created_time,
         price=row.price,
         stop_price=row.stop_price,
-        client_order_id=row.client_order_id,
         status=OrderStatus(row.status),
         filled_qty=row.filled_qty,
         avg_fill_price=row.avg_fill_price,
         updated_time=row.updated_time,
-        reduce_only=row.reduce_only,
+        reduce_only=bool(row.reduce_only),
         tag=row.tag,
         reject_reason=row.reject_reason,
-        stop_distance=row.stop_distance,
+        time_in_force=TimeInForce(row.time_in_force),
+        venue_order_id=row.venue_order_id,
+        link_id=row.link_id,
+        trailing_offset=row.trailing_offset,
+        exits=exits_from_json(row.exits),
     )
 
 
-def fill_to_row(fill: Fill) -> FillRow:
-    """The row that stores ``fill``."""
-    return FillRow(
-        id=fill.id,
-        order_id=fill.order_id,
-        symbol=fill.symbol,
-        side=fill.side.value,
-        qty=fill.qty,
-        price=fill.price,
-        fee=fill.fee,
-        liquidity=fill.liquidity.value,
-        time=fill.time,
-        realized_pnl=fill.realized_pnl,
-    )
+def fill_values(fill: Fill, run_id: str) -> dict[str, Any]:
+    """The columns that store ``fill`` for run ``run_id``."""
+    return {
+        "id": fill.id,
+        "run_id": run_id,
+        "order_id": fill.order_id,
+        "symbol": fill.symbol,
+        "side": fill.side.value,
+        "qty": fill.qty,
+        "price": fill.price,
+        "fee": fill.fee,
+        "liquidity": fill.liquidity.value,
+        "time": fill.time,
+        "realized_pnl": fill.realized_pnl,
+    }
 
 
-def row_to_fill(row: FillRow) -> Fill:
-    """The fill stored in ``row``."""
+def fill_from_row(row: Any) -> Fill:
+    """The fill in ``row`` (the :data:`FILL_COLUMNS`)."""
     return Fill(
         id=row.id,
         order_id=row.order_id,
@@ -118,24 +204,25 @@ def row_to_fill(row: FillRow) -> Fill:
     )
 
 
-def trade_to_row(trade: Trade) -> TradeRow:
-    """The row that stores ``trade``."""
-    return TradeRow(
-        id=trade.id,
-        symbol=trade.symbol,
-        side=trade.side.value,
-        qty=trade.qty,
-        entry_time=trade.entry_time,
-        entry_price=trade.entry_price,
-        exit_time=trade.exit_time,
-        exit_price=trade.exit_price,
-        pnl=trade.pnl,
-        fees=trade.fees,
-    )
+def trade_values(trade: Trade, run_id: str) -> dict[str, Any]:
+    """The columns that store ``trade`` for run ``run_id``."""
+    return {
+        "id": trade.id,
+        "run_id": run_id,
+        "symbol": trade.symbol,
+        "side": trade.side.value,
+        "qty": trade.qty,
+        "entry_time": trade.entry_time,
+        "entry_price": trade.entry_price,
+        "exit_time": trade.exit_time,
+        "exit_price": trade.exit_price,
+        "pnl": trade.pnl,
+        "fees": trade.fees,
+    }
 
 
-def row_to_trade(row: TradeRow) -> Trade:
-    """The trade stored in ``row``."""
+def trade_from_row(row: Any) -> Trade:
+    """The trade in ``row`` (the :data:`TRADE_COLUMNS`)."""
     return Trade(
         id=row.id,
         symbol=row.symbol,
@@ -150,36 +237,34 @@ def row_to_trade(row: TradeRow) -> Trade:
     )
 
 
-def position_to_row(position: Position) -> PositionRow:
-    """The row that stores ``position``."""
-    return PositionRow(
-        symbol=position.symbol,
-        qty=position.qty,
-        entry_price=position.entry_price,
-        opened_time=position.opened_time,
-        entry_fees=position.entry_fees,
-    )
+def position_values(position: Position, run_id: str) -> dict[str, Any]:
+    """The columns that store ``position`` for run ``run_id``."""
+    return {
+        "run_id": run_id,
+        "symbol": position.symbol,
+        "qty": position.qty,
+        "entry_price": position.entry_price,
+        "opened_time": position.opened_time,
+        "entry_fees": position.entry_fees,
+    }
 
 
-def row_to_position(row: PositionRow) -> Position:
-    """The position stored in ``row``."""
-    return Position(
-        symbol=row.symbol,
-        qty=row.qty,
-        entry_price=row.entry_price,
-        opened_time=row.opened_time,
-        entry_fees=row.entry_fees,
-    )
+def position_from_row(row: Any) -> Position:
+    """The position in ``row`` (the :data:`POSITION_COLUMNS`)."""
+    return Position(row.symbol, row.qty, row.entry_price, row.opened_time, row.entry_fees)
 
 
-def equity_to_row(point: EquityPoint) -> EquityRow:
-    """The row that stores ``point``."""
-    return EquityRow(time=point.time, equity=point.equity, cash=point.cash)
+def equity_values(point: EquityPoint, run_id: str) -> dict[str, Any]:
+    """The columns that store ``point`` for run ``run_id``."""
+    return {"run_id": run_id, "time": point.time, "equity": point.equity, "cash": point.cash}
 
 
-def row_to_equity(row: EquityRow) -> EquityPoint:
-    """The equity point stored in ``row``."""
-    return EquityPoint(time=row.time, equity=row.equity, cash=row.cash)
+def equity_from_row(row: Any) -> EquityPoint:
+    """The equity point in ``row`` (the :data:`EQUITY_COLUMNS`)."""
+    return EquityPoint(row.time, row.equity, row.cash)
+
+
+# --- signals ----------------------------------------------------------------------------------
 
 
 def _encode_number(value: float) -> float | str:
@@ -215,21 +300,22 @@ def reasons_from_json(items: list[dict[str, Any]]) -> tuple[Reason, ...]:
     )
 
 
-def signal_to_row(signal: Signal) -> SignalRow:
-    """The row that stores ``signal`` (its ``id`` is assigned by the database)."""
-    return SignalRow(
-        symbol=signal.symbol,
-        timeframe=signal.timeframe,
-        time=signal.time,
-        direction=signal.direction.value,
-        confidence=float(signal.confidence),
-        reasons=reasons_to_json(signal.reasons),
-        strategy=signal.strategy,
-    )
+def signal_values(signal: Signal, run_id: str) -> dict[str, Any]:
+    """The columns that store ``signal`` for run ``run_id`` (the database assigns ``id``)."""
+    return {
+        "run_id": run_id,
+        "symbol": signal.symbol,
+        "timeframe": signal.timeframe,
+        "time": signal.time,
+        "direction": signal.direction.value,
+        "confidence": float(signal.confidence),
+        "reasons": reasons_to_json(signal.reasons),
+        "strategy": signal.strategy,
+    }
 
 
-def row_to_signal(row: SignalRow) -> Signal:
-    """The signal stored in ``row``."""
+def signal_from_row(row: Any) -> Signal:
+    """The signal in ``row`` (the :data:`SIGNAL_COLUMNS`)."""
     return Signal(
         symbol=row.symbol,
         timeframe=row.timeframe,
@@ -241,25 +327,31 @@ def row_to_signal(row: SignalRow) -> Signal:
     )
 
 
-def run_to_row(run: RunState) -> RunRow:
-    """The row that stores ``run``; parameters, symbols and bar times as JSON."""
-    return RunRow(
-        id=run.id,
-        mode=run.mode,
-        strategy=run.strategy,
-        params=dict(run.params),
-        symbols=list(run.symbols),
-        timeframe=run.timeframe,
-        started_time=run.started_time,
-        initial_cash=run.initial_cash,
-        cash=run.cash,
-        last_bar_time={symbol: int(time) for symbol, time in run.last_bar_time.items()},
-        stopped_reason=run.stopped_reason,
-    )
+# --- runs -------------------------------------------------------------------------------------
 
 
-def row_to_run(row: RunRow) -> RunState:
-    """The run state stored in ``row``."""
+def run_values(run: RunState) -> dict[str, Any]:
+    """The columns that store ``run``; parameters, symbols, bar times and state as JSON."""
+    return {
+        "id": run.id,
+        "mode": run.mode,
+        "strategy": run.strategy,
+        "params": dict(run.params),
+        "symbols": list(run.symbols),
+        "timeframe": run.timeframe,
+        "started_time": run.started_time,
+        "initial_cash": run.initial_cash,
+        "cash": run.cash,
+        "last_bar_time": {symbol: int(time) for symbol, time in run.last_bar_time.items()},
+        "stopped_reason": run.stopped_reason,
+        "state": run.state,
+        "candles_processed": run.candles_processed,
+        "error": run.error,
+    }
+
+
+def run_from_row(row: Any) -> RunState:
+    """The run state in ``row`` (the :data:`RUN_COLUMNS`)."""
     return RunState(
         id=row.id,
         mode=row.mode,
@@ -272,17 +364,7 @@ def row_to_run(row: RunRow) -> RunState:
         cash=row.cash,
         last_bar_time={symbol: int(time) for symbol, time in row.last_bar_time.items()},
         stopped_reason=row.stopped_reason,
+        state=row.state,
+        candles_processed=row.candles_processed,
+        error=row.error,
     )
-
-
-def row_values(row: SQLModel) -> dict[str, Any]:
-    """Column name → value of a row instance, for Core ``INSERT`` statements.
-
-    A primary key that is ``None`` (a database-assigned id) is left out.
-    """
-    table = sa.inspect(type(row)).local_table
-    values = {column.name: getattr(row, column.name) for column in table.columns}
-    for column in table.primary_key.columns:
-        if values.get(column.name) is None:
-            values.pop(column.name, None)
-    return values

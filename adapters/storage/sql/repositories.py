@@ -1,40 +1,30 @@
-"""SQL implementations of the repository ports of :mod:`domain.ports`.
+"""SQL implementations of the repository ports of :mod:`domain.ports`, on SQLAlchemy Core.
 
-Each repository works inside the session of one :class:`~adapters.storage.sql.unit_of_work.
-SqlUnitOfWork` and never commits. Writes are single ``INSERT … ON CONFLICT`` statements (SQLite
-and PostgreSQL share the syntax), so an upsert or a replayed append is atomic and needs no read
-first. Reads reload rows from the database (``populate_existing``) because those Core writes
-bypass the session's identity map. ``list`` methods return newest first, at most ``limit`` items.
-A money or quantity outside ``NUMERIC(38, 18)`` (``|x| >= 1e20``, NaN) raises ``ValueError``.
+Each repository works on the connection of one
+:class:`~adapters.storage.sql.unit_of_work.SqlUnitOfWork` and never commits. Every repository but
+:class:`SqlRunRepository` is bound to the unit of work's run: it writes its rows with that
+``run_id`` and reads only rows that carry it. Writes are single ``INSERT … ON CONFLICT``
+statements (SQLite and PostgreSQL share the syntax) compiled once per dialect
+(:mod:`adapters.storage.sql.statements`), so an upsert or a replayed append is atomic and needs
+no read first. Listings are keyset pages, newest first
+(:mod:`adapters.storage.sql.paging`).
+
+Errors: a money or quantity outside ``NUMERIC(38, 18)`` (``|x| >= 1e20``, NaN) or a JSON value
+that JSON cannot hold (NaN, ``Decimal``) raises ``ValueError``; an id already stored for another
+run raises :class:`~domain.errors.DuplicateOrder` (orders) or ``ValueError`` (fills, trades).
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
-from sqlmodel import SQLModel, col
+from sqlalchemy.engine import Connection
 
-from adapters.storage.sql.mappers import (
-    equity_to_row,
-    fill_to_row,
-    order_to_row,
-    position_to_row,
-    row_to_equity,
-    row_to_fill,
-    row_to_order,
-    row_to_position,
-    row_to_run,
-    row_to_signal,
-    row_to_trade,
-    row_values,
-    run_to_row,
-    signal_to_row,
-    trade_to_row,
-)
+from adapters.storage.sql import mappers as m
+from adapters.storage.sql.paging import check_limit, read_page
+from adapters.storage.sql.statements import write
 from adapters.storage.sql.tables import (
     EquityRow,
     FillRow,
@@ -44,213 +34,317 @@ from adapters.storage.sql.tables import (
     SignalRow,
     TradeRow,
 )
+from domain.errors import DuplicateOrder
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Signal, Trade
-from domain.ports import RunState
+from domain.ports import Page, RunState
 
-_FINAL_STATUSES = [status.value for status in OrderStatus if status.is_final]
-_SIGNAL_KEY = ("symbol", "timeframe", "strategy", "time")
+Connect = Callable[[], Connection]
+"""Returns the unit of work's connection (inside its open transaction)."""
 
+ORDERS: sa.Table = OrderRow.__table__  # type: ignore[attr-defined]
+FILLS: sa.Table = FillRow.__table__  # type: ignore[attr-defined]
+TRADES: sa.Table = TradeRow.__table__  # type: ignore[attr-defined]
+POSITIONS: sa.Table = PositionRow.__table__  # type: ignore[attr-defined]
+EQUITY: sa.Table = EquityRow.__table__  # type: ignore[attr-defined]
+SIGNALS: sa.Table = SignalRow.__table__  # type: ignore[attr-defined]
+RUNS: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
 
-_DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}
-
-
-@functools.cache
-def _statement(dialect: str, row_type: type[SQLModel], key: tuple[str, ...] | None) -> Any:
-    """``INSERT`` into ``row_type``'s table: on a conflict over ``key`` update every other column,
-    or (``key`` None) do nothing when the primary key exists. Built once per table and dialect."""
-    module = _DIALECTS.get(dialect)
-    if module is None:
-        raise ValueError(f"SQL storage supports sqlite and postgresql, not {dialect!r}")
-    table = sa.inspect(row_type).local_table
-    stmt = module.insert(table)
-    if key is None:
-        primary_key = [column.name for column in table.primary_key.columns]
-        return stmt.on_conflict_do_nothing(index_elements=primary_key)
-    update = {
-        column.name: stmt.excluded[column.name]
-        for column in table.columns
-        if column.name not in key and not column.primary_key
-    }
-    return stmt.on_conflict_do_update(index_elements=list(key), set_=update)
+_OPEN_STATUSES = [status.value for status in OrderStatus if not status.is_final]
+_RUN = sa.bindparam("run_id")
 
 
-def _write(session: Session, row: SQLModel, key: tuple[str, ...] | None) -> None:
-    stmt = _statement(session.get_bind().dialect.name, type(row), key)
-    try:
-        session.execute(stmt, row_values(row))
-    except sa.exc.StatementError as exc:
-        # A value the column refuses (ExactDecimal's range check) surfaces as itself.
-        if isinstance(exc.orig, ValueError) and not isinstance(exc, sa.exc.DBAPIError):
-            raise ValueError(str(exc.orig)) from exc
-        raise
+def _select(table: sa.Table, columns: tuple[str, ...]) -> sa.Select[Any]:
+    return sa.select(*(table.c[name] for name in columns))
 
 
-def _upsert(session: Session, row: SQLModel, key: tuple[str, ...]) -> None:
-    """Insert ``row``, or overwrite every non-key column of the row with the same ``key``."""
-    _write(session, row, key)
+# Prebuilt reads (dialect-neutral; their compiled form is cached per engine).
+_GET_ORDER = _select(ORDERS, m.ORDER_COLUMNS).where(
+    ORDERS.c.id == sa.bindparam("id"), ORDERS.c.run_id == _RUN
+)
+_OPEN_ORDERS = (
+    _select(ORDERS, m.ORDER_COLUMNS)
+    .where(ORDERS.c.run_id == _RUN, ORDERS.c.status.in_(_OPEN_STATUSES))
+    .order_by(ORDERS.c.created_time, ORDERS.c.id)
+)
+_POSITIONS = (
+    _select(POSITIONS, m.POSITION_COLUMNS)
+    .where(POSITIONS.c.run_id == _RUN)
+    .order_by(POSITIONS.c.symbol)
+)
+_EQUITY = (
+    _select(EQUITY, m.EQUITY_COLUMNS)
+    .where(EQUITY.c.run_id == _RUN, EQUITY.c.time >= sa.bindparam("since"))
+    .order_by(EQUITY.c.time.desc())
+    .limit(sa.bindparam("limit"))
+)
+_GET_RUN = _select(RUNS, m.RUN_COLUMNS).where(RUNS.c.id == sa.bindparam("id"))
+_LATEST_RUN = (
+    _select(RUNS, m.RUN_COLUMNS)
+    .where(RUNS.c.mode == sa.bindparam("mode"))
+    .order_by(RUNS.c.started_time.desc(), RUNS.c.id.desc())
+    .limit(1)
+)
 
 
-def _insert_once(session: Session, row: SQLModel) -> None:
-    """Insert ``row`` unless a row with its primary key exists (then do nothing)."""
-    _write(session, row, None)
+def _owner(connection: Connection, table: sa.Table, item_id: str) -> str | None:
+    stmt = sa.select(table.c.run_id).where(table.c.id == item_id)
+    return connection.execute(stmt).scalar_one_or_none()
 
 
-def _check_limit(limit: int) -> int:
-    if limit < 1:
-        raise ValueError(f"limit must be >= 1, was {limit}")
-    return limit
-
-
-def _fresh(stmt: Any) -> Any:
-    return stmt.execution_options(populate_existing=True)
+def _append_once(connect: Connect, table: sa.Table, values: dict[str, Any], what: str) -> None:
+    """Insert a row unless its id is stored; refuse an id stored for another run."""
+    connection = connect()
+    if write(connection, table, values, ("id",), update=False):
+        return
+    owner = _owner(connection, table, values["id"])
+    if owner != values["run_id"]:
+        raise ValueError(f"{what} id {values['id']!r} is already stored for run {owner!r}")
 
 
 class SqlOrderRepository:
-    """Orders by id, in their latest state.
+    """Orders of one run by client order id (:attr:`Order.id`), in their latest state.
 
     Parameters
     ----------
-    session:
-        The unit of work's session; the repository never commits it.
+    connect:
+        Returns the unit of work's connection; the repository never commits.
+    run_id:
+        The run whose orders this repository reads and writes.
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connect: Connect, run_id: str) -> None:
+        self._connect = connect
+        self._run_id = run_id
 
     def upsert(self, order: Order) -> None:
-        """Store ``order``, replacing the stored state of the same id."""
-        _upsert(self._session, order_to_row(order), ("id",))
+        """Store ``order``, replacing the stored state of the same id.
+
+        Raises
+        ------
+        DuplicateOrder
+            If the id is stored for another run (that order is left unchanged).
+        ValueError
+            If a money/qty value does not fit the column.
+        """
+        values = m.order_values(order, self._run_id)
+        if not write(self._connect(), ORDERS, values, ("id",), same_run=True):
+            raise DuplicateOrder(
+                f"order id {order.id!r} is already used by another run", field="id"
+            )
 
     def get(self, order_id: str) -> Order | None:
-        """The order with ``order_id``, or None."""
-        row = self._session.get(OrderRow, order_id, populate_existing=True)
-        return None if row is None else row_to_order(row)
+        """The order with client id ``order_id`` in this run, or None."""
+        params = {"id": order_id, "run_id": self._run_id}
+        row = self._connect().execute(_GET_ORDER, params).first()
+        return None if row is None else m.order_from_row(row)
 
-    def get_by_client_id(self, client_order_id: str) -> Order | None:
-        """The order placed with ``client_order_id``, or None."""
-        stmt = sa.select(OrderRow).where(col(OrderRow.client_order_id) == client_order_id)
-        row = self._session.scalars(_fresh(stmt.limit(1))).first()
-        return None if row is None else row_to_order(row)
+    def page(
+        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Order]:
+        """Orders (of ``symbol`` when given), newest ``(created_time, id)`` first.
 
-    def list(self, *, symbol: str | None = None, limit: int = 100) -> list[Order]:
-        """Orders (of ``symbol`` when given), newest ``created_time`` first, at most ``limit``."""
-        stmt = sa.select(OrderRow)
+        Raises
+        ------
+        ConfigError
+            For a malformed ``cursor`` (``field="cursor"``) or ``limit < 1`` (``"limit"``).
+        """
+        where = [ORDERS.c.run_id == self._run_id]
         if symbol is not None:
-            stmt = stmt.where(col(OrderRow.symbol) == symbol)
-        stmt = stmt.order_by(col(OrderRow.created_time).desc(), col(OrderRow.id).desc())
-        rows = self._session.scalars(_fresh(stmt.limit(_check_limit(limit))))
-        return [row_to_order(row) for row in rows]
+            where.append(ORDERS.c.symbol == symbol)
+        return read_page(
+            self._connect(),
+            listing="orders",
+            table=ORDERS,
+            columns=m.ORDER_COLUMNS,
+            time_column="created_time",
+            where=where,
+            limit=limit,
+            cursor=cursor,
+            convert=m.order_from_row,
+        )
 
     def list_open(self) -> list[Order]:
-        """Orders that can still fill (status ``new`` or ``partially_filled``), oldest first."""
-        stmt = (
-            sa.select(OrderRow)
-            .where(col(OrderRow.status).not_in(_FINAL_STATUSES))
-            .order_by(col(OrderRow.created_time), col(OrderRow.id))
-        )
-        return [row_to_order(row) for row in self._session.scalars(_fresh(stmt))]
+        """Orders not yet final (not filled, canceled, rejected or expired), oldest first."""
+        rows = self._connect().execute(_OPEN_ORDERS, {"run_id": self._run_id})
+        return [m.order_from_row(row) for row in rows]
 
 
 class SqlFillRepository:
-    """Fills, append-only: adding a fill id that is already stored does nothing (replay-safe).
+    """Fills of one run, append-only: adding a stored fill id again keeps the first.
 
     Parameters
     ----------
-    session:
-        The unit of work's session; the repository never commits it.
+    connect:
+        Returns the unit of work's connection; the repository never commits.
+    run_id:
+        The run whose fills this repository reads and writes.
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connect: Connect, run_id: str) -> None:
+        self._connect = connect
+        self._run_id = run_id
 
     def add(self, fill: Fill) -> None:
-        """Store ``fill`` unless its id is stored already. Its order must exist by commit time."""
-        _insert_once(self._session, fill_to_row(fill))
+        """Store ``fill`` unless its id is stored already. Its order must exist by commit time.
 
-    def list(self, *, order_id: str | None = None, limit: int = 100) -> list[Fill]:
-        """Fills (of ``order_id`` when given), newest ``time`` first, at most ``limit``."""
-        stmt = sa.select(FillRow)
+        Raises
+        ------
+        ValueError
+            If the fill id is stored for another run, or a value does not fit its column.
+        """
+        _append_once(self._connect, FILLS, m.fill_values(fill, self._run_id), "fill")
+
+    def page(
+        self, *, order_id: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Fill]:
+        """Fills (of ``order_id`` when given), newest ``(time, id)`` first.
+
+        Raises
+        ------
+        ConfigError
+            For a malformed ``cursor`` (``field="cursor"``) or ``limit < 1`` (``"limit"``).
+        """
+        where = [FILLS.c.run_id == self._run_id]
         if order_id is not None:
-            stmt = stmt.where(col(FillRow.order_id) == order_id)
-        stmt = stmt.order_by(col(FillRow.time).desc(), col(FillRow.id).desc())
-        rows = self._session.scalars(_fresh(stmt.limit(_check_limit(limit))))
-        return [row_to_fill(row) for row in rows]
+            where.append(FILLS.c.order_id == order_id)
+        return read_page(
+            self._connect(),
+            listing="fills",
+            table=FILLS,
+            columns=m.FILL_COLUMNS,
+            time_column="time",
+            where=where,
+            limit=limit,
+            cursor=cursor,
+            convert=m.fill_from_row,
+        )
 
 
 class SqlTradeRepository:
-    """Closed round-trip trades, append-only: a trade id already stored is not added again.
+    """Closed round-trip trades of one run, append-only: a stored trade id is not added again.
 
     Parameters
     ----------
-    session:
-        The unit of work's session; the repository never commits it.
+    connect:
+        Returns the unit of work's connection; the repository never commits.
+    run_id:
+        The run whose trades this repository reads and writes.
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connect: Connect, run_id: str) -> None:
+        self._connect = connect
+        self._run_id = run_id
 
     def add(self, trade: Trade) -> None:
-        """Store ``trade`` unless its id is stored already."""
-        _insert_once(self._session, trade_to_row(trade))
+        """Store ``trade`` unless its id is stored already.
 
-    def list(self, *, symbol: str | None = None, limit: int = 100) -> list[Trade]:
-        """Trades (of ``symbol`` when given), newest ``exit_time`` first, at most ``limit``."""
-        stmt = sa.select(TradeRow)
+        Raises
+        ------
+        ValueError
+            If the trade id is stored for another run, or a value does not fit its column.
+        """
+        _append_once(self._connect, TRADES, m.trade_values(trade, self._run_id), "trade")
+
+    def page(
+        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Trade]:
+        """Trades (of ``symbol`` when given), newest ``(exit_time, id)`` first.
+
+        Raises
+        ------
+        ConfigError
+            For a malformed ``cursor`` (``field="cursor"``) or ``limit < 1`` (``"limit"``).
+        """
+        where = [TRADES.c.run_id == self._run_id]
         if symbol is not None:
-            stmt = stmt.where(col(TradeRow.symbol) == symbol)
-        stmt = stmt.order_by(col(TradeRow.exit_time).desc(), col(TradeRow.id).desc())
-        rows = self._session.scalars(_fresh(stmt.limit(_check_limit(limit))))
-        return [row_to_trade(row) for row in rows]
+            where.append(TRADES.c.symbol == symbol)
+        return read_page(
+            self._connect(),
+            listing="trades",
+            table=TRADES,
+            columns=m.TRADE_COLUMNS,
+            time_column="exit_time",
+            where=where,
+            limit=limit,
+            cursor=cursor,
+            convert=m.trade_from_row,
+        )
 
 
 class SqlPositionRepository:
-    """The current net position of each symbol (flat ones are kept with ``qty`` 0).
+    """The current net position of each symbol in one run (flat ones kept with ``qty`` 0).
 
     Parameters
     ----------
-    session:
-        The unit of work's session; the repository never commits it.
+    connect:
+        Returns the unit of work's connection; the repository never commits.
+    run_id:
+        The run whose positions this repository reads and writes.
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connect: Connect, run_id: str) -> None:
+        self._connect = connect
+        self._run_id = run_id
 
     def upsert(self, position: Position) -> None:
-        """Store ``position`` as the current one of its symbol."""
-        _upsert(self._session, position_to_row(position), ("symbol",))
+        """Store ``position`` as the run's current one for its symbol.
+
+        Raises
+        ------
+        ValueError
+            If a money/qty value does not fit the column.
+        """
+        values = m.position_values(position, self._run_id)
+        write(self._connect(), POSITIONS, values, ("run_id", "symbol"))
 
     def list(self) -> list[Position]:
-        """Every stored position, flat ones included, by symbol."""
-        stmt = sa.select(PositionRow).order_by(col(PositionRow.symbol))
-        return [row_to_position(row) for row in self._session.scalars(_fresh(stmt))]
+        """Every stored position of the run, flat ones included, by symbol."""
+        rows = self._connect().execute(_POSITIONS, {"run_id": self._run_id})
+        return [m.position_from_row(row) for row in rows]
 
 
 class SqlEquityRepository:
-    """Equity snapshots, one per bar time: adding a time again replaces its snapshot.
+    """Equity snapshots of one run, one per bar time: adding a time again replaces it.
 
     Parameters
     ----------
-    session:
-        The unit of work's session; the repository never commits it.
+    connect:
+        Returns the unit of work's connection; the repository never commits.
+    run_id:
+        The run whose equity this repository reads and writes.
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connect: Connect, run_id: str) -> None:
+        self._connect = connect
+        self._run_id = run_id
 
     def add(self, point: EquityPoint) -> None:
-        """Store ``point``, replacing a stored point of the same ``time`` (ms UTC)."""
-        _upsert(self._session, equity_to_row(point), ("time",))
+        """Store ``point``, replacing a stored point of the same ``time`` (ms UTC).
+
+        Raises
+        ------
+        ValueError
+            If a money value does not fit the column.
+        """
+        values = m.equity_values(point, self._run_id)
+        write(self._connect(), EQUITY, values, ("run_id", "time"))
 
     def list(self, *, since_ms: int | None = None, limit: int = 10_000) -> list[EquityPoint]:
         """Points with ``time >= since_ms`` (ms UTC), newest first, at most ``limit``.
 
         Reverse the list for a chart in time order.
+
+        Raises
+        ------
+        ConfigError
+            If ``limit < 1`` (``field="limit"``).
         """
-        stmt = sa.select(EquityRow)
-        if since_ms is not None:
-            stmt = stmt.where(col(EquityRow.time) >= since_ms)
-        stmt = stmt.order_by(col(EquityRow.time).desc()).limit(_check_limit(limit))
-        return [row_to_equity(row) for row in self._session.scalars(_fresh(stmt))]
+        params = {
+            "run_id": self._run_id,
+            "since": -(2**63) if since_ms is None else since_ms,
+            "limit": check_limit(limit),
+        }
+        return [m.equity_from_row(row) for row in self._connect().execute(_EQUITY, params)]
 
     def latest(self) -> EquityPoint | None:
         """The point with the largest ``time``, or None when nothing is stored."""
@@ -259,62 +353,84 @@ class SqlEquityRepository:
 
 
 class SqlSignalRepository:
-    """Strategy signals with their reasons.
+    """Strategy signals of one run with their reasons.
 
-    A signal is identified by (symbol, timeframe, strategy, time): adding it again (a replayed
-    bar) replaces the stored one instead of duplicating it.
+    A signal is identified by (symbol, timeframe, strategy, time) within its run: adding it
+    again (a replayed bar) replaces the stored one instead of duplicating it.
 
     Parameters
     ----------
-    session:
-        The unit of work's session; the repository never commits it.
+    connect:
+        Returns the unit of work's connection; the repository never commits.
+    run_id:
+        The run whose signals this repository reads and writes.
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    _KEY = ("run_id", "symbol", "timeframe", "strategy", "time")
+
+    def __init__(self, connect: Connect, run_id: str) -> None:
+        self._connect = connect
+        self._run_id = run_id
 
     def add(self, signal: Signal) -> None:
         """Store ``signal``, replacing a stored signal with the same identity."""
-        _upsert(self._session, signal_to_row(signal), _SIGNAL_KEY)
+        write(self._connect(), SIGNALS, m.signal_values(signal, self._run_id), self._KEY)
 
-    def list(self, *, symbol: str | None = None, limit: int = 100) -> list[Signal]:
-        """Signals (of ``symbol`` when given), newest ``time`` first, at most ``limit``."""
-        stmt = sa.select(SignalRow)
+    def page(
+        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+    ) -> Page[Signal]:
+        """Signals (of ``symbol`` when given), newest ``time`` first (ties: newest stored).
+
+        Raises
+        ------
+        ConfigError
+            For a malformed ``cursor`` (``field="cursor"``) or ``limit < 1`` (``"limit"``).
+        """
+        where = [SIGNALS.c.run_id == self._run_id]
         if symbol is not None:
-            stmt = stmt.where(col(SignalRow.symbol) == symbol)
-        stmt = stmt.order_by(col(SignalRow.time).desc(), col(SignalRow.id).desc())
-        rows = self._session.scalars(_fresh(stmt.limit(_check_limit(limit))))
-        return [row_to_signal(row) for row in rows]
+            where.append(SIGNALS.c.symbol == symbol)
+        return read_page(
+            self._connect(),
+            listing="signals",
+            table=SIGNALS,
+            columns=m.SIGNAL_COLUMNS,
+            time_column="time",
+            where=where,
+            limit=limit,
+            cursor=cursor,
+            convert=m.signal_from_row,
+        )
 
 
 class SqlRunRepository:
-    """Paper/live runs, one row per run id.
+    """Paper/live runs, one row per run id (not bound to the unit of work's run).
 
     Parameters
     ----------
-    session:
-        The unit of work's session; the repository never commits it.
+    connect:
+        Returns the unit of work's connection; the repository never commits.
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
 
     def upsert(self, run: RunState) -> None:
-        """Store ``run``, replacing the stored state of the same id."""
-        _upsert(self._session, run_to_row(run), ("id",))
+        """Store ``run``, replacing the stored state of the same id.
+
+        Raises
+        ------
+        ValueError
+            If a money value does not fit its column, or ``params``/``state`` hold values
+            JSON cannot (NaN, infinity, ``Decimal``, other objects).
+        """
+        write(self._connect(), RUNS, m.run_values(run), ("id",))
 
     def get(self, run_id: str) -> RunState | None:
         """The run with ``run_id``, or None."""
-        row = self._session.get(RunRow, run_id, populate_existing=True)
-        return None if row is None else row_to_run(row)
+        row = self._connect().execute(_GET_RUN, {"id": run_id}).first()
+        return None if row is None else m.run_from_row(row)
 
     def latest(self, mode: str) -> RunState | None:
         """The run of ``mode`` (``"paper"``, ``"live"``) started last, or None."""
-        stmt = (
-            sa.select(RunRow)
-            .where(col(RunRow.mode) == mode)
-            .order_by(col(RunRow.started_time).desc(), col(RunRow.id).desc())
-            .limit(1)
-        )
-        row = self._session.scalars(_fresh(stmt)).first()
-        return None if row is None else row_to_run(row)
+        row = self._connect().execute(_LATEST_RUN, {"mode": mode}).first()
+        return None if row is None else m.run_from_row(row)

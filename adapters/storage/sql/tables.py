@@ -6,7 +6,9 @@ domain objects. The schema is created and changed only through Alembic
 
 Conventions: times are ``BigInteger`` ms UTC; money and quantities are :class:`ExactDecimal`
 (``NUMERIC(38, 18)`` on PostgreSQL); enums are stored as their string values; nested values
-(signal reasons, run parameters) are JSON.
+(signal reasons, run parameters, run state, exit plans) are JSON. Every row but a run's belongs
+to one run (``run_id``); the repositories read and write only the rows of their unit of work's
+run.
 """
 
 from __future__ import annotations
@@ -124,16 +126,34 @@ def _time(*, nullable: bool = False) -> Any:
     return Field(sa_type=sa.BigInteger(), nullable=nullable)
 
 
+def _run_id() -> Any:
+    return Field(sa_type=sa.String(), nullable=False)
+
+
+def _json(*, nullable: bool = False, server_default: str | None = None) -> Any:
+    kwargs = {} if server_default is None else {"server_default": sa.text(server_default)}
+    return Field(sa_type=sa.JSON(), nullable=nullable, sa_column_kwargs=kwargs)
+
+
 class OrderRow(SQLModel, table=True):
-    """One order in its latest state (``status``, ``filled_qty``, ``avg_fill_price``)."""
+    """One order of one run in its latest state (``status``, ``filled_qty``, ``avg_fill_price``).
+
+    ``id`` is the client order id, unique across runs (deterministic ids hash the run id in).
+    ``exits`` is the order's :class:`~domain.model.ExitPlan` as JSON with decimal strings
+    (``{"stop_distance": "1.5", "take_profits": [{"distance": "3", "fraction": "0.5"}],
+    "trailing_distance": "2"}``, absent keys meaning none). ``legacy_client_order_id`` holds the
+    user-given client id of orders stored before revision 0002; nothing writes it any more.
+    """
 
     __tablename__ = "orders"
     __table_args__ = (
-        sa.Index("ix_orders_symbol_created_time", "symbol", "created_time"),
-        sa.Index("ix_orders_client_order_id", "client_order_id"),
+        sa.Index("ix_orders_run_id_created_time", "run_id", "created_time", "id"),
+        sa.Index("ix_orders_run_id_symbol_created_time", "run_id", "symbol", "created_time", "id"),
+        sa.Index("ix_orders_run_id_status", "run_id", "status"),
     )
 
     id: str = Field(sa_type=sa.String(), primary_key=True)
+    run_id: str = _run_id()
     symbol: str = _text()
     side: str = _text()
     type: str = _text()
@@ -141,7 +161,7 @@ class OrderRow(SQLModel, table=True):
     created_time: int = _time()
     price: Decimal | None = _money(nullable=True)
     stop_price: Decimal | None = _money(nullable=True)
-    client_order_id: str | None = _text(nullable=True)
+    legacy_client_order_id: str | None = _text(nullable=True)
     status: str = _text()
     filled_qty: Decimal = _money()
     avg_fill_price: Decimal | None = _money(nullable=True)
@@ -149,11 +169,15 @@ class OrderRow(SQLModel, table=True):
     reduce_only: bool = Field(sa_type=sa.Boolean(), nullable=False)
     tag: str = _text()
     reject_reason: str | None = _text(nullable=True)
-    stop_distance: Decimal | None = _money(nullable=True)
+    time_in_force: str = _text()
+    venue_order_id: str | None = _text(nullable=True)
+    link_id: str | None = _text(nullable=True)
+    trailing_offset: Decimal | None = _money(nullable=True)
+    exits: dict[str, Any] | None = _json(nullable=True)
 
 
 class FillRow(SQLModel, table=True):
-    """One execution of an order (append-only; the id is the venue's or the broker's)."""
+    """One execution of an order (append-only; the id is the venue's, unique across runs)."""
 
     __tablename__ = "fills"
     __table_args__ = (
@@ -166,9 +190,11 @@ class FillRow(SQLModel, table=True):
             initially="DEFERRED",
         ),
         sa.Index("ix_fills_order_id", "order_id"),
+        sa.Index("ix_fills_run_id_time", "run_id", "time", "id"),
     )
 
     id: str = Field(sa_type=sa.String(), primary_key=True)
+    run_id: str = _run_id()
     order_id: str = _text()
     symbol: str = _text()
     side: str = _text()
@@ -181,12 +207,16 @@ class FillRow(SQLModel, table=True):
 
 
 class TradeRow(SQLModel, table=True):
-    """One closed round-trip trade (append-only)."""
+    """One closed round-trip trade of one run (append-only; ids unique across runs)."""
 
     __tablename__ = "trades"
-    __table_args__ = (sa.Index("ix_trades_symbol_exit_time", "symbol", "exit_time"),)
+    __table_args__ = (
+        sa.Index("ix_trades_run_id_exit_time", "run_id", "exit_time", "id"),
+        sa.Index("ix_trades_run_id_symbol_exit_time", "run_id", "symbol", "exit_time", "id"),
+    )
 
     id: str = Field(sa_type=sa.String(), primary_key=True)
+    run_id: str = _run_id()
     symbol: str = _text()
     side: str = _text()
     qty: Decimal = _money()
@@ -199,10 +229,11 @@ class TradeRow(SQLModel, table=True):
 
 
 class PositionRow(SQLModel, table=True):
-    """Current net position of one symbol (flat positions stay, with ``qty`` 0)."""
+    """Current net position of one symbol in one run (flat positions stay, with ``qty`` 0)."""
 
     __tablename__ = "positions"
 
+    run_id: str = Field(sa_type=sa.String(), primary_key=True)
     symbol: str = Field(sa_type=sa.String(), primary_key=True)
     qty: Decimal = _money()
     entry_price: Decimal = _money()
@@ -211,10 +242,11 @@ class PositionRow(SQLModel, table=True):
 
 
 class EquityRow(SQLModel, table=True):
-    """Account equity and cash at one bar time (ms UTC, the primary key)."""
+    """Account equity and cash of one run at one bar time (ms UTC)."""
 
     __tablename__ = "equity"
 
+    run_id: str = Field(sa_type=sa.String(), primary_key=True)
     time: int = Field(
         sa_type=sa.BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False}
     )
@@ -225,15 +257,22 @@ class EquityRow(SQLModel, table=True):
 class SignalRow(SQLModel, table=True):
     """One strategy signal; ``reasons`` is a JSON list of ``{component, message, values}``.
 
-    A signal is unique per (symbol, timeframe, strategy, time): writing it again replaces it.
+    A signal is unique per (run_id, symbol, timeframe, strategy, time): writing it again
+    replaces it and keeps its ``id`` (the database-assigned tie-breaker of the listing order).
     """
 
     __tablename__ = "signals"
     __table_args__ = (
         sa.UniqueConstraint(
-            "symbol", "timeframe", "strategy", "time", name="uq_signals_symbol_timeframe_strategy"
+            "run_id",
+            "symbol",
+            "timeframe",
+            "strategy",
+            "time",
+            name="uq_signals_run_id_symbol_timeframe_strategy_time",
         ),
-        sa.Index("ix_signals_symbol_time", "symbol", "time"),
+        sa.Index("ix_signals_run_id_time", "run_id", "time", "id"),
+        sa.Index("ix_signals_run_id_symbol_time", "run_id", "symbol", "time", "id"),
     )
 
     id: int | None = Field(
@@ -241,17 +280,22 @@ class SignalRow(SQLModel, table=True):
         sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
         primary_key=True,
     )
+    run_id: str = _run_id()
     symbol: str = _text()
     timeframe: str = _text()
     time: int = _time()
     direction: str = _text()
     confidence: float = Field(sa_type=sa.Float(), nullable=False)
-    reasons: list[dict[str, Any]] = Field(sa_type=sa.JSON(), nullable=False)
+    reasons: list[dict[str, Any]] = _json()
     strategy: str = _text()
 
 
 class RunRow(SQLModel, table=True):
-    """One paper/live run: ``params``, ``symbols`` and ``last_bar_time`` are JSON."""
+    """One paper/live run: ``params``, ``symbols``, ``last_bar_time`` and ``state`` are JSON.
+
+    ``state`` is the kernel's and the strategy's path-dependent state, ``candles_processed`` the
+    number of bars processed over the run, ``error`` the error that last stopped it.
+    """
 
     __tablename__ = "runs"
     __table_args__ = (sa.Index("ix_runs_mode_started_time", "mode", "started_time"),)
@@ -259,14 +303,19 @@ class RunRow(SQLModel, table=True):
     id: str = Field(sa_type=sa.String(), primary_key=True)
     mode: str = _text()
     strategy: str = _text()
-    params: dict[str, Any] = Field(sa_type=sa.JSON(), nullable=False)
-    symbols: list[str] = Field(sa_type=sa.JSON(), nullable=False)
+    params: dict[str, Any] = _json()
+    symbols: list[str] = _json()
     timeframe: str = _text()
     started_time: int = _time()
     initial_cash: Decimal = _money()
     cash: Decimal = _money()
-    last_bar_time: dict[str, int] = Field(sa_type=sa.JSON(), nullable=False)
+    last_bar_time: dict[str, int] = _json()
     stopped_reason: str | None = _text(nullable=True)
+    state: dict[str, Any] = _json(server_default="'{}'")
+    candles_processed: int = Field(
+        sa_type=sa.BigInteger(), nullable=False, sa_column_kwargs={"server_default": sa.text("0")}
+    )
+    error: str | None = _text(nullable=True)
 
 
 metadata: sa.MetaData = SQLModel.metadata

@@ -1,19 +1,20 @@
 """The SQL unit of work, and the engine and session factory it runs on.
 
-``make_engine(url)`` → ``make_session_factory(engine)`` → ``SqlUnitOfWork(factory)`` is the whole
-wiring; the schema must exist first (:func:`adapters.storage.sql.migrations.upgrade_to_head`).
+``make_engine(url)`` → ``make_session_factory(engine)`` → ``SqlUnitOfWork(factory, run_id)`` is
+the whole wiring; the schema must exist first
+(:func:`adapters.storage.sql.migrations.upgrade_to_head`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from adapters.storage.sql.repositories import (
@@ -63,6 +64,15 @@ def parse_database_url(url: str) -> URL:
     return parsed
 
 
+_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
+def _json_dumps(value: Any) -> str:
+    """Strict, compact JSON: NaN/infinity raise ``ValueError`` on both databases (PostgreSQL
+    would refuse them, SQLite would store invalid JSON); other objects raise ``TypeError``."""
+    return _JSON.encode(value)
+
+
 def _is_sqlite_memory(url: URL) -> bool:
     database = url.database or ""
     return database in ("", ":memory:") or url.query.get("mode") == "memory"
@@ -73,7 +83,10 @@ def _sqlite_engine(url: URL) -> Engine:
     database = url.database or ""
     if not memory and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    options: dict[str, Any] = {
+        "connect_args": {"check_same_thread": False},
+        "json_serializer": _json_dumps,
+    }
     if memory:
         # One shared connection, or every thread would see its own empty database.
         options["poolclass"] = StaticPool
@@ -87,6 +100,9 @@ def _sqlite_engine(url: URL) -> Engine:
             if not memory:
                 # Readers (the API) do not block the writer (the engine) and vice versa.
                 cursor.execute("PRAGMA journal_mode=WAL")
+                # In WAL mode a commit then needs no fsync (checkpoints do): a crash of the
+                # machine may lose the last commits, never corrupt the database.
+                cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
 
@@ -97,8 +113,10 @@ def make_engine(url: str) -> Engine:
     """A SQLAlchemy engine for ``url``.
 
     SQLite (``sqlite:///var/lootcapital.db``): the file's parent directory is created, the
-    connection may be used from any thread, the journal is in WAL mode and foreign keys are
-    enforced; an in-memory URL (``sqlite://``) shares one connection. PostgreSQL
+    connection may be used from any thread, the journal is in WAL mode with
+    ``synchronous=NORMAL`` (commits do not wait for fsync) and foreign keys are enforced; an
+    in-memory URL (``sqlite://``) shares one connection. JSON columns are written strictly
+    (NaN or infinity raise ``ValueError``). PostgreSQL
     (``postgresql+psycopg://user@host:5432/db``): psycopg 3, connections checked before use.
 
     Parameters
@@ -114,27 +132,38 @@ def make_engine(url: str) -> Engine:
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return sa.create_engine(parsed, pool_pre_ping=True)
+    return sa.create_engine(parsed, pool_pre_ping=True, json_serializer=_json_dumps)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A thread-safe factory of sessions bound to ``engine`` (objects survive a commit)."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_session_factory(engine: Engine) -> Callable[[], Connection]:
+    """A thread-safe factory of database sessions on ``engine``: each call checks a
+    :class:`~sqlalchemy.engine.Connection` out of the engine's pool (``engine.connect``)."""
+    return engine.connect
 
 
 class SqlUnitOfWork:
-    """The :class:`~domain.ports.UnitOfWork` port over one SQL transaction.
+    """The :class:`~domain.ports.UnitOfWork` port over one SQL transaction, for one run.
 
-    ``with uow: ...; uow.commit()``: entering opens a session and its repositories; leaving
-    rolls back whatever was not committed (always on an exception) and closes the session, so
-    nothing is half-written. An instance may be entered again after it is left, but not while it
-    is in use: give each thread (or request) its own instance; they may share one factory.
+    ``with uow: ...; uow.commit()``: entering checks a connection out of the pool and opens the
+    repositories on it; leaving rolls back whatever was not committed (always on an exception)
+    and returns the connection, so nothing is half-written. Every repository but ``runs`` reads
+    and writes only the rows of ``run_id``. After ``commit()`` or ``rollback()`` the unit of
+    work stays usable: the next statement starts a new transaction. An instance may be entered
+    again after it is left, but not while it is in use: give each thread (or request) its own
+    instance; they may share one factory.
 
     Parameters
     ----------
     session_factory:
-        Callable returning a new :class:`~sqlalchemy.orm.Session`, usually
+        Callable returning a new :class:`~sqlalchemy.engine.Connection`, usually
         :func:`make_session_factory`'s result.
+    run_id:
+        The run whose rows the repositories read and write.
+
+    Raises
+    ------
+    ValueError
+        If ``run_id`` is empty.
     """
 
     # Declared as the ports (protocol attributes are invariant); the values are the Sql* classes.
@@ -146,50 +175,68 @@ class SqlUnitOfWork:
     signals: SignalRepository
     runs: RunRepository
 
-    def __init__(self, session_factory: Callable[[], Session]) -> None:
+    def __init__(self, session_factory: Callable[[], Connection], run_id: str) -> None:
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError(f"run_id must be a non-empty string, was {run_id!r}")
         self._session_factory = session_factory
-        self._session: Session | None = None
+        self._connection: Connection | None = None
+        self.run_id = run_id
 
     def __enter__(self) -> SqlUnitOfWork:
-        """Open a session and the repositories on it.
+        """Check out a connection and open the repositories on it.
 
         Raises
         ------
         RuntimeError
             If this unit of work is already in use.
         """
-        if self._session is not None:
+        if self._connection is not None:
             raise RuntimeError("this unit of work is already in use; create another one")
-        session = self._session_factory()
-        self._session = session
-        self.orders = SqlOrderRepository(session)
-        self.fills = SqlFillRepository(session)
-        self.trades = SqlTradeRepository(session)
-        self.positions = SqlPositionRepository(session)
-        self.equity = SqlEquityRepository(session)
-        self.signals = SqlSignalRepository(session)
-        self.runs = SqlRunRepository(session)
+        self._connection = self._session_factory()
+        connect, run_id = self._in_transaction, self.run_id
+        self.orders = SqlOrderRepository(connect, run_id)
+        self.fills = SqlFillRepository(connect, run_id)
+        self.trades = SqlTradeRepository(connect, run_id)
+        self.positions = SqlPositionRepository(connect, run_id)
+        self.equity = SqlEquityRepository(connect, run_id)
+        self.signals = SqlSignalRepository(connect, run_id)
+        self.runs = SqlRunRepository(connect)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        """Roll back anything not committed and close the session."""
-        session, self._session = self._session, None
-        if session is None:
+        """Roll back anything not committed and return the connection to the pool."""
+        connection, self._connection = self._connection, None
+        if connection is None:
             return
         try:
-            session.rollback()
+            connection.rollback()
         finally:
-            session.close()
+            connection.close()
 
     def commit(self) -> None:
-        """Make every write since entering (or the last commit) durable, atomically."""
+        """Make every write since entering (or the last commit) durable, atomically.
+
+        Raises
+        ------
+        sqlalchemy.exc.IntegrityError
+            If a deferred constraint fails (a fill whose order was never stored); nothing of
+            the transaction is written.
+        """
         self._active().commit()
 
     def rollback(self) -> None:
         """Discard every write since entering (or the last commit)."""
         self._active().rollback()
 
-    def _active(self) -> Session:
-        if self._session is None:
+    def _active(self) -> Connection:
+        if self._connection is None:
             raise RuntimeError("the unit of work is not entered; use it in a `with` block")
-        return self._session
+        return self._connection
+
+    def _in_transaction(self) -> Connection:
+        """The connection, inside a transaction (begun here, so that writes run on the
+        driver's cursor belong to the transaction that ``commit()`` ends)."""
+        connection = self._active()
+        if not connection.in_transaction():
+            connection.begin()
+        return connection

@@ -1,0 +1,1 @@
+"""Venue adapters: the simulated venue and, later, one package per exchange."""

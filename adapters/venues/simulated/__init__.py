@@ -1,0 +1,1 @@
+"""The simulated venue of backtest and paper mode."""
