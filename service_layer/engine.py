@@ -60,6 +60,8 @@ from service_layer.wakeups import WakeBook
 logger = logging.getLogger(__name__)
 
 _DECIDE, _FILL = 0, 1
+_REFUSALS = (K.REJECTED, K.MODIFY_REJECTED, K.CANCEL_REJECTED)
+"""Venue answers that refuse what was asked: reported with the batch's rejections."""
 
 
 @dataclass(slots=True)
@@ -394,8 +396,9 @@ class Engine:
                 order = self.ledger.apply(event)
                 if order is None:
                     continue
-                if event.kind is K.REJECTED:
-                    outcome.rejections.append(f"{order.symbol} at {time}: {event.reason}")
+                if event.kind in _REFUSALS:
+                    what = "" if event.kind is K.REJECTED else f"{event.kind} of {order.id}: "
+                    outcome.rejections.append(f"{order.symbol} at {time}: {what}{event.reason}")
                 elif event.fill is not None and order.exits is not None:
                     position = self.ledger.position(order.symbol)
                     instrument = self.instruments[order.symbol]
@@ -452,6 +455,7 @@ class Engine:
                 outcome.outbox.append(order)
 
     def _submit(self, order: Order) -> None:
+        """Send ``order`` to the execution client (its symbol's fill event is renewed)."""
         self._touched.add(order.symbol)
         self.execution.submit(order)
 
@@ -468,6 +472,8 @@ class Engine:
         """Mark every symbol at its last close at or before ``t``."""
         tf_ms = self.tf_ms
         bar_time = t - tf_ms
+        prices = self._prices
+        mark = None if self.matcher is None else self.matcher.mark
         i = -1
         for symbol in self.symbols:
             candles = self.history[symbol].candles
@@ -475,8 +481,10 @@ class Engine:
             # Symbols on one time grid share the index of the bar closing at t.
             if not (0 <= i < len(times) and times[i] == bar_time):
                 i = _bar_at(times, bar_time, tf_ms)
-            if i >= 0:
-                self._set_mark(symbol, float(candles.close[i]), t)
+            if i >= 0:  # the common case, inline: every decision marks every symbol
+                price = prices[symbol] = float(candles.close[i])
+                if mark is not None:
+                    mark(symbol, price, t)
                 continue
             last = int(times.searchsorted(bar_time, "right")) - 1
             if last >= 0:

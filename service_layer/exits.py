@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from domain.model import Instrument, Order, OrderStatus, OrderType, Position, fast_constructor
 
-_new_order = fast_constructor(Order, validate=True)
+_new_order = fast_constructor(Order, validate=True)  # Order(...), faster: exits of every entry
 
 
 def exit_id(entry_id: str, k: int) -> str:

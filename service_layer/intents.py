@@ -21,6 +21,8 @@ from domain.order_rules import order_problem
 from domain.orders import client_order_id
 from domain.strategies.base import OrderIntent
 
+_new_order = fast_constructor(Order, validate=True)  # Order(...), faster: one per intent
+
 
 def build_order(intent: OrderIntent, order_id: str, time: int, tag: str) -> Order:
     """The ``pending_new`` order for ``intent``.
@@ -47,9 +49,6 @@ def build_order(intent: OrderIntent, order_id: str, time: int, tag: str) -> Orde
         trailing_offset=intent.trailing_offset,
         exits=intent.exits,
     )
-
-
-_new_order = fast_constructor(Order, validate=True)
 
 
 def orders_for(

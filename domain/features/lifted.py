@@ -101,8 +101,8 @@ def higher_bars(candles: Candles, source_ms: int, target_ms: int) -> HigherBars:
     """
     higher = resample(candles, source_ms, target_ms)
     if len(higher) == 0:
-        none = np.zeros(len(candles), dtype=bool)
-        return HigherBars(higher, none, np.zeros(len(candles), dtype=np.int64))
+        unknown = np.zeros(len(candles), dtype=bool)
+        return HigherBars(higher, unknown, np.zeros(len(candles), dtype=np.int64))
     where = completed_index(higher.open_time, target_ms, candles.open_time, source_ms)
     known = where >= 0
     return HigherBars(higher, known, np.where(known, where, 0))

@@ -38,8 +38,6 @@ from domain.strategies.base import (
 from domain.strategies.features import FeatureBlock, SymbolFeatures
 from domain.timeframes import timeframe_ms
 
-_NOTHING = Decision()
-"""The decision to do nothing (decisions are immutable: one serves every such time)."""
 # One decision per crossover: built by the kernel's faster constructors (the same checks).
 _new_intent = fast_constructor(OrderIntent, validate=True)
 _new_reason = fast_constructor(Reason, validate=True)
@@ -128,8 +126,6 @@ class SmaCross:
             signal, intents = self._decide_symbol(symbol, ctx)
             signals.append(signal)
             orders.extend(intents)
-        if not (signals or orders):
-            return _NOTHING
         return _new_decision(signals=tuple(signals), orders=tuple(orders))
 
     def _decide_symbol(

@@ -364,11 +364,6 @@ def test_stop_after_a_take_profit_sells_only_what_is_left_and_cancels_the_other_
     assert [t.qty for t in done.trades] == [e.qty for e in expected]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel bug: a take-profit fill leaves the linked stop's qty at the entry qty, so the "
-    "venue refuses to amend it (reduce-only qty > position): the breakeven move is lost",
-)
 def test_breakeven_move_after_a_take_profit_moves_the_stop_for_what_is_left() -> None:
     entry_bar, x = 1171, Decimal(200)
     expected = hand_take_profits(entry_bar, x, breakeven=True)

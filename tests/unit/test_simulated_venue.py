@@ -213,11 +213,6 @@ def test_trailing_stop_level_follows_new_highs_bar_by_bar_in_paper_mode() -> Non
     assert fills_of(events) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="venue bug: _trigger returns a cached trigger bar before folding a trailing stop's "
-    "anchor, so on one bar series (backtest) its stop_price stays stale until the trigger bar",
-)
 def test_trailing_stop_level_follows_new_highs_bar_by_bar_in_a_backtest() -> None:
     c, venue = btc(), new_venue()
     hold(venue, c, TRAIL_AT - 2, "0.05")
@@ -400,11 +395,6 @@ def quiet_bar(c: Candles, qty: Decimal) -> int:
     return first_bar(c, lambda k: 3 <= len(hand_parts(c, k + 1, qty)) <= 6, start=20)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="venue bug: _trigger's cache ignores done_time, so a partly filled order is matched "
-    "again on the same bar (three fills with one id on bar 1280, past the cap)",
-)
 def test_market_order_above_the_participation_cap_fills_in_parts_over_several_bars() -> None:
     c = btc()
     venue = new_venue(cash=Decimal(100_000), participation=CAP)

@@ -48,8 +48,8 @@ from domain.orders import ExecutionEventKind as K
 from domain.ports import Balance, Clock
 
 _KEEP_FINAL = 10_000
-_new_fill = fast_constructor(Fill, validate=True)
 _IMMEDIATE = (TimeInForce.IOC, TimeInForce.FOK)
+_new_fill = fast_constructor(Fill, validate=True)  # Fill(...), faster: one per fill
 
 
 @dataclass(slots=True)
@@ -301,6 +301,9 @@ class SimulatedVenue:
     # -- matching ---------------------------------------------------------------------------
     def _trigger(self, w: _Working, candles: Candles, start: int) -> int | None:
         times = candles.open_time
+        if w.order.type is OrderType.TRAILING_STOP and not w.triggered and start > 0:
+            # The level follows the bars already passed, whether or not they are searched again.
+            self._fold_anchor(w, candles, min(start, len(times)))
         cached = w.cache
         if cached is not None and cached[0] is candles and cached[1] <= start:
             hit = cached[2]
@@ -343,6 +346,7 @@ class SimulatedVenue:
         order = w.order
         time = int(candles.open_time[i])
         w.done_time = time
+        w.cache = None  # matched on this bar: the next search starts after it
         instrument = self.instruments[order.symbol]
         bar_open = float(candles.open[i])
         if order.type is OrderType.TRAILING_STOP and not w.triggered:
@@ -431,11 +435,19 @@ class SimulatedVenue:
 
     def _prune_reduce_only(self, symbol: str, time: int) -> None:
         """Cancel reduce-only orders that would no longer reduce the position (it went flat, or
-        flipped to their side): an exit must never open or grow a position."""
+        flipped to their side), and shrink those larger than what is left to what is left (a
+        ``modified`` event): an exit never opens or grows a position, and a stop left after a
+        take-profit covers exactly the rest (so it can be amended and ends ``filled``)."""
         held = self.account.position(symbol).qty
         for w in list(self._working.get(symbol, {}).values()):
-            if w.order.reduce_only and (held == 0 or (held > 0) == (w.order.side is Side.BUY)):
+            if not w.order.reduce_only:
+                continue
+            if held == 0 or (held > 0) == (w.order.side is Side.BUY):
                 self._close(w, OrderStatus.CANCELED, K.CANCELED, time)
+            elif w.remaining > abs(held):
+                qty = w.filled + abs(held)
+                w.order, w.cache = replace(w.order, qty=qty), None
+                self._events.append(ExecutionEvent(K.MODIFIED, w.order.id, time, qty=qty))
 
     def _close(
         self, w: _Working, status: OrderStatus, kind: K, time: int, reason: str | None = None
