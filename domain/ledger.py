@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from domain.account import MONEY_QUANTUM, Account
-from domain.model import Fill, Order, Position, Trade
+from domain.model import Fill, Order, OrderType, Position, Trade
 from domain.orders import ExecutionEvent, IllegalTransition, apply_event
 
 _RECENT = 50_000
@@ -81,6 +81,10 @@ class Ledger:
     def open_by_symbol(self) -> Mapping[str, tuple[Order, ...]]:
         """Non-final orders grouped by symbol (oldest first): a live, read-only view."""
         return self._open_view
+
+    def has_open(self, symbol: str, order_type: OrderType) -> bool:
+        """True when ``symbol`` has a non-final order of ``order_type``."""
+        return any(o.type is order_type for o in self._open.get(symbol, {}).values())
 
     def position(self, symbol: str) -> Position:
         """Net position in ``symbol`` (flat when none)."""

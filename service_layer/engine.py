@@ -142,6 +142,7 @@ class Engine:
         self.marks: Mapping[str, Decimal] = DecimalMarks(self._prices)
         self.candles_processed = 0
         self._touched: set[str] = set()
+        self._trailing = False  # a trailing stop was seen: see _renew_fills
 
     # -- state ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -324,6 +325,9 @@ class Engine:
         for symbol in starts:
             self._push_fill(heap, symbol, cursors)
         self._touched.clear()
+        self._trailing = self._trailing or any(
+            o.type is OrderType.TRAILING_STOP for o in self.ledger.open_orders()
+        )
         log: list[PositionStep] = []
         decided: set[int] = set()
         while heap or k < len(decisions):
@@ -342,16 +346,20 @@ class Engine:
             elif t not in decided:
                 decided.add(t)
                 self._decide(t, due.get(t, set()), outcome, heap, send=t < last_close)
-                if self._touched:
+                if self._touched or self._trailing:
                     self._renew_fills(t, cursors, heap)
         return log
 
     def _renew_fills(self, t: int, cursors: dict[str, int], heap: list) -> None:
         """Push the next fill event of each symbol whose working orders the decision at ``t``
-        touched; the pending event of any other symbol still names its first trigger (at or
-        after ``t``: an earlier one would have been processed before the decision)."""
-        for symbol in self._touched:
-            if symbol in cursors:
+        touched. The pending event of any other symbol still names its first trigger (at or
+        after ``t``: an earlier one would have been processed before the decision), except that
+        a search also moves a trailing stop's level over the bars passed: symbols with one are
+        searched again too, in symbol order, as every symbol once was."""
+        for symbol in cursors:
+            if symbol in self._touched or (
+                self._trailing and self.ledger.has_open(symbol, OrderType.TRAILING_STOP)
+            ):
                 cursors[symbol] = max(cursors[symbol], self._first_open_after(symbol, t))
                 self._push_fill(heap, symbol, cursors)
         self._touched.clear()
@@ -457,6 +465,7 @@ class Engine:
     def _submit(self, order: Order) -> None:
         """Send ``order`` to the execution client (its symbol's fill event is renewed)."""
         self._touched.add(order.symbol)
+        self._trailing = self._trailing or order.type is OrderType.TRAILING_STOP
         self.execution.submit(order)
 
     def _touch(self, order: Order | None) -> None:
