@@ -286,13 +286,6 @@ class ExitPlan:
         if total > 1:
             raise ValueError(f"take-profit fractions must sum to <= 1, were {total}")
 
-    @property
-    def empty(self) -> bool:
-        """True when the plan places nothing."""
-        return (
-            self.stop_distance is None and not self.take_profits and self.trailing_distance is None
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class Order:

@@ -196,7 +196,7 @@ class EngineRunner:
             last_bar_time=last,
             cash=engine.ledger.cash,
             state=engine.state(),
-            candles_processed=self.run.candles_processed + len(_bars(outcome)),
+            candles_processed=self.run.candles_processed + sum(map(len, outcome.bars.values())),
             error=None,
         )
         portfolio = engine.portfolio()
@@ -231,7 +231,3 @@ class EngineRunner:
         finally:
             self.commands.release()
             self.bus.publish([EngineStopped(reason, self.engine.clock.now_ms())])
-
-
-def _bars(outcome: BatchOutcome) -> list[int]:
-    return [int(t) for bars in outcome.bars.values() for t in bars.open_time]
