@@ -37,10 +37,13 @@ class EventHub:
         return len(self._queues)
 
     def handle(self, event: object) -> None:
-        """Bus handler: convert ``event`` and queue it for every subscriber."""
-        message = event_message(event, self._now_ms())
+        """Bus handler: convert ``event`` and queue it for every subscriber (nothing to do
+        while there is none)."""
         loop = self._loop
-        if message is None or loop is None or loop.is_closed():
+        if not self._queues or loop is None or loop.is_closed():
+            return
+        message = event_message(event, self._now_ms())
+        if message is None:
             return
         loop.call_soon_threadsafe(self._deliver, message)
 

@@ -50,13 +50,18 @@ class Metrics:
         )
         self._positions: dict[str, bool] = {}
         self._realized = 0.0
+        self._candle_counters: dict[str, Counter] = {}  # per symbol: labels() costs a lookup
 
     def on_batch(self, outcome: BatchOutcome, seconds: float) -> None:
         """Count a processed batch's bars and time them."""
         bars = 0
+        counters = self._candle_counters
         for symbol, candles in outcome.bars.items():
             bars += len(candles)
-            self.candles.labels(symbol, self.timeframe).inc(len(candles))
+            counter = counters.get(symbol)
+            if counter is None:
+                counter = counters[symbol] = self.candles.labels(symbol, self.timeframe)
+            counter.inc(len(candles))
         if bars:
             self.bar_seconds.observe(seconds / bars)
 

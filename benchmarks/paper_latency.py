@@ -311,6 +311,9 @@ class StepTimers:
                 self._inner.commit()
                 timers.add(COMMIT, time.perf_counter() - t0)
 
+            def close(self) -> None:
+                self._inner.close()
+
             def __getattr__(self, name: str) -> Any:
                 return getattr(self._inner, name)
 
@@ -324,7 +327,7 @@ def instrument(container: Container, timers: StepTimers) -> Callable[[], None]:
     wrap, bus = timers.wrap, container.bus
     engine.process = timers.wrap_process(engine.process)  # type: ignore[method-assign]
     engine.send = wrap("engine.send (orders out)", engine.send)  # type: ignore[method-assign]
-    service.uow_factory = timers.uow_factory(service.uow_factory)
+    service.writer_factory = timers.uow_factory(service.writer_factory)
     bus.publish = wrap("bus.publish (metrics, hub)", bus.publish)  # type: ignore[method-assign]
     if service.on_batch is not None:
         service.on_batch = wrap("on_batch (metrics)", service.on_batch)

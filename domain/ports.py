@@ -287,7 +287,8 @@ class UnitOfWork(Protocol):
 
     Every repository but ``runs`` reads and writes only the rows of the run the unit of work
     was opened for. Leaving the block without ``commit()`` rolls back, so nothing is
-    half-written.
+    half-written. An instance may be entered again after it is left; :meth:`close` releases
+    what it holds between uses (a database connection kept for a run's writer).
     """
 
     orders: OrderRepository
@@ -302,6 +303,7 @@ class UnitOfWork(Protocol):
     def __exit__(self, *exc: object) -> None: ...
     def commit(self) -> None: ...
     def rollback(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class Notifier(Protocol):

@@ -325,6 +325,7 @@ def bootstrap(
         run=run,
         on_batch=metrics.on_batch,
         perf_counter=time.perf_counter,
+        writer_factory=lambda: SqlUnitOfWork(sessions, run.id, keep_connection=True),
     )
     holder["service"] = service
     return Container(settings, service, hub, metrics, bus, token, generated, settings.autostart)

@@ -48,6 +48,18 @@ def equity_curve(
     ``before`` is ``(cash, {symbol: (qty, entry)})`` at the start of the batch; ``log`` the
     position steps of the batch in time order.
     """
+    one = _one_close(history, starts, tf_ms, before, log)
+    return one if one is not None else _curve(history, starts, tf_ms, before, log)
+
+
+def _curve(
+    history: Mapping[str, Candles],
+    starts: Mapping[str, int],
+    tf_ms: int,
+    before: tuple[float, dict[str, tuple[float, float]]],
+    log: list[PositionStep],
+) -> EquityCurve | None:
+    """:func:`equity_curve` of any batch, vectorized."""
     closes = {s: history[s].open_time[i:] + tf_ms for s, i in starts.items()}
     if not sum(len(c) for c in closes.values()):
         return None
@@ -77,6 +89,51 @@ def equity_curve(
             equity += np.where(at >= 0, qty * (marks - entry), 0.0)
         exposed |= qty != 0
     return EquityCurve(times, equity, cash, exposed)
+
+
+def _one_close(
+    history: Mapping[str, Candles],
+    starts: Mapping[str, int],
+    tf_ms: int,
+    before: tuple[float, dict[str, tuple[float, float]]],
+    log: list[PositionStep],
+) -> EquityCurve | None:
+    """:func:`equity_curve` of a batch whose bars all close at one time (a paper or live bar),
+    in scalar arithmetic (the same float operations in the same order), or None for any other
+    batch. A step counts when its time is before the close, as in :func:`_step_values`."""
+    time = -1
+    for symbol, i in starts.items():
+        times = history[symbol].open_time
+        if len(times) - i != 1 or (time >= 0 and int(times[i]) != time):
+            return None
+        time = int(times[i])
+    if time < 0:
+        return None
+    close_time = time + tf_ms
+    cash, positions = before
+    last: dict[str, PositionStep] = {}
+    for step in log:
+        if step.time < close_time:
+            cash = step.cash
+            last[step.symbol] = step
+    equity = cash
+    exposed = False
+    for symbol, candles in history.items():
+        step = last.get(symbol)
+        qty, entry = positions.get(symbol, (0.0, 0.0)) if step is None else (step.qty, step.entry)
+        if qty == 0 and step is None:
+            continue
+        times = candles.open_time
+        at = len(times) - 1 if symbol in starts else int(times.searchsorted(time, "right")) - 1
+        if at >= 0:
+            equity += qty * (float(candles.close[at]) - entry)
+        exposed = exposed or qty != 0
+    return EquityCurve(
+        np.array([close_time], dtype=np.int64),
+        np.array([equity]),
+        np.array([cash]),
+        np.array([exposed]),
+    )
 
 
 def _step_values(times: np.ndarray, when: list[int], values: list[float]) -> np.ndarray:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from domain.candles import OHLCV_COLUMNS, Candles
+from domain.model import fast_constructor
+
+_candles = fast_constructor(Candles, validate=False)
+"""Views of columns of one length: no check to run."""
 
 
 class CandleHistory:
@@ -60,15 +64,27 @@ class CandleHistory:
             size = max(need, 2 * len(self._time))
             self._time = np.resize(self._time, size)
             self._cols = {name: np.resize(col, size) for name, col in self._cols.items()}
-        self._time[self._n : need] = bars.open_time
-        for name, col in self._cols.items():
-            col[self._n : need] = getattr(bars, name)
+        n = self._n
+        if k == 1:  # a paper or live bar: item assignment costs less than a slice's
+            self._time[n] = bars.open_time[0]
+            for name, col in self._cols.items():
+                col[n] = getattr(bars, name)[0]
+        else:
+            self._time[n:need] = bars.open_time
+            for name, col in self._cols.items():
+                col[n:need] = getattr(bars, name)
         self._n = need
         if self.limit is not None and self._n - self._lo > self.limit:
             self._lo = self._n - self.limit
         lo = self._lo
-        self.candles = Candles(
-            self._time[lo:need], *(self._cols[c][lo:need] for c in OHLCV_COLUMNS)
+        cols = self._cols
+        self.candles = _candles(
+            self._time[lo:need],
+            cols["open"][lo:need],
+            cols["high"][lo:need],
+            cols["low"][lo:need],
+            cols["close"][lo:need],
+            cols["volume"][lo:need],
         )
 
     def _compact(self, extra: int) -> None:

@@ -29,8 +29,9 @@ from domain.events import (
 )
 from domain.execution import to_decimal
 from domain.ledger import LedgerChanges
-from domain.model import EquityPoint, Position
+from domain.model import EquityPoint, Position, fast_constructor
 from domain.ports import MarketData, RunState, UnitOfWork
+from domain.strategies.base import Portfolio
 from service_layer.commands import CommandQueue
 from service_layer.engine import BatchOutcome, Engine
 from service_layer.messagebus import MessageBus
@@ -100,6 +101,32 @@ def batch_events(outcome: BatchOutcome, timeframe: str, points: list[EquityPoint
     return events
 
 
+def progress(run: RunState, engine: Engine, bars: int) -> RunState:
+    """``run`` after the engine processed a batch of ``bars`` bars: the last bar time of each
+    symbol, the cash, the kernel's state and the bar count, with no error."""
+    last = {s: t for s in engine.symbols if (t := engine.last_bar_time(s)) is not None}
+    return _run_state(
+        run.id,
+        run.mode,
+        run.strategy,
+        run.params,
+        run.symbols,
+        run.timeframe,
+        run.started_time,
+        run.initial_cash,
+        engine.ledger.cash,
+        last,
+        run.stopped_reason,
+        engine.state(),
+        run.candles_processed + bars,
+        None,
+    )
+
+
+_run_state = fast_constructor(RunState, validate=False)
+"""Every bar's run state (all fields given, nothing to check)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What reads show without waiting for the engine: market ``clock_time`` (ms UTC),
@@ -114,9 +141,12 @@ class Snapshot:
     marks: dict[str, Decimal]
 
 
-def snapshot(engine: Engine, candles_processed: int) -> Snapshot:
-    """The engine's state now (call on the engine's owner thread)."""
-    portfolio = engine.portfolio()
+def snapshot(
+    engine: Engine, candles_processed: int, portfolio: Portfolio | None = None
+) -> Snapshot:
+    """The engine's state now (call on the engine's owner thread); ``portfolio`` is
+    ``engine.portfolio()`` when the caller has it already."""
+    portfolio = portfolio or engine.portfolio()
     return Snapshot(
         clock_time=engine.clock.now_ms(),
         equity=portfolio.equity,
@@ -129,14 +159,18 @@ def snapshot(engine: Engine, candles_processed: int) -> Snapshot:
 
 class EngineRunner:
     """One run of ``engine`` over ``feed`` in the ``engine`` thread, which owns the engine and
-    runs ``commands`` between bars. ``on_batch`` observes each processed batch (metrics)."""
+    runs ``commands`` between bars. ``on_batch`` observes each processed batch (metrics).
+
+    ``uow`` is the thread's own unit of work, entered for every commit (it may keep its
+    database connection between bars) and closed when the run stops.
+    """
 
     def __init__(
         self,
         *,
         engine: Engine,
         feed: MarketData,
-        uow_factory: Callable[[], UnitOfWork],
+        uow: UnitOfWork,
         bus: MessageBus,
         run: RunState,
         commands: CommandQueue,
@@ -146,7 +180,7 @@ class EngineRunner:
     ) -> None:
         self.engine = engine
         self.feed = feed
-        self.uow_factory = uow_factory
+        self.uow = uow
         self.bus = bus
         self.run = run
         self.commands = commands
@@ -190,30 +224,24 @@ class EngineRunner:
         started = self.perf_counter()
         engine = self.engine
         outcome = engine.process(batch)
-        last = {s: t for s in engine.symbols if (t := engine.last_bar_time(s)) is not None}
-        self.run = replace(
-            self.run,
-            last_bar_time=last,
-            cash=engine.ledger.cash,
-            state=engine.state(),
-            candles_processed=self.run.candles_processed + sum(map(len, outcome.bars.values())),
-            error=None,
-        )
+        self.run = progress(self.run, engine, sum(map(len, outcome.bars.values())))
         portfolio = engine.portfolio()
-        with self.uow_factory() as uow:
+        with self.uow as uow:
             money = engine.ledger.account.money
             points = persist(uow, outcome, self.run, (portfolio.equity, portfolio.cash), money)
             uow.commit()
         events = batch_events(outcome, engine.timeframe, points)
         if outcome.outbox:
             sent = engine.send(outcome.outbox)
-            with self.uow_factory() as uow:
+            with self.uow as uow:
                 store_changes(uow, sent)
                 uow.commit()
             events += change_events(sent)
             outcome.rejections.extend(sent.refused)
         elapsed = self.perf_counter() - started
-        self.on_snapshot(snapshot(engine, self.run.candles_processed))
+        if outcome.outbox:
+            portfolio = engine.portfolio()  # the answers to the orders sent may have changed it
+        self.on_snapshot(snapshot(engine, self.run.candles_processed, portfolio))
         if self.on_batch is not None:
             self.on_batch(outcome, elapsed)
         self.bus.publish(events)
@@ -222,12 +250,13 @@ class EngineRunner:
         reason = self.stopped_reason or "stopped"
         self.run = replace(self.run, stopped_reason=reason, error=self.error)
         try:
-            with self.uow_factory() as uow:
+            with self.uow as uow:
                 stored = uow.runs.get(self.run.id)
                 # After an error the bar was rolled back: keep the committed progress.
                 base = stored if stored is not None and self.error else self.run
                 uow.runs.upsert(replace(base, stopped_reason=reason, error=self.error))
                 uow.commit()
         finally:
+            self.uow.close()
             self.commands.release()
             self.bus.publish([EngineStopped(reason, self.engine.clock.now_ms())])

@@ -74,7 +74,12 @@ EngineFactory = Callable[[RunState], Engine]
 
 
 class TradingService:
-    """Use cases over one run and its kernel."""
+    """Use cases over one run and its kernel.
+
+    ``uow_factory`` gives the units of work of reads and commands; ``writer_factory`` (default:
+    the same) the engine thread's own, used for every bar's commit of a run and closed when
+    the run stops.
+    """
 
     def __init__(
         self,
@@ -86,10 +91,12 @@ class TradingService:
         run: RunState,
         on_batch: Callable[[BatchOutcome, float], None] | None = None,
         perf_counter: Callable[[], float],
+        writer_factory: Callable[[], UnitOfWork] | None = None,
     ) -> None:
         self.engine_factory = engine_factory
         self.feed_factory = feed_factory
         self.uow_factory = uow_factory
+        self.writer_factory = writer_factory or uow_factory
         self.bus = bus
         self.run = run
         self.on_batch = on_batch
@@ -147,7 +154,7 @@ class TradingService:
             self._runner = EngineRunner(
                 engine=self.engine,
                 feed=feed,
-                uow_factory=self.uow_factory,
+                uow=self.writer_factory(),
                 bus=self.bus,
                 run=self.run,
                 commands=self.commands,

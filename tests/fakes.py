@@ -197,6 +197,9 @@ class InMemoryUnitOfWork:
     def rollback(self) -> None:
         self.__enter__()
 
+    def close(self) -> None:
+        """Nothing is held between uses."""
+
 
 class ListFeed:
     """A feed over given batches ``[{symbol: Candles}, ...]`` with optional warm-up history."""

@@ -188,10 +188,28 @@ class Strategy(Protocol):
         ...
 
 
-def cross_up(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bars ``t`` where ``a[t-1] < b[t-1]`` and ``a[t] > b[t]`` (strict both times; NaN never
-    crosses). Returns sorted indices."""
-    return np.flatnonzero((a[:-1] < b[:-1]) & (a[1:] > b[1:])) + 1
+NO_ROWS = np.empty(0, dtype=np.intp)
+"""No row of a block (read-only): the candidates of a one-bar block where nothing is due."""
+NO_ROWS.flags.writeable = False
+FIRST_ROW = np.zeros(1, dtype=np.intp)
+"""Row 0 of a block (read-only): the candidates of a one-bar block whose bar is due."""
+FIRST_ROW.flags.writeable = False
+
+
+def zero_crossings(previous: float, values: np.ndarray) -> np.ndarray:
+    """Rows ``i`` of ``values`` where it crosses zero strictly: ``values[i-1] < 0 < values[i]``
+    or ``values[i-1] > 0 > values[i]``, with ``previous`` the value before ``values[0]`` (NaN
+    never crosses; touching zero is no cross). Returns sorted indices (read-only).
+
+    A one-row block (a paper or live bar) is answered in scalar arithmetic: the same
+    comparisons without the cost of building arrays.
+    """
+    if len(values) == 1:
+        value = float(values[0])
+        crossed = previous < 0 < value or previous > 0 > value
+        return FIRST_ROW if crossed else NO_ROWS
+    before = np.r_[previous, values[:-1]]
+    return np.flatnonzero(((before < 0) & (values > 0)) | ((before > 0) & (values < 0)))
 
 
 def floor_qty(notional: Decimal, price: Decimal, instrument: Instrument) -> Decimal:

@@ -32,8 +32,8 @@ from domain.strategies.base import (
     DecisionContext,
     OrderIntent,
     Portfolio,
-    cross_up,
     floor_qty,
+    zero_crossings,
 )
 from domain.strategies.features import FeatureBlock, SymbolFeatures
 from domain.timeframes import timeframe_ms
@@ -111,9 +111,7 @@ class SmaCross:
         for symbol, block in bars.items():
             features = self._features[symbol].update(block)
             self._blocks[symbol] = features
-            sign = np.r_[features.previous.get("sign", np.nan), features.values["sign"]]
-            zero = np.zeros(len(sign))
-            crosses = np.union1d(cross_up(sign, zero), cross_up(zero, sign)) - 1
+            crosses = zero_crossings(features.previous.get("sign", np.nan), features.values["sign"])
             out[symbol] = features.close_time[crosses]
         return out
 

@@ -33,7 +33,14 @@ from domain.model import (
     Signal,
     fast_constructor,
 )
-from domain.strategies.base import Decision, DecisionContext, OrderIntent, floor_qty
+from domain.strategies.base import (
+    FIRST_ROW,
+    NO_ROWS,
+    Decision,
+    DecisionContext,
+    OrderIntent,
+    floor_qty,
+)
 from domain.strategies.features import FeatureBlock, SymbolFeatures
 from domain.timeframes import timeframe_ms
 
@@ -119,7 +126,7 @@ class TrendFollow:
             )
         self._features: dict[str, SymbolFeatures] = {}
         self._blocks: dict[str, FeatureBlock] = {}
-        self._setups: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._setups: dict[str, tuple[np.ndarray | tuple[int], np.ndarray | tuple[int]]] = {}
         self._allocation = Decimal(1)
 
     def params(self) -> dict[str, float | int | str | bool]:
@@ -155,25 +162,52 @@ class TrendFollow:
 
     def on_bars(self, bars: Mapping[str, Candles]) -> dict[str, np.ndarray]:
         """Update the features; candidates are entry bars and trend flips."""
-        p = self.p
         out: dict[str, np.ndarray] = {}
         for symbol, block in bars.items():
             f = self._features[symbol].update(block)
             self._blocks[symbol] = f
-            trend = _trend(f.values["ema_fast"], f.values["ema_slow"])
-            before = _trend(
-                np.array([f.previous.get("ema_fast", np.nan)]),
-                np.array([f.previous.get("ema_slow", np.nan)]),
-            )
-            first = before[0] if f.previous else (trend[0] if len(trend) else 0)
-            flips = trend != np.r_[first, trend[:-1]]
-            strong = f.values["adx"] > p.adx_min
-            r, prev = f.values["rsi"], f.lagged("rsi")
-            long_entry = (trend == 1) & strong & (prev < p.rsi_long) & (r >= p.rsi_long)
-            short_entry = (trend == -1) & strong & (prev > p.rsi_short) & (r <= p.rsi_short)
-            self._setups[symbol] = (trend, long_entry.astype(np.int8) - short_entry)
-            out[symbol] = f.close_time[np.flatnonzero(long_entry | short_entry | flips)]
+            trend, entry, due = self._setup_bar(f) if len(f) == 1 else self._setup_block(f)
+            self._setups[symbol] = (trend, entry)
+            out[symbol] = f.close_time[due]
         return out
+
+    def _setup_block(self, f: FeatureBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per bar of ``f``: the trend (+1/−1/0), the entry (+1 long, −1 short, 0 none), and
+        the rows due (an entry or a trend flip)."""
+        p = self.p
+        trend = _trend(f.values["ema_fast"], f.values["ema_slow"])
+        before = _trend(
+            np.array([f.previous.get("ema_fast", np.nan)]),
+            np.array([f.previous.get("ema_slow", np.nan)]),
+        )
+        first = before[0] if f.previous else (trend[0] if len(trend) else 0)
+        flips = trend != np.r_[first, trend[:-1]]
+        strong = f.values["adx"] > p.adx_min
+        r, prev = f.values["rsi"], f.lagged("rsi")
+        long_entry = (trend == 1) & strong & (prev < p.rsi_long) & (r >= p.rsi_long)
+        short_entry = (trend == -1) & strong & (prev > p.rsi_short) & (r <= p.rsi_short)
+        entry = long_entry.astype(np.int8) - short_entry
+        return trend, entry, np.flatnonzero(long_entry | short_entry | flips)
+
+    def _setup_bar(self, f: FeatureBlock) -> tuple[tuple[int], tuple[int], np.ndarray]:
+        """:meth:`_setup_block` of a one-bar block (a paper or live bar), in scalar arithmetic:
+        the same comparisons without building arrays."""
+        p, values, previous = self.p, f.values, f.previous
+        trend = _trend_of(float(values["ema_fast"][0]), float(values["ema_slow"][0]))
+        before = (
+            _trend_of(previous.get("ema_fast", np.nan), previous.get("ema_slow", np.nan))
+            if previous
+            else trend
+        )
+        strong = float(values["adx"][0]) > p.adx_min
+        r, prev = float(values["rsi"][0]), previous.get("rsi", np.nan)
+        if trend == 1 and strong and prev < p.rsi_long and r >= p.rsi_long:
+            entry = 1
+        elif trend == -1 and strong and prev > p.rsi_short and r <= p.rsi_short:
+            entry = -1
+        else:
+            entry = 0
+        return (trend,), (entry,), FIRST_ROW if entry or trend != before else NO_ROWS
 
     def decide(self, ctx: DecisionContext) -> Decision:
         """For each due symbol: exit on a trend flip against the position; enter on a pullback
@@ -284,3 +318,8 @@ class TrendFollow:
 def _trend(fast: np.ndarray, slow: np.ndarray) -> np.ndarray:
     """+1 when ``fast > slow``, −1 when below, 0 otherwise (NaN included)."""
     return np.where(fast > slow, 1, np.where(fast < slow, -1, 0))
+
+
+def _trend_of(fast: float, slow: float) -> int:
+    """:func:`_trend` of one bar."""
+    return 1 if fast > slow else -1 if fast < slow else 0

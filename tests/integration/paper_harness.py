@@ -204,10 +204,7 @@ class _CrashingUnitOfWork:
         self._inner = inner
         self._plan = plan
         self._stored_new = False
-
-    def __enter__(self) -> _CrashingUnitOfWork:
-        self._inner.__enter__()
-        orders = self._inner.orders
+        orders = inner.orders
         upsert = orders.upsert
 
         def watched(order: Order) -> None:
@@ -215,6 +212,10 @@ class _CrashingUnitOfWork:
             upsert(order)
 
         orders.upsert = watched
+
+    def __enter__(self) -> _CrashingUnitOfWork:
+        self._inner.__enter__()
+        self._stored_new = False
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -244,12 +245,12 @@ def crash_during_run(container: Container, plan: CrashPlan) -> None:
     test's output clean.
     """
     service = container.service
-    original: Callable[[], UnitOfWork] = service.uow_factory
+    original: Callable[[], UnitOfWork] = service.writer_factory
 
     def crashing() -> UnitOfWork:
         return _CrashingUnitOfWork(original(), plan)  # type: ignore[return-value]
 
-    service.uow_factory = crashing
+    service.writer_factory = crashing
 
 
 def wait_stopped(container: Container, timeout: float = 60.0) -> None:

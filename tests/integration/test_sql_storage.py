@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from adapters.storage.sql.unit_of_work import SqlUnitOfWork
@@ -690,3 +691,47 @@ def test_a_unit_of_work_in_use_cannot_be_entered_again(new_uow: NewUow) -> None:
 def test_a_unit_of_work_needs_a_run_id(new_uow: NewUow) -> None:
     with pytest.raises(ValueError, match="run_id must be a non-empty string"):
         new_uow("")
+
+
+def test_a_writer_keeps_its_connection_between_uses_until_closed(
+    engine: Engine, new_uow: NewUow
+) -> None:
+    checkouts: list[Connection] = []
+
+    def connect() -> Connection:
+        connection = engine.connect()
+        checkouts.append(connection)
+        return connection
+
+    writer = SqlUnitOfWork(connect, "run-1", keep_connection=True)
+    for i in range(3):
+        with writer as uow:
+            uow.equity.add(EquityPoint(T0 + i, Decimal(i), Decimal(i)))
+            uow.commit()
+    with writer as uow:  # left without commit: rolled back, the connection still kept
+        uow.equity.add(EquityPoint(T0 + 9, Decimal(9), Decimal(9)))
+    assert len(checkouts) == 1 and not checkouts[0].closed
+
+    writer.close()
+    assert checkouts[0].closed
+    with new_uow() as uow:
+        assert [p.time - T0 for p in uow.equity.list()] == [2, 1, 0]
+
+
+def test_a_writer_gives_its_connection_back_after_an_error(engine: Engine) -> None:
+    checkouts: list[Connection] = []
+
+    def connect() -> Connection:
+        checkouts.append(engine.connect())
+        return checkouts[-1]
+
+    writer = SqlUnitOfWork(connect, "run-1", keep_connection=True)
+    with pytest.raises(RuntimeError, match="boom"), writer as uow:
+        uow.equity.add(EquityPoint(T0, Decimal(1), Decimal(1)))
+        raise RuntimeError("boom")
+    assert checkouts[0].closed  # a failed connection may be broken: never reused
+    with writer as uow:
+        uow.equity.add(EquityPoint(T0, Decimal(1), Decimal(1)))
+        uow.commit()
+    assert len(checkouts) == 2
+    writer.close()

@@ -159,6 +159,10 @@ class SqlUnitOfWork:
         :func:`make_session_factory`'s result.
     run_id:
         The run whose rows the repositories read and write.
+    keep_connection:
+        Keep the connection between uses (until :meth:`close`), for a writer that commits
+        often (the engine thread commits every bar); by default each use checks one out of
+        the pool and returns it.
 
     Raises
     ------
@@ -175,15 +179,31 @@ class SqlUnitOfWork:
     signals: SignalRepository
     runs: RunRepository
 
-    def __init__(self, session_factory: Callable[[], Connection], run_id: str) -> None:
+    def __init__(
+        self,
+        session_factory: Callable[[], Connection],
+        run_id: str,
+        *,
+        keep_connection: bool = False,
+    ) -> None:
         if not isinstance(run_id, str) or not run_id:
             raise ValueError(f"run_id must be a non-empty string, was {run_id!r}")
         self._session_factory = session_factory
         self._connection: Connection | None = None
+        self._kept: Connection | None = None
+        self._keep = keep_connection
         self.run_id = run_id
+        connect = self._in_transaction  # the repositories work on the connection of the use
+        self.orders = SqlOrderRepository(connect, run_id)
+        self.fills = SqlFillRepository(connect, run_id)
+        self.trades = SqlTradeRepository(connect, run_id)
+        self.positions = SqlPositionRepository(connect, run_id)
+        self.equity = SqlEquityRepository(connect, run_id)
+        self.signals = SqlSignalRepository(connect, run_id)
+        self.runs = SqlRunRepository(connect)
 
     def __enter__(self) -> SqlUnitOfWork:
-        """Check out a connection and open the repositories on it.
+        """Check out a connection (or take the one kept since the last use).
 
         Raises
         ------
@@ -192,26 +212,32 @@ class SqlUnitOfWork:
         """
         if self._connection is not None:
             raise RuntimeError("this unit of work is already in use; create another one")
-        self._connection = self._session_factory()
-        connect, run_id = self._in_transaction, self.run_id
-        self.orders = SqlOrderRepository(connect, run_id)
-        self.fills = SqlFillRepository(connect, run_id)
-        self.trades = SqlTradeRepository(connect, run_id)
-        self.positions = SqlPositionRepository(connect, run_id)
-        self.equity = SqlEquityRepository(connect, run_id)
-        self.signals = SqlSignalRepository(connect, run_id)
-        self.runs = SqlRunRepository(connect)
+        self._connection = self._kept or self._session_factory()
+        self._kept = None
         return self
 
     def __exit__(self, *exc: object) -> None:
-        """Roll back anything not committed and return the connection to the pool."""
+        """Roll back anything not committed and return the connection to the pool (or keep
+        it for the next use, with ``keep_connection``, unless the block raised: a connection
+        that failed may be broken)."""
         connection, self._connection = self._connection, None
         if connection is None:
             return
+        kept = False
         try:
             connection.rollback()
+            kept = self._keep and exc[0] is None
         finally:
-            connection.close()
+            if kept:
+                self._kept = connection
+            else:
+                connection.close()
+
+    def close(self) -> None:
+        """Return a kept connection to the pool (the unit of work may be used again)."""
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            kept.close()
 
     def commit(self) -> None:
         """Make every write since entering (or the last commit) durable, atomically.
