@@ -53,7 +53,7 @@ class CommandQueue:
 
     def run_pending(self) -> None:
         """Run every queued command now (owner thread)."""
-        while True:
+        while not self._queue.empty():
             try:
                 command, future = self._queue.get_nowait()
             except queue.Empty:

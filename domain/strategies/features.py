@@ -99,7 +99,8 @@ class SymbolFeatures:
 
     def _step(self, bars: Candles) -> dict[str, np.ndarray]:
         """The incremental form: each bar through every stepper."""
-        columns = {key: np.empty(len(bars)) for keys in self._keys.values() for key in keys}
+        n = len(bars)
+        columns = {key: np.empty(n) for keys in self._keys.values() for key in keys}
         rows = zip(
             bars.open_time.tolist(), bars.open.tolist(), bars.high.tolist(),
             bars.low.tolist(), bars.close.tolist(), bars.volume.tolist(), strict=True,
