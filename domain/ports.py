@@ -275,9 +275,12 @@ class RunState:
 
 
 class RunRepository(Protocol):
-    """Runs (one row per run id)."""
+    """Runs (one row per run id). ``save_progress`` stores the fields that change while a run
+    runs (cash, last bar times, state, bars processed, stop reason, error) on the stored run;
+    ``LookupError`` when it is not stored."""
 
     def upsert(self, run: RunState) -> None: ...
+    def save_progress(self, run: RunState) -> None: ...
     def get(self, run_id: str) -> RunState | None: ...
     def latest(self, mode: str) -> RunState | None: ...
 

@@ -76,7 +76,7 @@ def persist(
         points[-1] = EquityPoint(points[-1].time, equity.quantize(money), cash.quantize(money))
     for point in points:
         uow.equity.add(point)
-    uow.runs.upsert(run)
+    uow.runs.save_progress(run)
     return points
 
 
@@ -224,12 +224,13 @@ class EngineRunner:
         started = self.perf_counter()
         engine = self.engine
         outcome = engine.process(batch)
-        self.run = progress(self.run, engine, sum(map(len, outcome.bars.values())))
+        run = progress(self.run, engine, sum(map(len, outcome.bars.values())))
         portfolio = engine.portfolio()
         with self.uow as uow:
             money = engine.ledger.account.money
-            points = persist(uow, outcome, self.run, (portfolio.equity, portfolio.cash), money)
+            points = persist(uow, outcome, run, (portfolio.equity, portfolio.cash), money)
             uow.commit()
+        self.run = run  # only once committed: after an error the run resumes at this bar
         events = batch_events(outcome, engine.timeframe, points)
         if outcome.outbox:
             sent = engine.send(outcome.outbox)

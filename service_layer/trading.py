@@ -150,6 +150,9 @@ class TradingService:
             feed = self._feed or self._new_feed(self.run)
             self._feed = None
             self.run = replace(self.run, stopped_reason=None)
+            with self.uow_factory() as uow:  # stored as running; every bar then saves progress
+                uow.runs.upsert(self.run)
+                uow.commit()
             self._stop_requested = None
             self._runner = EngineRunner(
                 engine=self.engine,

@@ -154,6 +154,20 @@ class _Runs(_Repo):
     def upsert(self, run: RunState) -> None:
         self.s.runs[run.id] = run
 
+    def save_progress(self, run: RunState) -> None:
+        stored = self.s.runs.get(run.id)
+        if stored is None:
+            raise LookupError(f"run {run.id!r} is not stored: upsert it first")
+        self.s.runs[run.id] = replace(
+            stored,
+            cash=run.cash,
+            last_bar_time=dict(run.last_bar_time),
+            stopped_reason=run.stopped_reason,
+            state=run.state,
+            candles_processed=run.candles_processed,
+            error=run.error,
+        )
+
     def get(self, run_id: str) -> RunState | None:
         return self.s.runs.get(run_id)
 

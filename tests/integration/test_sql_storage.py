@@ -735,3 +735,25 @@ def test_a_writer_gives_its_connection_back_after_an_error(engine: Engine) -> No
         uow.commit()
     assert len(checkouts) == 2
     writer.close()
+
+
+def test_saving_progress_changes_only_what_moves_while_a_run_runs(new_uow: NewUow) -> None:
+    with new_uow() as uow:
+        uow.runs.upsert(run_state())
+        uow.commit()
+    moved = run_state(
+        strategy="changed-is-ignored",
+        cash=Decimal("9876.5"),
+        last_bar_time={"BTCUSDT": T0 + 300_000},
+        state={"wakes": [{"symbol": "BTCUSDT", "at_time": T0}]},
+        candles_processed=42,
+        error="RuntimeError: x",
+    )
+    with new_uow() as uow:
+        uow.runs.save_progress(moved)
+        uow.commit()
+
+    with new_uow() as uow:
+        assert uow.runs.get("r1") == replace(moved, strategy=run_state().strategy)
+        with pytest.raises(LookupError, match="'ghost' is not stored"):
+            uow.runs.save_progress(run_state(id="ghost"))

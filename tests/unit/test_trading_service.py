@@ -78,7 +78,25 @@ class FailsOnce:
         return None
 
 
-def _service(store: MemoryStore, fail_at: int | None = None) -> TradingService:
+class FailingCommit(InMemoryUnitOfWork):
+    """The engine thread's unit of work, whose commit of the bar closing at ``fail_at`` fails
+    once (a storage error: disk full, the database gone)."""
+
+    def __init__(self, store: MemoryStore, run_id: str, fail_at: int, failed: list) -> None:
+        super().__init__(store, run_id)
+        self.fail_at = fail_at
+        self.failed = failed  # shared by the runs of one test: the commit fails once
+
+    def commit(self) -> None:
+        if not self.failed and any(t == self.fail_at for (_, t) in self.staged.equity):
+            self.failed.append(self.fail_at)
+            raise OSError("disk I/O error")
+        super().commit()
+
+
+def _service(
+    store: MemoryStore, fail_at: int | None = None, commit_fails_at: int | None = None
+) -> TradingService:
     candles = load_sample_candles(SYMBOL).slice(0, BARS)
     rules = load_instruments(sample_dir() / "binance_usdm_exchange_info_20251030.json")
     instruments = {SYMBOL: rules[SYMBOL]}
@@ -124,6 +142,9 @@ def _service(store: MemoryStore, fail_at: int | None = None) -> TradingService:
         bus=MessageBus(),
         run=run,
         perf_counter=time.perf_counter,
+        writer_factory=None
+        if commit_fails_at is None
+        else lambda: FailingCommit(store, run.id, commit_fails_at, failed),
     )
 
 
@@ -165,6 +186,34 @@ def test_a_strategy_error_rolls_its_bar_back_and_the_run_resumes_at_that_bar() -
     _wait(service)
     assert service.status().stopped_reason == "end of data"
     assert service.status().error is None
+    assert _trades(store) == _trades(reference) and len(_trades(store)) > 5
+
+
+def test_a_failed_commit_stops_the_run_and_it_resumes_at_the_bar_that_was_not_stored() -> None:
+    reference = MemoryStore()
+    clean = _service(reference)
+    clean.start()
+    _wait(clean)
+    candles = load_sample_candles(SYMBOL)
+    fail_at = int(candles.open_time[300]) + 300_000
+    store = MemoryStore()
+    service = _service(store, commit_fails_at=fail_at)
+
+    service.start()
+    _wait(service)
+    failed = service.status()
+    run = store.runs["run-a"]
+
+    assert failed.error == "OSError: disk I/O error"
+    assert run.error == failed.error
+    assert run.last_bar_time[SYMBOL] == int(candles.open_time[299])
+    assert run.candles_processed == 300
+    assert max(t for (_, t) in store.equity) == fail_at - 300_000
+    service.start()
+    _wait(service)
+    assert service.status().stopped_reason == "end of data"
+    assert store.runs["run-a"].candles_processed == reference.runs["run-a"].candles_processed
+    assert store.equity == reference.equity
     assert _trades(store) == _trades(reference) and len(_trades(store)) > 5
 
 

@@ -350,6 +350,19 @@ def run_values(run: RunState) -> dict[str, Any]:
     }
 
 
+def run_progress_values(run: RunState) -> dict[str, Any]:
+    """The columns of ``run`` that change while it runs (with its ``id``)."""
+    return {
+        "id": run.id,
+        "cash": run.cash,
+        "last_bar_time": {symbol: int(time) for symbol, time in run.last_bar_time.items()},
+        "stopped_reason": run.stopped_reason,
+        "state": run.state,
+        "candles_processed": run.candles_processed,
+        "error": run.error,
+    }
+
+
 def run_from_row(row: Any) -> RunState:
     """The run state in ``row`` (the :data:`RUN_COLUMNS`)."""
     return RunState(

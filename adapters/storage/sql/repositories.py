@@ -425,6 +425,22 @@ class SqlRunRepository:
         """
         write(self._connect(), RUNS, m.run_values(run), ("id",))
 
+    def save_progress(self, run: RunState) -> None:
+        """Store how far the stored ``run`` got: cash, last bar times, kernel state, bars
+        processed, stop reason and error (the columns that change while it runs; one bar's
+        commit writes only these).
+
+        Raises
+        ------
+        LookupError
+            If no run with ``run.id`` is stored (store it with :meth:`upsert` first).
+        ValueError
+            If a value does not fit its column or ``state`` holds values JSON cannot.
+        """
+        values = m.run_progress_values(run)
+        if not write(self._connect(), RUNS, values, ("id",), insert=False):
+            raise LookupError(f"run {run.id!r} is not stored: upsert it first")
+
     def get(self, run_id: str) -> RunState | None:
         """The run with ``run_id``, or None."""
         row = self._connect().execute(_GET_RUN, {"id": run_id}).first()

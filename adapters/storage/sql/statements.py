@@ -26,11 +26,14 @@ _DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}
 
 
 class PreparedWrite:
-    """An ``INSERT`` of ``columns`` into ``table``, with a conflict clause, for one dialect.
+    """An ``INSERT`` of ``columns`` into ``table``, with a conflict clause, for one dialect; or
+    an ``UPDATE`` of a stored row (``insert`` false).
 
     On a conflict over the ``key`` columns it updates the other columns (``update``; only when
     the stored row has the same ``run_id`` if ``same_run``: a row of another run is left as it
-    is and the write reports 0 rows) or does nothing (``update`` false).
+    is and the write reports 0 rows) or does nothing (``update`` false). Without ``insert`` it
+    sets the columns not in ``key`` of the row whose ``key`` columns have the given values (0
+    rows when there is none).
 
     Parameters
     ----------
@@ -56,12 +59,16 @@ class PreparedWrite:
         *,
         update: bool,
         same_run: bool,
+        insert: bool = True,
     ) -> None:
         module = _DIALECTS.get(dialect.name)
         if module is None:
             raise ValueError(f"SQL storage supports sqlite and postgresql, not {dialect.name!r}")
-        stmt = module.insert(table)
-        if update:
+        stmt: Any = module.insert(table)
+        if not insert:
+            match = [table.c[name] == sa.bindparam(name) for name in key]
+            stmt = sa.update(table).where(*match)
+        elif update:
             changed = {
                 name: stmt.excluded[name]
                 for name in columns
@@ -71,7 +78,8 @@ class PreparedWrite:
             stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=changed, where=where)
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-        compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
+        changed = [name for name in columns if insert or name not in key]
+        compiled = stmt.compile(dialect=dialect, column_keys=changed)
         if set(compiled.binds) != set(columns):
             raise AssertionError(f"unexpected binds {sorted(compiled.binds)} for {columns}")
         self._sql: str = compiled.string
@@ -133,7 +141,7 @@ class PreparedWrite:
             cursor.close()
 
 
-_Key = tuple[sa.Table, tuple[str, ...], tuple[str, ...], bool, bool]
+_Key = tuple[sa.Table, tuple[str, ...], tuple[str, ...], bool, bool, bool]
 _CACHE: weakref.WeakKeyDictionary[Dialect, dict[_Key, PreparedWrite]] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
@@ -146,6 +154,7 @@ def write(
     *,
     update: bool = True,
     same_run: bool = False,
+    insert: bool = True,
 ) -> int:
     """Write ``values`` (column → value) into ``table`` with the :class:`PreparedWrite` of
     this shape (compiled on first use per dialect); the number of rows inserted or updated.
@@ -156,11 +165,11 @@ def write(
         If a value does not fit its column.
     """
     dialect = connection.dialect
-    cache_key = (table, tuple(values), key, update, same_run)
+    cache_key = (table, tuple(values), key, update, same_run, insert)
     prepared = _CACHE.get(dialect, {}).get(cache_key)
     if prepared is None:
         prepared = PreparedWrite(
-            dialect, table, cache_key[1], key, update=update, same_run=same_run
+            dialect, table, cache_key[1], key, update=update, same_run=same_run, insert=insert
         )
         with _LOCK:
             _CACHE.setdefault(dialect, {})[cache_key] = prepared
