@@ -67,13 +67,14 @@ def persist(
     store_changes(uow, outcome.changes)
     for signal in outcome.signals:
         uow.signals.add(signal)
+    times = outcome.equity_time.tolist()
     points = [
-        EquityPoint(int(t), to_decimal(e).quantize(money), to_decimal(c).quantize(money))
-        for t, e, c in zip(outcome.equity_time, outcome.equity, outcome.cash, strict=True)
+        EquityPoint(t, to_decimal(e).quantize(money), to_decimal(c).quantize(money))
+        for t, e, c in zip(times[:-1], outcome.equity[:-1], outcome.cash[:-1], strict=True)
     ]
-    if points:
+    if times:
         equity, cash = last
-        points[-1] = EquityPoint(points[-1].time, equity.quantize(money), cash.quantize(money))
+        points.append(EquityPoint(times[-1], equity.quantize(money), cash.quantize(money)))
     for point in points:
         uow.equity.add(point)
     uow.runs.save_progress(run)

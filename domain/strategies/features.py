@@ -91,11 +91,31 @@ class SymbolFeatures:
 
     def update(self, bars: Candles) -> FeatureBlock:
         """Take the next ``bars`` and return the features on them."""
+        if self.incremental and len(bars) == 1:
+            return self._step_one(bars)
         values = self._step(bars) if self.incremental else self._recompute(bars)
         block = FeatureBlock(bars.open_time + self.tf_ms, bars.close, values, dict(self._last))
         if len(bars):
             self._last = {k: float(v[-1]) for k, v in values.items()}
         return block
+
+    def _step_one(self, bars: Candles) -> FeatureBlock:
+        """:meth:`update` with one bar (a paper or live bar): the outputs are views of one
+        read-only row, and the next block's ``previous`` is the values as the steppers gave
+        them."""
+        bar = Bar(
+            int(bars.open_time[0]), float(bars.open[0]), float(bars.high[0]),
+            float(bars.low[0]), float(bars.close[0]), float(bars.volume[0]),
+        )  # fmt: skip
+        last: dict[str, float] = {}
+        for name, stepper in self._steppers.items():
+            for key, value in zip(self._keys[name], stepper.update(bar), strict=True):
+                last[key] = value
+        row = np.array(list(last.values()))
+        row.flags.writeable = False
+        values = {key: row[j : j + 1] for j, key in enumerate(last)}
+        previous, self._last = self._last, last
+        return FeatureBlock(bars.open_time + self.tf_ms, bars.close, values, previous)
 
     def _step(self, bars: Candles) -> dict[str, np.ndarray]:
         """The incremental form: each bar through every stepper."""
