@@ -48,6 +48,9 @@ class Ledger:
         Non-final orders to start from (a restored run).
     money:
         The quote asset's money quantum (``1e-8`` for USDT).
+    fill_ids:
+        Ids of fills already applied to ``orders`` (a restored run's stored fills of its
+        partially filled orders): a venue that sends one again after a restart is refused.
     """
 
     def __init__(
@@ -56,12 +59,13 @@ class Ledger:
         positions: Iterable[Position] = (),
         orders: Iterable[Order] = (),
         money: Decimal = MONEY_QUANTUM,
+        fill_ids: Iterable[str] = (),
     ) -> None:
         self.account = Account(cash, {p.symbol: p for p in positions if p.qty != 0}, money=money)
         self._open: dict[str, dict[str, Order]] = {}
         self._orders: dict[str, Order] = {}
         self._final: OrderedDict[str, Order] = OrderedDict()
-        self._fill_ids: OrderedDict[str, None] = OrderedDict()
+        self._fill_ids: OrderedDict[str, None] = OrderedDict.fromkeys(fill_ids)
         self._changes = LedgerChanges()
         self._open_view = _OpenBySymbol(self._open)
         for order in orders:

@@ -226,6 +226,21 @@ ExecutionFactory = Callable[
 clock ``Clock``, restored with the stored positions and open orders."""
 
 
+def applied_fill_ids(uow: UnitOfWork, orders: list[Order]) -> list[str]:
+    """Ids of the stored fills of ``orders`` (those partly filled), for the restored ledger to
+    refuse a fill the venue sends again after a restart."""
+    ids: list[str] = []
+    for order in orders:
+        cursor: str | None = None
+        while order.filled_qty > 0:
+            page = uow.fills.page(order_id=order.id, limit=1_000, cursor=cursor)
+            ids += [fill.id for fill in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    return ids
+
+
 def bootstrap(
     settings: Settings,
     *,
@@ -274,6 +289,7 @@ def bootstrap(
         clock = market_clock()
         with uow_factory() as uow:
             positions, orders = uow.positions.list(), uow.orders.list_open()
+            fill_ids = applied_fill_ids(uow, orders)
         execution, matcher = make_execution(state, clock, positions, orders)
         strategy = build_strategy(state.strategy, state.params, state.timeframe, incremental=True)
         engine = Engine(
@@ -285,7 +301,7 @@ def bootstrap(
             symbols=state.symbols,
             timeframe=state.timeframe,
             run_id=state.id,
-            ledger=Ledger(state.cash, positions, orders),
+            ledger=Ledger(state.cash, positions, orders, fill_ids=fill_ids),
             window=PAPER_WINDOW,
         )
         engine.restore(state.state)

@@ -226,9 +226,14 @@ class Engine:
 
     def send(self, orders: list[Order]) -> LedgerChanges:
         """Send stored ``pending_new`` orders to the execution client and apply its answers."""
-        outcome = BatchOutcome(bars={})
         for order in orders:
             self._submit(order)
+        return self.flush()
+
+    def flush(self) -> LedgerChanges:
+        """Apply what the execution client has said since the last call (answers to orders
+        sent, cancels and amendments asked for between bars, events of a reconciliation)."""
+        outcome = BatchOutcome(bars={})
         self._apply_events(outcome, self.clock.now_ms())
         self._drain(outcome)
         outcome.changes.refused.extend(outcome.rejections)

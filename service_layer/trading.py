@@ -115,7 +115,7 @@ class TradingService:
         feed = self._new_feed(self.run)
         engine.warm_up({s: feed.history(s) for s in feed.symbols})
         engine.reconcile()
-        changes = engine.send([])
+        changes = engine.flush()
         if changes.orders or changes.fills:
             with self.uow_factory() as uow:
                 store_changes(uow, changes)
@@ -276,7 +276,7 @@ class TradingService:
         if problem is not None:
             raise InvalidOrder(problem[1], field=problem[0])
         engine.submit_now([order])
-        self._commit(engine.send([]))
+        self._commit(engine.flush())
         sent = engine.send([order])
         self._commit(sent)
         final = engine.ledger.get(order_id) or order
@@ -298,7 +298,7 @@ class TradingService:
         if order.status.is_final:
             raise OrderNotCancelable(f"order {order_id} is already {order.status}", field="id")
         engine.request_cancel(order_id)
-        self._commit(engine.send([]))
+        self._commit(engine.flush())
         return engine.ledger.get(order_id) or order
 
     def _commit(self, changes: LedgerChanges) -> None:

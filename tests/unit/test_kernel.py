@@ -199,7 +199,7 @@ def test_reconcile_resends_only_what_the_venue_never_saw_and_adopts_what_it_did(
     engine = _engine(Scripted({}), first, restored)
 
     engine.reconcile()
-    engine.send([])
+    engine.flush()
 
     assert first.submitted == {known.id: 1, unknown.id: 1}
     assert {o.id: o.status for o in restored.open_orders()} == {
@@ -235,9 +235,41 @@ def test_a_fill_before_its_acknowledgement_counts_once_and_the_late_ack_is_refus
     venue.play(ExecutionEvent(K.FILL, order.id, fill.time, fill=fill))
     venue.play(ExecutionEvent(K.FILL, order.id, fill.time, fill=fill))
     venue.play(ExecutionEvent(K.ACCEPTED, order.id, fill.time + 1, "v1"))
-    changes = engine.send([])
+    changes = engine.flush()
 
     assert engine.ledger.get(order.id).status is OrderStatus.FILLED  # type: ignore[union-attr]
     assert engine.ledger.position("BTCUSDT").qty == Decimal("0.010")
     assert len(changes.fills) == 1
     assert len(changes.refused) == 2
+
+
+def test_a_fill_sent_again_after_a_restart_is_refused_by_its_id() -> None:
+    venue = ScriptedVenue(ManualClock())
+    bars = _bars("BTCUSDT", 10)
+    engine = _engine(Scripted({9: [_buy("0.010")]}), venue)
+    order = engine.process({"BTCUSDT": bars}).outbox[0]
+    engine.send([order])
+    time = int(bars.open_time[-1]) + TF_MS
+
+    def fill(n: int) -> ExecutionEvent:
+        part = Fill(f"{order.id}-{n}", order.id, "BTCUSDT", Side.BUY, Decimal("0.004"),
+                    Decimal(90_000), Decimal("0.18"), Liquidity.TAKER, time + n)  # fmt: skip
+        return ExecutionEvent(K.FILL, order.id, part.time, fill=part)
+
+    venue.play(fill(1))
+    engine.flush()
+    stored = engine.ledger.get(order.id)
+    held = engine.ledger.position("BTCUSDT")
+    assert stored is not None and stored.status is OrderStatus.PARTIALLY_FILLED
+    restored = Ledger(
+        engine.ledger.cash, [held], [stored], fill_ids=[f"{order.id}-1"]
+    )  # as bootstrap restores a run: the stored fills of its open orders
+    again = _engine(Scripted({}), venue, restored)
+
+    venue.play(fill(1))
+    venue.play(fill(2))
+    changes = again.flush()
+
+    assert [f.id for f in changes.fills] == [f"{order.id}-2"]
+    assert changes.refused == [f"fill {order.id}-1 of order {order.id} already applied"]
+    assert again.ledger.position("BTCUSDT").qty == Decimal("0.008")
