@@ -9,6 +9,7 @@ The venue is driven as the engine drives it (see the helpers of ``test_execution
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import NamedTuple
 
@@ -537,3 +538,12 @@ def test_order_never_fills_on_a_bar_that_opened_before_it_was_placed() -> None:
     hit = venue.next_trigger(BTC, c, t)
 
     assert hit is None or hit > t
+
+
+def test_the_balance_is_in_the_instruments_quote_asset() -> None:
+    usdc = {s: replace(i, quote_asset="USDC") for s, i in instruments().items()}
+    assert new_venue().balance().asset == "USDT"
+    assert new_venue(rules=usdc).balance().asset == "USDC"
+    mixed = {**instruments(), "BTCUSDC": replace(usdc[BTC], symbol="BTCUSDC")}
+    with pytest.raises(ValueError, match=r"the instruments use \['USDC', 'USDT'\]"):
+        new_venue(rules=mixed)

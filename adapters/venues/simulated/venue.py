@@ -120,6 +120,12 @@ class SimulatedVenue:
     participation:
         When set, the largest share (0 < p <= 1) of a bar's volume one order may fill on that
         bar; the rest fills on later bars or expires by its time in force. Off by default.
+
+    Raises
+    ------
+    ValueError
+        For cash <= 0, negative slippage, a participation outside (0, 1], or instruments
+        priced in several quote assets (the account's balance is in the one they share).
     """
 
     def __init__(
@@ -145,6 +151,7 @@ class SimulatedVenue:
         self.slippage_bps = slippage_bps
         self.max_leverage = float(max_leverage)
         self.participation = participation
+        self.quote_asset = _quote_asset(self.instruments)
         self.account = Account(cash, money=_money(self.instruments))
         self._working: dict[str, dict[str, _Working]] = {}
         self._final: OrderedDict[str, _Working] = OrderedDict()
@@ -235,7 +242,7 @@ class SimulatedVenue:
 
     def balance(self) -> Balance:
         """Wallet balance and equity at the latest marks (quote currency)."""
-        return Balance("USDT", self.account.cash, self.account.equity(self.marks))
+        return Balance(self.quote_asset, self.account.cash, self.account.equity(self.marks))
 
     def drain_events(self) -> list[ExecutionEvent]:
         """Events since the last call, oldest first."""
@@ -520,6 +527,20 @@ def _signed_offset(order: Order) -> Decimal:
 
 def _venue_id(order_id: str) -> str:
     return "sim-" + order_id[-16:]
+
+
+def _quote_asset(instruments: Mapping[str, Instrument]) -> str:
+    """The one quote asset the instruments are priced in (the account's currency).
+
+    Raises
+    ------
+    ValueError
+        When they are priced in several (one simulated account holds one currency).
+    """
+    assets = sorted({i.quote_asset for i in instruments.values()})
+    if len(assets) > 1:
+        raise ValueError(f"one account holds one quote asset; the instruments use {assets}")
+    return assets[0] if assets else "USDT"
 
 
 def _money(instruments: Mapping[str, Instrument]) -> Decimal:
