@@ -104,8 +104,8 @@ class SymbolFeatures:
         read-only row, and the next block's ``previous`` is the values as the steppers gave
         them."""
         bar = Bar(
-            int(bars.open_time[0]), float(bars.open[0]), float(bars.high[0]),
-            float(bars.low[0]), float(bars.close[0]), float(bars.volume[0]),
+            bars.open_time.item(), bars.open.item(), bars.high.item(),
+            bars.low.item(), bars.close.item(), bars.volume.item(),
         )  # fmt: skip
         last: dict[str, float] = {}
         for name, stepper in self._steppers.items():
