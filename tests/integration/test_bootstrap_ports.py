@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from domain.candles import Candles
 from domain.model import Fill, Liquidity, OrderStatus
 from domain.orders import ExecutionEvent
 from domain.orders import ExecutionEventKind as K
@@ -20,27 +21,37 @@ from tests.fixtures.data import load_sample_candles
 from tests.integration.paper_harness import every, read_run
 
 SYMBOL = "BTCUSDT"
+CANDLES = load_sample_candles(SYMBOL).slice(0, 400)
 
 
-def test_bootstrap_runs_the_kernel_on_an_injected_feed_venue_and_clock(tmp_path: Path) -> None:
-    candles = load_sample_candles(SYMBOL).slice(0, 400)
-    venues: list[ScriptedVenue] = []
+def _feed(candles: Candles) -> Callable[..., ListFeed]:
+    """A feed factory replaying ``candles`` one bar at a time after the bars processed."""
 
     def feed(after: dict[str, int] | None, sleep: Callable[[float], object]) -> ListFeed:
         cut = 0 if not after else int(np.searchsorted(candles.open_time, after[SYMBOL], "right"))
         batches = [{SYMBOL: candles.slice(i, i + 1)} for i in range(cut, len(candles))]
         return ListFeed(batches, (SYMBOL,), "5m", {SYMBOL: candles.slice(0, cut)})
 
+    return feed
+
+
+def _settings(data_dir: Path) -> Settings:
+    return Settings(
+        data_dir=data_dir, api_token="test-token-0123456789", autostart=False,
+        symbols=[SYMBOL], strategy="sma_cross", strategy_params={"fast": 5, "slow": 20},
+    )  # fmt: skip
+
+
+def test_bootstrap_runs_the_kernel_on_an_injected_feed_venue_and_clock(tmp_path: Path) -> None:
+    venues: list[ScriptedVenue] = []
+
     def execution(state, clock, positions, orders):  # type: ignore[no-untyped-def]
         venues.append(ScriptedVenue(clock))
         return venues[-1], None
 
-    settings = Settings(
-        data_dir=tmp_path, api_token="test-token-0123456789", autostart=False,
-        symbols=[SYMBOL], strategy="sma_cross", strategy_params={"fast": 5, "slow": 20},
-    )  # fmt: skip
+    settings = _settings(tmp_path)
     container = bootstrap(
-        settings, feed_factory=feed, execution_factory=execution, market_clock=ManualClock
+        settings, feed_factory=_feed(CANDLES), execution_factory=execution, market_clock=ManualClock
     )
     container.service.start()
     deadline = time.monotonic() + 30
@@ -58,14 +69,8 @@ def test_bootstrap_runs_the_kernel_on_an_injected_feed_venue_and_clock(tmp_path:
 def test_a_restart_refuses_a_fill_the_venue_sends_again(tmp_path: Path) -> None:
     """A live venue may send a fill again after a restart (a reconnect replays its stream):
     the restored ledger knows the stored fills of its open orders by id."""
-    candles = load_sample_candles(SYMBOL).slice(0, 400)
     replays: list[list[ExecutionEvent]] = [[], [], []]
     started: list[ScriptedVenue] = []
-
-    def feed(after: dict[str, int] | None, sleep: Callable[[float], object]) -> ListFeed:
-        cut = 0 if not after else int(np.searchsorted(candles.open_time, after[SYMBOL], "right"))
-        batches = [{SYMBOL: candles.slice(i, i + 1)} for i in range(cut, len(candles))]
-        return ListFeed(batches, (SYMBOL,), "5m", {SYMBOL: candles.slice(0, cut)})
 
     def execution(state, clock, positions, orders):  # type: ignore[no-untyped-def]
         venue = ScriptedVenue(clock)
@@ -74,11 +79,8 @@ def test_a_restart_refuses_a_fill_the_venue_sends_again(tmp_path: Path) -> None:
         started.append(venue)
         return venue, None
 
-    settings = Settings(
-        data_dir=tmp_path, api_token="test-token-0123456789", autostart=False,
-        symbols=[SYMBOL], strategy="sma_cross", strategy_params={"fast": 5, "slow": 20},
-    )  # fmt: skip
-    first = bootstrap(settings, feed_factory=feed, execution_factory=execution)
+    settings = _settings(tmp_path)
+    first = bootstrap(settings, feed_factory=_feed(CANDLES), execution_factory=execution)
     first.service.start()
     deadline = time.monotonic() + 30
     while first.service.status().running and time.monotonic() < deadline:
@@ -88,13 +90,13 @@ def test_a_restart_refuses_a_fill_the_venue_sends_again(tmp_path: Path) -> None:
 
     def fill(n: int) -> ExecutionEvent:
         part = Fill(f"venue-fill-{n}", order.id, SYMBOL, order.side, half, Decimal(60_000),
-                    Decimal("0.01"), Liquidity.MAKER, int(candles.open_time[-1]) + n)  # fmt: skip
+                    Decimal("0.01"), Liquidity.MAKER, int(CANDLES.open_time[-1]) + n)  # fmt: skip
         return ExecutionEvent(K.FILL, order.id, part.time, fill=part)
 
     replays[1] += [fill(1)]
-    bootstrap(settings, feed_factory=feed, execution_factory=execution)
+    bootstrap(settings, feed_factory=_feed(CANDLES), execution_factory=execution)
     replays[2] += [fill(1), fill(2)]
-    third = bootstrap(settings, feed_factory=feed, execution_factory=execution)
+    third = bootstrap(settings, feed_factory=_feed(CANDLES), execution_factory=execution)
 
     fills = [f for f in read_run(settings.database).fills if f.order_id == order.id]
     assert sorted(f.id for f in fills) == ["venue-fill-1", "venue-fill-2"]

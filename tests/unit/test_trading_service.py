@@ -161,57 +161,40 @@ def _trades(store: MemoryStore) -> list[tuple]:
     )
 
 
-def test_a_strategy_error_rolls_its_bar_back_and_the_run_resumes_at_that_bar() -> None:
+@pytest.mark.parametrize(
+    ("failure", "bar", "error"),
+    [
+        ("fail_at", 250, "RuntimeError: strategy bug on this bar"),
+        ("commit_fails_at", 300, "OSError: disk I/O error"),  # storage: disk full, db gone
+    ],
+)
+def test_an_error_rolls_its_bar_back_and_the_run_resumes_at_that_bar(
+    failure: str, bar: int, error: str
+) -> None:
     reference = MemoryStore()
     clean = _service(reference)
     clean.start()
     _wait(clean)
     candles = load_sample_candles(SYMBOL)
-    fail_at = int(candles.open_time[250]) + 300_000
+    fail_at = int(candles.open_time[bar]) + 300_000
     store = MemoryStore()
-    service = _service(store, fail_at=fail_at)
-
-    service.start()
-    _wait(service)
-    failed = service.status()
-    run = store.runs["run-a"]
-    equity_times = {t for (_, t) in store.equity}
-
-    assert failed.error == "RuntimeError: strategy bug on this bar"
-    assert failed.stopped_reason.startswith("error: RuntimeError")
-    assert run.error == failed.error
-    assert run.last_bar_time[SYMBOL] == int(candles.open_time[249])
-    assert max(equity_times) == fail_at - 300_000
-    service.start()
-    _wait(service)
-    assert service.status().stopped_reason == "end of data"
-    assert service.status().error is None
-    assert _trades(store) == _trades(reference) and len(_trades(store)) > 5
-
-
-def test_a_failed_commit_stops_the_run_and_it_resumes_at_the_bar_that_was_not_stored() -> None:
-    reference = MemoryStore()
-    clean = _service(reference)
-    clean.start()
-    _wait(clean)
-    candles = load_sample_candles(SYMBOL)
-    fail_at = int(candles.open_time[300]) + 300_000
-    store = MemoryStore()
-    service = _service(store, commit_fails_at=fail_at)
+    service = _service(store, **{failure: fail_at})
 
     service.start()
     _wait(service)
     failed = service.status()
     run = store.runs["run-a"]
 
-    assert failed.error == "OSError: disk I/O error"
+    assert failed.error == error
+    assert failed.stopped_reason == f"error: {error}"
     assert run.error == failed.error
-    assert run.last_bar_time[SYMBOL] == int(candles.open_time[299])
-    assert run.candles_processed == 300
+    assert run.last_bar_time[SYMBOL] == int(candles.open_time[bar - 1])
+    assert run.candles_processed == bar
     assert max(t for (_, t) in store.equity) == fail_at - 300_000
     service.start()
     _wait(service)
     assert service.status().stopped_reason == "end of data"
+    assert service.status().error is None
     assert store.runs["run-a"].candles_processed == reference.runs["run-a"].candles_processed
     assert store.equity == reference.equity
     assert _trades(store) == _trades(reference) and len(_trades(store)) > 5

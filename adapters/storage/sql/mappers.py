@@ -333,7 +333,6 @@ def signal_from_row(row: Any) -> Signal:
 def run_values(run: RunState) -> dict[str, Any]:
     """The columns that store ``run``; parameters, symbols, bar times and state as JSON."""
     return {
-        "id": run.id,
         "mode": run.mode,
         "strategy": run.strategy,
         "params": dict(run.params),
@@ -341,12 +340,7 @@ def run_values(run: RunState) -> dict[str, Any]:
         "timeframe": run.timeframe,
         "started_time": run.started_time,
         "initial_cash": run.initial_cash,
-        "cash": run.cash,
-        "last_bar_time": {symbol: int(time) for symbol, time in run.last_bar_time.items()},
-        "stopped_reason": run.stopped_reason,
-        "state": run.state,
-        "candles_processed": run.candles_processed,
-        "error": run.error,
+        **run_progress_values(run),
     }
 
 
