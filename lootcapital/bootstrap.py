@@ -226,7 +226,7 @@ ExecutionFactory = Callable[
 clock ``Clock``, restored with the stored positions and open orders."""
 
 
-def applied_fill_ids(uow: UnitOfWork, orders: list[Order]) -> list[str]:
+def _applied_fill_ids(uow: UnitOfWork, orders: list[Order]) -> list[str]:
     """Ids of the stored fills of ``orders`` (those partly filled), for the restored ledger to
     refuse a fill the venue sends again after a restart."""
     ids: list[str] = []
@@ -289,7 +289,7 @@ def bootstrap(
         clock = market_clock()
         with uow_factory() as uow:
             positions, orders = uow.positions.list(), uow.orders.list_open()
-            fill_ids = applied_fill_ids(uow, orders)
+            fill_ids = _applied_fill_ids(uow, orders)
         execution, matcher = make_execution(state, clock, positions, orders)
         strategy = build_strategy(state.strategy, state.params, state.timeframe, incremental=True)
         engine = Engine(

@@ -107,25 +107,25 @@ def progress(run: RunState, engine: Engine, bars: int) -> RunState:
     symbol, the cash, the kernel's state and the bar count, with no error."""
     last = {s: t for s in engine.symbols if (t := engine.last_bar_time(s)) is not None}
     return _run_state(
-        run.id,
-        run.mode,
-        run.strategy,
-        run.params,
-        run.symbols,
-        run.timeframe,
-        run.started_time,
-        run.initial_cash,
-        engine.ledger.cash,
-        last,
-        run.stopped_reason,
-        engine.state(),
-        run.candles_processed + bars,
-        None,
+        id=run.id,
+        mode=run.mode,
+        strategy=run.strategy,
+        params=run.params,
+        symbols=run.symbols,
+        timeframe=run.timeframe,
+        started_time=run.started_time,
+        initial_cash=run.initial_cash,
+        cash=engine.ledger.cash,
+        last_bar_time=last,
+        stopped_reason=run.stopped_reason,
+        state=engine.state(),
+        candles_processed=run.candles_processed + bars,
+        error=None,
     )
 
 
 _run_state = fast_constructor(RunState, validate=False)
-"""Every bar's run state (all fields given, nothing to check)."""
+"""Every bar's run state (every field given by name, nothing to check)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +147,8 @@ def snapshot(
 ) -> Snapshot:
     """The engine's state now (call on the engine's owner thread); ``portfolio`` is
     ``engine.portfolio()`` when the caller has it already."""
-    portfolio = portfolio or engine.portfolio()
+    if portfolio is None:
+        portfolio = engine.portfolio()
     return Snapshot(
         clock_time=engine.clock.now_ms(),
         equity=portfolio.equity,
@@ -250,13 +251,11 @@ class EngineRunner:
 
     def _finish(self) -> None:
         reason = self.stopped_reason or "stopped"
+        # self.run is the committed progress (a failed bar never advanced it).
         self.run = replace(self.run, stopped_reason=reason, error=self.error)
         try:
             with self.uow as uow:
-                stored = uow.runs.get(self.run.id)
-                # After an error the bar was rolled back: keep the committed progress.
-                base = stored if stored is not None and self.error else self.run
-                uow.runs.upsert(replace(base, stopped_reason=reason, error=self.error))
+                uow.runs.upsert(self.run)
                 uow.commit()
         finally:
             self.uow.close()

@@ -64,11 +64,11 @@ class PreparedWrite:
         module = _DIALECTS.get(dialect.name)
         if module is None:
             raise ValueError(f"SQL storage supports sqlite and postgresql, not {dialect.name!r}")
-        stmt: Any = module.insert(table)
+        stmt: Any
         if not insert:
-            match = [table.c[name] == sa.bindparam(name) for name in key]
-            stmt = sa.update(table).where(*match)
+            stmt = sa.update(table).where(*(table.c[k] == sa.bindparam(k) for k in key))
         elif update:
+            stmt = module.insert(table)
             changed = {
                 name: stmt.excluded[name]
                 for name in columns
@@ -77,7 +77,7 @@ class PreparedWrite:
             where = table.c.run_id == stmt.excluded.run_id if same_run else None
             stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=changed, where=where)
         else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
+            stmt = module.insert(table).on_conflict_do_nothing(index_elements=list(key))
         changed = [name for name in columns if insert or name not in key]
         compiled = stmt.compile(dialect=dialect, column_keys=changed)
         if set(compiled.binds) != set(columns):

@@ -226,7 +226,7 @@ class SqlUnitOfWork:
         kept = False
         try:
             connection.rollback()
-            kept = self._keep and exc[0] is None
+            kept = self._keep and (not exc or exc[0] is None)
         finally:
             if kept:
                 self._kept = connection
