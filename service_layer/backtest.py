@@ -1,11 +1,13 @@
-"""Backtest use case: run a strategy over a historical feed as fast as possible."""
+"""Backtest use case: run a strategy over a historical feed as fast as possible, choose the
+stored bars to build a higher timeframe from, and shape the result as the documented JSON."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 import numpy as np
 
@@ -13,14 +15,34 @@ from domain.ledger import Ledger
 from domain.metrics import PerformanceMetrics, performance
 from domain.model import Fill, Instrument, Signal, Trade
 from domain.ports import BarMatcher, Clock, ExecutionClient, MarketData
+from domain.report import Breakdown, TradeStats, direction
 from domain.strategies.base import Strategy
+from domain.timeframes import timeframe_ms
 from service_layer.engine import BatchOutcome, Engine
+
+
+class NumberFormat(Protocol):
+    """Writes prices, quantities and money as decimal strings at their precision (the API's
+    ``Numbers``); None stays None."""
+
+    def price(self, symbol: str, x: Decimal | None) -> str | None:
+        """A price of ``symbol`` (quote currency) at its tick's decimals."""
+        ...
+
+    def qty(self, symbol: str, x: Decimal | None) -> str | None:
+        """A quantity of ``symbol`` (base asset) at its lot step's decimals."""
+        ...
+
+    def money(self, x: Decimal | None) -> str | None:
+        """An amount of the quote asset at its precision."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class BacktestResult:
     """Outcome of a backtest: statistics, round-trip trades, fills, signals and the equity curve
-    (``equity_time`` bar close times in ms UTC, ``equity`` in quote currency)."""
+    (``equity_time`` bar close times in ms UTC, ``equity`` in quote currency); ``instruments``
+    are the trading rules it ran with (symbol → rules)."""
 
     metrics: PerformanceMetrics
     trades: list[Trade]
@@ -30,33 +52,111 @@ class BacktestResult:
     equity: np.ndarray
     bars: int
     rejections: list[str]
+    instruments: Mapping[str, Instrument] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, numbers: NumberFormat) -> dict[str, object]:
         """The documented ``--json`` shape: metrics, trades and ``[[time, equity], ...]``
-        (an infinite profit factor is ``null``: JSON has no infinity)."""
+        (an infinite profit factor is ``null``: JSON has no infinity).
+
+        A trade's ``side`` is ``long`` or ``short``; its prices are at the instrument's tick,
+        its ``qty`` at the lot step, ``pnl`` and ``fees`` at the quote asset's precision, with
+        ``fee_currency`` the quote asset.
+        """
         return {
             "metrics": {
                 k: (None if isinstance(v, float) and math.isinf(v) else v)
                 for k, v in self.metrics.as_dict().items()
             },
-            "trades": [
-                {
-                    "symbol": t.symbol,
-                    "side": str(t.side),
-                    "qty": str(t.qty),
-                    "entry_time": t.entry_time,
-                    "entry_price": str(t.entry_price),
-                    "exit_time": t.exit_time,
-                    "exit_price": str(t.exit_price),
-                    "pnl": str(t.pnl),
-                    "fees": str(t.fees),
-                }
-                for t in self.trades
-            ],
+            "trades": [self._trade_json(t, numbers) for t in self.trades],
             "equity": [
                 [int(t), float(e)] for t, e in zip(self.equity_time, self.equity, strict=True)
             ],
         }
+
+    def _trade_json(self, t: Trade, numbers: NumberFormat) -> dict[str, object]:
+        return {
+            "symbol": t.symbol,
+            "side": str(direction(t)),
+            "qty": numbers.qty(t.symbol, t.qty),
+            "entry_time": t.entry_time,
+            "entry_price": numbers.price(t.symbol, t.entry_price),
+            "exit_time": t.exit_time,
+            "exit_price": numbers.price(t.symbol, t.exit_price),
+            "pnl": numbers.money(t.pnl),
+            "fees": numbers.money(t.fees),
+            "fee_currency": quote_asset(self.instruments, t.symbol),
+        }
+
+
+def quote_asset(instruments: Mapping[str, Instrument], symbol: str) -> str:
+    """The quote asset of ``symbol`` (its PnL and fees are paid in it); USDT when unknown."""
+    rules = instruments.get(symbol)
+    return rules.quote_asset if rules is not None else "USDT"
+
+
+def breakdown_json(
+    report: Breakdown, numbers: NumberFormat, instruments: Mapping[str, Instrument]
+) -> dict[str, object]:
+    """``--json``'s ``breakdown``: ``total``, ``by_symbol`` and ``by_side`` (``long``,
+    ``short``) trade statistics, ``longest_losing_streak`` (trades) and
+    ``buy_and_hold_return_pct`` (percent, per symbol and for the equally weighted ``basket``).
+
+    Money (``pnl``, ``fees``, ``gross_profit``, ``gross_loss``, ``average_win``,
+    ``average_loss``) is a decimal string at the quote asset's precision, in ``currency`` (fees
+    also say ``fee_currency``); ``win_rate_pct`` is percent.
+    """
+    currencies = sorted({quote_asset(instruments, s) for s in report.by_symbol}) or ["USDT"]
+
+    def stats(x: TradeStats, currency: str) -> dict[str, object]:
+        return {
+            "trades": x.trades,
+            "wins": x.wins,
+            "losses": x.losses,
+            "win_rate_pct": 100.0 * x.win_rate,
+            "pnl": numbers.money(x.pnl),
+            "fees": numbers.money(x.fees),
+            "fee_currency": currency,
+            "gross_profit": numbers.money(x.gross_profit),
+            "gross_loss": numbers.money(x.gross_loss),
+            "average_win": numbers.money(x.average_win),
+            "average_loss": numbers.money(x.average_loss),
+            "currency": currency,
+        }
+
+    total_currency = ",".join(currencies)
+    return {
+        "total": stats(report.total, total_currency),
+        "by_symbol": {
+            s: stats(x, quote_asset(instruments, s)) for s, x in report.by_symbol.items()
+        },
+        "by_side": {str(d): stats(x, total_currency) for d, x in report.by_direction.items()},
+        "longest_losing_streak": report.longest_losing_streak,
+        "buy_and_hold_return_pct": {
+            "symbols": {s: 100.0 * r for s, r in report.buy_and_hold.symbols.items()},
+            "basket": 100.0 * report.buy_and_hold.basket,
+        },
+    }
+
+
+def source_timeframe(target: str, stored: Iterable[str]) -> str | None:
+    """The stored timeframe to build ``target`` bars from: ``target`` itself when stored, else
+    the longest stored timeframe that divides it (the fewest bars to aggregate); None when no
+    stored timeframe divides it.
+
+    >>> source_timeframe("1h", ["1m", "5m", "2h"])
+    '5m'
+
+    Raises
+    ------
+    ConfigError
+        When ``target`` or a stored name is not a timeframe.
+    """
+    names = set(stored)
+    if target in names:
+        return target
+    target_ms = timeframe_ms(target)
+    divisors = [n for n in names if target_ms % timeframe_ms(n) == 0]
+    return max(divisors, key=timeframe_ms, default=None)
 
 
 def run_backtest(
@@ -93,7 +193,8 @@ def run_backtest(
     engine.warm_up({s: feed.history(s) for s in feed.symbols})
     outcomes = [engine.process(batch) for batch in feed.batches()]
     final = engine.finish()
-    return _result(outcomes, final, float(initial_cash), float(engine.ledger.cash), engine)
+    cash = float(engine.ledger.cash)
+    return _result(outcomes, final, float(initial_cash), cash, engine, instruments)
 
 
 def _result(
@@ -102,6 +203,7 @@ def _result(
     start: float,
     end_cash: float,
     engine: Engine,
+    instruments: Mapping[str, Instrument],
 ) -> BacktestResult:
     time = np.concatenate([o.equity_time for o in outcomes] or [np.empty(0, np.int64)])
     equity = np.concatenate([o.equity for o in outcomes] or [np.empty(0)])
@@ -120,4 +222,5 @@ def _result(
         equity=equity,
         bars=engine.candles_processed,
         rejections=[r for o in outcomes for r in o.rejections],
+        instruments=dict(instruments),
     )

@@ -1,11 +1,55 @@
-"""Converting a strategy parameter given as text (CLI ``--param k=v``, environment, TOML) to the
-type of the parameter's default."""
+"""Declaring a strategy's parameters with their meaning, and converting one given as text (CLI
+``--param k=v``, environment, TOML) to the type of the parameter's default."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import TypeVar
 
 from domain.errors import ConfigError
+
+_T = TypeVar("_T")
+MEANING = "meaning"
+"""The key of a parameter's meaning in its dataclass field's ``metadata``."""
+
+
+def param(default: _T, meaning: str) -> _T:
+    """A strategy parameter's dataclass field: its ``default`` and what it means (units and
+    range), shown by ``lootcapital strategies``.
+
+    >>> from dataclasses import dataclass, fields
+    >>> @dataclass(frozen=True)
+    ... class P:
+    ...     fast: int = param(50, "fast SMA period, bars")
+    >>> fields(P)[0].metadata["meaning"]
+    'fast SMA period, bars'
+    """
+    if not meaning.strip():
+        raise ValueError("a parameter's meaning must not be empty")
+    return dataclasses.field(default=default, metadata={MEANING: meaning})
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """One parameter of a strategy: ``name``, ``type`` (``int``, ``float``, ``bool``, ``str``),
+    ``default`` and ``meaning`` (empty when the strategy did not declare one)."""
+
+    name: str
+    type: str
+    default: bool | int | float | str
+    meaning: str
+
+
+def param_specs(params_cls: type) -> tuple[ParamSpec, ...]:
+    """The :class:`ParamSpec` of every field of the parameters dataclass ``params_cls``, in
+    declaration order."""
+    return tuple(
+        ParamSpec(f.name, type(f.default).__name__, f.default, f.metadata.get(MEANING, ""))
+        for f in dataclasses.fields(params_cls)
+    )
+
 
 _TRUE = frozenset(("true", "1", "yes"))
 _FALSE = frozenset(("false", "0", "no"))

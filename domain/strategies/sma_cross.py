@@ -36,6 +36,7 @@ from domain.strategies.base import (
     zero_crossings,
 )
 from domain.strategies.features import FeatureBlock, SymbolFeatures
+from domain.strategies.params import param
 from domain.timeframes import timeframe_ms
 
 # One decision per crossover: built by the kernel's faster constructors (the same checks).
@@ -55,8 +56,10 @@ class SmaCrossParams:
         When ``fast < 1`` or ``slow <= fast``.
     """
 
-    fast: int = 50
-    slow: int = 200
+    fast: int = param(50, "period of the fast simple moving average of the close, in bars (>= 1)")
+    slow: int = param(
+        200, "period of the slow simple moving average of the close, in bars (> fast)"
+    )
 
     def __post_init__(self) -> None:
         if self.fast < 1:

@@ -42,6 +42,7 @@ from domain.strategies.base import (
     floor_qty,
 )
 from domain.strategies.features import FeatureBlock, SymbolFeatures
+from domain.strategies.params import param
 from domain.timeframes import timeframe_ms
 
 _NOTHING = Decision()
@@ -65,18 +66,36 @@ class TrendFollowParams:
         On a parameter outside its range (the message names it).
     """
 
-    ema_fast: int = 50
-    ema_slow: int = 200
-    adx_period: int = 14
-    adx_min: float = 20.0
-    rsi_period: int = 14
-    rsi_long: float = 40.0
-    rsi_short: float = 60.0
-    atr_period: int = 14
-    atr_mult: float = 2.0
-    risk: float = 0.01
-    max_exposure: float = 1.0
-    trend_timeframe: str = "1h"
+    ema_fast: int = param(50, "fast EMA of the trend timeframe's close, in trend bars (>= 2)")
+    ema_slow: int = param(
+        200, "slow EMA of the trend timeframe's close, in trend bars (> ema_fast)"
+    )
+    adx_period: int = param(14, "ADX period on the trend timeframe, in trend bars (>= 2)")
+    adx_min: float = param(
+        20.0, "trend counts only while ADX is above this, 0-100 (below it: no entry)"
+    )
+    rsi_period: int = param(14, "RSI period on the bar timeframe, in bars (>= 2)")
+    rsi_long: float = param(
+        40.0, "long entry when RSI crosses back up through this level in an up trend, 0-100"
+    )
+    rsi_short: float = param(
+        60.0, "short entry when RSI crosses back down through this level in a down trend, 0-100"
+    )
+    atr_period: int = param(14, "ATR period on the bar timeframe, in bars (>= 1)")
+    atr_mult: float = param(2.0, "stop distance from the entry fill, in ATRs (> 0)")
+    risk: float = param(
+        0.01, "fraction of equity lost when the stop is hit; sets the size (0 < risk <= 0.1)"
+    )
+    max_exposure: float = param(
+        1.0,
+        "cap on one position's notional, as a multiple of the equity allocated to its symbol "
+        "(equity / number of symbols; 0 < x <= 10)",
+    )
+    trend_timeframe: str = param(
+        "1h",
+        "timeframe of the trend's EMAs and ADX (complete buckets only), a multiple of the bar "
+        "timeframe",
+    )
 
     def __post_init__(self) -> None:
         checks = {

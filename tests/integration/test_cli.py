@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -88,6 +90,7 @@ def test_backtest_json_has_metrics_trades_and_equity(
         "exit_price",
         "pnl",
         "fees",
+        "fee_currency",
     }
     assert first["symbol"] == "BTCUSDT"
     start, end = 1759276800000, 1760486400000
@@ -101,7 +104,14 @@ def test_backtest_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["backtest", "--strategy", "trend_follow", "--data", str(BTC), "--json", "-"])
 
     assert code == 0
-    assert set(json.loads(capsys.readouterr().out)) == {"metrics", "trades", "equity", "rejections"}
+    assert set(json.loads(capsys.readouterr().out)) == {
+        "metrics",
+        "trades",
+        "equity",
+        "rejections",
+        "header",
+        "breakdown",
+    }
 
 
 def test_data_import_then_list(capsys: pytest.CaptureFixture[str]) -> None:
@@ -294,3 +304,287 @@ def test_a_spot_file_trades_with_the_spot_tick_not_the_perpetuals(
     cents = [p for p in prices if (Decimal(p) * 100) % 10 != 0]
     assert cents, "every slipped price lands on 0.1: the perpetual's tick was used"
     assert all((Decimal(p) * 100) % 1 == 0 for p in prices)
+
+
+# -- a CLI that explains itself ---------------------------------------------------------------
+
+
+def _backtest_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    code = main(["backtest", *args, "--json", "-"])
+    assert code == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def _first_open_last_close(path: Path) -> tuple[float, float]:
+    with gzip.open(path, "rt") as src:
+        rows = [line.split(",") for line in src if line[0].isdigit()]
+    return float(rows[0][1]), float(rows[-1][4])
+
+
+def test_every_option_has_help_and_optional_ones_say_their_default() -> None:
+    from lootcapital.cli import build_parser
+
+    def options(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Action]]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found += [(f"{name} {o}", a) for o, a in options(child)]
+            elif not isinstance(action, argparse._HelpAction):
+                found.append((action.dest, action))
+        return found
+
+    everything = options(build_parser())
+
+    assert len(everything) > 20
+    for name, action in everything:
+        assert action.help, f"{name} has no help"
+        optional = action.option_strings and not action.required
+        if optional and not isinstance(action, argparse._StoreTrueAction | argparse._AppendAction):
+            assert "default" in action.help, f"{name}: {action.help!r} gives no default"
+
+
+def test_backtest_help_gives_the_servers_fee_and_slippage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["backtest", "--help"])
+
+    out = " ".join(capsys.readouterr().out.split())
+    assert "default: 0.0005, the server's fee_taker setting" in out
+    assert "default: 2, the server's slippage_bps setting" in out
+    assert "--trades" in out
+
+
+def test_strategies_lists_every_parameter_with_type_default_and_meaning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["strategies"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "sma_cross: Stop-and-reverse on SMA(fast) / SMA(slow) crossovers" in out
+    assert "trend_follow: " in out
+    rows = [line.split() for line in out.splitlines() if line[:2] == "  " and line[2] != " "]
+    lines = {row[0]: row[1:3] for row in rows}
+    assert lines["fast"] == ["int", "50"]
+    assert lines["risk"] == ["float", "0.01"]
+    assert lines["trend_timeframe"] == ["str", "1h"]
+    assert "fraction of equity lost when the stop is hit" in out
+
+
+def test_strategies_json_matches_the_parameters_in_effect(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from domain.strategies import build_strategy
+
+    code = main(["strategies", "--json"])
+
+    listed = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert set(listed) == {"sma_cross", "trend_follow"}
+    for name, entry in listed.items():
+        defaults = {k: p["default"] for k, p in entry["params"].items()}
+        assert defaults == build_strategy(name, {}, "5m").params()
+        assert all(p["meaning"] and p["type"] for p in entry["params"].values())
+    assert listed["trend_follow"]["params"]["max_exposure"]["type"] == "float"
+
+
+def test_backtest_prints_a_header_with_the_servers_costs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["backtest", "--strategy", "sma_cross", "--data", str(BTC)])
+
+    out = capsys.readouterr().out
+    header = out[: out.index("\n\n")].splitlines()
+    assert code == 0
+    assert header == [
+        "strategy      sma_cross",
+        "parameters    fast=50 slow=200",
+        "symbols       BTCUSDT (perpetual)",
+        "period (UTC)  2025-09-02 00:00 → 2025-11-01 00:00 (60.0 days)",
+        "timeframe     5m",
+        "bars          BTCUSDT 17,280",
+        "cash          10,000.00 USDT",
+        "fee           taker 0.0005 (0.05 %), maker 0.0002 (0.02 %)",
+        "slippage      2 bps",
+    ]
+    assert out.index("slippage") < out.index("total return %")
+
+
+def test_backtest_defaults_are_the_servers_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lootcapital.settings import Settings
+
+    args = ("--strategy", "sma_cross", "--param", "fast=10", "--param", "slow=30", "--data",
+            str(BTC), "--end", "2025-09-20")  # fmt: skip
+    server = Settings()
+    by_default = _backtest_json(capsys, *args)
+    costs = ("--fee", str(server.fee_taker), "--slippage-bps", str(server.slippage_bps))
+    explicit = _backtest_json(capsys, *args, *costs, "--cash", str(server.initial_cash))
+    monkeypatch.setenv("LOOTCAPITAL_SLIPPAGE_BPS", "7")
+    configured = _backtest_json(capsys, *args)
+
+    assert by_default["header"]["slippage_bps"] == str(server.slippage_bps) == "2"
+    assert by_default["header"]["fee_taker"] == str(server.fee_taker)
+    assert by_default["header"]["fee_maker"] == str(server.fee_maker)
+    assert by_default["trades"] == explicit["trades"] and len(by_default["trades"]) > 5
+    assert configured["header"]["slippage_bps"] == "7"
+    assert configured["trades"] != by_default["trades"]
+
+
+def test_backtest_breakdown_adds_up_and_benchmarks_buy_and_hold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    eth = sample_dir() / "binance_usdm_ETHUSDT_5m.csv.gz"
+
+    result = _backtest_json(capsys, "--strategy", "trend_follow", "--data", str(BTC), str(eth))
+
+    report, trades = result["breakdown"], result["trades"]
+    by_symbol, by_side = report["by_symbol"], report["by_side"]
+    total_pnl = sum(Decimal(t["pnl"]) for t in trades)
+    assert list(by_symbol) == ["BTCUSDT", "ETHUSDT"] and set(by_side) == {"long", "short"}
+    assert sum(s["trades"] for s in by_symbol.values()) == result["metrics"]["trades"] > 10
+    assert {t["side"] for t in trades} == {"long", "short"}
+    assert by_side["long"]["trades"] == sum(t["side"] == "long" for t in trades)
+    assert Decimal(by_side["long"]["pnl"]) + Decimal(by_side["short"]["pnl"]) == total_pnl
+    assert Decimal(report["total"]["pnl"]) == total_pnl
+    losers = [Decimal(t["pnl"]) for t in trades if Decimal(t["pnl"]) < 0]
+    assert Decimal(report["total"]["average_loss"]) == pytest.approx(sum(losers) / len(losers))
+    assert 1 <= report["longest_losing_streak"] <= len(losers)
+    returns = {}
+    for symbol, path in (("BTCUSDT", BTC), ("ETHUSDT", eth)):
+        first_open, last_close = _first_open_last_close(path)
+        returns[symbol] = 100 * (last_close / first_open - 1)
+    hold = report["buy_and_hold_return_pct"]
+    assert hold["symbols"] == pytest.approx(returns)
+    assert hold["basket"] == pytest.approx((returns["BTCUSDT"] + returns["ETHUSDT"]) / 2)
+
+
+def test_backtest_json_money_prices_and_quantities_at_their_precision(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = _backtest_json(capsys, "--strategy", "sma_cross", "--data", str(BTC))
+
+    trades = result["trades"]
+    assert trades
+    for t in trades:  # BTCUSDT perpetual: tick 0.10, lot step 0.001, USDT money to 8 places
+        assert re.fullmatch(r"\d+\.\d", t["entry_price"]) and re.fullmatch(
+            r"\d+\.\d", t["exit_price"]
+        )
+        assert re.fullmatch(r"\d+\.\d{3}", t["qty"])
+        assert re.fullmatch(r"-?\d+\.\d{8}", t["pnl"]) and re.fullmatch(r"\d+\.\d{8}", t["fees"])
+        assert t["fee_currency"] == "USDT"
+    assert result["header"]["cash"] == "10000.00000000"
+    assert result["breakdown"]["by_symbol"]["BTCUSDT"]["fee_currency"] == "USDT"
+
+
+def test_backtest_trades_prints_the_trade_table(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--strategy", "sma_cross", "--data", str(BTC), "--end", "2025-09-20"]
+    trades = _backtest_json(capsys, *args)["trades"]
+
+    code = main(["backtest", *args, "--trades"])
+
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d+\s+BTCUSDT ", line)]
+    assert code == 0
+    assert len(rows) == len(trades) > 3
+    for row, t in zip(rows, trades, strict=True):
+        assert row[2] == t["side"] and row[3] == t["qty"]
+        assert row[6] == t["entry_price"] and row[9] == t["exit_price"]
+    assert "buy" not in {r[2] for r in rows}
+
+
+def test_backtest_prints_the_breakdown_beside_the_summary(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["backtest", "--strategy", "sma_cross", "--data", str(BTC)])
+
+    out = capsys.readouterr().out
+    first_open, last_close = _first_open_last_close(BTC)
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert code == 0
+    assert rows["BTCUSDT"][-1] == f"{100 * (last_close / first_open - 1):.2f}" == "0.34"
+    assert rows["long"][1].isdigit() and rows["short"][1].isdigit()
+    assert int(rows["long"][1]) + int(rows["short"][1]) == int(rows["all"][1])
+    for label in ("average win", "average loss", "longest losing streak", "buy & hold % (basket)"):
+        assert label in out
+    assert out.index("exposure %") < out.index("longest losing streak")
+
+
+def test_backtest_from_the_store_resamples_5m_bars_to_1h(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    main(["data", "import", str(BTC)])
+    five = pd.read_csv(BTC, index_col="open_time")
+    five.index = pd.to_datetime(five.index, unit="ms")
+    hourly = five.resample("1h", origin="epoch").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
+    hourly.index = (hourly.index - pd.Timestamp(0)) // pd.Timedelta(milliseconds=1)
+    hourly_file = tmp_path / "binance_usdm_BTCUSDT_1h.csv"
+    hourly.to_csv(hourly_file, index_label="open_time")
+    args = ["--strategy", "sma_cross", "--param", "fast=10", "--param", "slow=30"]
+    capsys.readouterr()
+
+    stored = _backtest_json(capsys, *args, "--symbol", "BTC/USDT:USDT", "--timeframe", "1h")
+    from_file = _backtest_json(capsys, *args, "--data", str(hourly_file), "--timeframe", "1h")
+
+    assert stored["header"]["resampled_from"] == {"BTCUSDT": "5m"}
+    assert stored["header"]["bars"] == {"BTCUSDT": 17_280 // 12}
+    assert stored["trades"] == from_file["trades"] and len(stored["trades"]) > 10
+    assert main(["backtest", *args, "--symbol", "BTCUSDT", "--timeframe", "1h"]) == 0
+    assert "timeframe     1h (resampled from 5m)" in capsys.readouterr().out
+
+
+def test_backtest_from_the_store_drops_incomplete_hours(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["data", "import", str(BTC)])
+    capsys.readouterr()
+
+    result = _backtest_json(capsys, "--strategy", "sma_cross", "--symbol", "BTCUSDT",
+                            "--timeframe", "1h", "--start", "2025-10-01T00:05",
+                            "--end", "2025-10-20T23:30")  # fmt: skip
+
+    header = result["header"]
+    assert header["start"] == 1759280400000  # 2025-10-01 01:00: the 00:00 hour lacks 00:00
+    assert header["end"] == 1761001200000  # 2025-10-20 23:00: the 23:00 hour is incomplete
+    assert header["bars"] == {"BTCUSDT": 19 * 24 + 22}  # 01:00 on the 1st to 22:00 on the 20th
+
+
+def test_backtest_names_the_symbol_when_no_timeframe_can_be_built(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["data", "import", str(BTC)])
+    capsys.readouterr()
+
+    code = main(["backtest", "--strategy", "sma_cross", "--symbol", "BTCUSDT", "--timeframe",
+                 "1m"])  # fmt: skip
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--symbol BTCUSDT: no 1m candles stored" in err
+    assert "only 5m" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--symbol", "BTC/USDT:BUSD", "--symbol: 'BTC/USDT:BUSD' settles in BUSD"),
+        ("--fee", "-0.001", "--fee must be at least 0 and below 1, was '-0.001'"),
+        ("--slippage-bps", "abc", "--slippage-bps must be a number, was 'abc'"),
+        ("--cash", "0", "--cash must be > 0, was '0'"),
+    ],
+)
+def test_bad_backtest_input_is_one_message_naming_the_option(
+    option: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["backtest", "--strategy", "sma_cross", "--data", str(BTC), option, value])
+
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert out == ""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import ConfigError
-from domain.strategies import build_strategy
-from domain.strategies.params import parse_param
+from domain.strategies import STRATEGIES, build_strategy
+from domain.strategies.params import param, param_specs, parse_param
 
 
 @pytest.mark.parametrize(
@@ -87,3 +87,31 @@ def test_build_strategy_parses_through_parse_param() -> None:
         build_strategy("sma_cross", {"fast": "1.5"}, "5m")
     with pytest.raises(ConfigError, match=r"parameter risk must be float, was 'abc'"):
         build_strategy("trend_follow", {"risk": "abc"}, "5m")
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_parameter_declares_its_type_default_and_meaning(name: str) -> None:
+    cls = STRATEGIES[name]
+
+    specs = param_specs(cls.Params)
+
+    defaults = cls.Params()
+    assert [s.name for s in specs] == list(build_strategy(name, {}, "5m").params())
+    for spec in specs:
+        assert spec.default == getattr(defaults, spec.name)
+        assert spec.type == type(getattr(defaults, spec.name)).__name__
+        assert len(spec.meaning) > 15, f"{name}.{spec.name} says too little: {spec.meaning!r}"
+
+
+def test_param_specs_of_sma_cross() -> None:
+    fast, slow = param_specs(STRATEGIES["sma_cross"].Params)
+
+    assert (fast.name, fast.type, fast.default) == ("fast", "int", 50)
+    assert "bars" in fast.meaning
+    assert (slow.name, slow.type, slow.default) == ("slow", "int", 200)
+    assert "> fast" in slow.meaning
+
+
+def test_a_parameter_needs_a_meaning() -> None:
+    with pytest.raises(ValueError, match="meaning must not be empty"):
+        param(3, " ")
