@@ -17,6 +17,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(VENV)/.installed $@
 
+# Debian's Chromium drives the browser tests (tests/e2e/test_docs_offline.py).
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null
+
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
@@ -29,7 +36,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/pytest -q
 
 bench: install-dev

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import require_token
+from api.deps import reject_unknown_query, require_token
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.hub import EventHub
 from api.metrics import Metrics
 from api.routers import account, engine, health, market, orders
+from api.timing import RequestTimer
 from api.ws import router as ws_router
+from domain.errors import EndOfData
 from service_layer.trading import TradingService
 
 API_PREFIX = "/api/v1"
+
+logger = logging.getLogger(__name__)
 
 
 class AppContainer(Protocol):
@@ -45,7 +51,10 @@ def create_app(container: AppContainer) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         container.hub.attach(asyncio.get_running_loop())
         if container.autostart:
-            container.service.start()
+            try:
+                container.service.start()
+            except EndOfData as exc:  # a finished replay: serve its results
+                logger.info("not started: %s", exc.message)
         yield
         await asyncio.to_thread(container.service.stop, "server shut down")
 
@@ -54,14 +63,19 @@ def create_app(container: AppContainer) -> FastAPI:
         version="0.1.0",
         description="Trading API: backtest, paper and live trading from one engine.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from local files, not a CDN
+        redoc_url=None,
+        generate_unique_id_function=_operation_id,
     )
     app.state.service = container.service
     app.state.hub = container.hub
     app.state.metrics = container.metrics
     app.state.api_token = container.api_token
     install_error_handlers(app)
-    app.include_router(health.router, prefix=API_PREFIX)
-    secured = [Depends(require_token)]
+    install_docs(app)
+    strict = [Depends(reject_unknown_query)]
+    app.include_router(health.router, prefix=API_PREFIX, dependencies=strict)
+    secured = [Depends(require_token), *strict]
     for router in (engine.router, market.router, orders.router, account.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=secured)
     app.include_router(ws_router, prefix=API_PREFIX)
@@ -72,26 +86,11 @@ def create_app(container: AppContainer) -> FastAPI:
         container.metrics.equity.set(float(status.equity))
         return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def time_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        response = await call_next(request)
-        container.metrics.http.labels(
-            request.method, _route_template(request), str(response.status_code)
-        ).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(RequestTimer, histogram=container.metrics.http)
     return app
 
 
-def _route_template(request: Request) -> str:
-    """The matched route as a template (``/api/v1/orders/{order_id}``): path parameters are put
-    back as names so metric labels stay few; requests that matched no route share one label."""
-    if request.scope.get("route") is None:
-        return "unmatched"
-    path: str = request.scope["path"]
-    for name, value in request.scope.get("path_params", {}).items():
-        head, sep, tail = path.rpartition(str(value))
-        if sep:
-            path = f"{head}{{{name}}}{tail}"
-    return path
+def _operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI ``operationId``: its function's name (``place_order``,
+    ``list_orders``), so generated clients get short, stable method names."""
+    return route.name

@@ -1,4 +1,5 @@
-"""One mapping from errors to HTTP responses: ``{"error": code, "detail": message, "field"?}``."""
+"""One mapping from errors to HTTP responses: ``{"error": code, "detail": message, "field"?}``
+(:class:`api.schemas.ErrorOut`), and the error responses each route declares in OpenAPI."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.schemas import ErrorOut
 from domain.errors import (
     ConfigError,
     DomainError,
     DuplicateOrder,
     EngineStateError,
-    InsufficientMargin,
     InvalidOrder,
     OrderNotCancelable,
     OrderNotFound,
+    OrderRejected,
     UnknownSymbol,
 )
 
@@ -24,7 +26,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     OrderNotFound: 404,
     OrderNotCancelable: 409,
     DuplicateOrder: 409,
-    InsufficientMargin: 409,
+    OrderRejected: 409,
     EngineStateError: 409,
     InvalidOrder: 400,
     ConfigError: 400,
@@ -46,24 +48,52 @@ def status_for(exc: DomainError) -> int:
     return 400
 
 
+_MEANING = {
+    400: "Refused input (an order the instrument's rules refuse, a malformed cursor)",
+    401: "Missing or invalid bearer token",
+    404: "Unknown symbol or order",
+    409: "Conflict with the current state (order final or rejected, duplicate client id, "
+    "engine running or at the end of its data)",
+    422: "Invalid input: `field` names it (`errors` lists every one)",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` for the error ``codes`` a route can answer, with the error body."""
+    return {code: {"model": ErrorOut, "description": _MEANING[code]} for code in codes}
+
+
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return JSONResponse(_body(exc.code, exc.message, exc.field), status_code=status_for(exc))
+    body = _body(exc.code, exc.message, exc.field)
+    if isinstance(exc, OrderRejected):
+        body |= {"order_id": exc.order_id, "reason": exc.reason}
+    return JSONResponse(body, status_code=status_for(exc))
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
-    field = ".".join(loc) or None
-    detail = f"{field}: {first['msg']}" if field else str(first["msg"])
-    body = _body("validation_error", detail, field)
-    body["errors"] = [  # type: ignore[assignment]
-        {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
-        for e in errors
-    ]
+    errors = [_field_error(e) for e in exc.errors()] or [("body", "invalid request")]
+    field, message = errors[0]
+    body = _body("validation_error", f"{field}: {message}", field)
+    body["errors"] = [{"field": f, "message": m} for f, m in errors]  # type: ignore[assignment]
     return JSONResponse(body, status_code=422)
+
+
+def _field_error(error: dict) -> tuple[str, str]:
+    """``(field, message)`` of one pydantic error: the dotted input path without its
+    ``body``/``query``/``path`` prefix; malformed JSON is the ``body``'s error."""
+    message = str(error.get("msg", "invalid"))
+    if error.get("type") == "json_invalid":
+        position = error.get("loc", ("body", "?"))[-1]
+        reason = error.get("ctx", {}).get("error", message)
+        return "body", f"malformed JSON at character {position}: {reason}"
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    loc = [str(p) for p in error.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:] or loc
+    return ".".join(loc) or "body", message
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-from api.schemas import event_message
+from typing import Any
 
 QUEUE_SIZE = 2_000
 
@@ -19,11 +18,12 @@ class EventHub:
     """Fan-out of WebSocket-shaped messages to asyncio queues.
 
     Call :meth:`attach` from the event loop at start-up; :meth:`handle` is a bus handler that
-    may run in any thread.
+    may run in any thread. ``render`` builds an event's message (None: not pushed), e.g.
+    :class:`api.messages.WsMessages`.
     """
 
-    def __init__(self, now_ms: Callable[[], int]) -> None:
-        self._now_ms = now_ms
+    def __init__(self, render: Callable[[object], dict[str, Any] | None]) -> None:
+        self._render = render
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: set[asyncio.Queue[dict]] = set()
 
@@ -42,7 +42,7 @@ class EventHub:
         loop = self._loop
         if not self._queues or loop is None or loop.is_closed():
             return
-        message = event_message(event, self._now_ms())
+        message = self._render(event)
         if message is None:
             return
         loop.call_soon_threadsafe(self._deliver, message)

@@ -1,6 +1,10 @@
-"""Request and response bodies of the HTTP API, and domain → JSON conversion.
+"""Request and response bodies of the HTTP API and the WebSocket, and domain → JSON conversion.
 
-Prices, quantities and money are decimal strings (no float rounding); times are int ms UTC.
+Money, prices and quantities are decimal strings at the precision of what they measure
+(:mod:`api.numbers`: the tick for prices, the lot step for quantities, the quote asset's
+precision for money); times are int ms UTC. Orders and fills say ``buy``/``sell``; positions and
+trades ``long``/``short``. Order statuses are the kernel's state machine's names; ccxt's
+unified status of each is in :data:`CCXT_STATUS`.
 """
 
 from __future__ import annotations
@@ -8,201 +12,406 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from domain.candles import Candles
-from domain.events import (
-    CandleClosed,
-    EngineStopped,
-    EquityUpdated,
-    OrderFilled,
-    OrderUpdated,
-    PositionChanged,
-    SignalGenerated,
+from api.numbers import Numbers
+from domain.candles import Candle, Candles
+from domain.model import (
+    Direction,
+    EquityPoint,
+    Fill,
+    Liquidity,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Reason,
+    Side,
+    Signal,
+    TimeInForce,
+    Trade,
 )
-from domain.model import EquityPoint, Fill, Order, Position, Signal, Trade
+from domain.symbols import venue_symbol
 from service_layer.trading import PositionView, Status
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0, max_digits=38, decimal_places=18)]
+DecimalString = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["101234.50"])]
+
+CCXT_STATUS: dict[OrderStatus, str] = {
+    OrderStatus.PENDING_NEW: "open",
+    OrderStatus.NEW: "open",
+    OrderStatus.PARTIALLY_FILLED: "open",
+    OrderStatus.PENDING_CANCEL: "open",
+    OrderStatus.FILLED: "closed",
+    OrderStatus.CANCELED: "canceled",
+    OrderStatus.REJECTED: "rejected",
+    OrderStatus.EXPIRED: "expired",
+}
+"""ccxt's unified order status of each of our statuses (``open`` covers every live state)."""
+
+_STATUS_DOC = "; ".join(f"{s.value} = ccxt {c}" for s, c in CCXT_STATUS.items())
 
 
 class OrderIn(BaseModel):
-    """``POST /api/v1/orders`` body. ``price`` is required for limit orders, ``stop_price`` for
-    stop orders; quantities in base asset, prices in quote currency."""
+    """``POST /api/v1/orders`` body. ``price`` is required for limit orders and only allowed
+    there, ``stop_price`` likewise for stop orders; quantities in base asset, prices in quote
+    currency. ``symbol`` as the venue writes it (``BTCUSDT``) or ccxt's unified form
+    (``BTC/USDT:USDT``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    symbol: str = Field(min_length=1, max_length=40)
+    symbol: str = Field(
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9/:._-]*$",
+        examples=["BTCUSDT", "BTC/USDT:USDT"],
+    )
     side: Literal["buy", "sell"]
     type: Literal["market", "limit", "stop"]
     qty: PositiveDecimal
-    price: PositiveDecimal | None = None
-    stop_price: PositiveDecimal | None = None
+    price: PositiveDecimal | None = Field(default=None, validate_default=True)
+    stop_price: PositiveDecimal | None = Field(default=None, validate_default=True)
     client_order_id: str | None = Field(default=None, min_length=1, max_length=64)
 
-    @model_validator(mode="after")
-    def _prices_match_type(self) -> OrderIn:
-        if self.type == "limit" and self.price is None:
-            raise ValueError("price is required for a limit order")
-        if self.type == "stop" and self.stop_price is None:
-            raise ValueError("stop_price is required for a stop order")
-        if self.type != "limit" and self.price is not None:
-            raise ValueError(f"price is only allowed on limit orders, not {self.type}")
-        if self.type != "stop" and self.stop_price is not None:
-            raise ValueError(f"stop_price is only allowed on stop orders, not {self.type}")
-        return self
+    @field_validator("symbol")
+    @classmethod
+    def _venue_symbol(cls, value: str) -> str:
+        return venue_symbol(value)
+
+    @field_validator("price")
+    @classmethod
+    def _price_matches_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        return _required_for(value, info, "limit", "price")
+
+    @field_validator("stop_price")
+    @classmethod
+    def _stop_matches_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        return _required_for(value, info, "stop", "stop_price")
 
 
-def _d(x: Decimal | None) -> str | None:
-    return None if x is None else format(x.normalize(), "f")
+def _required_for(
+    value: Decimal | None, info: ValidationInfo, order_type: str, name: str
+) -> Decimal | None:
+    given = info.data.get("type")
+    if given is None:  # the type itself is invalid: that error is reported
+        return value
+    if given == order_type and value is None:
+        raise ValueError(f"{name} is required for a {order_type} order")
+    if given != order_type and value is not None:
+        raise ValueError(f"{name} is only allowed on {order_type} orders, not {given}")
+    return value
 
 
-def order_json(o: Order) -> dict:
-    """An order as JSON."""
-    return {
-        "id": o.id,
-        "client_order_id": o.client_order_id,
-        "symbol": o.symbol,
-        "side": str(o.side),
-        "type": str(o.type),
-        "qty": _d(o.qty),
-        "price": _d(o.price),
-        "stop_price": _d(o.stop_price),
-        "status": str(o.status),
-        "filled_qty": _d(o.filled_qty),
-        "avg_fill_price": _d(o.avg_fill_price),
-        "reduce_only": o.reduce_only,
-        "time_in_force": str(o.time_in_force),
-        "venue_order_id": o.venue_order_id,
-        "link_id": o.link_id,
-        "trailing_offset": _d(o.trailing_offset),
-        "tag": o.tag,
-        "reject_reason": o.reject_reason,
-        "created_time": o.created_time,
-        "updated_time": o.updated_time,
-    }
+class FieldError(BaseModel):
+    """One invalid input: ``field`` (dotted path) and what is wrong with it."""
+
+    field: str
+    message: str
 
 
-def fill_json(f: Fill) -> dict:
-    """A fill as JSON."""
-    return {
-        "id": f.id,
-        "order_id": f.order_id,
-        "symbol": f.symbol,
-        "side": str(f.side),
-        "qty": _d(f.qty),
-        "price": _d(f.price),
-        "fee": _d(f.fee),
-        "liquidity": str(f.liquidity),
-        "realized_pnl": _d(f.realized_pnl),
-        "time": f.time,
-    }
+class ErrorOut(BaseModel):
+    """Every error response: a stable ``error`` code, a ``detail`` for people, the offending
+    input ``field`` when there is one; ``errors`` lists every invalid field of a 422;
+    ``order_id`` and ``reason`` describe an order the venue rejected (409 ``order_rejected``)."""
+
+    error: str = Field(examples=["validation_error"])
+    detail: str
+    field: str | None = None
+    errors: list[FieldError] | None = None
+    order_id: str | None = None
+    reason: str | None = None
 
 
-def trade_json(t: Trade) -> dict:
-    """A closed round trip as JSON (``pnl`` net of ``fees``)."""
-    return {
-        "id": t.id,
-        "symbol": t.symbol,
-        "side": str(t.side),
-        "qty": _d(t.qty),
-        "entry_time": t.entry_time,
-        "entry_price": _d(t.entry_price),
-        "exit_time": t.exit_time,
-        "exit_price": _d(t.exit_price),
-        "pnl": _d(t.pnl),
-        "fees": _d(t.fees),
-    }
+class HealthOut(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"]
 
 
-def position_json(p: Position, mark: Decimal | None = None, upnl: Decimal | None = None) -> dict:
-    """A position as JSON (``qty`` signed: long > 0)."""
-    return {
-        "symbol": p.symbol,
-        "qty": _d(p.qty),
-        "side": str(p.direction),
-        "entry_price": _d(p.entry_price),
-        "opened_time": p.opened_time,
-        "mark_price": _d(mark),
-        "unrealized_pnl": _d(upnl),
-    }
+class StatusOut(BaseModel):
+    """What the engine is doing. ``clock_time`` is market time (ms UTC); ``equity`` and
+    ``cash`` are in ``currency``; ``candles_processed`` counts the whole run (across restarts);
+    ``stopped_reason`` says why it is not running (None while running: ``"end of data"``,
+    ``"stopped by user"``, ``"error: …"``, ``"not started"``); ``error`` the last error."""
+
+    mode: str
+    running: bool
+    clock_time: int
+    symbols: list[str]
+    timeframe: str
+    strategy: str
+    candles_processed: int
+    equity: DecimalString
+    cash: DecimalString
+    currency: str
+    stopped_reason: str | None
+    error: str | None
 
 
-def position_view_json(v: PositionView) -> dict:
-    """A position with mark and unrealized PnL as JSON."""
-    return position_json(v.position, v.mark_price, v.unrealized_pnl)
+class CandleOut(BaseModel):
+    """One closed bar: ``open_time`` and ``close_time`` (ms UTC, close exclusive), prices in
+    quote currency and volume in base asset as decimal strings."""
+
+    symbol: str
+    timeframe: str
+    open_time: int
+    close_time: int
+    open: DecimalString
+    high: DecimalString
+    low: DecimalString
+    close: DecimalString
+    volume: DecimalString
 
 
-def equity_json(p: EquityPoint) -> dict:
-    """An equity snapshot as JSON."""
-    return {"time": p.time, "equity": _d(p.equity), "cash": _d(p.cash)}
+class OrderOut(BaseModel):
+    """An order in its latest state. ``id`` is the client order id (``client_order_id`` says
+    the same); ``origin`` is ``api`` for orders placed over the API, ``strategy`` for the
+    strategy's (``tag`` names it); ``reject_reason`` says why the venue refused it."""
+
+    id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: DecimalString
+    price: DecimalString | None
+    stop_price: DecimalString | None
+    status: OrderStatus = Field(description=f"State machine status; {_STATUS_DOC}.")
+    filled_qty: DecimalString
+    avg_fill_price: DecimalString | None
+    reduce_only: bool
+    time_in_force: TimeInForce
+    venue_order_id: str | None
+    link_id: str | None
+    trailing_offset: DecimalString | None
+    origin: Literal["api", "strategy"]
+    tag: str
+    reject_reason: str | None
+    created_time: int
+    updated_time: int | None
 
 
-def signal_json(s: Signal) -> dict:
-    """A signal with its reasons as JSON."""
-    return {
-        "symbol": s.symbol,
-        "timeframe": s.timeframe,
-        "time": s.time,
-        "direction": str(s.direction),
-        "confidence": s.confidence,
-        "strategy": s.strategy,
-        "reasons": [
-            {"component": r.component, "message": r.message, "values": r.values} for r in s.reasons
-        ],
-    }
+class FillOut(BaseModel):
+    """One execution of an order: ``fee`` in ``fee_currency``; ``realized_pnl`` (quote
+    currency, gross of fees) what the fill closed."""
+
+    id: str
+    order_id: str
+    symbol: str
+    side: Side
+    qty: DecimalString
+    price: DecimalString
+    fee: DecimalString
+    fee_currency: str
+    liquidity: Liquidity
+    realized_pnl: DecimalString
+    time: int
 
 
-def status_json(s: Status) -> dict:
-    """Engine status as JSON."""
-    return {
-        "mode": s.mode,
-        "running": s.running,
-        "clock_time": s.clock_time,
-        "symbols": list(s.symbols),
-        "timeframe": s.timeframe,
-        "strategy": s.strategy,
-        "candles_processed": s.candles_processed,
-        "equity": _d(s.equity),
-        "cash": _d(s.cash),
-        "stopped_reason": s.stopped_reason,
-        "error": s.error,
-    }
+class TradeOut(BaseModel):
+    """A closed round trip: ``side`` is the position's (``long``/``short``); ``pnl`` is net of
+    ``fees`` (both in ``fee_currency``)."""
+
+    id: str
+    symbol: str
+    side: Literal["long", "short"]
+    qty: DecimalString
+    entry_time: int
+    entry_price: DecimalString
+    exit_time: int
+    exit_price: DecimalString
+    pnl: DecimalString
+    fees: DecimalString
+    fee_currency: str
 
 
-def candles_json(c: Candles) -> list[dict]:
-    """Bars as JSON objects (``open_time`` ms UTC, prices as numbers)."""
-    return [
-        {
-            "open_time": int(c.open_time[i]),
-            "open": float(c.open[i]),
-            "high": float(c.high[i]),
-            "low": float(c.low[i]),
-            "close": float(c.close[i]),
-            "volume": float(c.volume[i]),
-        }
-        for i in range(len(c))
-    ]
+class PositionOut(BaseModel):
+    """A net position: ``qty`` signed (long > 0), ``side`` long/short (flat when closed),
+    ``mark_price`` the last close it is valued at and ``unrealized_pnl`` (in ``currency``)."""
+
+    symbol: str
+    qty: DecimalString
+    side: Direction
+    entry_price: DecimalString
+    opened_time: int | None
+    mark_price: DecimalString | None
+    unrealized_pnl: DecimalString | None
+    currency: str
 
 
-def event_message(event: object, ts: int) -> dict | None:
-    """A bus event as a WebSocket message ``{"type", "ts", "data"}`` (None: not pushed)."""
-    match event:
-        case CandleClosed(symbol=symbol, timeframe=tf, candle=c):
-            data = {"symbol": symbol, "timeframe": tf, "open_time": c.open_time, "open": c.open,
-                    "high": c.high, "low": c.low, "close": c.close, "volume": c.volume}  # fmt: skip
-            return {"type": "candle", "ts": ts, "data": data}
-        case SignalGenerated(signal=s):
-            return {"type": "signal", "ts": ts, "data": signal_json(s)}
-        case OrderUpdated(order=o):
-            return {"type": "order", "ts": ts, "data": order_json(o)}
-        case OrderFilled(fill=f):
-            return {"type": "fill", "ts": ts, "data": fill_json(f)}
-        case PositionChanged(position=p):
-            return {"type": "position", "ts": ts, "data": position_json(p)}
-        case EquityUpdated(point=p):
-            return {"type": "equity", "ts": ts, "data": equity_json(p)}
-        case EngineStopped(reason=reason, time=t):
-            return {"type": "status", "ts": ts, "data": {"running": False, "reason": reason,
-                                                         "time": t}}  # fmt: skip
-    return None
+class EquityOut(BaseModel):
+    """Account value at a bar close (quote currency)."""
+
+    time: int
+    equity: DecimalString
+    cash: DecimalString
+
+
+class ReasonOut(BaseModel):
+    """One component's reason for a signal, with the values it looked at."""
+
+    component: str
+    message: str
+    values: dict[str, float]
+
+
+class SignalOut(BaseModel):
+    """A strategy's decision on one bar with its reasons."""
+
+    symbol: str
+    timeframe: str
+    time: int
+    direction: Direction
+    confidence: float
+    strategy: str
+    reasons: list[ReasonOut]
+
+
+def _reason_out(r: Reason) -> ReasonOut:
+    return ReasonOut(component=r.component, message=r.message, values=r.values)
+
+
+def _side_of_trade(side: Side) -> Literal["long", "short"]:
+    return "long" if side is Side.BUY else "short"
+
+
+def order_out(o: Order, n: Numbers) -> OrderOut:
+    """An order as its response body."""
+    s = o.symbol
+    return OrderOut(
+        id=o.id,
+        client_order_id=o.client_order_id,
+        symbol=s,
+        side=o.side,
+        type=o.type,
+        qty=n.qty(s, o.qty),
+        price=n.price(s, o.price),
+        stop_price=n.price(s, o.stop_price),
+        status=o.status,
+        filled_qty=n.qty(s, o.filled_qty),
+        avg_fill_price=n.price(s, o.avg_fill_price),
+        reduce_only=o.reduce_only,
+        time_in_force=o.time_in_force,
+        venue_order_id=o.venue_order_id,
+        link_id=o.link_id,
+        trailing_offset=n.price(s, o.trailing_offset),
+        origin="api" if o.tag == "api" else "strategy",
+        tag=o.tag,
+        reject_reason=o.reject_reason,
+        created_time=o.created_time,
+        updated_time=o.updated_time,
+    )
+
+
+def fill_out(f: Fill, n: Numbers) -> FillOut:
+    """A fill as its response body."""
+    s = f.symbol
+    return FillOut(
+        id=f.id,
+        order_id=f.order_id,
+        symbol=s,
+        side=f.side,
+        qty=n.qty(s, f.qty),
+        price=n.price(s, f.price),
+        fee=n.money(f.fee),
+        fee_currency=n.currency(s),
+        liquidity=f.liquidity,
+        realized_pnl=n.money(f.realized_pnl),
+        time=f.time,
+    )
+
+
+def trade_out(t: Trade, n: Numbers) -> TradeOut:
+    """A closed round trip as its response body."""
+    s = t.symbol
+    return TradeOut(
+        id=t.id,
+        symbol=s,
+        side=_side_of_trade(t.side),
+        qty=n.qty(s, t.qty),
+        entry_time=t.entry_time,
+        entry_price=n.price(s, t.entry_price),
+        exit_time=t.exit_time,
+        exit_price=n.price(s, t.exit_price),
+        pnl=n.money(t.pnl),
+        fees=n.money(t.fees),
+        fee_currency=n.currency(s),
+    )
+
+
+def position_out(p: Position, mark: Decimal | None, n: Numbers) -> PositionOut:
+    """A position valued at ``mark`` (None: not valued yet) as its response body."""
+    s = p.symbol
+    return PositionOut(
+        symbol=s,
+        qty=n.qty(s, p.qty),
+        side=p.direction,
+        entry_price=n.price(s, p.entry_price),
+        opened_time=p.opened_time,
+        mark_price=n.price(s, mark),
+        unrealized_pnl=None if mark is None else n.money(p.unrealized_pnl(mark)),
+        currency=n.currency(s),
+    )
+
+
+def position_view_out(v: PositionView, n: Numbers) -> PositionOut:
+    """A position with its mark and unrealized PnL as its response body."""
+    return position_out(v.position, v.mark_price, n)
+
+
+def equity_out(p: EquityPoint, n: Numbers) -> EquityOut:
+    """An equity snapshot as its response body."""
+    return EquityOut(time=p.time, equity=n.money(p.equity), cash=n.money(p.cash))
+
+
+def signal_out(s: Signal) -> SignalOut:
+    """A signal with its reasons as its response body."""
+    return SignalOut(
+        symbol=s.symbol,
+        timeframe=s.timeframe,
+        time=s.time,
+        direction=s.direction,
+        confidence=s.confidence,
+        strategy=s.strategy,
+        reasons=[_reason_out(r) for r in s.reasons],
+    )
+
+
+def status_out(s: Status, n: Numbers) -> StatusOut:
+    """Engine status as its response body."""
+    return StatusOut(
+        mode=s.mode,
+        running=s.running,
+        clock_time=s.clock_time,
+        symbols=list(s.symbols),
+        timeframe=s.timeframe,
+        strategy=s.strategy,
+        candles_processed=s.candles_processed,
+        equity=n.money(s.equity),
+        cash=n.money(s.cash),
+        currency=n.money_currency,
+        stopped_reason=s.stopped_reason,
+        error=s.error,
+    )
+
+
+def candle_out(symbol: str, timeframe: str, tf_ms: int, c: Candle, n: Numbers) -> CandleOut:
+    """One bar as its response body."""
+    return CandleOut(
+        symbol=symbol,
+        timeframe=timeframe,
+        open_time=c.open_time,
+        close_time=c.open_time + tf_ms,
+        open=n.bar_price(symbol, c.open),
+        high=n.bar_price(symbol, c.high),
+        low=n.bar_price(symbol, c.low),
+        close=n.bar_price(symbol, c.close),
+        volume=n.bar_qty(symbol, c.volume),
+    )
+
+
+def candles_out(
+    symbol: str, timeframe: str, tf_ms: int, bars: Candles, n: Numbers
+) -> list[CandleOut]:
+    """Bars as response bodies, oldest first."""
+    return [candle_out(symbol, timeframe, tf_ms, bars.candle(i), n) for i in range(len(bars))]

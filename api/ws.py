@@ -1,7 +1,10 @@
 """``/api/v1/ws``: pushes ``{"type", "ts", "data"}`` messages for every engine event.
 
-Authenticate with ``?token=<api token>`` or the web panel's session cookie; anything else is
-closed with code 1008 (policy violation) before the handshake completes.
+Authenticate with ``?token=<api token>`` or the web panel's session cookie. Anything else is
+refused as REST refuses it: HTTP 401 before the upgrade, with the same error body
+(``{"error": "unauthorized", ...}``) and ``WWW-Authenticate: Bearer``. Behind a server without
+the WebSocket denial-response extension the handshake is closed with code 1008 (policy
+violation) instead.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 
 from api.deps import SESSION_COOKIE, cookie_valid, token_matches
 from api.hub import EventHub
@@ -23,7 +27,7 @@ async def events(websocket: WebSocket) -> None:
     token = websocket.query_params.get("token")
     cookie = websocket.cookies.get(SESSION_COOKIE)
     if not (token_matches(websocket, token) or cookie_valid(websocket, cookie)):  # type: ignore[arg-type]
-        await websocket.close(code=1008, reason="missing or invalid token")
+        await _refuse(websocket, "missing bearer token" if token is None else "invalid token")
         return
     hub: EventHub = websocket.app.state.hub
     metrics = websocket.app.state.metrics
@@ -43,6 +47,15 @@ async def events(websocket: WebSocket) -> None:
                     await sender
     finally:
         metrics.ws_clients.dec()
+
+
+async def _refuse(websocket: WebSocket, detail: str) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        body = {"error": "unauthorized", "detail": detail}
+        headers = {"WWW-Authenticate": "Bearer"}
+        await websocket.send_denial_response(JSONResponse(body, 401, headers=headers))
+    else:
+        await websocket.close(code=1008, reason=detail)
 
 
 async def _pump(websocket: WebSocket, queue: asyncio.Queue[dict]) -> None:

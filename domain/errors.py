@@ -38,10 +38,25 @@ class DuplicateOrder(DomainError):
     code = "duplicate_order"
 
 
-class InsufficientMargin(DomainError):
-    """The account cannot fund the order's notional."""
+class OrderRejected(DomainError):
+    """The venue refused an order; the rejected order is stored.
 
-    code = "insufficient_margin"
+    Parameters
+    ----------
+    message:
+        What happened, with the order id.
+    order_id:
+        The stored order's client id.
+    reason:
+        The venue's reason (e.g. ``"insufficient margin"``).
+    """
+
+    code = "order_rejected"
+
+    def __init__(self, message: str, *, order_id: str, reason: str, field: str = "qty") -> None:
+        super().__init__(message, field=field)
+        self.order_id = order_id
+        self.reason = reason
 
 
 class UnknownSymbol(DomainError):
@@ -99,6 +114,12 @@ class EngineStateError(DomainError):
     """An engine operation that is invalid in the current state (start when running, etc.)."""
 
     code = "engine_state"
+
+
+class EndOfData(EngineStateError):
+    """The feed has no bar left to process (a replay at the end of its stored data)."""
+
+    code = "end_of_data"
 
 
 class VenueError(Exception):

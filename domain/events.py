@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from domain.candles import Candle
 from domain.model import EquityPoint, Fill, Order, Position, Signal
@@ -40,9 +41,11 @@ class OrderFilled:
 
 @dataclass(frozen=True, slots=True)
 class PositionChanged:
-    """``position`` is the new net position after a fill (qty 0 when closed)."""
+    """``position`` is the new net position after a fill (qty 0 when closed); ``mark`` the
+    symbol's mark price then (quote currency; None before its first bar)."""
 
     position: Position
+    mark: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,13 @@ class EquityUpdated:
     """Account value at a bar close."""
 
     point: EquityPoint
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStarted:
+    """The engine started (or resumed) at market ``time`` (ms UTC)."""
+
+    time: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,5 +77,6 @@ Event = (
     | OrderFilled
     | PositionChanged
     | EquityUpdated
+    | EngineStarted
     | EngineStopped
 )

@@ -5,14 +5,14 @@ Adapters implement them (``adapters/``); ``lootcapital/bootstrap.py`` picks whic
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
 from domain.candles import Candles, Gap
-from domain.model import EquityPoint, Fill, Order, Position, Signal, Trade
+from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Signal, Trade
 from domain.orders import ExecutionEvent
 
 T = TypeVar("T")
@@ -60,6 +60,12 @@ class MarketData(Protocol):
     @property
     def finished_reason(self) -> str | None:
         """Why ``batches()`` ended (``"end of data"``, ``"stopped"``), None while running."""
+        ...
+
+    @property
+    def exhausted(self) -> bool:
+        """True when the feed is finite and holds no bar to yield (a replay at the end of its
+        data); a live feed never is."""
         ...
 
 
@@ -199,7 +205,14 @@ class OrderRepository(Protocol):
     def upsert(self, order: Order) -> None: ...
     def get(self, order_id: str) -> Order | None: ...
     def page(
-        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        symbol: str | None = None,
+        statuses: Collection[OrderStatus] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Order]: ...
     def list_open(self) -> list[Order]: ...
 
@@ -209,7 +222,14 @@ class FillRepository(Protocol):
 
     def add(self, fill: Fill) -> None: ...
     def page(
-        self, *, order_id: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        order_id: str | None = None,
+        symbol: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Fill]: ...
 
 
@@ -218,7 +238,13 @@ class TradeRepository(Protocol):
 
     def add(self, trade: Trade) -> None: ...
     def page(
-        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        symbol: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Trade]: ...
 
 
@@ -234,6 +260,14 @@ class EquityRepository(Protocol):
 
     def add(self, point: EquityPoint) -> None: ...
     def list(self, *, since_ms: int | None = None, limit: int = 10_000) -> list[EquityPoint]: ...
+    def page(
+        self,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 1_000,
+        cursor: str | None = None,
+    ) -> Page[EquityPoint]: ...
     def latest(self) -> EquityPoint | None: ...
 
 
@@ -242,7 +276,13 @@ class SignalRepository(Protocol):
 
     def add(self, signal: Signal) -> None: ...
     def page(
-        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        symbol: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Signal]: ...
 
 

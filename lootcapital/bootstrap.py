@@ -29,6 +29,7 @@ from adapters.storage.sql.unit_of_work import SqlUnitOfWork, make_engine, make_s
 from adapters.venues.simulated.venue import SimulatedVenue
 from api.app import create_app
 from api.hub import EventHub
+from api.messages import WsMessages
 from api.metrics import Metrics
 from domain.candles import Candles
 from domain.errors import ConfigError, UnknownSymbol
@@ -329,10 +330,7 @@ def bootstrap(
 
     bus = MessageBus()
     metrics = Metrics(settings.timeframe)
-    holder: dict[str, TradingService] = {}
-    hub = EventHub(lambda: holder["service"].engine.clock.now_ms() if holder else 0)
     bus.subscribe(object, metrics.handle)
-    bus.subscribe(object, hub.handle)
     service = TradingService(
         engine_factory=engine_factory,
         feed_factory=feed_factory,
@@ -343,7 +341,8 @@ def bootstrap(
         perf_counter=time.perf_counter,
         writer_factory=lambda: SqlUnitOfWork(sessions, run.id, keep_connection=True),
     )
-    holder["service"] = service
+    hub = EventHub(WsMessages(service))
+    bus.subscribe(object, hub.handle)
     return Container(settings, service, hub, metrics, bus, token, generated, settings.autostart)
 
 

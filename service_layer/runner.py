@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -81,15 +81,17 @@ def persist(
     return points
 
 
-def change_events(changes: LedgerChanges) -> list[object]:
-    """The bus events of committed ledger changes."""
+def change_events(changes: LedgerChanges, marks: Mapping[str, Decimal]) -> list[object]:
+    """The bus events of committed ledger changes; positions carry their symbol's mark."""
     events: list[object] = [OrderUpdated(o) for o in changes.orders]
     events += [OrderFilled(f) for f in changes.fills]
-    events += [PositionChanged(p) for p in changes.positions]
+    events += [PositionChanged(p, marks.get(p.symbol)) for p in changes.positions]
     return events
 
 
-def batch_events(outcome: BatchOutcome, timeframe: str, points: list[EquityPoint]) -> list:
+def batch_events(
+    outcome: BatchOutcome, timeframe: str, points: list[EquityPoint], marks: Mapping[str, Decimal]
+) -> list:
     """The events of one committed batch, in the order they happened per kind."""
     events: list = [
         CandleClosed(symbol, timeframe, bars.candle(i))
@@ -97,7 +99,7 @@ def batch_events(outcome: BatchOutcome, timeframe: str, points: list[EquityPoint
         for i in range(len(bars))
     ]
     events += [SignalGenerated(s) for s in outcome.signals]
-    events += change_events(outcome.changes)
+    events += change_events(outcome.changes, marks)
     events += [EquityUpdated(p) for p in points]
     return events
 
@@ -191,12 +193,13 @@ class EngineRunner:
         self.perf_counter = perf_counter
         self.stopped_reason: str | None = None
         self.error: str | None = None
+        self._finished = False
         self._thread = threading.Thread(target=self._loop, name="engine", daemon=True)
 
     @property
     def running(self) -> bool:
-        """True while the thread processes the feed."""
-        return self._thread.is_alive()
+        """True while the thread processes the feed (False once its stop is stored)."""
+        return self._thread.is_alive() and not self._finished
 
     def start(self) -> None:
         """Own the engine and start the thread."""
@@ -233,13 +236,13 @@ class EngineRunner:
             points = persist(uow, outcome, run, (portfolio.equity, portfolio.cash), money)
             uow.commit()
         self.run = run  # only once committed: after an error the run resumes at this bar
-        events = batch_events(outcome, engine.timeframe, points)
+        events = batch_events(outcome, engine.timeframe, points, engine.marks)
         if outcome.outbox:
             sent = engine.send(outcome.outbox)
             with self.uow as uow:
                 store_changes(uow, sent)
                 uow.commit()
-            events += change_events(sent)
+            events += change_events(sent, engine.marks)
             outcome.rejections.extend(sent.refused)
         elapsed = self.perf_counter() - started
         if outcome.outbox:
@@ -260,4 +263,5 @@ class EngineRunner:
         finally:
             self.uow.close()
             self.commands.release()
+            self._finished = True
             self.bus.publish([EngineStopped(reason, self.engine.clock.now_ms())])

@@ -9,23 +9,36 @@ positions come from the snapshot the engine publishes after each bar, history fr
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from domain.candles import Candles
+from domain.cursors import decode_cursor, encode_cursor
 from domain.errors import (
     ConfigError,
     DuplicateOrder,
+    EndOfData,
     EngineStateError,
-    InsufficientMargin,
     InvalidOrder,
     OrderNotCancelable,
     OrderNotFound,
+    OrderRejected,
     UnknownSymbol,
 )
+from domain.events import EngineStarted
 from domain.ledger import LedgerChanges
-from domain.model import EquityPoint, Order, OrderStatus, OrderType, Position, Side, Signal, Trade
+from domain.model import (
+    EquityPoint,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    Signal,
+    Trade,
+)
 from domain.order_rules import order_problem
 from domain.ports import MarketData, Page, RunState, UnitOfWork
 from domain.resample import resample
@@ -64,6 +77,14 @@ class PositionView:
     position: Position
     mark_price: Decimal | None
     unrealized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class CandlePage:
+    """One page of bars, oldest first; ``next_cursor`` reads the older page (None: no more)."""
+
+    candles: Candles
+    next_cursor: str | None
 
 
 FeedFactory = Callable[[dict[str, int] | None, Callable[[float], object]], MarketData]
@@ -138,7 +159,8 @@ class TradingService:
         Raises
         ------
         EngineStateError
-            When it is already running.
+            When it is already running, or when the feed has no bar left (a replay at the end
+            of its data: message ``"end of data"``).
         """
         with self.commands.lock:
             if self._runner is not None and self._runner.running:
@@ -148,6 +170,16 @@ class TradingService:
                 if self._runner.error is not None:
                     self.engine = self._prepare()
             feed = self._feed or self._new_feed(self.run)
+            if feed.exhausted:
+                self._feed = feed
+                if self.run.stopped_reason != "end of data":  # e.g. killed after its last bar
+                    self.run = replace(self.run, stopped_reason="end of data")
+                    with self.uow_factory() as uow:
+                        uow.runs.upsert(self.run)
+                        uow.commit()
+                raise EndOfData(
+                    "end of data: every stored bar is processed (import newer candles to go on)"
+                )
             self._feed = None
             self.run = replace(self.run, stopped_reason=None)
             with self.uow_factory() as uow:  # stored as running; every bar then saves progress
@@ -166,6 +198,7 @@ class TradingService:
                 perf_counter=self.perf_counter,
             )
             self._runner.start()
+            self.bus.publish([EngineStarted(self.engine.clock.now_ms())])
         return self.status()
 
     def stop(self, reason: str = "stopped by user") -> Status:
@@ -206,14 +239,29 @@ class TradingService:
         )
 
     # -- market data ------------------------------------------------------------------------
-    def candles(self, symbol: str, timeframe: str | None = None, limit: int = 500) -> Candles:
-        """The last ``limit`` closed bars of ``symbol`` on ``timeframe`` (the engine's bar
-        timeframe by default; higher ones are resampled from it, complete buckets only).
+    def candles(
+        self,
+        symbol: str,
+        timeframe: str | None = None,
+        limit: int = 500,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        cursor: str | None = None,
+    ) -> CandlePage:
+        """The last ``limit`` closed bars of ``symbol`` on ``timeframe`` with ``start <=
+        open_time <= end`` (ms UTC; each bound optional), oldest first; ``next_cursor`` reads
+        the older page before them. The engine's bar timeframe by default; higher ones are
+        resampled from it (epoch-aligned, complete buckets only). Bars come from the engine's
+        window (the most recent bars it keeps), not from the whole store.
 
         Raises
         ------
         UnknownSymbol
-            ``symbol`` is not traded. ``ConfigError`` for a bad timeframe.
+            ``symbol`` is not traded.
+        ConfigError
+            For a timeframe that is not a multiple of the engine's (``field="timeframe"``) or a
+            malformed ``cursor`` (``field="cursor"``).
         """
         history = self.engine.history.get(symbol)
         if history is None:
@@ -221,15 +269,37 @@ class TradingService:
         candles = history.candles
         tf = timeframe or self.engine.timeframe
         target, base = timeframe_ms(tf), self.engine.tf_ms
+        if cursor is not None:
+            before, _ = decode_cursor(cursor, f"candles:{symbol}:{tf}", str)
+            end = before - 1 if end is None else min(end, before - 1)
+        times = candles.open_time
+        hi = len(candles) if end is None else int(times.searchsorted(end, "right"))
+        lo = 0 if start is None else int(times.searchsorted(start, "left"))
         if target != base:
             if target % base:
                 raise ConfigError(
                     f"timeframe {tf} is not a multiple of {self.engine.timeframe}",
                     field="timeframe",
                 )
-            tail = min(len(candles), (limit + 1) * (target // base))
-            candles = resample(candles.slice(len(candles) - tail, len(candles)), base, target)
-        return candles.slice(max(0, len(candles) - limit), len(candles))
+            ratio = target // base
+            # Whole buckets up to the one holding `end`, enough of them for `limit`.
+            last = (
+                len(candles)
+                if end is None
+                else int(times.searchsorted(end - end % target + target, "left"))
+            )
+            first = max(lo, last - (limit + 2) * ratio)
+            candles = resample(candles.slice(first, last), base, target)
+            times = candles.open_time
+            hi = len(candles) if end is None else int(times.searchsorted(end, "right"))
+            lo = 0 if start is None else int(times.searchsorted(start, "left"))
+        first = max(lo, hi - limit)
+        page = candles.slice(first, max(first, hi))
+        more = first > lo
+        next_cursor = (
+            encode_cursor(f"candles:{symbol}:{tf}", int(times[first]), "") if more else None
+        )
+        return CandlePage(page, next_cursor)
 
     # -- orders -----------------------------------------------------------------------------
     def place_order(
@@ -251,8 +321,9 @@ class TradingService:
             When the instrument's rules refuse it (the message says why).
         DuplicateOrder
             When ``client_order_id`` is already used.
-        InsufficientMargin
-            When the venue rejects it; the rejected order is stored (its id in the message).
+        OrderRejected
+            When the venue rejects it; the rejected order is stored (its id and the venue's
+            reason in the error).
         """
         intent = OrderIntent(symbol, side, qty, type=type, price=price, stop_price=stop_price)
         order_id = client_order_id or "api-" + uuid.uuid4().hex[:28]
@@ -281,8 +352,9 @@ class TradingService:
         self._commit(sent)
         final = engine.ledger.get(order_id) or order
         if final.status is OrderStatus.REJECTED:
-            raise InsufficientMargin(
-                f"order {order_id} rejected: {final.reject_reason}", field="qty"
+            reason = final.reject_reason or "rejected by the venue"
+            raise OrderRejected(
+                f"order {order_id} rejected: {reason}", order_id=order_id, reason=reason
             )
         return final
 
@@ -307,7 +379,7 @@ class TradingService:
         with self.uow_factory() as uow:
             store_changes(uow, changes)
             uow.commit()
-        self.bus.publish(change_events(changes))
+        self.bus.publish(change_events(changes, self.engine.marks))
 
     def _stored(self, order_id: str) -> Order | None:
         with self.uow_factory() as uow:
@@ -321,11 +393,39 @@ class TradingService:
         return order
 
     def orders(
-        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        symbol: str | None = None,
+        statuses: Collection[OrderStatus] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Order]:
-        """Orders, newest first, one page (``next_cursor`` reads the next)."""
+        """Orders of ``symbol``, in ``statuses``, created from ``start`` to ``end`` (ms UTC,
+        inclusive; each filter when given), newest first, one page (``next_cursor`` reads the
+        next)."""
         with self.uow_factory() as uow:
-            return uow.orders.page(symbol=symbol, limit=limit, cursor=cursor)
+            return uow.orders.page(
+                symbol=symbol, statuses=statuses, start=start, end=end, limit=limit, cursor=cursor
+            )
+
+    def fills(
+        self,
+        *,
+        symbol: str | None = None,
+        order_id: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Fill]:
+        """Fills of ``symbol`` or of order ``order_id``, from ``start`` to ``end`` (ms UTC,
+        inclusive; each filter when given), newest first, one page."""
+        with self.uow_factory() as uow:
+            return uow.fills.page(
+                symbol=symbol, order_id=order_id, start=start, end=end, limit=limit, cursor=cursor
+            )
 
     # -- account ----------------------------------------------------------------------------
     def positions(self) -> list[PositionView]:
@@ -338,20 +438,48 @@ class TradingService:
         return views
 
     def trades(
-        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        symbol: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Trade]:
-        """Closed round trips, newest first, one page."""
+        """Closed round trips (of ``symbol``, closed from ``start`` to ``end`` ms UTC inclusive,
+        each when given), newest first, one page."""
         with self.uow_factory() as uow:
-            return uow.trades.page(symbol=symbol, limit=limit, cursor=cursor)
+            return uow.trades.page(symbol=symbol, start=start, end=end, limit=limit, cursor=cursor)
 
     def equity(self, *, since_ms: int | None = None, limit: int = 10_000) -> list[EquityPoint]:
         """The latest ``limit`` equity snapshots (one per processed bar time), oldest first."""
         with self.uow_factory() as uow:
             return uow.equity.list(since_ms=since_ms, limit=limit)[::-1]
 
-    def signals(
-        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
-    ) -> Page[Signal]:
-        """Strategy signals with their reasons, newest first, one page."""
+    def equity_page(
+        self,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 1_000,
+        cursor: str | None = None,
+    ) -> Page[EquityPoint]:
+        """The latest ``limit`` equity snapshots from ``start`` to ``end`` (ms UTC inclusive),
+        oldest first within the page; ``next_cursor`` reads the older page before it."""
         with self.uow_factory() as uow:
-            return uow.signals.page(symbol=symbol, limit=limit, cursor=cursor)
+            page = uow.equity.page(start=start, end=end, limit=limit, cursor=cursor)
+        return Page(page.items[::-1], page.next_cursor)
+
+    def signals(
+        self,
+        *,
+        symbol: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Signal]:
+        """Strategy signals with their reasons (of ``symbol``, from ``start`` to ``end`` ms UTC
+        inclusive, each when given), newest first, one page."""
+        with self.uow_factory() as uow:
+            return uow.signals.page(symbol=symbol, start=start, end=end, limit=limit, cursor=cursor)

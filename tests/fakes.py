@@ -57,6 +57,10 @@ class MemoryStore:
     runs: dict[str, RunState] = field(default_factory=dict)
 
 
+def _within(time: int, start: int | None, end: int | None) -> bool:
+    return (start is None or time >= start) and (end is None or time <= end)
+
+
 def _page(items: list[Any], key: Callable[[Any], Any], limit: int, cursor: str | None) -> Page:
     ordered = sorted(items, key=key, reverse=True)
     start = 0
@@ -88,9 +92,11 @@ class _Orders(_Repo):
         row = self.s.orders.get(order_id)
         return row[1] if row and row[0] == self.uow.run_id else None
 
-    def page(self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None):
+    def page(self, *, symbol=None, statuses=None, start=None, end=None, limit=100, cursor=None):
         mine = [o for r, o in self.s.orders.values() if r == self.uow.run_id]
         mine = [o for o in mine if symbol is None or o.symbol == symbol]
+        mine = [o for o in mine if statuses is None or o.status in statuses]
+        mine = [o for o in mine if _within(o.created_time, start, end)]
         return _page(mine, lambda o: (o.created_time, o.id), limit, cursor)
 
     def list_open(self) -> list[Order]:
@@ -102,9 +108,11 @@ class _Fills(_Repo):
     def add(self, fill: Fill) -> None:
         self.s.fills.setdefault(fill.id, (self.uow.run_id, fill))
 
-    def page(self, *, order_id: str | None = None, limit: int = 100, cursor: str | None = None):
+    def page(self, *, order_id=None, symbol=None, start=None, end=None, limit=100, cursor=None):
         mine = [f for r, f in self.s.fills.values() if r == self.uow.run_id]
         mine = [f for f in mine if order_id is None or f.order_id == order_id]
+        mine = [f for f in mine if symbol is None or f.symbol == symbol]
+        mine = [f for f in mine if _within(f.time, start, end)]
         return _page(mine, lambda f: (f.time, f.id), limit, cursor)
 
 
@@ -112,9 +120,10 @@ class _Trades(_Repo):
     def add(self, trade: Trade) -> None:
         self.s.trades[trade.id] = (self.uow.run_id, trade)
 
-    def page(self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None):
+    def page(self, *, symbol=None, start=None, end=None, limit=100, cursor=None):
         mine = [t for r, t in self.s.trades.values() if r == self.uow.run_id]
         mine = [t for t in mine if symbol is None or t.symbol == symbol]
+        mine = [t for t in mine if _within(t.exit_time, start, end)]
         return _page(mine, lambda t: (t.exit_time, t.id), limit, cursor)
 
 
@@ -135,6 +144,11 @@ class _Equity(_Repo):
         mine = [p for p in mine if since_ms is None or p.time >= since_ms]
         return sorted(mine, key=lambda p: p.time, reverse=True)[:limit]
 
+    def page(self, *, start=None, end=None, limit=1_000, cursor=None):
+        mine = [p for (r, _), p in self.s.equity.items() if r == self.uow.run_id]
+        mine = [p for p in mine if _within(p.time, start, end)]
+        return _page(mine, lambda p: p.time, limit, cursor)
+
     def latest(self) -> EquityPoint | None:
         points = self.list(limit=1)
         return points[0] if points else None
@@ -144,9 +158,10 @@ class _Signals(_Repo):
     def add(self, signal: Signal) -> None:
         self.s.signals.append((self.uow.run_id, signal))
 
-    def page(self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None):
+    def page(self, *, symbol=None, start=None, end=None, limit=100, cursor=None):
         mine = [s for r, s in self.s.signals if r == self.uow.run_id]
         mine = [s for s in mine if symbol is None or s.symbol == symbol]
+        mine = [s for s in mine if _within(s.time, start, end)]
         return _page(mine, lambda s: (s.time, s.symbol), limit, cursor)
 
 
@@ -249,6 +264,10 @@ class ListFeed:
     @property
     def finished_reason(self) -> str | None:
         return self._reason
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._batches
 
 
 class ScriptedVenue:

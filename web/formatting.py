@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from jinja2 import Environment
 
@@ -111,6 +112,58 @@ def num(value: float | int | None) -> str:
     return MISSING if value is None else f"{value:.6g}"
 
 
+class Origin(NamedTuple):
+    """Who placed an order, read from its ``tag``.
+
+    ``kind`` is ``"api"``, ``"strategy"`` or ``"run"`` (the close at the end of a backtest);
+    ``label`` is what the panel shows (``"API"`` or the strategy's name); ``leg`` names the
+    exit order of a position (``"stop-loss"``, ``"take-profit 1"``…), ``""`` for the entry.
+    """
+
+    kind: str
+    label: str
+    leg: str
+
+    @property
+    def title(self) -> str:
+        """A sentence for the tooltip: ``"take-profit 1 of an order placed through the API"``."""
+        placed = {
+            "api": "placed through the API",
+            "run": "placed to close the position at the end of the run",
+        }.get(self.kind, f"placed by the strategy {self.label}")
+        return f"{self.leg} of an order {placed}" if self.leg else placed
+
+
+API_TAG = "api"
+END_OF_RUN_TAG = "end"
+_LEGS = {"stop": "stop-loss", "trail": "trailing stop"}
+
+
+def origin(tag: str | None) -> Origin:
+    """Who placed the order tagged ``tag``.
+
+    Tags are set where orders are built: ``"api"`` for the REST API, the strategy's name for
+    its orders, ``"end"`` for the backtest's closing orders, and ``"<entry tag>:<leg>"`` for
+    the exits placed when an entry fills (``service_layer.exits``).
+
+    >>> origin("api")
+    Origin(kind='api', label='API', leg='')
+    >>> origin("trend_follow:tp2")
+    Origin(kind='strategy', label='trend_follow', leg='take-profit 2')
+    """
+    head, _, leg = (tag or "").partition(":")
+    if leg.startswith("tp") and leg[2:].isdigit():
+        leg = f"take-profit {leg[2:]}"
+    leg = _LEGS.get(leg, leg)
+    if head == API_TAG:
+        return Origin("api", "API", leg)
+    if head == END_OF_RUN_TAG:
+        return Origin("run", "end of run", leg)
+    if not head:
+        return Origin("strategy", MISSING, leg)
+    return Origin("strategy", head, leg)
+
+
 FILTERS = {
     "utc": utc,
     "money": money,
@@ -120,6 +173,7 @@ FILTERS = {
     "pct": pct,
     "pnl_class": pnl_class,
     "num": num,
+    "origin": origin,
 }
 
 

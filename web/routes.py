@@ -105,7 +105,8 @@ def positions_partial(service: ServiceDep) -> HTMLResponse:
 
 @ui.get("/orders", response_class=HTMLResponse)
 def orders_partial(service: ServiceDep) -> HTMLResponse:
-    """The 20 most recent orders."""
+    """The 20 most recent orders: who placed each (the API or a strategy) and, for a
+    rejected one, why."""
     return _panel("orders", service)
 
 

@@ -83,6 +83,11 @@ class HistoricalFeed:
         """``"end of data"`` or ``"stopped"`` once :meth:`batches` has ended, else None."""
         return self._finished_reason
 
+    @property
+    def exhausted(self) -> bool:
+        """True when there is no candle to yield."""
+        return not any(len(candles) for candles in self._candles.values())
+
 
 class ReplayFeed:
     """Replays stored bars one bar time at a time, paced against a clock: the paper feed.
@@ -182,6 +187,11 @@ class ReplayFeed:
     def finished_reason(self) -> str | None:
         """``"end of data"`` or ``"stopped"`` once :meth:`batches` has ended, else None."""
         return self._finished_reason
+
+    @property
+    def exhausted(self) -> bool:
+        """True when no bar follows the history (nothing to replay)."""
+        return not any(len(candles) for candles in self._pending.values())
 
     def _wait_until(self, due_ms: float) -> bool:
         """Sleep until the clock reaches ``due_ms``; False when stopped first."""

@@ -160,7 +160,8 @@ def test_bad_orders_get_clear_errors(client: httpx.Client) -> None:
     assert negative.status_code == 422
     assert negative.json()["field"] == "qty"
     assert no_price.status_code == 422
-    assert "price is required" in no_price.json()["detail"]
+    assert no_price.json()["field"] == "price"
+    assert no_price.json()["detail"] == "price: price is required for a limit order"
     assert unknown.status_code == 404
     assert "DOGEUSDT" in unknown.json()["detail"]
     assert off_step.status_code == 400
@@ -170,12 +171,18 @@ def test_bad_orders_get_clear_errors(client: httpx.Client) -> None:
         "field": "qty",
     }
     assert too_big.status_code == 409
-    assert too_big.json()["error"] == "insufficient_margin"
+    refused = too_big.json()
+    assert refused["error"] == "order_rejected"
+    assert "would exceed equity × max_leverage" in refused["reason"]
+    stored = client.get(f"/orders/{refused['order_id']}").json()
+    assert stored["status"] == "rejected"
+    assert stored["reject_reason"] == refused["reason"]
+    assert stored["origin"] == "api"
 
 
 def test_limit_order_can_be_canceled_once(client: httpx.Client) -> None:
     last = client.get("/candles", params={"symbol": "BTCUSDT", "limit": 1}).json()[0]
-    far_below = f"{round(last['close'] * 0.5, 1)}"
+    far_below = f"{round(float(last['close']) * 0.5, 1)}"
     order = client.post(
         "/orders",
         json={
@@ -205,7 +212,7 @@ def test_candles_positions_trades_equity_endpoints(client: httpx.Client) -> None
     bars = hourly.json()
     assert hourly.status_code == 200
     assert all(b["open_time"] % 3_600_000 == 0 for b in bars)
-    assert all(b["low"] <= min(b["open"], b["close"]) for b in bars)
+    assert all(Decimal(b["low"]) <= min(Decimal(b["open"]), Decimal(b["close"])) for b in bars)
     assert client.get("/candles", params={"symbol": "NOPE"}).status_code == 404
     assert isinstance(positions, list)
     assert isinstance(trades, list)
@@ -213,9 +220,17 @@ def test_candles_positions_trades_equity_endpoints(client: httpx.Client) -> None
     assert equity == sorted(equity, key=lambda p: p["time"])
 
 
-def test_websocket_refuses_a_missing_token(server: Server) -> None:
-    with pytest.raises(InvalidStatus), connect(server.ws_url):
+def test_websocket_refuses_a_missing_or_wrong_token_as_rest_does(server: Server) -> None:
+    with pytest.raises(InvalidStatus) as missing, connect(server.ws_url):
         pass
+    with pytest.raises(InvalidStatus) as wrong, connect(f"{server.ws_url}?token=nope"):
+        pass
+    rest = httpx.get(server.url + "/api/v1/status")
+
+    assert missing.value.response.status_code == rest.status_code == 401
+    assert wrong.value.response.status_code == 401
+    assert json.loads(missing.value.response.body)["error"] == rest.json()["error"]
+    assert wrong.value.response.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_engine_stop_and_start(client: httpx.Client) -> None:

@@ -4,9 +4,11 @@ data, driven over HTTP the way the browser drives it (form login, HTMX partials,
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -14,9 +16,12 @@ import pytest
 
 from api.deps import SESSION_COOKIE, session_value
 from api.hub import EventHub
+from domain.model import Order, OrderStatus, OrderType, Position, Side, Trade
 from lootcapital.bootstrap import bootstrap, build_app
 from lootcapital.settings import Settings
+from service_layer.trading import PositionView
 from tests.e2e.web_fixtures import live_server
+from web.views import render
 
 TOKEN = "test-token-for-the-web-panel"  # bootstrap wants at least 16 characters
 STREAM_WAIT_S = 10.0
@@ -80,6 +85,31 @@ def browser(base_url: str) -> Iterator[httpx.Client]:
         client.cookies.set(SESSION_COOKIE, response.cookies[SESSION_COOKIE])
         yield client
         client.post("/ui/engine/stop")
+
+
+@pytest.fixture
+def api(base_url: str) -> Iterator[httpx.Client]:
+    """A REST API client with the bearer token, as a bot would be."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=base_url + "/api/v1", headers=headers, timeout=10.0) as client:
+        yield client
+
+
+def _row(html: str, order_id: str) -> str:
+    """The ``<tr>`` of order ``order_id`` in the orders panel (fails when it is not there)."""
+    match = re.search(rf'<tr data-order-id="{re.escape(order_id)}".*?</tr>', html, re.S)
+    assert match, f"no row for order {order_id} in the orders panel"
+    return match.group(0)
+
+
+def _run_engine_until_it_has_prices(api: httpx.Client, limit_s: float = 10.0) -> None:
+    """Run the engine until it has processed a bar (so the venue has marks), then stop it."""
+    api.post("/engine/start")
+    deadline = time.monotonic() + limit_s
+    while api.get("/status").json()["candles_processed"] == 0:
+        assert time.monotonic() < deadline, f"the engine processed no bar in {limit_s} s"
+        time.sleep(0.05)
+    api.post("/engine/stop")
 
 
 def _read_events(response: httpx.Response, wanted: str, limit_s: float) -> list[tuple[str, str]]:
@@ -270,3 +300,74 @@ def test_logout_clears_the_session_cookie(browser: httpx.Client) -> None:
     assert response.status_code == 303
     assert f'{SESSION_COOKIE}=""' in response.headers["set-cookie"]
     assert "Max-Age=0" in response.headers["set-cookie"]
+
+
+def test_an_order_the_venue_refused_shows_its_reason_and_that_the_api_placed_it(
+    api: httpx.Client, browser: httpx.Client
+) -> None:
+    _run_engine_until_it_has_prices(api)
+    refused = api.post(
+        "/orders",
+        json={
+            "symbol": "BTCUSDT",
+            "side": "buy",
+            "type": "market",
+            "qty": "100",
+            "client_order_id": "panel-refused",
+        },
+    )
+    assert refused.status_code == 409, refused.text
+    stored = api.get("/orders/panel-refused").json()
+
+    row = _row(browser.get("/ui/orders").text, "panel-refused")
+
+    assert stored["status"] == "rejected" and stored["reject_reason"]
+    assert 'data-status="rejected"' in row
+    assert f'<span class="reject-reason">{stored["reject_reason"]}</span>' in row
+    assert '<span class="origin-badge api" title="placed through the API">API</span>' in row
+    assert '<td class="side buy">buy</td>' in row
+
+
+def _order(order_id: str, tag: str, side: Side = Side.BUY, **state: object) -> Order:
+    return Order(
+        id=order_id, symbol="ETHUSDT", side=side, type=OrderType.MARKET, qty=Decimal("0.5"),
+        created_time=1_756_771_200_000, tag=tag, **state,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_orders_panel_names_the_strategy_and_the_exit_leg_of_each_order() -> None:
+    orders = [
+        _order("entry-1", "trend_follow", status=OrderStatus.FILLED),
+        _order("stop-1", "trend_follow:stop", Side.SELL),
+        _order("tp-1", "trend_follow:tp2", Side.SELL),
+        _order("api-stop-1", "api:trail", Side.SELL),
+    ]
+
+    html = render("partials/orders.html", {"orders": orders})
+
+    entry, stop, tp, api_stop = (_row(html, o.id) for o in orders)
+    assert 'class="origin-badge strategy" title="placed by the strategy trend_follow"' in entry
+    assert ">trend_follow</span></td>" in entry
+    assert "reject-reason" not in entry
+    assert "· stop-loss" in stop and '<td class="side sell">sell</td>' in stop
+    assert "· take-profit 2" in tp
+    assert '>API</span> <span class="muted">· trailing stop' in api_stop
+
+
+def test_positions_and_trades_show_long_and_short_not_buy_and_sell() -> None:
+    short = Position("SOLUSDT", qty=Decimal("-3"), entry_price=Decimal("200"))
+    long = Position("BTCUSDT", qty=Decimal("0.01"), entry_price=Decimal("60000"))
+    trades = [
+        Trade("t-1", "BTCUSDT", Side.BUY, Decimal("0.01"), 1, Decimal("60000"), 2,
+              Decimal("61000"), Decimal("9.4"), Decimal("0.6")),
+        Trade("t-2", "SOLUSDT", Side.SELL, Decimal("3"), 1, Decimal("200"), 2,
+              Decimal("190"), Decimal("29.7"), Decimal("0.3")),
+    ]  # fmt: skip
+    views = [PositionView(p, p.entry_price, Decimal(0)) for p in (long, short)]
+
+    positions_html = render("partials/positions.html", {"positions": views, "total_upnl": 0})
+    trades_html = render("partials/trades.html", {"trades": trades})
+
+    sides = re.compile(r'<td class="side [a-z]+">([a-z]+)</td>')
+    assert sides.findall(positions_html) == ["long", "short"]
+    assert sides.findall(trades_html) == ["long", "short"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from domain.errors import EndOfData
 from domain.model import Trade
 from lootcapital.bootstrap import backtest, bootstrap, load_candles
 from tests.integration.paper_harness import every, paper_settings, run_until, start, trimmed_sample
@@ -106,12 +107,15 @@ def test_starting_again_after_the_end_of_data_keeps_the_saved_progress(
     first = start(settings)
     run_until(first)
     trades = len(every(first.service.trades))
-    first.service.start()  # nothing left to replay: ends at once
-    run_until(first)
+    with pytest.raises(EndOfData):
+        first.service.start()  # nothing left to replay
 
-    restarted = start(settings)
-    run_until(restarted)
+    restarted = bootstrap(settings)
+    with pytest.raises(EndOfData):
+        restarted.service.start()
 
+    assert first.service.status().stopped_reason == "end of data"
+    assert restarted.service.status().running is False
     assert restarted.service.status().candles_processed == 2 * 3500
     assert restarted.service.status().stopped_reason == "end of data"
     assert len(every(restarted.service.trades)) == trades

@@ -16,7 +16,7 @@ run raises :class:`~domain.errors.DuplicateOrder` (orders) or ``ValueError`` (fi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -139,9 +139,17 @@ class SqlOrderRepository:
         return None if row is None else m.order_from_row(row)
 
     def page(
-        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        symbol: str | None = None,
+        statuses: Collection[OrderStatus] | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Order]:
-        """Orders (of ``symbol`` when given), newest ``(created_time, id)`` first.
+        """Orders (of ``symbol``, in one of ``statuses``, created between ``start`` and ``end``
+        ms UTC inclusive, each when given), newest ``(created_time, id)`` first.
 
         Raises
         ------
@@ -151,6 +159,8 @@ class SqlOrderRepository:
         where = [ORDERS.c.run_id == self._run_id]
         if symbol is not None:
             where.append(ORDERS.c.symbol == symbol)
+        if statuses is not None:
+            where.append(ORDERS.c.status.in_([status.value for status in statuses]))
         return read_page(
             self._connect(),
             listing="orders",
@@ -161,6 +171,8 @@ class SqlOrderRepository:
             limit=limit,
             cursor=cursor,
             convert=m.order_from_row,
+            start=start,
+            end=end,
         )
 
     def list_open(self) -> list[Order]:
@@ -195,9 +207,17 @@ class SqlFillRepository:
         _append_once(self._connect, FILLS, m.fill_values(fill, self._run_id), "fill")
 
     def page(
-        self, *, order_id: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        order_id: str | None = None,
+        symbol: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Fill]:
-        """Fills (of ``order_id`` when given), newest ``(time, id)`` first.
+        """Fills (of ``order_id``, of ``symbol``, between ``start`` and ``end`` ms UTC inclusive,
+        each when given), newest ``(time, id)`` first.
 
         Raises
         ------
@@ -207,6 +227,8 @@ class SqlFillRepository:
         where = [FILLS.c.run_id == self._run_id]
         if order_id is not None:
             where.append(FILLS.c.order_id == order_id)
+        if symbol is not None:
+            where.append(FILLS.c.symbol == symbol)
         return read_page(
             self._connect(),
             listing="fills",
@@ -217,6 +239,8 @@ class SqlFillRepository:
             limit=limit,
             cursor=cursor,
             convert=m.fill_from_row,
+            start=start,
+            end=end,
         )
 
 
@@ -246,9 +270,16 @@ class SqlTradeRepository:
         _append_once(self._connect, TRADES, m.trade_values(trade, self._run_id), "trade")
 
     def page(
-        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        symbol: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Trade]:
-        """Trades (of ``symbol`` when given), newest ``(exit_time, id)`` first.
+        """Trades (of ``symbol``, ``exit_time`` between ``start`` and ``end`` ms UTC inclusive, each
+        when given), newest ``(exit_time, id)`` first.
 
         Raises
         ------
@@ -268,6 +299,8 @@ class SqlTradeRepository:
             limit=limit,
             cursor=cursor,
             convert=m.trade_from_row,
+            start=start,
+            end=end,
         )
 
 
@@ -346,6 +379,36 @@ class SqlEquityRepository:
         }
         return [m.equity_from_row(row) for row in self._connect().execute(_EQUITY, params)]
 
+    def page(
+        self,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 1_000,
+        cursor: str | None = None,
+    ) -> Page[EquityPoint]:
+        """Points with ``start <= time <= end`` (ms UTC, each bound optional), newest first.
+
+        Raises
+        ------
+        ConfigError
+            For a malformed ``cursor`` (``field="cursor"``) or ``limit < 1`` (``"limit"``).
+        """
+        return read_page(
+            self._connect(),
+            listing="equity",
+            table=EQUITY,
+            columns=m.EQUITY_COLUMNS,
+            time_column="time",
+            id_column="time",
+            where=[EQUITY.c.run_id == self._run_id],
+            limit=limit,
+            cursor=cursor,
+            convert=m.equity_from_row,
+            start=start,
+            end=end,
+        )
+
     def latest(self) -> EquityPoint | None:
         """The point with the largest ``time``, or None when nothing is stored."""
         points = self.list(limit=1)
@@ -377,9 +440,16 @@ class SqlSignalRepository:
         write(self._connect(), SIGNALS, m.signal_values(signal, self._run_id), self._KEY)
 
     def page(
-        self, *, symbol: str | None = None, limit: int = 100, cursor: str | None = None
+        self,
+        *,
+        symbol: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
     ) -> Page[Signal]:
-        """Signals (of ``symbol`` when given), newest ``time`` first (ties: newest stored).
+        """Signals (of ``symbol``, ``time`` between ``start`` and ``end`` ms UTC inclusive, each
+        when given), newest ``time`` first (ties: newest stored).
 
         Raises
         ------
@@ -399,6 +469,8 @@ class SqlSignalRepository:
             limit=limit,
             cursor=cursor,
             convert=m.signal_from_row,
+            start=start,
+            end=end,
         )
 
 

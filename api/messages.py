@@ -1,0 +1,68 @@
+"""WebSocket messages ``{"type", "ts", "data"}`` of bus events, in the REST bodies' shapes.
+
+``candle``, ``signal``, ``order``, ``fill``, ``position`` (with mark price and unrealized PnL),
+``equity`` and ``status`` (the body of ``GET /api/v1/status``, pushed on every start and stop,
+end of data included). ``ts`` is the market clock (ms UTC) when the message was built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.numbers import Numbers, numbers_of
+from api.schemas import (
+    candle_out,
+    equity_out,
+    fill_out,
+    order_out,
+    position_out,
+    signal_out,
+    status_out,
+)
+from domain.events import (
+    CandleClosed,
+    EngineStarted,
+    EngineStopped,
+    EquityUpdated,
+    OrderFilled,
+    OrderUpdated,
+    PositionChanged,
+    SignalGenerated,
+)
+from domain.timeframes import timeframe_ms
+from service_layer.trading import TradingService
+
+
+class WsMessages:
+    """Builds the message of an event for the WebSocket clients of ``service``'s run."""
+
+    def __init__(self, service: TradingService) -> None:
+        self._service = service
+
+    def __call__(self, event: object) -> dict[str, Any] | None:
+        """The message of ``event``, or None for events that are not pushed."""
+        service = self._service
+        kind, body = _body(event, service, numbers_of(service.engine))
+        if body is None:
+            return None
+        return {"type": kind, "ts": service.engine.clock.now_ms(), "data": body}
+
+
+def _body(event: object, service: TradingService, n: Numbers) -> tuple[str, Any]:
+    match event:
+        case CandleClosed(symbol=symbol, timeframe=tf, candle=c):
+            out = candle_out(symbol, tf, timeframe_ms(tf), c, n)
+            return "candle", out.model_dump(mode="json")
+        case SignalGenerated(signal=s):
+            return "signal", signal_out(s).model_dump(mode="json")
+        case OrderUpdated(order=o):
+            return "order", order_out(o, n).model_dump(mode="json")
+        case OrderFilled(fill=f):
+            return "fill", fill_out(f, n).model_dump(mode="json")
+        case PositionChanged(position=p, mark=mark):
+            return "position", position_out(p, mark, n).model_dump(mode="json")
+        case EquityUpdated(point=p):
+            return "equity", equity_out(p, n).model_dump(mode="json")
+        case EngineStarted() | EngineStopped():
+            return "status", status_out(service.status(), n).model_dump(mode="json")
+    return "", None

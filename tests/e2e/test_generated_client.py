@@ -1,0 +1,358 @@
+"""A client generated from ``/openapi.json`` with ``openapi-python-client`` calls every route of a
+real uvicorn server, and gets typed models back.
+
+The client is generated once per module (about a second) into a temporary package. Each route
+is called once, in an order that lets the later calls see data (an order to get and cancel,
+fills, trades, signals); then one test per route checks that the parsed response is the model
+the schema names for it, with every field the server sent declared, and that its values are
+the ones the call asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+from openapi_python_client.strings import ClassName, PythonIdentifier
+
+from lootcapital.bootstrap import bootstrap, build_app
+from lootcapital.settings import Settings
+from tests.e2e.web_fixtures import live_server
+
+TOKEN = "generated-client-token-0123456789"
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+PACKAGE = "lootcapital_generated_client"
+PREFIX = "field_"
+"""openapi-python-client's default ``field_prefix``: it names classes and modules with it."""
+WAIT_S = 30.0
+
+Route = tuple[str, str]
+"""``(METHOD, path template)`` as the OpenAPI schema lists it: ``("GET", "/api/v1/orders")``."""
+
+
+@dataclass(frozen=True)
+class Generated:
+    """The generated package, the schema it came from and a client holding the token."""
+
+    package: ModuleType
+    schema: dict[str, Any]
+    client: Any  # the generated AuthenticatedClient
+    endpoints: dict[str, ModuleType]  # endpoint module by name (the snake-cased operationId)
+
+    def endpoint(self, route: Route) -> ModuleType:
+        """The generated module of ``route`` (it has ``sync_detailed``)."""
+        operation_id = self.schema["paths"][route[1]][route[0].lower()]["operationId"]
+        return self.endpoints[PythonIdentifier(operation_id, PREFIX)]
+
+    def call(self, route: Route, *args: object, **kwargs: object) -> Any:
+        """Call ``route`` through the generated client; its ``Response`` (with ``.parsed``)."""
+        return self.endpoint(route).sync_detailed(*args, client=self.client, **kwargs)
+
+    def body_model(self, route: Route) -> type:
+        """The generated class of ``route``'s JSON request body."""
+        operation = self.schema["paths"][route[1]][route[0].lower()]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return self.model(ref.rsplit("/", 1)[1])
+
+    def model(self, component: str) -> type:
+        """The generated class of the schema component ``component``."""
+        models = importlib.import_module(f"{self.package.__name__}.models")
+        found: type = getattr(models, ClassName(component, PREFIX))
+        return found
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A paper server replaying the sample at 20 bar times a second with a fast-trading
+    strategy, so that fills, trades and signals come within seconds."""
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("generated"),
+        api_token=TOKEN,
+        speed=6000.0,
+        strategy="sma_cross",
+        strategy_params={"fast": 5, "slow": 20},
+    )
+    with live_server(build_app(bootstrap(settings))) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def generated(base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Generated]:
+    """Generate the client from the server's ``/openapi.json`` and import it."""
+    work = tmp_path_factory.mktemp("client")
+    schema = httpx.get(base_url + "/openapi.json", timeout=10).json()
+    (work / "openapi.json").write_text(json.dumps(schema))
+    (work / "config.json").write_text(json.dumps({"post_hooks": []}))  # no ruff run on it
+    command = [
+        sys.executable, "-m", "openapi_python_client", "generate",
+        "--path", str(work / "openapi.json"), "--output-path", str(work / PACKAGE),
+        "--meta", "none", "--config", str(work / "config.json"),
+        "--fail-on-warning",  # a route the generator cannot read is skipped with a warning
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"openapi-python-client failed:\n{done.stdout}\n{done.stderr}"
+    sys.path.insert(0, str(work))
+    try:
+        package = importlib.import_module(PACKAGE)
+        api = importlib.import_module(f"{PACKAGE}.api")
+        endpoints = {
+            info.name.rsplit(".", 1)[1]: importlib.import_module(info.name)
+            for info in pkgutil.walk_packages(api.__path__, f"{PACKAGE}.api.")
+            if not info.ispkg
+        }
+        client = package.AuthenticatedClient(
+            base_url=base_url, token=TOKEN, raise_on_unexpected_status=True, timeout=10.0
+        )
+        yield Generated(package, schema, client, endpoints)
+    finally:
+        sys.path.remove(str(work))
+        for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
+            del sys.modules[name]
+
+
+HEALTH = ("GET", "/api/v1/healthz")
+STATUS = ("GET", "/api/v1/status")
+START = ("POST", "/api/v1/engine/start")
+STOP = ("POST", "/api/v1/engine/stop")
+CANDLES = ("GET", "/api/v1/candles")
+PLACE = ("POST", "/api/v1/orders")
+ORDERS = ("GET", "/api/v1/orders")
+ORDER = ("GET", "/api/v1/orders/{order_id}")
+BY_CLIENT_ID = ("GET", "/api/v1/orders/by-client-id/{client_order_id}")
+CANCEL = ("DELETE", "/api/v1/orders/{order_id}")
+FILLS = ("GET", "/api/v1/fills")
+POSITIONS = ("GET", "/api/v1/positions")
+TRADES = ("GET", "/api/v1/trades")
+EQUITY = ("GET", "/api/v1/equity")
+SIGNALS = ("GET", "/api/v1/signals")
+
+PLACED_ID = "generated-client-1"
+PLACED_QTY = Decimal("0.002")
+FILLED_ID = "generated-client-filled"
+
+
+def _wait_for(what: str, ready: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not ready():
+        assert time.monotonic() < deadline, f"no {what} within {WAIT_S} s"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
+    """Every route called once through the generated client: its ``Response`` by route.
+
+    The steps chain on the raw JSON (``Response.content``), not on the parsed models, so that
+    every route is called even while some responses are untyped.
+    """
+    raw = httpx.Client(
+        base_url=base_url + "/api/v1", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+    )
+    calls: dict[Route, Any] = {}
+    calls[HEALTH] = generated.call(HEALTH)
+    calls[STATUS] = generated.call(STATUS)
+    calls[CANDLES] = generated.call(CANDLES, symbol="BTCUSDT", limit=3)
+    last_close = Decimal(str(json.loads(calls[CANDLES].content)[-1]["close"]))
+    body = generated.body_model(PLACE).from_dict(
+        {
+            "symbol": "BTCUSDT",
+            "side": "buy",
+            "type": "limit",
+            "qty": str(PLACED_QTY),
+            "price": str((last_close / 2).quantize(Decimal("0.1"))),  # far below: stays open
+            "client_order_id": PLACED_ID,
+        }
+    )
+    calls[PLACE] = generated.call(PLACE, body=body)
+    order_id = json.loads(calls[PLACE].content)["id"]
+    calls[ORDERS] = generated.call(ORDERS, limit=100)
+    calls[ORDER] = generated.call(ORDER, order_id)
+    calls[BY_CLIENT_ID] = generated.call(BY_CLIENT_ID, PLACED_ID)
+    calls[CANCEL] = generated.call(CANCEL, order_id)
+    # A fill, a position, a closed trade, signals and equity for the listings (set up over raw
+    # HTTP; the strategy trades too).
+    market = {"symbol": "SOLUSDT", "side": "buy", "type": "market", "qty": "1"}
+    raw.post("/orders", json={**market, "client_order_id": FILLED_ID})
+    _wait_for("fill", lambda: bool(raw.get("/fills", params={"order_id": FILLED_ID}).json()))
+    for listing in ("positions", "trades", "signals", "equity"):
+        _wait_for(listing, lambda path=listing: bool(raw.get(f"/{path}").json()))
+    calls[STOP] = generated.call(STOP)  # the listings hold still from here on
+    calls[FILLS] = generated.call(FILLS, order_id=FILLED_ID)
+    calls[POSITIONS] = generated.call(POSITIONS)
+    calls[TRADES] = generated.call(TRADES, limit=10)
+    calls[EQUITY] = generated.call(EQUITY, limit=10)
+    calls[SIGNALS] = generated.call(SIGNALS, limit=10)
+    calls[START] = generated.call(START)
+    raw.close()
+    return calls
+
+
+def _dec(value: object) -> Decimal:
+    return Decimal(str(value))
+
+
+def _check_health(parsed: Any) -> None:
+    assert parsed.status == "ok"
+
+
+def _check_status(parsed: Any) -> None:
+    assert parsed.mode == "paper"
+    assert parsed.symbols == SYMBOLS
+    assert parsed.strategy == "sma_cross"
+
+
+def _check_started(parsed: Any) -> None:
+    assert parsed.running is True
+
+
+def _check_stopped(parsed: Any) -> None:
+    assert parsed.running is False
+    assert parsed.stopped_reason == "stopped by user"
+
+
+def _check_candles(parsed: Any) -> None:
+    assert len(parsed) == 3
+    times = [c.open_time for c in parsed]
+    assert times == sorted(times)
+    assert all(_dec(c.low) <= _dec(c.high) for c in parsed)
+
+
+def _check_placed(parsed: Any) -> None:
+    assert (parsed.symbol, parsed.side, _dec(parsed.qty)) == ("BTCUSDT", "buy", PLACED_QTY)
+    assert parsed.type_ == "limit"
+    assert parsed.client_order_id == PLACED_ID
+    assert parsed.status == "new"
+
+
+def _check_orders(parsed: Any) -> None:
+    assert PLACED_ID in [o.client_order_id for o in parsed]
+
+
+def _check_order(parsed: Any) -> None:
+    assert parsed.client_order_id == PLACED_ID
+    assert (parsed.symbol, parsed.side, _dec(parsed.qty)) == ("BTCUSDT", "buy", PLACED_QTY)
+
+
+def _check_by_client_id(parsed: Any) -> None:
+    assert parsed.client_order_id == PLACED_ID
+    assert (parsed.symbol, parsed.type_, parsed.status) == ("BTCUSDT", "limit", "new")
+
+
+def _check_canceled(parsed: Any) -> None:
+    assert parsed.client_order_id == PLACED_ID
+    assert parsed.status == "canceled"
+
+
+def _check_fills(parsed: Any) -> None:
+    assert parsed
+    assert all(f.order_id == FILLED_ID for f in parsed)
+    assert all((f.symbol, f.side) == ("SOLUSDT", "buy") for f in parsed)
+    assert sum(_dec(f.qty) for f in parsed) == 1
+    assert all(_dec(f.price) > 0 and _dec(f.fee) >= 0 for f in parsed)
+
+
+def _check_positions(parsed: Any) -> None:
+    assert parsed
+    assert all(p.symbol in SYMBOLS and _dec(p.qty) != 0 for p in parsed)
+
+
+def _check_trades(parsed: Any) -> None:
+    assert parsed
+    assert all(t.symbol in SYMBOLS and t.side in ("long", "short") for t in parsed)
+    assert all(t.entry_time <= t.exit_time for t in parsed)
+
+
+def _check_equity(parsed: Any) -> None:
+    assert parsed
+    assert all(isinstance(p.time, int) and _dec(p.equity) > 0 for p in parsed)
+
+
+def _check_signals(parsed: Any) -> None:
+    assert parsed
+    assert all(s.symbol in SYMBOLS and 0 <= float(s.confidence) <= 1 for s in parsed)
+
+
+CHECKS: dict[Route, Callable[[Any], None]] = {
+    HEALTH: _check_health,
+    STATUS: _check_status,
+    START: _check_started,
+    STOP: _check_stopped,
+    CANDLES: _check_candles,
+    PLACE: _check_placed,
+    ORDERS: _check_orders,
+    ORDER: _check_order,
+    BY_CLIENT_ID: _check_by_client_id,
+    CANCEL: _check_canceled,
+    FILLS: _check_fills,
+    POSITIONS: _check_positions,
+    TRADES: _check_trades,
+    EQUITY: _check_equity,
+    SIGNALS: _check_signals,
+}
+"""What each route's parsed response must say; one entry for every route of the schema."""
+
+
+def _schema_routes(schema: dict[str, Any]) -> set[Route]:
+    return {
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+
+
+def _response_component(schema: dict[str, Any], route: Route) -> tuple[str | None, bool, Any]:
+    """The schema component that ``route``'s success response names (``None`` when the
+    response schema is inline), whether the response is a list of it, and the schema."""
+    responses = schema["paths"][route[1]][route[0].lower()]["responses"]
+    code = min(c for c in responses if c.startswith("2"))
+    body = responses[code]["content"]["application/json"]["schema"]
+    many = body.get("type") == "array"
+    ref = (body.get("items", {}) if many else body).get("$ref")
+    return (ref.rsplit("/", 1)[1] if ref else None), many, body
+
+
+def test_the_generated_client_has_a_function_for_every_route(generated: Generated) -> None:
+    routes = _schema_routes(generated.schema)
+
+    missing = [r for r in routes if not hasattr(generated.endpoint(r), "sync_detailed")]
+
+    assert routes
+    assert not missing
+    assert len(generated.endpoints) == len(routes)
+
+
+def test_every_route_of_the_schema_is_called_by_these_tests(generated: Generated) -> None:
+    assert _schema_routes(generated.schema) == set(CHECKS)
+
+
+@pytest.mark.parametrize("route", list(CHECKS), ids=lambda r: f"{r[0]} {r[1]}")
+def test_a_route_round_trips_to_its_typed_model(
+    generated: Generated, exchanged: dict[Route, Any], route: Route
+) -> None:
+    response = exchanged[route]
+    component, many, inline = _response_component(generated.schema, route)
+
+    assert 200 <= response.status_code < 300, response.content
+    assert component is not None, (
+        f"{route[0]} {route[1]} declares no response model (its success schema is inline: "
+        f"{inline}); the generated client can only return untyped data for it"
+    )
+    model = generated.model(component)
+    items = response.parsed if many else [response.parsed]
+    assert isinstance(items, list)
+    assert all(isinstance(item, model) for item in items), type(response.parsed)
+    undeclared = [sorted(getattr(item, "additional_properties", {})) for item in items]
+    assert not any(undeclared), f"fields the model does not declare: {undeclared}"
+    CHECKS[route](response.parsed)
