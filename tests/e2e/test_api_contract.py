@@ -342,10 +342,15 @@ def test_a_replay_counts_the_whole_run_and_start_at_the_end_is_a_409(tmp_path) -
         )
         again = httpx.post(f"{url}/api/v1/engine/start", headers=AUTH)
         status = httpx.get(f"{url}/api/v1/status", headers=AUTH).json()
+        with httpx.Client(base_url=url) as browser:
+            browser.post("/login", data={"token": TOKEN})
+            panel = browser.post("/ui/engine/start")
 
     assert ended["data"]["stopped_reason"] == "end of data"
     assert again.status_code == 409
     assert again.json()["error"] == "end_of_data"
+    assert "end of data" in panel.text
+    assert "Engine started." not in panel.text
     assert status["running"] is False
     assert status["stopped_reason"] == "end of data"
     assert status["candles_processed"] == ended["data"]["candles_processed"]
