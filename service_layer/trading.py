@@ -159,8 +159,10 @@ class TradingService:
         Raises
         ------
         EngineStateError
-            When it is already running, or when the feed has no bar left (a replay at the end
-            of its data: message ``"end of data"``).
+            When it is already running.
+        EndOfData
+            When the feed has no bar left (a replay at the end of its data); the run is stored
+            as stopped for ``"end of data"``.
         """
         with self.commands.lock:
             if self._runner is not None and self._runner.running:
