@@ -10,36 +10,30 @@ import argparse
 import gc
 import json
 import logging
+import os
 import re
 import sys
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from api.numbers import Numbers
 from domain.candles import Candles
 from domain.errors import DomainError
-from domain.metrics import PerformanceMetrics
-from domain.model import Trade
-from domain.report import Breakdown, TradeStats, breakdown, direction
+from domain.report import breakdown
 from domain.resample import resample
 from domain.strategies import STRATEGIES, build_strategy
 from domain.strategies.params import param_specs
 from domain.symbols import venue_symbol
 from domain.timeframes import timeframe_ms
+from lootcapital.report import Header, fmt_ms, print_report
 from lootcapital.settings import Settings, describe_error, load_settings
-from service_layer.backtest import BacktestResult, breakdown_json, source_timeframe
+from service_layer.backtest import source_timeframe
 
 EXIT_USAGE = 2
-SHOWN_REJECTIONS = 5
-"""Distinct rejection reasons printed after a backtest's summary."""
-JSON_REJECTIONS = 10
-"""Distinct rejection reasons in a backtest's ``--json`` output (``rejections.first``)."""
 
 
 class RedactTokens(logging.Filter):
@@ -160,47 +154,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_metrics(m: PerformanceMetrics, bars: int) -> None:
-    pf = "inf" if m.profit_factor == float("inf") else f"{m.profit_factor:.2f}"
-    rows = [
-        ("bars", f"{bars:,}"),
-        ("period (days)", f"{m.days:.1f}"),
-        ("start equity", f"{m.start_equity:,.2f}"),
-        ("end equity", f"{m.end_equity:,.2f}"),
-        ("total return %", f"{m.total_return_pct:.2f}"),
-        ("annualized return %", f"{m.annualized_return_pct:.2f}"),
-        ("Sharpe", f"{m.sharpe:.2f}"),
-        ("Sortino", f"{m.sortino:.2f}"),
-        ("max drawdown %", f"{m.max_drawdown_pct:.2f}"),
-        ("win rate %", f"{m.win_rate_pct:.2f}"),
-        ("profit factor", pf),
-        ("trades", f"{m.trades}"),
-        ("fees paid", f"{m.fees_paid:,.2f}"),
-        ("exposure %", f"{m.exposure_pct:.2f}"),
-    ]
-    for name, value in rows:
-        print(f"{name:<22}{value:>16}")
-
-
-def _distinct(reasons: Sequence[object], limit: int) -> list[str]:
-    """The first ``limit`` distinct reasons, as text, in the order they happened."""
-    return list(dict.fromkeys(str(r) for r in reasons))[:limit]
-
-
-def _rejections_json(reasons: Sequence[object]) -> dict[str, object]:
-    """``{"count": N, "first": [...]}``: every rejected order counted, the first
-    :data:`JSON_REJECTIONS` distinct reasons listed."""
-    return {"count": len(reasons), "first": _distinct(reasons, JSON_REJECTIONS)}
-
-
-def _print_rejections(reasons: Sequence[object]) -> None:
-    """``rejected orders: N`` and, when N > 0, the first :data:`SHOWN_REJECTIONS` distinct
-    reasons (e.g. why every order of a backtest was refused and it made no trade)."""
-    print(f"rejected orders: {len(reasons)}")
-    for reason in _distinct(reasons, SHOWN_REJECTIONS):
-        print(f"  - {reason}")
-
-
 def _maker_fee(settings: Settings, taker: Decimal) -> Decimal:
     """The maker rate :func:`lootcapital.bootstrap.backtest` uses: the settings' maker/taker
     ratio applied to ``taker``."""
@@ -240,124 +193,6 @@ def _stored_candles(
         out[symbol] = bars if source == timeframe else resample(bars, timeframe_ms(source), target)
         sources[symbol] = source
     return out, sources
-
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    """What a backtest ran: strategy and parameters in effect, symbols and their markets, the
-    period (``start`` first bar open, ``end`` last bar close, ms UTC), the timeframe (and the
-    stored one each symbol was resampled from), bars per symbol, cash (quote currency), taker
-    and maker fees (fractions of notional) and slippage (basis points)."""
-
-    strategy: str
-    params: dict[str, float | int | str | bool]
-    markets: dict[str, str]
-    timeframe: str
-    resampled_from: dict[str, str]
-    start: int
-    end: int
-    bars: dict[str, int]
-    cash: Decimal
-    currency: str
-    fee_taker: Decimal
-    fee_maker: Decimal
-    slippage_bps: Decimal
-
-    def to_json(self, numbers: Numbers) -> dict[str, object]:
-        """``--json``'s ``header`` (cash at the quote asset's precision, costs as strings)."""
-        return {
-            "strategy": self.strategy,
-            "params": self.params,
-            "symbols": list(self.markets),
-            "markets": self.markets,
-            "timeframe": self.timeframe,
-            "resampled_from": self.resampled_from,
-            "start": self.start,
-            "end": self.end,
-            "bars": self.bars,
-            "cash": numbers.money(self.cash),
-            "currency": self.currency,
-            "fee_taker": str(self.fee_taker),
-            "fee_maker": str(self.fee_maker),
-            "slippage_bps": str(self.slippage_bps),
-        }
-
-    def print(self) -> None:
-        """The header of the text report, one labelled row per item."""
-        days = (self.end - self.start) / 86_400_000
-        timeframe = self.timeframe
-        if self.resampled_from:
-            timeframe += f" (resampled from {', '.join(sorted(set(self.resampled_from.values())))})"
-        taker, maker = self.fee_taker, self.fee_maker
-        rows = [
-            ("strategy", self.strategy),
-            ("parameters", " ".join(f"{k}={v}" for k, v in self.params.items()) or "(none)"),
-            ("symbols", ", ".join(f"{s} ({m})" for s, m in self.markets.items())),
-            ("period (UTC)", f"{_fmt_ms(self.start)} → {_fmt_ms(self.end)} ({days:.1f} days)"),
-            ("timeframe", timeframe),
-            ("bars", ", ".join(f"{s} {n:,}" for s, n in self.bars.items())),
-            ("cash", f"{self.cash:,.2f} {self.currency}"),
-            ("fee", f"taker {taker} ({_pct(taker)} %), maker {maker} ({_pct(maker)} %)"),
-            ("slippage", f"{self.slippage_bps} bps"),
-        ]
-        for name, value in rows:
-            lines = textwrap.wrap(value, 76) or [""]
-            print(f"{name:<14}{lines[0]}")
-            for line in lines[1:]:
-                print(f"{'':<14}{line}")
-        print()
-
-
-def _pct(fraction: Decimal) -> str:
-    """``fraction`` in percent without trailing zeros (0.0005 → 0.05)."""
-    return format((fraction * 100).normalize(), "f")
-
-
-def _money(x: Decimal | None) -> str:
-    return "-" if x is None else f"{x:,.2f}"
-
-
-def _stats_row(name: str, x: TradeStats, extra: str = "") -> str:
-    return (
-        f"{name:<12}{x.trades:>7}{100 * x.win_rate:>8.2f}{_money(x.pnl):>14}{_money(x.fees):>12}"
-        f"{_money(x.average_win):>12}{_money(x.average_loss):>12}{extra}"
-    )
-
-
-def _print_breakdown(report: Breakdown) -> None:
-    """Per-symbol and long/short statistics, averages, the losing streak and buy-and-hold."""
-    head = f"{'trades':>7}{'win %':>8}{'net pnl':>14}{'fees':>12}{'avg win':>12}{'avg loss':>12}"
-    print()
-    print(f"{'symbol':<12}{head}{'buy&hold %':>12}")
-    for symbol, x in report.by_symbol.items():
-        print(_stats_row(symbol, x, f"{100 * report.buy_and_hold.symbols[symbol]:>12.2f}"))
-    basket = f"{100 * report.buy_and_hold.basket:>12.2f}"
-    print(_stats_row("all", report.total, basket))
-    print(f"{'side':<12}{head}")
-    for side, x in report.by_direction.items():
-        print(_stats_row(str(side), x))
-    rows = [
-        ("average win", _money(report.total.average_win)),
-        ("average loss", _money(report.total.average_loss)),
-        ("longest losing streak", f"{report.longest_losing_streak}"),
-        ("buy & hold % (basket)", f"{100 * report.buy_and_hold.basket:.2f}"),
-    ]
-    for name, value in rows:
-        print(f"{name:<22}{value:>16}")
-
-
-def _print_trades(trades: Sequence[Trade], numbers: Numbers) -> None:
-    """The trade table: one round trip a line, times UTC, money in quote currency."""
-    print()
-    print(f"{'#':>4}  {'symbol':<10}{'side':<6}{'qty':>12}  {'entry (UTC)':<17}{'entry price':>13}"
-          f"  {'exit (UTC)':<17}{'exit price':>13}{'pnl':>12}{'fees':>10}")  # fmt: skip
-    for k, t in enumerate(trades, 1):
-        print(
-            f"{k:>4}  {t.symbol:<10}{direction(t):<6}{numbers.qty(t.symbol, t.qty):>12}  "
-            f"{_fmt_ms(t.entry_time):<17}{numbers.price(t.symbol, t.entry_price):>13}  "
-            f"{_fmt_ms(t.exit_time):<17}{numbers.price(t.symbol, t.exit_price):>13}"
-            f"{_money(t.pnl):>12}{_money(t.fees):>10}"
-        )
 
 
 def _backtest_bars(
@@ -431,49 +266,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         fee_maker=_maker_fee(settings, fee),
         slippage_bps=slippage,
     )
-    _report(args, result, header, breakdown(result.trades, candles))
+    report = breakdown(result.trades, candles)
+    print_report(result, header, report, trades=args.trades, json_to=args.json)
     return 0
-
-
-def _report(
-    args: argparse.Namespace, result: BacktestResult, header: Header, report: Breakdown
-) -> None:
-    """Print the backtest's header, summary, breakdown, trades (``--trades``) and rejections,
-    and write the JSON document where ``--json`` says (only it, for ``-``)."""
-    rules = result.instruments
-    numbers = Numbers(rules, max(r.quote_precision for r in rules.values()))
-    document = _document(result, numbers, header, report)
-    if args.json == "-":
-        json.dump(document, sys.stdout)
-        print()
-        return
-    header.print()
-    _print_metrics(result.metrics, result.bars)
-    _print_breakdown(report)
-    if args.trades:
-        _print_trades(result.trades, numbers)
-    print()
-    _print_rejections(result.rejections)
-    if args.json:
-        Path(args.json).write_text(json.dumps(document))
-        print(f"wrote {args.json}")
-
-
-def _document(
-    result: BacktestResult, numbers: Numbers, header: Header, report: Breakdown
-) -> dict[str, object]:
-    """The ``--json`` document: ``metrics``, ``trades``, ``equity``, ``rejections`` (as
-    before), ``header`` and ``breakdown``."""
-    return {
-        **result.to_json(numbers),
-        "rejections": _rejections_json(result.rejections),
-        "header": header.to_json(numbers),
-        "breakdown": breakdown_json(report, numbers, result.instruments),
-    }
-
-
-def _fmt_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def cmd_data_import(args: argparse.Namespace) -> int:
@@ -490,12 +285,12 @@ def cmd_data_import(args: argparse.Namespace) -> int:
     for r in reports:
         print(
             f"{r.path}: {r.exchange} {r.symbol} {r.timeframe} {r.rows:,} rows "
-            f"{_fmt_ms(r.first_open_time)} → {_fmt_ms(r.last_open_time)} UTC, "
+            f"{fmt_ms(r.first_open_time)} → {fmt_ms(r.last_open_time)} UTC, "
             f"{len(r.gaps)} gaps"
         )
         for g in r.gaps:
-            print(f"  gap: {g.bars} bars missing {_fmt_ms(g.first_missing)} → "
-                  f"{_fmt_ms(g.last_missing)}")  # fmt: skip
+            print(f"  gap: {g.bars} bars missing {fmt_ms(g.first_missing)} → "
+                  f"{fmt_ms(g.last_missing)}")  # fmt: skip
     return 0
 
 
@@ -511,8 +306,8 @@ def cmd_data_list(args: argparse.Namespace) -> int:
           f"{'rows':>9}{'gaps':>6}")  # fmt: skip
     for s in series:
         print(
-            f"{s.exchange:<14}{s.symbol:<12}{s.timeframe:<5}{_fmt_ms(s.first_open_time):<18}"
-            f"{_fmt_ms(s.last_open_time):<18}{s.rows:>9,}{len(s.gaps):>6}"
+            f"{s.exchange:<14}{s.symbol:<12}{s.timeframe:<5}{fmt_ms(s.first_open_time):<18}"
+            f"{fmt_ms(s.last_open_time):<18}{s.rows:>9,}{len(s.gaps):>6}"
         )
     return 0
 
@@ -690,10 +485,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the process exit status."""
+    """Entry point; returns the process exit status (1, quietly, when the reader of stdout
+    has gone, as with ``lootcapital backtest ... | head``)."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe must fail here, not in the flush at exit
+        return code
+    except BrokenPipeError:
+        # Python's recipe (signal docs, "Note on SIGPIPE"): point stdout at devnull so that
+        # the flush at exit does not raise again, and exit 1 as Python does on EPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except ValidationError as exc:
         print(describe_error(exc), file=sys.stderr)
     except DomainError as exc:

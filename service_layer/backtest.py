@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Protocol
 
@@ -39,10 +39,26 @@ class NumberFormat(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class MoneyTotals:
+    """A run's money, exact (quote currency): equity before the first bar and after the last
+    (every position closed by then, so it is the cash), and the fees paid. The float
+    :class:`PerformanceMetrics` of the same names are for statistics; these are for output."""
+
+    start_equity: Decimal
+    end_equity: Decimal
+    fees_paid: Decimal
+
+
+MONEY_METRICS = tuple(f.name for f in fields(MoneyTotals))
+"""The ``metrics`` keys of the ``--json`` document that hold money (decimal strings)."""
+
+
+@dataclass(frozen=True, slots=True)
 class BacktestResult:
     """Outcome of a backtest: statistics, round-trip trades, fills, signals and the equity curve
-    (``equity_time`` bar close times in ms UTC, ``equity`` in quote currency); ``instruments``
-    are the trading rules it ran with (symbol → rules)."""
+    (``equity_time`` bar close times in ms UTC, ``equity`` in quote currency); ``money`` the
+    exact start and end equity and fees; ``instruments`` the trading rules it ran with
+    (symbol → rules)."""
 
     metrics: PerformanceMetrics
     trades: list[Trade]
@@ -52,24 +68,31 @@ class BacktestResult:
     equity: np.ndarray
     bars: int
     rejections: list[str]
+    money: MoneyTotals
     instruments: Mapping[str, Instrument] = field(default_factory=dict)
 
     def to_json(self, numbers: NumberFormat) -> dict[str, object]:
         """The documented ``--json`` shape: metrics, trades and ``[[time, equity], ...]``
-        (an infinite profit factor is ``null``: JSON has no infinity).
+        (times ms UTC).
 
-        A trade's ``side`` is ``long`` or ``short``; its prices are at the instrument's tick,
-        its ``qty`` at the lot step, ``pnl`` and ``fees`` at the quote asset's precision, with
-        ``fee_currency`` the quote asset.
+        Money is a decimal string at the quote asset's precision: the metrics
+        :data:`MONEY_METRICS` (exact, from :attr:`money`) and each point's equity (the float
+        curve rounded half-even). The other metrics are JSON numbers (percent, ratios, counts;
+        an infinite profit factor is ``null``: JSON has no infinity). A trade's ``side`` is
+        ``long`` or ``short``; its prices are at the instrument's tick, its ``qty`` at the lot
+        step, ``pnl`` and ``fees`` money, with ``fee_currency`` the quote asset.
         """
+        metrics: dict[str, object] = {
+            k: (None if isinstance(v, float) and math.isinf(v) else v)
+            for k, v in self.metrics.as_dict().items()
+        }
+        metrics.update((k, numbers.money(v)) for k, v in asdict(self.money).items())
         return {
-            "metrics": {
-                k: (None if isinstance(v, float) and math.isinf(v) else v)
-                for k, v in self.metrics.as_dict().items()
-            },
+            "metrics": metrics,
             "trades": [self._trade_json(t, numbers) for t in self.trades],
             "equity": [
-                [int(t), float(e)] for t, e in zip(self.equity_time, self.equity, strict=True)
+                [t, numbers.money(Decimal(repr(e)))]
+                for t, e in zip(self.equity_time.tolist(), self.equity.tolist(), strict=True)
             ],
         }
 
@@ -193,15 +216,14 @@ def run_backtest(
     engine.warm_up({s: feed.history(s) for s in feed.symbols})
     outcomes = [engine.process(batch) for batch in feed.batches()]
     final = engine.finish()
-    cash = float(engine.ledger.cash)
-    return _result(outcomes, final, float(initial_cash), cash, engine, instruments)
+    return _result(outcomes, final, initial_cash, engine.ledger.cash, engine, instruments)
 
 
 def _result(
     outcomes: list[BatchOutcome],
     final: BatchOutcome,
-    start: float,
-    end_cash: float,
+    start: Decimal,
+    end_cash: Decimal,
     engine: Engine,
     instruments: Mapping[str, Instrument],
 ) -> BacktestResult:
@@ -209,12 +231,12 @@ def _result(
     equity = np.concatenate([o.equity for o in outcomes] or [np.empty(0)])
     exposed = np.concatenate([o.exposed for o in outcomes] or [np.empty(0, bool)])
     if len(equity):
-        equity[-1] = end_cash
+        equity[-1] = float(end_cash)
     trades = [t for o in [*outcomes, final] for t in o.changes.trades]
     fills = [f for o in [*outcomes, final] for f in o.changes.fills]
-    fees = float(sum((f.fee for f in fills), Decimal(0)))
+    fees = sum((f.fee for f in fills), Decimal(0))
     return BacktestResult(
-        metrics=performance(time, equity, start, trades, fees, exposed),
+        metrics=performance(time, equity, float(start), trades, float(fees), exposed),
         trades=trades,
         fills=fills,
         signals=[s for o in outcomes for s in o.signals],
@@ -222,5 +244,6 @@ def _result(
         equity=equity,
         bars=engine.candles_processed,
         rejections=[r for o in outcomes for r in o.rejections],
+        money=MoneyTotals(start, end_cash, fees),
         instruments=dict(instruments),
     )

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from lootcapital.cli import main
-from tests.fixtures.data import sample_dir
+from tests.fixtures.data import REPO_ROOT, sample_dir
 
 BTC = sample_dir() / "binance_usdm_BTCUSDT_5m.csv.gz"
 
@@ -77,7 +81,7 @@ def test_backtest_json_has_metrics_trades_and_equity(
 
     result = json.loads(out_file.read_text())
     assert code == 0
-    assert result["metrics"]["start_equity"] == 5000
+    assert Decimal(result["metrics"]["start_equity"]) == 5000
     assert result["metrics"]["trades"] == len(result["trades"]) > 0
     first = result["trades"][0]
     assert set(first) == {
@@ -95,9 +99,8 @@ def test_backtest_json_has_metrics_trades_and_equity(
     assert first["symbol"] == "BTCUSDT"
     start, end = 1759276800000, 1760486400000
     assert all(start < t <= end for t, _ in result["equity"])
-    assert (
-        abs(sum(float(t["pnl"]) for t in result["trades"]) + 5000 - result["equity"][-1][1]) < 1e-6
-    )
+    end = sum(Decimal(t["pnl"]) for t in result["trades"]) + 5000
+    assert end == Decimal(result["equity"][-1][1]) == Decimal(result["metrics"]["end_equity"])
 
 
 def test_backtest_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,6 +114,7 @@ def test_backtest_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
         "rejections",
         "header",
         "breakdown",
+        "units",
     }
 
 
@@ -275,18 +279,18 @@ def test_backtest_json_counts_rejections_and_lists_the_first_reasons(
 def test_rejection_report_shows_the_first_distinct_reasons(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from lootcapital.cli import _print_rejections, _rejections_json
+    from lootcapital.report import print_rejections, rejections_json
 
     reasons = [f"reason {i % 7}" for i in range(30)]
 
-    _print_rejections(reasons)
-    _print_rejections([])
+    print_rejections(reasons)
+    print_rejections([])
 
     count, shown = _rejection_lines(capsys.readouterr().out)
     assert count == 30
     assert shown == [f"  - reason {i}" for i in range(5)]
-    assert _rejections_json(reasons) == {"count": 30, "first": [f"reason {i}" for i in range(7)]}
-    assert _rejections_json([]) == {"count": 0, "first": []}
+    assert rejections_json(reasons) == {"count": 30, "first": [f"reason {i}" for i in range(7)]}
+    assert rejections_json([]) == {"count": 0, "first": []}
 
 
 def test_a_spot_file_trades_with_the_spot_tick_not_the_perpetuals(
@@ -478,6 +482,93 @@ def test_backtest_json_money_prices_and_quantities_at_their_precision(
         assert t["fee_currency"] == "USDT"
     assert result["header"]["cash"] == "10000.00000000"
     assert result["breakdown"]["by_symbol"]["BTCUSDT"]["fee_currency"] == "USDT"
+
+
+MONEY_KEYS = {
+    "metrics": {"start_equity", "end_equity", "fees_paid"},
+    "trades": {"pnl", "fees"},
+    "header": {"cash"},
+    "breakdown": {"pnl", "fees", "gross_profit", "gross_loss", "average_win", "average_loss"},
+}
+"""Where money (quote currency, USDT here) is in the ``--json`` document: section → keys;
+also the second item of every ``equity`` point."""
+PRICE_KEYS = {"entry_price", "exit_price"}
+QTY_KEYS = {"qty"}
+RATIO_KEYS = {"total_return_pct", "annualized_return_pct", "sharpe", "sortino",
+              "max_drawdown_pct", "win_rate_pct", "profit_factor", "exposure_pct", "days",
+              "basket"}  # fmt: skip
+"""The only keys whose values may be JSON floats (besides buy-and-hold per symbol and the
+strategy's own parameters)."""
+
+
+def _leaves(node: object, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple, object]]:
+    """Every scalar of a JSON document with its path of keys and indices."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for k, value in enumerate(node):
+            yield from _leaves(value, (*path, k))
+    else:
+        yield path, node
+
+
+def test_backtest_json_has_no_float_for_money_prices_or_quantities(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    eth = sample_dir() / "binance_usdm_ETHUSDT_5m.csv.gz"
+    decimals = {"BTCUSDT": {"price": 1, "qty": 3}, "ETHUSDT": {"price": 2, "qty": 3}}
+
+    result = _backtest_json(capsys, "--strategy", "trend_follow", "--data", str(BTC), str(eth))
+
+    leaves = list(_leaves(result))
+    money = [
+        (path, value)
+        for path, value in leaves
+        if path[-1] in MONEY_KEYS.get(str(path[0]), ()) or (path[0] == "equity" and path[-1] == 1)
+    ]
+    stats = 1 + 2 + 2  # breakdown total, by symbol (2), by side (2): 6 money keys each
+    assert len(money) == len(result["equity"]) + 2 * len(result["trades"]) + 3 + 1 + 6 * stats
+    assert len(result["equity"]) == 17_280 and len(result["trades"]) > 10
+    for path, value in money:
+        assert isinstance(value, str) or (value is None and "average" in str(path[-1])), path
+        assert value is None or re.fullmatch(r"-?\d+\.\d{8}", value), (path, value)
+    for t in result["trades"]:
+        for key, kind in [("entry_price", "price"), ("exit_price", "price"), ("qty", "qty")]:
+            places = decimals[t["symbol"]][kind]
+            assert re.fullmatch(rf"\d+\.\d{{{places}}}", t[key]), (t["symbol"], key, t[key])
+    for path, value in leaves:
+        assert not (isinstance(value, float) and path[-1] in PRICE_KEYS | QTY_KEYS), path
+        if isinstance(value, float):
+            hold = path[:3] == ("breakdown", "buy_and_hold_return_pct", "symbols")
+            strategy_param = path[:2] == ("header", "params")
+            assert path[-1] in RATIO_KEYS or hold or strategy_param, (path, value)
+    assert isinstance(result["metrics"]["sharpe"], float)
+    assert isinstance(result["metrics"]["trades"], int)
+    units = result["units"]
+    assert units["currency"] == "USDT"
+    assert {"$.metrics.end_equity", "$.equity[*][1]", "$.breakdown..pnl"} <= set(units["money"])
+    assert units["price"] == ["$.trades[*].entry_price", "$.trades[*].exit_price"]
+    assert units["qty"] == ["$.trades[*].qty"]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    # Buffered stdout as in a terminal pipeline; the JSON (~600 kB) overfills the pipe.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    command = [sys.executable, "-m", "lootcapital.cli", "backtest", "--strategy", "sma_cross",
+               "--data", str(BTC), "--json", "-"]  # fmt: skip
+    with subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        head = process.stdout.read(100)  # like `| head -c 100`
+        process.stdout.close()
+        err = process.stderr.read().decode()
+        code = process.wait(timeout=120)
+
+    assert head.startswith(b'{"metrics": {')
+    assert code == 1
+    assert err == ""
 
 
 def test_backtest_trades_prints_the_trade_table(capsys: pytest.CaptureFixture[str]) -> None:

@@ -204,7 +204,7 @@ def test_json_trades_say_long_short_at_the_instruments_precision_with_fee_curren
     from api.numbers import Numbers
     from domain.metrics import performance
     from domain.model import Instrument
-    from service_layer.backtest import BacktestResult
+    from service_layer.backtest import BacktestResult, MoneyTotals
 
     btc = Instrument(
         "BTCUSDT", tick_size=Decimal("0.10"), step_size=Decimal("0.001"), quote_precision=2
@@ -223,7 +223,10 @@ def test_json_trades_say_long_short_at_the_instruments_precision_with_fee_curren
     )
     time, equity = np.array([300_000]), np.array([10_008.5989])
     metrics = performance(time, equity, 10_000.0, [trade], 3.2905, np.array([True]))
-    result = BacktestResult(metrics, [trade], [], [], time, equity, 1, [], {"BTCUSDT": btc})
+    money = MoneyTotals(Decimal(10_000), Decimal("10008.5989"), Decimal("3.2905"))
+    result = BacktestResult(
+        metrics, [trade], [], [], time, equity, 1, [], money, instruments={"BTCUSDT": btc}
+    )
 
     document = result.to_json(Numbers({"BTCUSDT": btc}, btc.quote_precision))
 
@@ -242,3 +245,32 @@ def test_json_trades_say_long_short_at_the_instruments_precision_with_fee_curren
         }
     ]
     assert set(document) == {"metrics", "trades", "equity"}
+
+
+def test_json_money_metrics_and_equity_are_strings_at_the_quote_precision() -> None:
+    from api.numbers import Numbers
+    from domain.metrics import performance
+    from domain.model import Instrument
+    from service_layer.backtest import MONEY_METRICS, BacktestResult, MoneyTotals
+
+    btc = Instrument(
+        "BTCUSDT", tick_size=Decimal("0.10"), step_size=Decimal("0.001"), quote_precision=2
+    )
+    time, equity = np.array([300_000, 600_000]), np.array([10_001.235, 9_999.994999])
+    metrics = performance(time, equity, 10_000.0, [], 1.0, np.array([True, False]))
+    money = MoneyTotals(Decimal(10_000), Decimal("9999.994999"), Decimal("1.005"))
+    result = BacktestResult(
+        metrics, [], [], [], time, equity, 2, [], money, instruments={"BTCUSDT": btc}
+    )
+
+    document = result.to_json(Numbers({"BTCUSDT": btc}, btc.quote_precision))
+
+    assert MONEY_METRICS == ("start_equity", "end_equity", "fees_paid")
+    assert {k: document["metrics"][k] for k in MONEY_METRICS} == {  # half-even, from Decimals
+        "start_equity": "10000.00",
+        "end_equity": "9999.99",
+        "fees_paid": "1.00",
+    }
+    assert document["equity"] == [[300_000, "10001.24"], [600_000, "9999.99"]]
+    assert isinstance(document["metrics"]["sharpe"], float)
+    assert document["metrics"]["trades"] == 0
