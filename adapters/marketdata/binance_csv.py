@@ -1,4 +1,5 @@
-"""Reading Binance kline and funding-rate CSV files into domain objects, validated row by row.
+"""Reading Binance kline CSV files into domain objects, validated row by row (the table helpers
+also serve :mod:`adapters.marketdata.funding_csv`).
 
 Two kline layouts are read (plain ``.csv`` or gzip ``.csv.gz``):
 
@@ -52,7 +53,6 @@ _RENAMES = {
 }
 _PRICES = ("open", "high", "low", "close")
 _EXTRAS = ("quote_volume", "trades", "taker_buy_base", "taker_buy_quote")
-_FUNDING_COLUMNS = ("funding_time", "funding_rate")
 _MICROSECONDS_ABOVE = 1e14  # 1e14 ms is year 5138; 1e14 µs is 1973
 
 Check = tuple[np.ndarray, Callable[[int], str]]
@@ -102,35 +102,6 @@ def read_klines(path: str | Path) -> Candles:
         volume=values["volume"],
         extra={c: values[c] for c in _EXTRAS if c in values},
     )
-
-
-def read_funding(path: str | Path) -> list[tuple[int, float]]:
-    """Read and validate a funding-rate file.
-
-    Accepts the normalized layout (header ``funding_time,funding_rate``) and the Binance
-    archive layout (``calc_time,funding_interval_hours,last_funding_rate``), ``.csv`` or
-    ``.csv.gz``; a headerless file is read as ``funding_time,funding_rate``.
-
-    Returns
-    -------
-    list of (int, float)
-        ``(funding_time, rate)``: funding_time in ms UTC, strictly increasing; rate a fraction
-        (0.0001 = 0.01 % per funding interval) paid by longs to shorts when positive.
-
-    Raises
-    ------
-    DataError
-        Naming the file and first bad row: wrong column count, non-numeric value, time not
-        after the previous one, or ``|rate| > 1`` (a percentage, not a fraction).
-    """
-    source = str(path)
-    frame, checks = _read_table(path, _FUNDING_COLUMNS, _FUNDING_COLUMNS)
-    _, time_checks = _times(frame["funding_time"])
-    rates, rate_check = _numbers(frame["funding_rate"])
-    too_big: Check = (np.abs(rates) > 1.0, lambda i: f"funding_rate {rates[i]} is not a fraction")
-    _raise_first_bad([*checks, rate_check, *time_checks, too_big], source)
-    times = _exact_ms(frame["funding_time"])
-    return list(zip(times.tolist(), rates.tolist(), strict=True))
 
 
 _TIMEFRAME = r"\d+[mhdw]"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable
-from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytest
 from adapters.marketdata.binance_csv import (
     ARCHIVE_COLUMNS,
     infer_symbol_timeframe,
-    read_funding,
     read_klines,
 )
 from domain.candles import find_gaps
@@ -201,50 +199,6 @@ def test_missing_column_is_named(tmp_path: Path) -> None:
 def test_missing_file_is_a_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="cannot read file"):
         read_klines(tmp_path / "nope.csv")
-
-
-def test_reads_funding_rates_as_fractions() -> None:
-    funding = read_funding(shared_file("binance_usdm_BTCUSDT_funding.csv.gz"))
-
-    assert len(funding) == 915
-    assert funding[0] == (1_735_603_200_000, 0.0001)
-    assert all(b[0] - a[0] == 8 * 3_600_000 for a, b in pairwise(funding))
-
-
-def test_reads_funding_in_the_binance_archive_layout(tmp_path: Path) -> None:
-    _, rows = _rows("binance_usdm_BTCUSDT_funding.csv.gz", 6)
-    archive = [[r[0], "8", r[1]] for r in rows]
-    path = _write(tmp_path / "f.csv", "calc_time,funding_interval_hours,last_funding_rate", archive)
-
-    funding = read_funding(path)
-
-    assert funding == [(int(r[0]), float(r[1])) for r in rows]
-
-
-@pytest.mark.parametrize(
-    ("row", "value", "message"),
-    [(3, "1.5", "not a fraction"), (4, "x", "funding_rate is not a number")],
-)
-def test_bad_funding_row_is_named(tmp_path: Path, row: int, value: str, message: str) -> None:
-    header, rows = _rows("binance_usdm_BTCUSDT_funding.csv.gz", 6)
-    rows[row - 1][1] = value
-    path = _write(tmp_path / "f.csv.gz", header, rows)
-
-    with pytest.raises(DataError, match=message) as caught:
-        read_funding(path)
-
-    assert (caught.value.source, caught.value.row) == (str(path), row)
-
-
-def test_funding_time_out_of_order_is_named(tmp_path: Path) -> None:
-    header, rows = _rows("binance_usdm_BTCUSDT_funding.csv.gz", 6)
-    rows[3][0] = rows[1][0]
-    path = _write(tmp_path / "f.csv", header, rows)
-
-    with pytest.raises(DataError, match=r"funding_time .* is before") as caught:
-        read_funding(path)
-
-    assert caught.value.row == 4
 
 
 @pytest.mark.parametrize(
