@@ -1,0 +1,73 @@
+"""The circuit breakers' per-bar inputs, batch form: relative volume (RVOL) and the percentile of
+ATR within a trailing window."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from domain.errors import ConfigError
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(message, field=name)
+
+
+def relative_volume(volume: np.ndarray, period: int = 20) -> np.ndarray:
+    """Relative volume: each bar's volume over the mean volume of the ``period`` bars before it.
+
+    ``rvol[i] = volume[i] / mean(volume[i − period : i])``; NaN for ``i < period`` and where
+    that mean is 0 (Binance's zero-volume maintenance bars). Shape ``(n,)`` float64 in, same
+    out; a ratio (5.0 = five times the usual volume). Source: StockCharts ChartSchool,
+    "Relative Volume (RVOL)" (current volume over its average on a look-back period).
+
+    >>> relative_volume(np.array([1.0, 3.0, 2.0, 8.0]), period=2).tolist()[2:]
+    [1.0, 3.2]
+
+    Raises
+    ------
+    ConfigError
+        When ``period < 1``.
+    """
+    _check(period >= 1, "period", f"period must be >= 1, was {period}")
+    v = np.asarray(volume, dtype=np.float64)
+    out = np.full(v.shape, np.nan)
+    if len(v) > period:
+        mean = sliding_window_view(v, period)[:-1].mean(axis=1)
+        np.divide(v[period:], mean, out=out[period:], where=mean > 0)
+    return out
+
+
+def atr_percentile(atr: np.ndarray, window: int, chunk: int = 1024) -> np.ndarray:
+    """Percentile rank of each ATR value among the ``window`` values before it, in percent.
+
+    ``pct[i] = 100 × #{j in [i − window, i) : atr[j] <= atr[i]} / window``, the "weak"
+    percentile of score (``scipy.stats.percentileofscore(kind="weak")``), in [0, 100]: 100
+    when ``atr[i]`` is the highest of the window. NaN for ``i < window`` or when ``atr[i]`` or
+    a window value is NaN. Shape ``(n,)`` float64 in and out; ``chunk`` rows are compared at
+    once (memory ``chunk × window`` bytes). For 5m bars a 30-day window is 8,640.
+
+    >>> atr_percentile(np.array([1.0, 2.0, 3.0, 0.5, 2.5]), window=3).tolist()[3:]
+    [0.0, 66.66666666666667]
+
+    Raises
+    ------
+    ConfigError
+        When ``window < 1`` or ``chunk < 1``.
+    """
+    _check(window >= 1, "window", f"window must be >= 1, was {window}")
+    _check(chunk >= 1, "chunk", f"chunk must be >= 1, was {chunk}")
+    a = np.asarray(atr, dtype=np.float64)
+    out = np.full(a.shape, np.nan)
+    if len(a) <= window:
+        return out
+    windows = sliding_window_view(a, window)[:-1]  # row k holds a[k : k + window], before k+window
+    nans = np.r_[0, np.cumsum(np.isnan(a))]
+    clean = (nans[window:-1] - nans[: len(a) - window]) == 0
+    for lo in range(0, len(windows), chunk):
+        rows = windows[lo : lo + chunk]
+        now = a[window + lo : window + lo + len(rows)]
+        out[window + lo : window + lo + len(rows)] = 100.0 * (rows <= now[:, None]).sum(1) / window
+    out[window:][~clean | np.isnan(a[window:])] = np.nan
+    return out
