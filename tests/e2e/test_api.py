@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from domain.model import OrderType, Side
 from lootcapital.bootstrap import Container, bootstrap, build_app
 from lootcapital.settings import Settings
-from tests.e2e.web_fixtures import live_server
+from tests.e2e.web_fixtures import live_server, sample_server
 
 TOKEN = "e2e-token-0123456789abcdef"
 
@@ -35,15 +35,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("e2e"),
-        api_token=TOKEN,
-        speed=6000.0,  # 20 bar times per second
-        strategy="sma_cross",
-        strategy_params={"fast": 5, "slow": 20},
-    )
-    container = bootstrap(settings)
-    with live_server(build_app(container)) as url:
+    with sample_server(tmp_path_factory.mktemp("e2e"), TOKEN) as (url, container):
         yield Server(url, container)
 
 

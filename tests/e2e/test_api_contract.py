@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from api.numbers import decimals
 from lootcapital.bootstrap import Container, bootstrap, build_app, candle_store
 from lootcapital.settings import Settings
-from tests.e2e.web_fixtures import live_server
+from tests.e2e.web_fixtures import live_server, sample_server
 
 TOKEN = "contract-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -41,15 +41,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("contract"),
-        api_token=TOKEN,
-        speed=6000.0,
-        strategy="sma_cross",
-        strategy_params={"fast": 5, "slow": 20},
-    )
-    container = bootstrap(settings)
-    with live_server(build_app(container)) as url:
+    with sample_server(tmp_path_factory.mktemp("contract"), TOKEN) as (url, container):
         yield Server(url, container)
 
 

@@ -26,9 +26,7 @@ import httpx
 import pytest
 from openapi_python_client.strings import ClassName, PythonIdentifier
 
-from lootcapital.bootstrap import bootstrap, build_app
-from lootcapital.settings import Settings
-from tests.e2e.web_fixtures import live_server
+from tests.e2e.web_fixtures import sample_server
 
 TOKEN = "generated-client-token-0123456789"
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
@@ -74,16 +72,8 @@ class Generated:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A paper server replaying the sample at 20 bar times a second with a fast-trading
-    strategy, so that fills, trades and signals come within seconds."""
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("generated"),
-        api_token=TOKEN,
-        speed=6000.0,
-        strategy="sma_cross",
-        strategy_params={"fast": 5, "slow": 20},
-    )
-    with live_server(build_app(bootstrap(settings))) as url:
+    """A paper server on the sample (:func:`sample_server`)."""
+    with sample_server(tmp_path_factory.mktemp("generated"), TOKEN) as (url, _):
         yield url
 
 

@@ -13,9 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lootcapital.bootstrap import bootstrap, build_app
-from lootcapital.settings import Settings
-from tests.e2e.web_fixtures import live_server
+from tests.e2e.web_fixtures import sample_server
 
 TOKEN = "schemathesis-token-0123456789"
 CHECKS = ",".join(
@@ -31,14 +29,7 @@ CHECKS = ",".join(
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("schemathesis"),
-        api_token=TOKEN,
-        speed=6000.0,
-        strategy="sma_cross",
-        strategy_params={"fast": 5, "slow": 20},
-    )
-    with live_server(build_app(bootstrap(settings))) as served:
+    with sample_server(tmp_path_factory.mktemp("schemathesis"), TOKEN) as (served, _):
         yield served
 
 

@@ -7,9 +7,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+
+from lootcapital.bootstrap import Container, bootstrap, build_app
+from lootcapital.settings import Settings
 
 STARTUP_TIMEOUT_S = 20.0
 
@@ -43,3 +47,20 @@ def live_server(app: FastAPI) -> Iterator[str]:
         server.should_exit = True
         thread.join(15)
         sock.close()
+
+
+@contextmanager
+def sample_server(data_dir: Path, token: str) -> Iterator[tuple[str, Container]]:
+    """A paper server on the shipped sample replaying 20 bar times a second with
+    ``sma_cross(fast=5, slow=20)``, so that fills, trades and signals come within seconds;
+    yields its base URL and its container."""
+    settings = Settings(
+        data_dir=data_dir,
+        api_token=token,
+        speed=6000.0,  # 20 bar times per second
+        strategy="sma_cross",
+        strategy_params={"fast": 5, "slow": 20},
+    )
+    container = bootstrap(settings)
+    with live_server(build_app(container)) as url:
+        yield url, container
