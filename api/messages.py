@@ -38,14 +38,22 @@ class WsMessages:
 
     def __init__(self, service: TradingService) -> None:
         self._service = service
+        self._numbers: tuple[object, Numbers] | None = None
 
     def __call__(self, event: object) -> dict[str, Any] | None:
         """The message of ``event``, or None for events that are not pushed."""
         service = self._service
-        kind, body = _body(event, service, numbers_of(service.engine))
+        kind, body = _body(event, service, self._numbers_of_engine())
         if body is None:
             return None
         return {"type": kind, "ts": service.engine.clock.now_ms(), "data": body}
+
+    def _numbers_of_engine(self) -> Numbers:
+        """The run's number formats, built again only when the kernel was rebuilt."""
+        engine = self._service.engine
+        if self._numbers is None or self._numbers[0] is not engine:
+            self._numbers = (engine, numbers_of(engine))
+        return self._numbers[1]
 
 
 def _body(event: object, service: TradingService, n: Numbers) -> tuple[str, Any]:

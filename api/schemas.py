@@ -31,6 +31,7 @@ from domain.model import (
     TimeInForce,
     Trade,
 )
+from domain.orders import order_origin
 from domain.symbols import venue_symbol
 from service_layer.trading import PositionView, Status
 
@@ -166,7 +167,8 @@ class CandleOut(BaseModel):
 class OrderOut(BaseModel):
     """An order in its latest state. ``id`` is the client order id (``client_order_id`` says
     the same); ``origin`` is ``api`` for orders placed over the API, ``strategy`` for the
-    strategy's (``tag`` names it); ``reject_reason`` says why the venue refused it."""
+    strategy's (``tag`` names it; an exit keeps its entry's origin), ``run`` for a backtest's
+    closing orders; ``reject_reason`` says why the venue refused it."""
 
     id: str
     client_order_id: str
@@ -184,7 +186,7 @@ class OrderOut(BaseModel):
     venue_order_id: str | None
     link_id: str | None
     trailing_offset: DecimalString | None
-    origin: Literal["api", "strategy"]
+    origin: Literal["api", "strategy", "run"]
     tag: str
     reject_reason: str | None
     created_time: int
@@ -271,10 +273,6 @@ def _reason_out(r: Reason) -> ReasonOut:
     return ReasonOut(component=r.component, message=r.message, values=r.values)
 
 
-def _side_of_trade(side: Side) -> Literal["long", "short"]:
-    return "long" if side is Side.BUY else "short"
-
-
 def order_out(o: Order, n: Numbers) -> OrderOut:
     """An order as its response body."""
     s = o.symbol
@@ -295,7 +293,7 @@ def order_out(o: Order, n: Numbers) -> OrderOut:
         venue_order_id=o.venue_order_id,
         link_id=o.link_id,
         trailing_offset=n.price(s, o.trailing_offset),
-        origin="api" if o.tag == "api" else "strategy",
+        origin=order_origin(o.tag).kind,  # type: ignore[arg-type]
         tag=o.tag,
         reject_reason=o.reject_reason,
         created_time=o.created_time,
@@ -327,7 +325,7 @@ def trade_out(t: Trade, n: Numbers) -> TradeOut:
     return TradeOut(
         id=t.id,
         symbol=s,
-        side=_side_of_trade(t.side),
+        side=t.direction.value,  # type: ignore[arg-type]  # long or short, never flat
         qty=n.qty(s, t.qty),
         entry_time=t.entry_time,
         entry_price=n.price(s, t.entry_price),

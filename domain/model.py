@@ -471,6 +471,11 @@ class Trade:
     fees: Decimal
 
     @property
+    def direction(self) -> Direction:
+        """The position's side: ``long`` when the trade was opened by a buy, else ``short``."""
+        return Direction.LONG if self.side is Side.BUY else Direction.SHORT
+
+    @property
     def gross_pnl(self) -> Decimal:
         """PnL before fees."""
         return self.pnl + self.fees

@@ -225,3 +225,39 @@ def client_order_id(run_id: str, strategy: str, symbol: str, bar_time: int, inde
     """
     key = f"{run_id}|{strategy}|{symbol}|{bar_time}|{index}".encode()
     return "lc" + hashlib.sha256(key).hexdigest()[:30]
+
+
+API_TAG = "api"
+"""The tag of orders placed through the API (the strategy's orders carry its name)."""
+END_OF_RUN_TAG = "end"
+"""The tag of the orders a backtest places to close its positions at the end of the data."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOrigin:
+    """Who placed an order, read from its ``tag``: ``kind`` is ``"api"``, ``"strategy"`` or
+    ``"run"`` (a backtest's closing order); ``source`` the strategy's name (``""`` otherwise);
+    ``leg`` the exit leg of an exit order as tagged (``"stop"``, ``"trail"``, ``"tp1"``…),
+    ``""`` for an entry."""
+
+    kind: str
+    source: str
+    leg: str
+
+
+def order_origin(tag: str | None) -> OrderOrigin:
+    """The origin of an order tagged ``tag``: ``"api"``, a strategy's name, ``"end"``, or
+    ``"<entry tag>:<leg>"`` for the exits placed when an entry fills
+    (:mod:`service_layer.exits`).
+
+    >>> order_origin("trend_follow:tp2")
+    OrderOrigin(kind='strategy', source='trend_follow', leg='tp2')
+    >>> order_origin("api:stop").kind
+    'api'
+    """
+    head, _, leg = (tag or "").partition(":")
+    if head == API_TAG:
+        return OrderOrigin("api", "", leg)
+    if head == END_OF_RUN_TAG:
+        return OrderOrigin("run", "", leg)
+    return OrderOrigin("strategy", head, leg)

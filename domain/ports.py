@@ -69,6 +69,10 @@ class MarketData(Protocol):
         ...
 
 
+END_OF_DATA = "end of data"
+"""``MarketData.finished_reason`` (and a run's stop reason) when a finite feed has no bar left."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredSeries:
     """What the candle store holds for one exchange/symbol/timeframe."""

@@ -26,12 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.candles import Candles
-from domain.model import ZERO, Direction, Side, Trade
-
-
-def direction(trade: Trade) -> Direction:
-    """``long`` for a trade opened by a buy, ``short`` for one opened by a sell."""
-    return Direction.LONG if trade.side is Side.BUY else Direction.SHORT
+from domain.model import ZERO, Direction, Trade
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +93,7 @@ def stats_by_symbol(trades: Sequence[Trade], symbols: Iterable[str]) -> dict[str
 def stats_by_direction(trades: Sequence[Trade]) -> dict[Direction, TradeStats]:
     """:class:`TradeStats` of the long trades and of the short trades (both keys always)."""
     return {
-        side: trade_stats(t for t in trades if direction(t) is side)
+        side: trade_stats(t for t in trades if t.direction is side)
         for side in (Direction.LONG, Direction.SHORT)
     }
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from api.numbers import Numbers
 from domain.metrics import PerformanceMetrics
 from domain.model import Trade
-from domain.report import Breakdown, TradeStats, direction
+from domain.report import Breakdown, TradeStats
 from service_layer.backtest import MONEY_METRICS, BacktestResult, breakdown_json
 
 SHOWN_REJECTIONS = 5
@@ -252,7 +252,7 @@ def _print_trades(trades: Sequence[Trade], numbers: Numbers) -> None:
           f"  {'exit (UTC)':<17}{'exit price':>13}{'pnl':>12}{'fees':>10}")  # fmt: skip
     for k, t in enumerate(trades, 1):
         print(
-            f"{k:>4}  {t.symbol:<10}{direction(t):<6}{numbers.qty(t.symbol, t.qty):>12}  "
+            f"{k:>4}  {t.symbol:<10}{t.direction:<6}{numbers.qty(t.symbol, t.qty):>12}  "
             f"{fmt_ms(t.entry_time):<17}{numbers.price(t.symbol, t.entry_price):>13}  "
             f"{fmt_ms(t.exit_time):<17}{numbers.price(t.symbol, t.exit_price):>13}"
             f"{_money(t.pnl):>12}{_money(t.fees):>10}"

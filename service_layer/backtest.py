@@ -15,7 +15,7 @@ from domain.ledger import Ledger
 from domain.metrics import PerformanceMetrics, performance
 from domain.model import Fill, Instrument, Signal, Trade
 from domain.ports import BarMatcher, Clock, ExecutionClient, MarketData
-from domain.report import Breakdown, TradeStats, direction
+from domain.report import Breakdown, TradeStats
 from domain.strategies.base import Strategy
 from domain.timeframes import timeframe_ms
 from service_layer.engine import BatchOutcome, Engine
@@ -99,7 +99,7 @@ class BacktestResult:
     def _trade_json(self, t: Trade, numbers: NumberFormat) -> dict[str, object]:
         return {
             "symbol": t.symbol,
-            "side": str(direction(t)),
+            "side": str(t.direction),
             "qty": numbers.qty(t.symbol, t.qty),
             "entry_time": t.entry_time,
             "entry_price": numbers.price(t.symbol, t.entry_price),

@@ -46,7 +46,7 @@ from domain.model import (
     Signal,
     fast_constructor,
 )
-from domain.orders import ExecutionEvent
+from domain.orders import END_OF_RUN_TAG, ExecutionEvent
 from domain.orders import ExecutionEventKind as K
 from domain.ports import BarMatcher, Clock, ExecutionClient
 from domain.strategies.base import Decision, DecisionContext, OrderIntent, Portfolio, Strategy
@@ -301,7 +301,7 @@ class Engine:
                     qty=abs(held),
                     created_time=end,
                     reduce_only=True,
-                    tag="end",
+                    tag=END_OF_RUN_TAG,
                 )
                 self.ledger.add(close)
                 self.matcher.settle(close, to_decimal(candles.close[-1]), end)

@@ -30,7 +30,7 @@ from domain.events import (
 from domain.execution import to_decimal
 from domain.ledger import LedgerChanges
 from domain.model import EquityPoint, Position, fast_constructor
-from domain.ports import MarketData, RunState, UnitOfWork
+from domain.ports import END_OF_DATA, MarketData, RunState, UnitOfWork
 from domain.strategies.base import Portfolio
 from service_layer.commands import CommandQueue
 from service_layer.engine import BatchOutcome, Engine
@@ -218,7 +218,7 @@ class EngineRunner:
             for batch in self.feed.batches():
                 self._step(batch)
                 self.commands.run_pending()
-            self.stopped_reason = self.feed.finished_reason or "end of data"
+            self.stopped_reason = self.feed.finished_reason or END_OF_DATA
         except Exception as exc:
             logger.exception("engine stopped on an error")
             self.error = f"{type(exc).__name__}: {exc}"

@@ -40,7 +40,8 @@ from domain.model import (
     Trade,
 )
 from domain.order_rules import order_problem
-from domain.ports import MarketData, Page, RunState, UnitOfWork
+from domain.orders import API_TAG
+from domain.ports import END_OF_DATA, MarketData, Page, RunState, UnitOfWork
 from domain.resample import resample
 from domain.strategies.base import OrderIntent
 from domain.timeframes import timeframe_ms
@@ -174,8 +175,8 @@ class TradingService:
             feed = self._feed or self._new_feed(self.run)
             if feed.exhausted:
                 self._feed = feed
-                if self.run.stopped_reason != "end of data":  # e.g. killed after its last bar
-                    self.run = replace(self.run, stopped_reason="end of data")
+                if self.run.stopped_reason != END_OF_DATA:  # e.g. killed after its last bar
+                    self.run = replace(self.run, stopped_reason=END_OF_DATA)
                     with self.uow_factory() as uow:
                         uow.runs.upsert(self.run)
                         uow.commit()
@@ -341,7 +342,7 @@ class TradingService:
                 f"client_order_id {order_id!r} is already used", field="client_order_id"
             )
         try:
-            order = build_order(intent, order_id, engine.clock.now_ms(), "api")
+            order = build_order(intent, order_id, engine.clock.now_ms(), API_TAG)
         except ValueError as exc:
             raise InvalidOrder(str(exc), field="price") from None
         held = engine.ledger.position(intent.symbol).qty

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 from jinja2 import Environment
 
+from domain.orders import order_origin
+
 MISSING = "—"
 MAX_PLACES = 8
 """Most decimals shown for a price or quantity (crypto lot and tick sizes go to 1e-8)."""
@@ -134,8 +136,6 @@ class Origin(NamedTuple):
         return f"{self.leg} of an order {placed}" if self.leg else placed
 
 
-API_TAG = "api"
-END_OF_RUN_TAG = "end"
 _LEGS = {"stop": "stop-loss", "trail": "trailing stop"}
 
 
@@ -151,17 +151,13 @@ def origin(tag: str | None) -> Origin:
     >>> origin("trend_follow:tp2")
     Origin(kind='strategy', label='trend_follow', leg='take-profit 2')
     """
-    head, _, leg = (tag or "").partition(":")
+    found = order_origin(tag)
+    leg = found.leg
     if leg.startswith("tp") and leg[2:].isdigit():
         leg = f"take-profit {leg[2:]}"
     leg = _LEGS.get(leg, leg)
-    if head == API_TAG:
-        return Origin("api", "API", leg)
-    if head == END_OF_RUN_TAG:
-        return Origin("run", "end of run", leg)
-    if not head:
-        return Origin("strategy", MISSING, leg)
-    return Origin("strategy", head, leg)
+    label = {"api": "API", "run": "end of run"}.get(found.kind, found.source or MISSING)
+    return Origin(found.kind, label, leg)
 
 
 FILTERS = {

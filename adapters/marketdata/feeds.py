@@ -14,10 +14,9 @@ import numpy as np
 
 from domain.candles import Candles
 from domain.errors import ConfigError, UnknownSymbol
-from domain.ports import Clock
+from domain.ports import END_OF_DATA, Clock
 from domain.timeframes import timeframe_ms
 
-END_OF_DATA = "end of data"
 STOPPED = "stopped"
 MAX_SLEEP_S = 0.1
 """Longest single sleep of a :class:`ReplayFeed`: a ``stop()`` is honoured within this time."""

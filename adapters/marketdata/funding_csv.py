@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from adapters.marketdata.binance_csv import (
+    _MICROSECONDS_ABOVE,
+    _PRICES,
     ARCHIVE_COLUMNS,
     _exact_ms,
     _kline_problems,
@@ -51,8 +53,6 @@ the funding fee transaction time may deviate by up to 1 minute (see :mod:`domain
 _TIME_NAMES = ("funding_time", "calc_time")
 _RATE_NAMES = ("funding_rate", "last_funding_rate")
 _INTERVAL_NAME = "funding_interval_hours"
-_MICROSECONDS_ABOVE = 10**14  # as binance_csv: 1e14 ms is year 5138, 1e14 µs is 1973
-_PRICES = ("open", "high", "low", "close")
 
 
 def read_funding(

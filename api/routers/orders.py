@@ -22,10 +22,11 @@ from domain.model import OrderStatus, OrderType, Side
 
 router = APIRouter(tags=["orders"])
 
-_BY_NAME: dict[str, frozenset[OrderStatus]] = {s.value: frozenset({s}) for s in OrderStatus}
-for _ours, _ccxt in CCXT_STATUS.items():
-    if _ccxt not in _BY_NAME or _ccxt == "open":
-        _BY_NAME[_ccxt] = _BY_NAME.get(_ccxt, frozenset()) | {_ours}
+_BY_NAME: dict[str, frozenset[OrderStatus]] = {s.value: frozenset({s}) for s in OrderStatus} | {
+    ccxt: frozenset(s for s, c in CCXT_STATUS.items() if c == ccxt) for ccxt in ("open", "closed")
+}
+"""Each accepted ``status`` name → the statuses it selects (ccxt's ``open`` and ``closed`` name
+groups; its ``canceled``, ``rejected`` and ``expired`` are ours)."""
 
 StatusName = Literal[
     "pending_new", "new", "partially_filled", "filled", "pending_cancel", "canceled",

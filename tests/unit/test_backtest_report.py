@@ -15,7 +15,6 @@ from domain.model import Direction, Side, Trade
 from domain.report import (
     breakdown,
     buy_and_hold,
-    direction,
     longest_losing_streak,
     stats_by_direction,
     stats_by_symbol,
@@ -93,7 +92,7 @@ def test_long_and_short_are_the_side_of_the_opening_fill() -> None:
 
     by_side = stats_by_direction([long_win, short_loss, short_win])
 
-    assert direction(long_win) is Direction.LONG and direction(short_loss) is Direction.SHORT
+    assert long_win.direction is Direction.LONG and short_loss.direction is Direction.SHORT
     assert list(by_side) == [Direction.LONG, Direction.SHORT]
     assert by_side[Direction.LONG].pnl == Decimal(4)
     assert by_side[Direction.SHORT].pnl == Decimal(-4)
