@@ -13,8 +13,10 @@ from domain.orders import (
     ExecutionEvent,
     ExecutionEventKind,
     IllegalTransition,
+    OrderOrigin,
     apply_event,
     client_order_id,
+    order_origin,
 )
 
 S = OrderStatus
@@ -263,3 +265,20 @@ def test_client_order_id_fits_venue_limits() -> None:
 
         assert len(cid) <= 36
         assert re.fullmatch(r"[0-9a-z]+", cid), cid
+
+
+@pytest.mark.parametrize(
+    ("tag", "kind", "source", "leg"),
+    [
+        ("api", "api", "", ""),
+        ("api:stop", "api", "", "stop"),  # an exit keeps its entry's origin
+        ("trend_follow", "strategy", "trend_follow", ""),
+        ("trend_follow:tp2", "strategy", "trend_follow", "tp2"),
+        ("end", "run", "", ""),
+        (None, "strategy", "", ""),
+    ],
+)
+def test_order_origin_reads_who_placed_an_order_from_its_tag(
+    tag: str | None, kind: str, source: str, leg: str
+) -> None:
+    assert order_origin(tag) == OrderOrigin(kind, source, leg)
