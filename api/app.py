@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,10 +18,11 @@ from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.hub import EventHub
 from api.metrics import Metrics
-from api.routers import account, engine, health, market, orders
+from api.routers import account, engine, health, margin, market, orders, risk
 from api.timing import RequestTimer
 from api.ws import router as ws_router
-from domain.errors import EndOfData
+from domain.errors import EndOfData, EngineStateError, InvalidOrder
+from service_layer.risk_service import RiskControl
 from service_layer.trading import TradingService
 
 API_PREFIX = "/api/v1"
@@ -71,12 +73,14 @@ def create_app(container: AppContainer) -> FastAPI:
     app.state.hub = container.hub
     app.state.metrics = container.metrics
     app.state.api_token = container.api_token
+    app.state.risk = risk_control = RiskControl(container.service)
     install_error_handlers(app)
     install_docs(app)
     strict = [Depends(reject_unknown_query)]
     app.include_router(health.router, prefix=API_PREFIX, dependencies=strict)
     secured = [Depends(require_token), *strict]
-    for router in (engine.router, market.router, orders.router, account.router):
+    routers = (engine, market, orders, account, margin, risk)
+    for router in (r.router for r in routers):
         app.include_router(router, prefix=API_PREFIX, dependencies=secured)
     app.include_router(ws_router, prefix=API_PREFIX)
 
@@ -84,6 +88,10 @@ def create_app(container: AppContainer) -> FastAPI:
     def metrics() -> Response:
         status = container.service.status()
         container.metrics.equity.set(float(status.equity))
+        with contextlib.suppress(EngineStateError):  # a run without a risk gate: no gauges
+            container.metrics.set_risk(risk_control.gauges())
+        with contextlib.suppress(InvalidOrder):  # no perpetuals: no margin gauges
+            container.metrics.set_margin(container.service.balance())
         return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestTimer, histogram=container.metrics.http)

@@ -1,8 +1,9 @@
 """WebSocket messages ``{"type", "ts", "data"}`` of bus events, in the REST bodies' shapes.
 
 ``candle``, ``signal``, ``order``, ``fill``, ``position`` (with mark price and unrealized PnL),
-``equity`` and ``status`` (the body of ``GET /api/v1/status``, pushed on every start and stop,
-end of data included). ``ts`` is the market clock (ms UTC) when the message was built.
+``equity``, ``status`` (the body of ``GET /api/v1/status``, pushed on every start and stop,
+end of data included) and ``risk`` (a trading-state change or a risk alert, as ``GET
+/api/v1/risk`` lists them). ``ts`` is the market clock (ms UTC) when the message was built.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.numbers import Numbers, numbers_of
+from api.risk_schemas import event_out
 from api.schemas import (
     candle_out,
     equity_out,
@@ -29,6 +31,7 @@ from domain.events import (
     PositionChanged,
     SignalGenerated,
 )
+from domain.risk import RiskAlert, StateChange
 from domain.timeframes import timeframe_ms
 from service_layer.trading import TradingService
 
@@ -73,4 +76,6 @@ def _body(event: object, service: TradingService, n: Numbers) -> tuple[str, Any]
             return "equity", equity_out(p, n).model_dump(mode="json")
         case EngineStarted() | EngineStopped():
             return "status", status_out(service.status(), n).model_dump(mode="json")
+        case StateChange() | RiskAlert():
+            return "risk", event_out(event).model_dump(mode="json")
     return "", None

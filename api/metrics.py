@@ -5,8 +5,11 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from domain.events import EquityUpdated, OrderFilled, OrderUpdated, PositionChanged, SignalGenerated
-from domain.model import OrderStatus
+from domain.futures import MarginReport
+from domain.model import ExitReason, OrderStatus
+from domain.risk import AlertKind, RiskAlert, StateChange, TradingState
 from service_layer.engine import BatchOutcome
+from service_layer.risk_service import RiskGauges
 
 
 class Metrics:
@@ -48,6 +51,37 @@ class Metrics:
         self.ws_clients = Gauge(
             "lootcapital_ws_clients", "Connected WebSocket clients.", registry=r
         )
+        self.trading_state = Gauge(
+            "lootcapital_trading_state",
+            "1 for the current trading state of each scope (account or symbol), else 0.",
+            ["scope", "state"], registry=r,
+        )  # fmt: skip
+        self.drawdown = Gauge(
+            "lootcapital_drawdown_ratio", "Equity's fall below its peak (fraction).", registry=r
+        )
+        self.var = Gauge(
+            "lootcapital_var", "1-day historical VaR of the equity curve (fraction of equity).",
+            ["confidence"], registry=r,
+        )  # fmt: skip
+        self.breaker_trips = Counter(
+            "lootcapital_circuit_breaker_trips",
+            "Trading-state changes to a more restrictive state, and unusual-volume alerts, by "
+            "the breaker (or manual) that caused them.",
+            ["breaker"], registry=r,
+        )  # fmt: skip
+        self.margin_ratio = Gauge(
+            "lootcapital_margin_ratio",
+            "Maintenance margin / margin balance (fraction; liquidation at 1).",
+            registry=r,
+        )
+        self.liquidations = Counter(
+            "lootcapital_liquidations", "Positions closed by liquidation.", registry=r
+        )
+        self.funding_paid = Gauge(
+            "lootcapital_funding_paid_total",
+            "Funding paid over the run (quote currency; funding received counts negative).",
+            registry=r,
+        )
         self._positions: dict[str, bool] = {}
         self._realized = 0.0
         self._candle_counters: dict[str, Counter] = {}  # per symbol: labels() costs a lookup
@@ -64,6 +98,17 @@ class Metrics:
             counter.inc(len(candles))
         if bars:
             self.bar_seconds.observe(seconds / bars)
+        liquidated = sum(
+            1 for t in outcome.changes.trades if t.exit_reason is ExitReason.LIQUIDATION
+        )
+        if liquidated:
+            self.liquidations.inc(liquidated)
+
+    def set_margin(self, report: MarginReport) -> None:
+        """Set the margin gauges from the balance breakdown (read on each scrape)."""
+        if report.margin_ratio is not None:
+            self.margin_ratio.set(float(report.margin_ratio))
+        self.funding_paid.set(float(report.funding_paid))
 
     def handle(self, event: object) -> None:
         """Bus handler updating counters and gauges."""
@@ -83,3 +128,22 @@ class Metrics:
                 self.open_positions.set(sum(self._positions.values()))
             case EquityUpdated(point=p):
                 self.equity.set(float(p.equity))
+            case StateChange(scope=scope, from_state=before, to_state=after, source=source):
+                if after.severity > before.severity:
+                    self.breaker_trips.labels(source or "manual").inc()
+                self._set_state(scope, after)
+            case RiskAlert(kind=AlertKind.UNUSUAL_VOLUME):
+                self.breaker_trips.labels("unusual_volume").inc()
+
+    def set_risk(self, gauges: RiskGauges) -> None:
+        """Set the risk gauges (read on each scrape: states, drawdown, VaR)."""
+        for scope, state in gauges.states.items():
+            self._set_state(scope, state)
+        self.drawdown.set(gauges.drawdown)
+        for confidence, var in gauges.var.items():
+            if var is not None:
+                self.var.labels(f"{confidence:g}").set(var)
+
+    def _set_state(self, scope: str, state: TradingState) -> None:
+        for s in TradingState:
+            self.trading_state.labels(scope, s.value).set(1.0 if s is state else 0.0)

@@ -9,16 +9,28 @@ unified status of each is in :data:`CCXT_STATUS`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from api.numbers import Numbers
 from domain.candles import Candle, Candles
+from domain.funding import FundingPayment
+from domain.futures import MarginReport, PositionMargin
 from domain.model import (
     Direction,
     EquityPoint,
+    ExitReason,
     Fill,
     Liquidity,
     Order,
@@ -33,7 +45,7 @@ from domain.model import (
 )
 from domain.orders import order_origin
 from domain.symbols import venue_symbol
-from service_layer.trading import PositionView, Status
+from service_layer.trading import Bracket, PositionView, Status
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0, max_digits=38, decimal_places=18)]
 DecimalString = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["101234.50"])]
@@ -53,54 +65,172 @@ CCXT_STATUS: dict[OrderStatus, str] = {
 _STATUS_DOC = "; ".join(f"{s.value} = ccxt {c}" for s, c in CCXT_STATUS.items())
 
 
-class OrderIn(BaseModel):
-    """``POST /api/v1/orders`` body. ``price`` is required for limit orders and only allowed
-    there, ``stop_price`` likewise for stop orders; quantities in base asset, prices in quote
-    currency. ``symbol`` as the venue writes it (``BTCUSDT``) or ccxt's unified form
-    (``BTC/USDT:USDT``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    symbol: str = Field(
+OrderTypeName = Literal["market", "limit", "stop", "take_profit", "trailing_stop"]
+TimeInForceName = Literal["gtc", "ioc", "fok", "post_only"]
+SymbolIn = Annotated[
+    str,
+    Field(
         min_length=1,
         max_length=40,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9/:._-]*$",
         examples=["BTCUSDT", "BTC/USDT:USDT"],
-    )
+    ),
+    AfterValidator(venue_symbol),
+]
+"""A symbol as the venue writes it (``BTCUSDT``) or ccxt's unified form (``BTC/USDT:USDT``),
+read in the venue's spelling."""
+
+_TRIGGERED = frozenset({"stop", "take_profit", "trailing_stop"})
+_TIME_IN_FORCE_TYPES: dict[str, frozenset[str]] = {
+    "gtc": frozenset(get_args(OrderTypeName)),
+    "ioc": frozenset({"market", "limit"}),
+    "fok": frozenset({"market", "limit"}),
+    "post_only": frozenset({"limit"}),
+}
+"""The order types each time in force applies to."""
+
+
+class OrderIn(BaseModel):
+    """``POST /api/v1/orders`` body; quantities in base asset, prices and offsets in quote
+    currency. ``symbol`` as the venue writes it (``BTCUSDT``) or ccxt's unified form
+    (``BTC/USDT:USDT``).
+
+    * ``market`` fills at the next bar's open (± slippage);
+    * ``limit`` at ``price`` (required, only there) or better, when a bar trades through it;
+    * ``stop`` (stop market) and ``take_profit`` (take-profit market) at market once a bar
+      reaches ``stop_price`` (required): a stop on the losing side of the position, a
+      take-profit on the winning side;
+    * ``trailing_stop``: a stop market whose level follows the best price since it was placed
+      at ``trailing_offset`` (required, only there) behind it; ``stop_price`` is its first
+      level (default: the last close ∓ the offset).
+
+    ``time_in_force``: ``gtc`` (default), ``ioc`` and ``fok`` (market and limit orders: what
+    does not fill on the first bar expires), ``post_only`` (limit orders: expires rather than
+    take liquidity). A ``reduce_only`` order only shrinks the position (refused when it would
+    not). Orders with the same ``link_id`` are linked: one other than a take-profit filling
+    completely cancels the others.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: SymbolIn
     side: Literal["buy", "sell"]
-    type: Literal["market", "limit", "stop"]
+    type: OrderTypeName
     qty: PositiveDecimal
     price: PositiveDecimal | None = Field(default=None, validate_default=True)
     stop_price: PositiveDecimal | None = Field(default=None, validate_default=True)
+    trailing_offset: PositiveDecimal | None = Field(default=None, validate_default=True)
+    time_in_force: TimeInForceName = Field(default="gtc", validate_default=True)
+    reduce_only: bool = False
+    link_id: str | None = Field(default=None, min_length=1, max_length=64)
     client_order_id: str | None = Field(default=None, min_length=1, max_length=64)
-
-    @field_validator("symbol")
-    @classmethod
-    def _venue_symbol(cls, value: str) -> str:
-        return venue_symbol(value)
 
     @field_validator("price")
     @classmethod
     def _price_matches_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
-        return _required_for(value, info, "limit", "price")
+        return _term_for(value, info, "price", required={"limit"}, allowed={"limit"})
 
     @field_validator("stop_price")
     @classmethod
     def _stop_matches_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
-        return _required_for(value, info, "stop", "stop_price")
+        return _term_for(
+            value, info, "stop_price", required={"stop", "take_profit"}, allowed=_TRIGGERED
+        )
+
+    @field_validator("trailing_offset")
+    @classmethod
+    def _offset_matches_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        trailing = {"trailing_stop"}
+        return _term_for(value, info, "trailing_offset", required=trailing, allowed=trailing)
+
+    @field_validator("time_in_force")
+    @classmethod
+    def _tif_matches_type(cls, value: str, info: ValidationInfo) -> str:
+        given = info.data.get("type")
+        allowed = _TIME_IN_FORCE_TYPES[value]
+        if given is not None and given not in allowed:
+            raise ValueError(
+                f"time_in_force {value} is only allowed on {_either(allowed)} orders, not {given}"
+            )
+        return value
 
 
-def _required_for(
-    value: Decimal | None, info: ValidationInfo, order_type: str, name: str
+def _term_for(
+    value: Decimal | None,
+    info: ValidationInfo,
+    name: str,
+    *,
+    required: Collection[str],
+    allowed: Collection[str],
 ) -> Decimal | None:
+    """``value`` of the term ``name`` when the order's type asks for it (``required``) or takes
+    it (``allowed``); a ``ValueError`` naming the type otherwise."""
     given = info.data.get("type")
     if given is None:  # the type itself is invalid: that error is reported
         return value
-    if given == order_type and value is None:
-        raise ValueError(f"{name} is required for a {order_type} order")
-    if given != order_type and value is not None:
-        raise ValueError(f"{name} is only allowed on {order_type} orders, not {given}")
+    if given in required and value is None:
+        raise ValueError(f"{name} is required for a {given} order")
+    if given not in allowed and value is not None:
+        raise ValueError(f"{name} is only allowed on {_either(allowed)} orders, not {given}")
     return value
+
+
+def _either(types: Collection[str]) -> str:
+    """``limit``, ``market or limit``, ``stop, take_profit or trailing_stop``."""
+    names = [t for t in get_args(OrderTypeName) if t in types]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+class OrderModifyIn(BaseModel):
+    """``PATCH /api/v1/orders/{order_id}`` body: the new ``qty`` (base asset, more than what
+    has filled), limit ``price`` or ``stop_price`` (quote currency) of a working order; at least
+    one, each left out kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    qty: PositiveDecimal | None = None
+    price: PositiveDecimal | None = None
+    stop_price: PositiveDecimal | None = None
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> OrderModifyIn:
+        if self.qty is None and self.price is None and self.stop_price is None:
+            raise ValueError("give at least one of qty, price, stop_price")
+        return self
+
+
+class BracketLegIn(BaseModel):
+    """One exit of a bracket: the trigger ``stop_price`` (quote currency) of its market
+    order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stop_price: PositiveDecimal
+
+
+class BracketIn(BaseModel):
+    """``POST /api/v1/orders/bracket`` body: an entry of ``qty`` (base asset), ``market`` or
+    ``limit`` at ``price`` (quote currency, required for a limit entry and only there), with a
+    reduce-only ``stop_loss`` (stop market) and ``take_profit`` (take-profit market) whose
+    trigger prices (quote currency) lie on either side of the entry's price: the limit price,
+    or for a market entry the last close (below it the stop of a buy, above it its
+    take-profit; the other way round for a sell)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: SymbolIn
+    side: Literal["buy", "sell"]
+    type: Literal["market", "limit"]
+    qty: PositiveDecimal
+    price: PositiveDecimal | None = Field(default=None, validate_default=True)
+    stop_loss: BracketLegIn
+    take_profit: BracketLegIn
+    client_order_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("price")
+    @classmethod
+    def _price_matches_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        return _term_for(value, info, "price", required={"limit"}, allowed={"limit"})
 
 
 class FieldError(BaseModel):
@@ -193,6 +323,20 @@ class OrderOut(BaseModel):
     updated_time: int | None
 
 
+class BracketOut(BaseModel):
+    """A bracket: its ``entry`` order and its two exits, placed when the entry has filled
+    completely (null before): ``stop_loss``, a reduce-only stop market, and ``take_profit``, a
+    reduce-only take-profit market, each linked to the entry (``link_id`` = the entry's
+    ``id``). The stop filling cancels the take-profit; the take-profit closing the position
+    cancels the stop. Each exit is priced at the distance from the entry's price that the
+    request gave, from the entry's average fill price (the same levels when a limit entry
+    fills at its limit price)."""
+
+    entry: OrderOut
+    stop_loss: OrderOut | None
+    take_profit: OrderOut | None
+
+
 class FillOut(BaseModel):
     """One execution of an order: ``fee`` in ``fee_currency``; ``realized_pnl`` (quote
     currency, gross of fees) what the fill closed."""
@@ -225,11 +369,18 @@ class TradeOut(BaseModel):
     pnl: DecimalString
     fees: DecimalString
     fee_currency: str
+    exit_reason: ExitReason = Field(
+        description="What closed it: signal, stop, take_profit, liquidation, time, regime or end."
+    )
 
 
 class PositionOut(BaseModel):
     """A net position: ``qty`` signed (long > 0), ``side`` long/short (flat when closed),
-    ``mark_price`` the last close it is valued at and ``unrealized_pnl`` (in ``currency``)."""
+    ``mark_price`` the last close it is valued at and ``unrealized_pnl`` (in ``currency``).
+    Perpetuals also show their ``leverage``, ``notional`` at the mark, the ``initial_margin``
+    (isolated: the margin assigned to it), ``maintenance_margin`` and ``liquidation_price``
+    (null when it has none, e.g. a long whose margin covers a fall to 0); all null on other
+    markets."""
 
     symbol: str
     qty: DecimalString
@@ -239,6 +390,11 @@ class PositionOut(BaseModel):
     mark_price: DecimalString | None
     unrealized_pnl: DecimalString | None
     currency: str
+    leverage: int | None = None
+    notional: DecimalString | None = None
+    initial_margin: DecimalString | None = None
+    maintenance_margin: DecimalString | None = None
+    liquidation_price: DecimalString | None = None
 
 
 class EquityOut(BaseModel):
@@ -301,6 +457,15 @@ def order_out(o: Order, n: Numbers) -> OrderOut:
     )
 
 
+def bracket_out(b: Bracket, n: Numbers) -> BracketOut:
+    """A bracket's entry and exits as its response body."""
+    return BracketOut(
+        entry=order_out(b.entry, n),
+        stop_loss=None if b.stop_loss is None else order_out(b.stop_loss, n),
+        take_profit=None if b.take_profit is None else order_out(b.take_profit, n),
+    )
+
+
 def fill_out(f: Fill, n: Numbers) -> FillOut:
     """A fill as its response body."""
     s = f.symbol
@@ -334,13 +499,17 @@ def trade_out(t: Trade, n: Numbers) -> TradeOut:
         pnl=n.money(t.pnl),
         fees=n.money(t.fees),
         fee_currency=n.currency(s),
+        exit_reason=t.exit_reason,
     )
 
 
-def position_out(p: Position, mark: Decimal | None, n: Numbers) -> PositionOut:
-    """A position valued at ``mark`` (None: not valued yet) as its response body."""
+def position_out(
+    p: Position, mark: Decimal | None, n: Numbers, margin: PositionMargin | None = None
+) -> PositionOut:
+    """A position valued at ``mark`` (None: not valued yet), with its ``margin`` figures when
+    it is a perpetual's, as its response body."""
     s = p.symbol
-    return PositionOut(
+    out = PositionOut(
         symbol=s,
         qty=n.qty(s, p.qty),
         side=p.direction,
@@ -350,11 +519,102 @@ def position_out(p: Position, mark: Decimal | None, n: Numbers) -> PositionOut:
         unrealized_pnl=None if mark is None else n.money(p.unrealized_pnl(mark)),
         currency=n.currency(s),
     )
+    if margin is None:
+        return out
+    return out.model_copy(
+        update={
+            "leverage": margin.leverage,
+            "notional": n.money(margin.notional),
+            "initial_margin": n.money(margin.initial_margin),
+            "maintenance_margin": n.money(margin.maintenance_margin),
+            "liquidation_price": n.price(s, margin.liquidation_price),
+        }
+    )
 
 
 def position_view_out(v: PositionView, n: Numbers) -> PositionOut:
-    """A position with its mark and unrealized PnL as its response body."""
-    return position_out(v.position, v.mark_price, n)
+    """A position with its mark, unrealized PnL and margin as its response body."""
+    return position_out(v.position, v.mark_price, n, v.margin)
+
+
+class BalanceOut(BaseModel):
+    """The account's balance breakdown (``currency``): ``wallet`` (cash: deposits + realized
+    PnL − fees − funding), ``unrealized_pnl``, ``margin_balance`` (wallet + unrealized),
+    ``margin_in_use`` (initial margin of the positions), ``maintenance_margin``, ``available``
+    (margin balance − margin in use), ``fees_paid`` and ``funding_paid`` (received counts
+    negative) over the run, and ``margin_ratio`` (maintenance margin / margin balance, a
+    fraction; liquidation at 1; null without a positive margin balance)."""
+
+    wallet: DecimalString
+    unrealized_pnl: DecimalString
+    margin_balance: DecimalString
+    margin_in_use: DecimalString
+    maintenance_margin: DecimalString
+    available: DecimalString
+    fees_paid: DecimalString
+    funding_paid: DecimalString
+    margin_ratio: float | None
+    currency: str
+
+
+def balance_out(report: MarginReport, n: Numbers) -> BalanceOut:
+    """The balance breakdown as its response body (money at the quote asset's precision)."""
+    return BalanceOut(
+        wallet=n.money(report.wallet),
+        unrealized_pnl=n.money(report.unrealized_pnl),
+        margin_balance=n.money(report.margin_balance),
+        margin_in_use=n.money(report.margin_in_use),
+        maintenance_margin=n.money(report.maintenance_margin),
+        available=n.money(report.available),
+        fees_paid=n.money(report.fees_paid),
+        funding_paid=n.money(report.funding_paid),
+        margin_ratio=None if report.margin_ratio is None else float(report.margin_ratio),
+        currency=n.money_currency,
+    )
+
+
+class LeverageIn(BaseModel):
+    """``PUT /api/v1/positions/{symbol}/leverage`` body: the new leverage (a whole number
+    from 1 to the ``max_leverage`` setting and the symbol's bracket maximum for its
+    position)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    leverage: int = Field(ge=1, le=125)
+
+
+class LeverageOut(BaseModel):
+    """A symbol's leverage."""
+
+    symbol: str
+    leverage: int
+
+
+class FundingOut(BaseModel):
+    """One funding settlement: at ``time`` (ms UTC) the position of ``qty`` (signed, base
+    asset) paid ``amount`` (``currency``; negative: received) = qty × ``mark`` × ``rate``."""
+
+    symbol: str
+    time: int
+    qty: DecimalString
+    mark: DecimalString
+    rate: DecimalString
+    amount: DecimalString
+    currency: str
+
+
+def funding_out(p: FundingPayment, n: Numbers) -> FundingOut:
+    """A funding payment as its response body."""
+    s = p.symbol
+    return FundingOut(
+        symbol=s,
+        time=p.time_ms,
+        qty=n.qty(s, p.qty),
+        mark=str(p.mark),
+        rate=str(p.rate),
+        amount=n.money(p.amount),
+        currency=n.currency(s),
+    )
 
 
 def equity_out(p: EquityPoint, n: Numbers) -> EquityOut:

@@ -127,13 +127,16 @@ _outcome = fast_constructor(FillOutcome, validate=False)
 class Account:
     """Cash and positions of one account; mutable, owned by one broker.
 
-    ``cash`` is in quote currency; ``positions`` maps symbol → non-flat :class:`Position`.
+    ``cash`` is in quote currency; ``positions`` maps symbol → non-flat :class:`Position`;
+    ``fees_paid`` and ``funding_paid`` the totals since the account was built (funding
+    received counts negative).
     """
 
     cash: Decimal
     positions: dict[str, Position] = field(default_factory=dict)
     fees_paid: Decimal = ZERO
     money: Decimal = MONEY_QUANTUM
+    funding_paid: Decimal = ZERO
     _flat: dict[str, Position] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def position(self, symbol: str) -> Position:
@@ -167,6 +170,12 @@ class Account:
         self.cash += realized - fill.fee
         self.fees_paid += fill.fee
         return position, realized, trade
+
+    def pay_funding(self, amount: Decimal) -> None:
+        """Book a funding payment: ``amount`` (quote currency) leaves the wallet (a negative
+        amount is funding received)."""
+        self.cash -= amount
+        self.funding_paid += amount
 
     def equity(self, marks: Mapping[str, Decimal]) -> Decimal:
         """Cash plus unrealized PnL of every position at ``marks`` (entry price when unmarked)."""

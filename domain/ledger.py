@@ -15,8 +15,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from domain.account import MONEY_QUANTUM, Account
-from domain.model import Fill, Order, OrderType, Position, Trade
-from domain.orders import ExecutionEvent, IllegalTransition, apply_event
+from domain.funding import FundingPayment
+from domain.model import (
+    ExitReason,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Trade,
+    fast_constructor,
+)
+from domain.orders import ExecutionEvent, IllegalTransition, apply_event, exit_reason
+from domain.orders import ExecutionEventKind as K
 
 _RECENT = 50_000
 """How many final orders and fill ids the ledger remembers to refuse late or repeated events."""
@@ -26,13 +37,14 @@ _RECENT = 50_000
 class LedgerChanges:
     """What applying events changed since the last :meth:`Ledger.drain`: orders in their new
     state (in the order they changed), applied fills, closed trades, positions after each fill
-    (qty 0 when closed) and refused events with the reason."""
+    (qty 0 when closed), funding payments booked and refused events with the reason."""
 
     orders: list[Order] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
     trades: list[Trade] = field(default_factory=list)
     positions: list[Position] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    fundings: list[FundingPayment] = field(default_factory=list)
 
 
 class Ledger:
@@ -116,7 +128,20 @@ class Ledger:
     def apply(self, event: ExecutionEvent) -> Order | None:
         """Apply one execution event; returns the order's new state, or None when the event
         was refused (unknown order, illegal transition, repeated fill: the reason is recorded
-        in the changes' ``refused``)."""
+        in the changes' ``refused``) or names no order (a funding payment, booked to the
+        account: cash and ``funding_paid``).
+
+        A ``liquidation`` event records the venue's own order (acknowledged); its fill follows
+        as a ``fill`` event and closes the trade with exit reason ``liquidation``.
+        """
+        if event.kind is K.FUNDING:
+            payment = event.funding
+            assert payment is not None
+            self.account.pay_funding(payment.amount)
+            self._changes.fundings.append(payment)
+            return None
+        if event.kind is K.LIQUIDATION:
+            return self._venue_order(event)
         order = self._orders.get(event.order_id)
         if order is None:
             final = self._final.get(event.order_id)
@@ -133,7 +158,7 @@ class Ledger:
             self._changes.refused.append(exc.message)
             return None
         if fill is not None:
-            self._book(fill)
+            self._book(fill, order)
         self._keep(updated)
         self._changes.orders.append(updated)
         return updated
@@ -148,14 +173,33 @@ class Ledger:
         changes, self._changes = self._changes, LedgerChanges()
         return changes
 
-    def _book(self, fill: Fill) -> None:
+    def _venue_order(self, event: ExecutionEvent) -> Order | None:
+        """Record the order a venue opened itself (a liquidation), acknowledged."""
+        order = event.order
+        assert order is not None
+        if self.get(order.id) is not None:
+            self._changes.refused.append(f"{event.kind} refused: order {order.id} is known")
+            return None
+        acknowledged = order.with_state(
+            OrderStatus.NEW, order.filled_qty, order.avg_fill_price, event.time, None,
+            event.venue_order_id or order.venue_order_id,
+        )  # fmt: skip
+        self._keep(acknowledged)
+        self._changes.orders.append(acknowledged)
+        return acknowledged
+
+    def _book(self, fill: Fill, order: Order) -> None:
         self._fill_ids[fill.id] = None
         if len(self._fill_ids) > _RECENT:
             self._fill_ids.popitem(last=False)
         outcome = self.account.apply(fill, lambda: fill.id)
         self._changes.fills.append(fill.with_realized_pnl(outcome.realized))
-        if outcome.trade is not None:
-            self._changes.trades.append(outcome.trade)
+        trade = outcome.trade
+        if trade is not None:
+            reason = exit_reason(order)
+            if reason is not ExitReason.SIGNAL:
+                trade = _with_reason(trade, reason)
+            self._changes.trades.append(trade)
         self._changes.positions.append(outcome.position)
 
     def _keep(self, order: Order) -> None:
@@ -169,6 +213,17 @@ class Ledger:
         else:
             self._orders[order.id] = order
             book[order.id] = order
+
+
+def _with_reason(trade: Trade, reason: ExitReason) -> Trade:
+    """``trade`` closed for ``reason`` (a valid trade's copy: built unchecked)."""
+    return _trade(
+        trade.id, trade.symbol, trade.side, trade.qty, trade.entry_time, trade.entry_price,
+        trade.exit_time, trade.exit_price, trade.pnl, trade.fees, reason,
+    )  # fmt: skip
+
+
+_trade = fast_constructor(Trade, validate=False)
 
 
 class _OpenBySymbol(Mapping[str, tuple[Order, ...]]):

@@ -52,13 +52,16 @@ def daily_returns(time_ms: np.ndarray, equity: np.ndarray, start_equity: float) 
     """Returns of the equity at the last close of each UTC day (first day against the start).
 
     ``time_ms`` are bar close times; a close at exactly 00:00 belongs to the day that ends there.
+    A day that starts with no equity left (an account wiped out by a liquidation) returns 0.
     """
     if len(equity) == 0:
         return np.empty(0)
     day = (np.asarray(time_ms, dtype=np.int64) - 1) // DAY_MS
     last = np.r_[day[1:] != day[:-1], True]
     closes = np.r_[start_equity, equity[last]]
-    return closes[1:] / closes[:-1] - 1.0
+    before = closes[:-1]
+    ratio = np.divide(closes[1:], before, out=np.ones(len(before)), where=before > 0)
+    return ratio - 1.0
 
 
 def max_drawdown(equity: np.ndarray) -> float:

@@ -15,6 +15,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from domain.margin import LeverageBrackets
+
 ZERO = Decimal(0)
 _T = TypeVar("_T")
 
@@ -65,6 +67,20 @@ class OrderType(StrEnum):
 
 
 _TRIGGERED = frozenset((OrderType.STOP, OrderType.TAKE_PROFIT, OrderType.TRAILING_STOP))
+
+
+class ExitReason(StrEnum):
+    """What closed a trade: the strategy's ``signal``, a ``stop`` (stop loss or trailing
+    stop), a ``take_profit``, the venue's ``liquidation``, a ``time`` or ``regime`` exit of
+    the strategy, or the ``end`` of a backtest's data."""
+
+    SIGNAL = "signal"
+    STOP = "stop"
+    TAKE_PROFIT = "take_profit"
+    LIQUIDATION = "liquidation"
+    TIME = "time"
+    REGIME = "regime"
+    END = "end"
 
 
 class TimeInForce(StrEnum):
@@ -198,7 +214,9 @@ class Instrument:
     ``min_notional`` the smallest order value in quote currency, ``max_qty`` the largest limit
     order qty (Binance ``LOT_SIZE``) and ``market_max_qty`` the largest market order qty
     (``MARKET_LOT_SIZE``; ``max_qty`` when None). ``quote_precision`` is the number of decimal
-    places money in the quote asset is kept to (balances, fees, PnL).
+    places money in the quote asset is kept to (balances, fees, PnL). ``brackets`` are a
+    futures symbol's leverage brackets (maximum leverage and maintenance margin by notional;
+    None when unknown or not a futures market).
     """
 
     symbol: str
@@ -211,6 +229,7 @@ class Instrument:
     market: MarketType = MarketType.PERPETUAL
     quote_asset: str = "USDT"
     quote_precision: int = 8
+    brackets: LeverageBrackets | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.symbol:
@@ -219,6 +238,12 @@ class Instrument:
         _positive("step_size", self.step_size)
         if not 0 <= self.quote_precision <= 18:
             raise ValueError(f"quote_precision must be in [0, 18], was {self.quote_precision}")
+
+    @property
+    def max_leverage(self) -> int | None:
+        """The highest leverage the symbol allows (its first bracket's), None without
+        brackets."""
+        return None if self.brackets is None else self.brackets.max_leverage(ZERO)
 
     def round_qty(self, qty: Decimal) -> Decimal:
         """``qty`` rounded down to the lot step (never buys more than asked)."""
@@ -456,7 +481,8 @@ class Trade:
     """A round trip: a position opened at ``entry_time`` and closed at ``exit_time``.
 
     ``side`` is the side of the opening fill (buy = long trade). ``pnl`` is net of ``fees``
-    (entry and exit fees of this round trip), in quote currency.
+    (entry and exit fees of this round trip), in quote currency. ``exit_reason`` says what
+    closed it (the order that did: see :func:`domain.orders.exit_reason`).
     """
 
     id: str
@@ -469,6 +495,7 @@ class Trade:
     exit_price: Decimal
     pnl: Decimal
     fees: Decimal
+    exit_reason: ExitReason = ExitReason.SIGNAL
 
     @property
     def direction(self) -> Direction:

@@ -27,7 +27,8 @@ from enum import StrEnum
 
 from domain.account import PRICE_QUANTUM
 from domain.errors import DomainError
-from domain.model import ZERO, Fill, Order, OrderStatus, fast_constructor
+from domain.funding import FundingPayment
+from domain.model import ZERO, ExitReason, Fill, Order, OrderStatus, OrderType, fast_constructor
 
 S = OrderStatus
 
@@ -44,9 +45,19 @@ class ExecutionEventKind(StrEnum):
     EXPIRED = "expired"
     MODIFIED = "modified"
     MODIFY_REJECTED = "modify_rejected"
+    LIQUIDATION = "liquidation"
+    """The venue opened its own order to close a liquidated position (``order`` carries it;
+    its fill follows as a ``fill`` event)."""
+    FUNDING = "funding"
+    """A funding settlement of a position (``funding`` carries it; no order: ``order_id`` is
+    empty)."""
 
 
 K = ExecutionEventKind
+
+VENUE_EVENTS = frozenset({K.LIQUIDATION, K.FUNDING})
+"""Events a venue sends on its own, not moves of an existing order: the ledger books them
+(:meth:`domain.ledger.Ledger.apply`); :func:`apply_event` never sees them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +66,9 @@ class ExecutionEvent:
 
     ``fill`` is set for ``fill`` events (partial or complete: the order's quantities decide);
     ``reason`` for rejections, expiries and refused cancels; ``qty``, ``price`` and
-    ``stop_price`` carry the new values of a ``modified`` event (None: unchanged).
+    ``stop_price`` carry the new values of a ``modified`` event (None: unchanged); ``order``
+    the venue's own order of a ``liquidation`` event, ``funding`` the payment of a ``funding``
+    event.
     """
 
     kind: ExecutionEventKind
@@ -67,24 +80,31 @@ class ExecutionEvent:
     qty: Decimal | None = None
     price: Decimal | None = None
     stop_price: Decimal | None = None
+    order: Order | None = None
+    funding: FundingPayment | None = None
 
     def __post_init__(self) -> None:
-        if (self.kind is K.FILL) != (self.fill is not None):
-            need = "needs" if self.kind is K.FILL else "must not have"
-            raise ValueError(f"a {self.kind} event {need} a fill")
+        for kind, value, name in (
+            (K.FILL, self.fill, "fill"),
+            (K.LIQUIDATION, self.order, "order"),
+            (K.FUNDING, self.funding, "funding payment"),
+        ):
+            if (self.kind is kind) != (value is not None):
+                need = "needs" if self.kind is kind else "must not have"
+                raise ValueError(f"a {self.kind} event {need} a {name}")
 
     @classmethod
     def accepted(cls, order_id: str, time: int, venue_order_id: str | None) -> ExecutionEvent:
         """The ``accepted`` event of an order (valid by construction, so built unchecked: the
         simulated venue sends two events per order)."""
-        return _event(K.ACCEPTED, order_id, time, venue_order_id, None, None, None, None, None)
+        return _event(K.ACCEPTED, order_id, time, venue_order_id)
 
     @classmethod
     def filled(
         cls, order_id: str, time: int, venue_order_id: str | None, fill: Fill
     ) -> ExecutionEvent:
         """The ``fill`` event of ``fill`` (valid by construction, so built unchecked)."""
-        return _event(K.FILL, order_id, time, venue_order_id, fill, None, None, None, None)
+        return _event(K.FILL, order_id, time, venue_order_id, fill)
 
 
 _event = fast_constructor(ExecutionEvent, validate=False)
@@ -231,12 +251,15 @@ API_TAG = "api"
 """The tag of orders placed through the API (the strategy's orders carry its name)."""
 END_OF_RUN_TAG = "end"
 """The tag of the orders a backtest places to close its positions at the end of the data."""
+LIQUIDATION_TAG = "liquidation"
+"""The tag of the order a venue opens to close a liquidated position."""
 
 
 @dataclass(frozen=True, slots=True)
 class OrderOrigin:
     """Who placed an order, read from its ``tag``: ``kind`` is ``"api"``, ``"strategy"`` or
-    ``"run"`` (a backtest's closing order); ``source`` the strategy's name (``""`` otherwise);
+    ``"run"`` (a backtest's closing order) or ``"venue"`` (a liquidation); ``source`` the
+    strategy's name (``""`` otherwise);
     ``leg`` the exit leg of an exit order as tagged (``"stop"``, ``"trail"``, ``"tp1"``…),
     ``""`` for an entry."""
 
@@ -260,4 +283,44 @@ def order_origin(tag: str | None) -> OrderOrigin:
         return OrderOrigin("api", "", leg)
     if head == END_OF_RUN_TAG:
         return OrderOrigin("run", "", leg)
+    if head == LIQUIDATION_TAG:
+        return OrderOrigin("venue", "", leg)
     return OrderOrigin("strategy", head, leg)
+
+
+_LEG_REASONS = {
+    "stop": ExitReason.STOP,
+    "trail": ExitReason.STOP,
+    "time": ExitReason.TIME,
+    "regime": ExitReason.REGIME,
+}
+_TYPE_REASONS = {
+    OrderType.STOP: ExitReason.STOP,
+    OrderType.TRAILING_STOP: ExitReason.STOP,
+    OrderType.TAKE_PROFIT: ExitReason.TAKE_PROFIT,
+}
+
+
+def exit_reason(order: Order) -> ExitReason:
+    """Why a trade that ``order`` closed was closed, from the order's tag and type.
+
+    A liquidation order → ``liquidation``; a backtest's closing order → ``end``; an exit leg
+    (``"<entry tag>:stop"``, ``:trail``, ``:tp1``…, ``:time``, ``:regime``) → its reason; any
+    other stop or trailing stop → ``stop``, take-profit → ``take_profit``; else ``signal``.
+
+    >>> from decimal import Decimal
+    >>> from domain.model import Side
+    >>> order = Order("x", "BTCUSDT", Side.SELL, OrderType.MARKET, Decimal(1), 0,
+    ...               tag="trend_follow:tp2")
+    >>> str(exit_reason(order))
+    'take_profit'
+    """
+    origin = order_origin(order.tag)
+    if origin.kind == "venue":
+        return ExitReason.LIQUIDATION
+    if origin.kind == "run":
+        return ExitReason.END
+    leg = origin.leg
+    if leg.startswith("tp") and leg[2:].isdigit():
+        return ExitReason.TAKE_PROFIT
+    return _LEG_REASONS.get(leg) or _TYPE_REASONS.get(order.type, ExitReason.SIGNAL)

@@ -5,15 +5,18 @@ Adapters implement them (``adapters/``); ``lootcapital/bootstrap.py`` picks whic
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
 from domain.candles import Candles, Gap
+from domain.funding import FundingPayment
+from domain.futures import MarginReport
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Signal, Trade
 from domain.orders import ExecutionEvent
+from domain.risk import RiskEvent
 
 T = TypeVar("T")
 
@@ -169,6 +172,32 @@ class ExecutionClient(Protocol):
         ...
 
 
+class MarginAccount(Protocol):
+    """A futures account's margining: leverage per symbol and the balance breakdown (the
+    simulated venue's :class:`~domain.futures.FuturesBook`, a live venue's account)."""
+
+    @property
+    def leverage(self) -> Mapping[str, int]:
+        """Leverage per symbol (a live, read-only view)."""
+        ...
+
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        """Set ``symbol``'s leverage.
+
+        Raises
+        ------
+        InvalidOrder
+            (``field="leverage"``) Outside 1 to the cap and the symbol's bracket maximum for
+            its position.
+        """
+        ...
+
+    def margin_report(self) -> MarginReport:
+        """Wallet, margin in use, available balance, fees and funding, per position margin
+        and liquidation price, at the latest marks."""
+        ...
+
+
 class BarMatcher(Protocol):
     """The simulated venue's bar matching, driven by the engine in backtest and paper mode.
 
@@ -191,6 +220,15 @@ class BarMatcher(Protocol):
     def settle(self, order: Order, price: Decimal, time: int) -> None:
         """Accept the reduce-only ``order`` and fill it whole at exactly ``price`` (taker) at
         ``time`` (ms UTC): the close of a position at the end of a backtest."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """The venue's own path-dependent state (JSON-serializable): leverage per symbol and
+        the funding settled so far, stored with the kernel's."""
+        ...
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state` of an earlier process."""
         ...
 
 
@@ -225,6 +263,7 @@ class FillRepository(Protocol):
     """Fills of the run; append-only, and adding a fill id twice keeps the first."""
 
     def add(self, fill: Fill) -> None: ...
+    def fees_total(self) -> Decimal: ...
     def page(
         self,
         *,
@@ -329,6 +368,48 @@ class RunRepository(Protocol):
     def latest(self, mode: str) -> RunState | None: ...
 
 
+class FundingRepository(Protocol):
+    """Funding settlements of the run (one per symbol and funding time)."""
+
+    def add(self, payment: FundingPayment) -> None: ...
+    def list(
+        self, *, symbol: str | None = None, start: int | None = None, end: int | None = None
+    ) -> list[FundingPayment]: ...
+    def total(self) -> Decimal: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RiskRecord:
+    """A stored risk event (a trading-state change or an alert) and ``who`` caused it by hand
+    (the API token's subject; None for a breaker)."""
+
+    event: RiskEvent
+    who: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsChange:
+    """The risk limits set at ``time`` (ms UTC, market clock) by ``who``: the whole new
+    configuration in its JSON form (:mod:`service_layer.risk_config`)."""
+
+    time: int
+    who: str
+    limits: dict[str, Any]
+
+
+class RiskRepository(Protocol):
+    """The run's risk events and limit changes (append-only), and its daily equity."""
+
+    def add_event(self, event: RiskEvent, who: str | None = None) -> None: ...
+    def events(self, limit: int = 50) -> list[RiskRecord]: ...
+    def add_limits(self, change: LimitsChange) -> None: ...
+    def latest_limits(self) -> LimitsChange | None: ...
+    def day_ends(self, limit: int = 400) -> list[EquityPoint]:
+        """The last equity point of each of the latest ``limit`` UTC days (a point at 00:00
+        ends the day before), oldest first."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """A transaction over the repositories of one run: ``with uow: ...; uow.commit()``.
 
@@ -341,10 +422,12 @@ class UnitOfWork(Protocol):
     orders: OrderRepository
     fills: FillRepository
     trades: TradeRepository
+    funding: FundingRepository
     positions: PositionRepository
     equity: EquityRepository
     signals: SignalRepository
     runs: RunRepository
+    risk: RiskRepository
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...

@@ -37,13 +37,26 @@ from domain.execution import FeeSchedule
 from domain.instruments import DEFAULT_VENUE
 from domain.ledger import Ledger
 from domain.model import Instrument, MarketType, Order, Position
-from domain.ports import BarMatcher, Clock, ExecutionClient, RunState, StoredSeries, UnitOfWork
+from domain.ports import (
+    BarMatcher,
+    Clock,
+    ExecutionClient,
+    LimitsChange,
+    MarginAccount,
+    RunState,
+    StoredSeries,
+    UnitOfWork,
+)
 from domain.strategies import build_strategy
+from domain.timeframes import timeframe_ms
+from lootcapital.futures import beside, futures_book, sample_files, with_brackets
 from lootcapital.settings import Settings
 from service_layer.backtest import BacktestResult, run_backtest
 from service_layer.engine import Engine
 from service_layer.market_data import ImportReport, check_spacing, import_files, list_series
 from service_layer.messagebus import MessageBus
+from service_layer.risk_config import RiskConfig
+from service_layer.risk_gate import RiskGate
 from service_layer.trading import FeedFactory, TradingService
 from web.routes import mount_web
 
@@ -204,7 +217,12 @@ def _run_state(settings: Settings, sessions: Callable[[], Any], params: dict) ->
 def simulated_venue(
     settings: Settings, rules: Mapping[str, Instrument], cash: Decimal, clock: Clock
 ) -> SimulatedVenue:
-    """A simulated venue with the settings' fees, slippage, leverage cap and participation."""
+    """A simulated venue with the settings' fees, slippage, leverage cap and participation;
+    perpetuals margined as futures with the settings' leverage and margin mode, funded from the
+    shipped sample's funding files of the settings' timeframe where there are some."""
+    samples = sample_files(settings, list(rules), settings.timeframe)
+    funding = {s: beside(path, "funding") for s, path in samples.items()}
+    book = futures_book(settings, rules, timeframe_ms(settings.timeframe), funding=funding)
     return SimulatedVenue(
         instruments=rules,
         cash=cash,
@@ -213,6 +231,7 @@ def simulated_venue(
         slippage_bps=settings.slippage_bps,
         max_leverage=settings.max_leverage,
         participation=settings.participation,
+        futures=book,
     )
 
 
@@ -225,6 +244,49 @@ ExecutionFactory = Callable[
 ]
 """Builds the run's execution client (and its bar matcher, for a simulated venue) at market
 clock ``Clock``, restored with the stored positions and open orders."""
+
+
+def _margin(execution: ExecutionClient) -> MarginAccount | None:
+    """The simulated venue as the run's futures margining, None for another client or one
+    without futures."""
+    if isinstance(execution, SimulatedVenue) and execution.futures is not None:
+        return execution
+    return None
+
+
+def risk_config(settings: Settings, stored: LimitsChange | None = None) -> RiskConfig:
+    """The risk gate's configuration: the settings' ``risk`` section, or the limits last set
+    through the API for the run (``stored``), which win.
+
+    Raises
+    ------
+    ConfigError
+        On limits that do not hold together (the field named).
+    """
+    config = RiskConfig.from_json(settings.risk.model_dump(mode="json"))
+    return config if stored is None else RiskConfig.from_json(stored.limits, base=config)
+
+
+def risk_gate(
+    settings: Settings,
+    timeframe: str,
+    stored: LimitsChange | None = None,
+    *,
+    paper: bool = False,
+    leverage: int | None = None,
+) -> RiskGate | None:
+    """The risk gate of a run: always in paper and live (manual halts, close-all and the risk
+    view need it; with every rule off it refuses nothing), in a backtest only when a rule is
+    on (else none, at no cost). ``leverage`` is the account's (the settings' by default)."""
+    config = risk_config(settings, stored)
+    if not paper and not config.enforces_anything:
+        return None
+    return RiskGate(
+        config,
+        timeframe=timeframe,
+        leverage=Decimal(leverage or settings.leverage),
+        track_drawdown=paper,
+    )
 
 
 def _applied_fill_ids(uow: UnitOfWork, orders: list[Order]) -> list[str]:
@@ -268,7 +330,7 @@ def bootstrap(
     sessions = _sessions(settings)
     store = candle_store(settings)
     _ensure_sample(settings, store)
-    rules = instruments(settings, settings.symbols)
+    rules = with_brackets(settings, instruments(settings, settings.symbols))
     params = build_strategy(
         settings.strategy, settings.strategy_params, settings.timeframe
     ).params()
@@ -281,7 +343,9 @@ def bootstrap(
         state: RunState, clock: Clock, positions: list[Position], orders: list[Order]
     ) -> tuple[ExecutionClient, BarMatcher | None]:
         venue = simulated_venue(settings, rules, state.cash, clock)
-        venue.restore(state.cash, positions, orders)
+        with uow_factory() as uow:
+            fees, funding = uow.fills.fees_total(), uow.funding.total()
+        venue.restore(state.cash, positions, orders, fees, funding)
         return venue, venue
 
     make_execution = execution_factory or simulated
@@ -291,6 +355,7 @@ def bootstrap(
         with uow_factory() as uow:
             positions, orders = uow.positions.list(), uow.orders.list_open()
             fill_ids = _applied_fill_ids(uow, orders)
+            limits = uow.risk.latest_limits()
         execution, matcher = make_execution(state, clock, positions, orders)
         strategy = build_strategy(state.strategy, state.params, state.timeframe, incremental=True)
         engine = Engine(
@@ -304,6 +369,8 @@ def bootstrap(
             run_id=state.id,
             ledger=Ledger(state.cash, positions, orders, fill_ids=fill_ids),
             window=PAPER_WINDOW,
+            margin=_margin(execution),
+            risk=risk_gate(settings, state.timeframe, limits, paper=True),
         )
         engine.restore(state.state)
         return engine
@@ -364,15 +431,28 @@ def backtest(
     fee: Decimal,
     slippage_bps: Decimal,
     markets: Mapping[str, MarketType] | None = None,
+    funding: Mapping[str, Path | None] | None = None,
+    leverage: int | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on ``candles`` against a fresh simulated venue and clock.
 
     ``fee`` is the taker rate; the maker rate keeps the settings' ratio to it. ``markets``
     names each symbol's market (spot files trade with spot rules); perpetual by default.
+    Perpetuals are margined as futures (:mod:`lootcapital.futures`): ``leverage`` (default
+    ``settings.leverage``) for every symbol, the settings' margin mode, and funding from the
+    files ``funding`` names per symbol (none for a symbol it does not name).
+
+    Raises
+    ------
+    InvalidOrder
+        (``field="leverage"``) A leverage above the cap or a symbol's bracket maximum.
     """
-    rules = instruments(settings, list(candles), markets=markets)
+    rules = with_brackets(settings, instruments(settings, list(candles), markets=markets))
     maker = fee * settings.fee_maker / settings.fee_taker if settings.fee_taker else fee
     clock = SimulatedClock()
+    book = futures_book(
+        settings, rules, timeframe_ms(timeframe), funding=funding or {}, leverage=leverage
+    )
     venue = SimulatedVenue(
         instruments=rules,
         cash=cash,
@@ -381,6 +461,7 @@ def backtest(
         slippage_bps=slippage_bps,
         max_leverage=settings.max_leverage,
         participation=settings.participation,
+        futures=book,
     )
     return run_backtest(
         strategy=build_strategy(strategy, params, timeframe),
@@ -390,6 +471,8 @@ def backtest(
         clock=clock,
         instruments=rules,
         initial_cash=cash,
+        margin=None if book is None else venue,
+        risk=risk_gate(settings, timeframe, leverage=leverage),
     )
 
 

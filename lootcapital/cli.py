@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from domain.candles import Candles
 from domain.errors import DomainError
+from domain.margin import MarginMode
 from domain.report import breakdown
 from domain.resample import resample
 from domain.strategies import STRATEGIES, build_strategy
@@ -31,7 +32,7 @@ from domain.symbols import venue_symbol
 from domain.timeframes import timeframe_ms
 from lootcapital.report import Header, fmt_ms, print_report
 from lootcapital.settings import Settings, describe_error, load_settings
-from service_layer.backtest import source_timeframe
+from service_layer.backtest import BacktestResult, source_timeframe
 
 EXIT_USAGE = 2
 
@@ -223,6 +224,76 @@ def _backtest_bars(
     return candles, sources
 
 
+def _leverage(text: str | None, settings: Settings) -> int | None:
+    """``--leverage``: a whole number from 1 to the ``max_leverage`` setting (None: not given).
+
+    Raises
+    ------
+    DomainError
+        (``field="leverage"``) Not a whole number in range.
+    """
+    if text is None:
+        return None
+    cap = int(settings.max_leverage)
+    if not text.isdigit() or not 1 <= int(text) <= cap:
+        raise DomainError(
+            f"--leverage must be a whole number from 1 to {cap} (the max_leverage setting), "
+            f"was {text!r}",
+            field="leverage",
+        )
+    return int(text)
+
+
+def _funding_files(
+    settings: Settings, args: argparse.Namespace, symbols: list[str], timeframe: str
+) -> dict[str, Path | None]:
+    """Each symbol's funding-rate file: ``--funding`` (one per symbol, in order; ``none``
+    for no funding), else the ``_funding`` file beside its ``--data`` file, or beside the
+    shipped sample's for bars from the candle store; None when there is none.
+
+    Raises
+    ------
+    DomainError
+        (``field="funding"``) More ``--funding`` files than symbols, or one that does not
+        exist.
+    """
+    from lootcapital.futures import beside, sample_files
+
+    given = args.funding or []
+    if len(given) > len(symbols):
+        raise DomainError(
+            f"{len(given)} --funding files for {len(symbols)} symbols", field="funding"
+        )
+    if args.data:
+        klines = dict(zip(symbols, (Path(p) for p in args.data), strict=False))
+    else:
+        klines = sample_files(settings, symbols, timeframe)
+    out: dict[str, Path | None] = {}
+    for k, symbol in enumerate(symbols):
+        if k < len(given):
+            path = None if given[k] == "none" else Path(given[k])
+            if path is not None and not path.exists():
+                raise DomainError(f"--funding {path}: no such file", field="funding")
+            out[symbol] = path
+        else:
+            kline = klines.get(symbol)
+            out[symbol] = None if kline is None else beside(kline, "funding")
+    return out
+
+
+def _futures_header(
+    result: BacktestResult, settings: Settings, funding: dict[str, Path | None]
+) -> dict[str, object]:
+    """The header's margin, leverage and funding files, when the run was margined as futures."""
+    if result.leverage is None:
+        return {}
+    return {
+        "margin": str(settings.margin_mode),
+        "leverage": dict(result.leverage),
+        "funding": {s: None if p is None else str(p) for s, p in funding.items()},
+    }
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     """Run a backtest and print its header, summary and breakdown (JSON with ``--json``)."""
     from lootcapital.bootstrap import backtest, data_markets
@@ -239,6 +310,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     fee = _decimal(args.fee, "fee", settings.fee_taker)
     slippage = _decimal(args.slippage_bps, "slippage-bps", settings.slippage_bps)
     candles, sources = _backtest_bars(settings, args, symbols, timeframe)
+    leverage = _leverage(args.leverage, settings)
+    if args.margin:
+        settings = settings.model_copy(update={"margin_mode": MarginMode(args.margin)})
+    funding = _funding_files(settings, args, list(candles), timeframe)
     result = backtest(
         settings,
         strategy=args.strategy,
@@ -249,6 +324,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         fee=fee,
         slippage_bps=slippage,
         markets=data_markets(settings, data=[Path(p) for p in args.data], symbols=symbols),
+        funding=funding,
+        leverage=leverage,
     )
     rules = result.instruments
     header = Header(
@@ -265,6 +342,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         fee_taker=fee,
         fee_maker=_maker_fee(settings, fee),
         slippage_bps=slippage,
+        **_futures_header(result, settings, funding),
     )
     report = breakdown(result.trades, candles)
     print_report(result, header, report, trades=args.trades, json_to=args.json)
@@ -446,6 +524,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--slippage-bps",
         help=f"slippage of market fills, basis points of the bar's open (default: "
         f"{defaults['slippage_bps']}, the server's slippage_bps setting)",
+    )
+    bt.add_argument(
+        "--leverage",
+        help="leverage of every symbol, 1 to the max_leverage setting and the symbol's bracket "
+        f"maximum (default: {defaults['leverage']}, the leverage setting); sma_cross puts "
+        "all its equity up as margin (notional = equity × leverage)",
+    )
+    bt.add_argument(
+        "--margin",
+        choices=[m.value for m in MarginMode],
+        help=f"margin mode of perpetuals (default: {defaults['margin_mode']}, the margin_mode "
+        "setting)",
+    )
+    bt.add_argument(
+        "--funding",
+        nargs="+",
+        metavar="FILE",
+        help="funding-rate files (.csv or .csv.gz), one per symbol in order, or none (default: "
+        "the _funding file beside each --data file, or the shipped sample's; its _mark_1h file "
+        "beside it gives the mark prices of funding and liquidation)",
     )
     bt.add_argument(
         "--trades", action="store_true", help="also print the table of round-trip trades"

@@ -14,7 +14,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -61,7 +61,9 @@ class Header:
     """What a backtest ran: strategy and parameters in effect, symbols and their markets, the
     period (``start`` first bar open, ``end`` last bar close, ms UTC), the timeframe (and the
     stored one each symbol was resampled from), bars per symbol, cash (quote currency), taker
-    and maker fees (fractions of notional) and slippage (basis points)."""
+    and maker fees (fractions of notional) and slippage (basis points); for perpetuals the
+    ``margin`` mode, the ``leverage`` per symbol and each symbol's ``funding`` file (None: no
+    funding)."""
 
     strategy: str
     params: dict[str, float | int | str | bool]
@@ -76,6 +78,9 @@ class Header:
     fee_taker: Decimal
     fee_maker: Decimal
     slippage_bps: Decimal
+    margin: str | None = None
+    leverage: dict[str, int] = field(default_factory=dict)
+    funding: dict[str, str | None] = field(default_factory=dict)
 
     def to_json(self, numbers: Numbers) -> dict[str, object]:
         """``--json``'s ``header`` (cash at the quote asset's precision, costs as strings)."""
@@ -94,6 +99,9 @@ class Header:
             "fee_taker": str(self.fee_taker),
             "fee_maker": str(self.fee_maker),
             "slippage_bps": str(self.slippage_bps),
+            "margin": self.margin,
+            "leverage": self.leverage,
+            "funding": self.funding,
         }
 
     def print(self) -> None:
@@ -114,6 +122,12 @@ class Header:
             ("fee", f"taker {taker} ({_pct(taker)} %), maker {maker} ({_pct(maker)} %)"),
             ("slippage", f"{self.slippage_bps} bps"),
         ]
+        if self.margin is not None:
+            leverage = ", ".join(f"{s} {n}x" for s, n in self.leverage.items())
+            funding = ", ".join(
+                f"{s} {Path(f).name if f else 'none'}" for s, f in self.funding.items()
+            )
+            rows += [("margin", f"{self.margin}, {leverage}"), ("funding", funding)]
         for name, value in rows:
             lines = textwrap.wrap(value, 76) or [""]
             print(f"{name:<14}{lines[0]}")
@@ -142,6 +156,7 @@ def print_report(
         return
     header.print()
     _print_metrics(result.metrics, result.bars)
+    _print_ledger(result)
     _print_breakdown(report)
     if trades:
         _print_trades(result.trades, numbers)
@@ -245,15 +260,29 @@ def _print_breakdown(report: Breakdown) -> None:
         print(f"{name:<22}{value:>16}")
 
 
+def _print_ledger(result: BacktestResult) -> None:
+    """The money the ledger booked: realized PnL (gross), fees, funding, liquidations and the
+    final balance they add up to."""
+    money = result.money
+    rows = [
+        ("realized PnL", _money(money.realized_pnl)),
+        ("funding paid", _money(money.funding_paid)),
+        ("liquidations", f"{result.liquidations}"),
+        ("final balance", _money(money.final_balance)),
+    ]
+    for name, value in rows:
+        print(f"{name:<22}{value:>16}")
+
+
 def _print_trades(trades: Sequence[Trade], numbers: Numbers) -> None:
     """The trade table: one round trip a line, times UTC, money in quote currency."""
     print()
     print(f"{'#':>4}  {'symbol':<10}{'side':<6}{'qty':>12}  {'entry (UTC)':<17}{'entry price':>13}"
-          f"  {'exit (UTC)':<17}{'exit price':>13}{'pnl':>12}{'fees':>10}")  # fmt: skip
+          f"  {'exit (UTC)':<17}{'exit price':>13}{'pnl':>12}{'fees':>10}  exit")  # fmt: skip
     for k, t in enumerate(trades, 1):
         print(
             f"{k:>4}  {t.symbol:<10}{t.direction:<6}{numbers.qty(t.symbol, t.qty):>12}  "
             f"{fmt_ms(t.entry_time):<17}{numbers.price(t.symbol, t.entry_price):>13}  "
             f"{fmt_ms(t.exit_time):<17}{numbers.price(t.symbol, t.exit_price):>13}"
-            f"{_money(t.pnl):>12}{_money(t.fees):>10}"
+            f"{_money(t.pnl):>12}{_money(t.fees):>10}  {t.exit_reason}"
         )

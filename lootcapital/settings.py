@@ -11,9 +11,9 @@ import json
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -23,6 +23,8 @@ from pydantic_settings import (
 )
 
 from domain.errors import ConfigError
+from domain.futures import DEFAULT_LIQUIDATION_FEE
+from domain.margin import MarginMode
 from domain.strategies import STRATEGIES
 from domain.timeframes import timeframe_ms
 
@@ -34,6 +36,106 @@ SAMPLE_INFO = (
     "binance_spot_exchange_info_20230813.json",
 )
 """The exchange-info snapshots shipped in the sample: USD-M perpetuals, then spot."""
+SAMPLE_BRACKETS = "binance_usdm_leverage_brackets_20241024.json"
+"""The USD-M leverage brackets shipped in the sample."""
+
+
+HoldState = Literal["reducing", "halted"]
+"""What a tripped breaker allows: only orders that reduce exposure, or nothing but cancels."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SizingSettings(_Section):
+    """Resize a strategy's entries: ``risk_fraction`` of equity lost at the stop (spec 003),
+    then capped by ``max_notional`` per symbol (quote currency), ``max_leverage`` (gross
+    notional / equity), the available margin and ``heat_fraction`` (open risk / equity);
+    ``drawdown_steps`` ``[[threshold, multiplier], ...]`` scale sizes down in a drawdown."""
+
+    enabled: bool = False
+    risk_fraction: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
+    max_notional: Decimal | None = Field(default=None, gt=0)
+    max_leverage: Decimal | None = Field(default=None, gt=0)
+    heat_fraction: Decimal | None = Field(default=None, gt=0, le=1)
+    drawdown_steps: list[tuple[Decimal, Decimal]] = Field(default_factory=list)
+
+
+class DailyLossSettings(_Section):
+    """No new entries (``state``) until 00:00 UTC once equity is ``limit`` (a fraction) below
+    the day's starting equity; ``close_all`` also closes every position."""
+
+    enabled: bool = False
+    limit: Decimal = Field(default=Decimal("0.05"), gt=0, lt=1)
+    close_all: bool = False
+    state: HoldState = "reducing"
+
+
+class ConsecutiveLossesSettings(_Section):
+    """``state`` after ``count`` losing trades in a row, until resumed by hand or, with
+    ``cooldown_ms``, after that long."""
+
+    enabled: bool = False
+    count: int = Field(default=2, ge=1)
+    cooldown_ms: int | None = Field(default=None, gt=0)
+    state: HoldState = "halted"
+
+
+class VolatilitySpikeSettings(_Section):
+    """``state`` on a symbol while its ATR percentile is above ``percentile_pct``, until it is
+    below ``release_pct``: ATR(``atr_period``) on ``timeframe`` bars ranked within the last
+    ``window`` of them (720 one-hour bars: 30 days)."""
+
+    enabled: bool = False
+    percentile_pct: float = Field(default=95.0, ge=0, le=100)
+    release_pct: float | None = Field(default=90.0, ge=0, le=100)
+    state: HoldState = "reducing"
+    timeframe: str = "1h"
+    atr_period: int = Field(default=14, ge=1)
+    window: int = Field(default=720, ge=1)
+
+
+class UnusualVolumeSettings(_Section):
+    """An alert when a bar's volume is ``rvol`` times the mean of the ``period`` before."""
+
+    enabled: bool = False
+    rvol: float = Field(default=5.0, gt=0)
+    period: int = Field(default=20, ge=1)
+
+
+class MaxOpenPositionsSettings(_Section):
+    """Refuse an entry that would open more than ``limit`` positions."""
+
+    enabled: bool = False
+    limit: int = Field(default=5, ge=1)
+
+
+class MaxLeverageSettings(_Section):
+    """Refuse an entry that would take gross notional over ``limit`` × equity."""
+
+    enabled: bool = False
+    limit: Decimal = Field(default=Decimal(3), gt=0)
+
+
+class RiskSettings(_Section):
+    """The risk gate (every part off by default; manual halts always work). Environment:
+    ``LOOTCAPITAL_RISK__DAILY_LOSS__ENABLED=true``, or ``LOOTCAPITAL_RISK`` as JSON. Limits
+    changed through ``PUT /api/v1/risk/limits`` are stored and win over these for that run."""
+
+    sizing: SizingSettings = Field(default_factory=lambda: SizingSettings())
+    daily_loss: DailyLossSettings = Field(default_factory=lambda: DailyLossSettings())
+    consecutive_losses: ConsecutiveLossesSettings = Field(
+        default_factory=lambda: ConsecutiveLossesSettings()
+    )
+    volatility_spike: VolatilitySpikeSettings = Field(
+        default_factory=lambda: VolatilitySpikeSettings()
+    )
+    unusual_volume: UnusualVolumeSettings = Field(default_factory=lambda: UnusualVolumeSettings())
+    max_open_positions: MaxOpenPositionsSettings = Field(
+        default_factory=lambda: MaxOpenPositionsSettings()
+    )
+    max_leverage: MaxLeverageSettings = Field(default_factory=lambda: MaxLeverageSettings())
 
 
 class Settings(BaseSettings):
@@ -43,7 +145,9 @@ class Settings(BaseSettings):
     seconds replayed per wall second.
     """
 
-    model_config = SettingsConfigDict(env_prefix="LOOTCAPITAL_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="LOOTCAPITAL_", extra="forbid", env_nested_delimiter="__"
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -76,7 +180,40 @@ class Settings(BaseSettings):
     fee_taker: Decimal = Field(Decimal("0.0005"), ge=0, lt=1)
     fee_maker: Decimal = Field(Decimal("0.0002"), ge=0, lt=1)
     slippage_bps: Decimal = Field(Decimal(2), ge=0, le=1000)
-    max_leverage: Decimal = Field(Decimal(5), gt=0, le=125)
+    max_leverage: Decimal = Field(
+        Decimal(20),
+        gt=0,
+        le=125,
+        description=(
+            "Leverage cap: no perpetual symbol's leverage may exceed it; on other markets, the "
+            "cap on gross notional / equity."
+        ),
+    )
+    leverage: int = Field(
+        1,
+        ge=1,
+        le=125,
+        description=(
+            "Leverage every perpetual symbol starts at (at most max_leverage and the symbol's "
+            "bracket maximum); initial margin = notional / leverage."
+        ),
+    )
+    margin_mode: MarginMode = Field(
+        MarginMode.ISOLATED, description="isolated (each position its own margin) or cross."
+    )
+    liquidation_fee: Decimal = Field(
+        DEFAULT_LIQUIDATION_FEE,
+        ge=0,
+        lt=1,
+        description="Fee of a liquidation, a fraction of the liquidated notional.",
+    )
+    leverage_brackets_file: Path | None = Field(
+        SAMPLE_DIR / SAMPLE_BRACKETS,
+        description=(
+            "Binance leverageBracket JSON: each perpetual's maximum leverage and maintenance "
+            "margin brackets (liquidation prices). Unset: no liquidation is simulated."
+        ),
+    )
     participation: Decimal | None = Field(
         None,
         gt=0,
@@ -88,6 +225,7 @@ class Settings(BaseSettings):
     )
     autostart: bool = True
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    risk: RiskSettings = Field(default_factory=lambda: RiskSettings())
 
     @field_validator("instruments_files", mode="before")
     @classmethod
@@ -112,6 +250,15 @@ class Settings(BaseSettings):
         if "instruments_files" in self.model_fields_set:
             raise ValueError("set instruments_files only; instruments_file is its old name")
         self.instruments_files = [self.instruments_file]
+        return self
+
+    @model_validator(mode="after")
+    def _leverage_within_cap(self) -> Settings:
+        if self.leverage > self.max_leverage:
+            raise ValueError(
+                f"leverage {self.leverage} is above max_leverage {self.max_leverage}: raise "
+                "max_leverage or lower leverage"
+            )
         return self
 
     @field_validator("symbols")
@@ -185,7 +332,9 @@ def describe_error(exc: Exception) -> str:
     lines = []
     for e in errors:
         name = ".".join(str(p) for p in e.get("loc", ())) or "settings"
-        env = f"LOOTCAPITAL_{name.split('.')[0].upper()}"
+        parts = name.split(".")
+        # Nested sections are set one key at a time: LOOTCAPITAL_RISK__DAILY_LOSS__LIMIT.
+        env = "LOOTCAPITAL_" + ("__".join(parts) if parts[0] == "risk" else parts[0]).upper()
         secret = name.split(".")[0] in _SECRETS
         shown = "***" if secret else repr(e.get("input"))
         lines.append(f"invalid setting {name} ({env}): {e.get('msg')} (got {shown})")

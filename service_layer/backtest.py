@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Protocol
 
 import numpy as np
 
+from domain.funding import FundingPayment
 from domain.ledger import Ledger
 from domain.metrics import PerformanceMetrics, performance
-from domain.model import Fill, Instrument, Signal, Trade
-from domain.ports import BarMatcher, Clock, ExecutionClient, MarketData
+from domain.model import ExitReason, Fill, Instrument, Signal, Trade
+from domain.ports import BarMatcher, Clock, ExecutionClient, MarginAccount, MarketData
 from domain.report import Breakdown, TradeStats
 from domain.strategies.base import Strategy
 from domain.timeframes import timeframe_ms
 from service_layer.engine import BatchOutcome, Engine
+from service_layer.risk_gate import RiskGate
 
 
 class NumberFormat(Protocol):
@@ -41,12 +43,18 @@ class NumberFormat(Protocol):
 @dataclass(frozen=True, slots=True)
 class MoneyTotals:
     """A run's money, exact (quote currency): equity before the first bar and after the last
-    (every position closed by then, so it is the cash), and the fees paid. The float
-    :class:`PerformanceMetrics` of the same names are for statistics; these are for output."""
+    (every position closed by then, so it is the cash), the fees paid, the PnL realized by the
+    fills (gross of fees), the funding paid (received counts negative) and the final wallet
+    balance, which is ``start_equity + realized_pnl − fees_paid − funding_paid`` to the unit of
+    the quote asset's precision. The float :class:`PerformanceMetrics` of the same names are
+    for statistics; these are for output."""
 
     start_equity: Decimal
     end_equity: Decimal
     fees_paid: Decimal
+    realized_pnl: Decimal
+    funding_paid: Decimal
+    final_balance: Decimal
 
 
 MONEY_METRICS = tuple(f.name for f in fields(MoneyTotals))
@@ -58,7 +66,8 @@ class BacktestResult:
     """Outcome of a backtest: statistics, round-trip trades, fills, signals and the equity curve
     (``equity_time`` bar close times in ms UTC, ``equity`` in quote currency); ``money`` the
     exact start and end equity and fees; ``instruments`` the trading rules it ran with
-    (symbol → rules)."""
+    (symbol → rules); ``fundings`` the funding settlements booked and ``leverage`` the
+    leverage per symbol (None: not margined as futures)."""
 
     metrics: PerformanceMetrics
     trades: list[Trade]
@@ -70,6 +79,13 @@ class BacktestResult:
     rejections: list[str]
     money: MoneyTotals
     instruments: Mapping[str, Instrument] = field(default_factory=dict)
+    fundings: list[FundingPayment] = field(default_factory=list)
+    leverage: Mapping[str, int] | None = None
+
+    @property
+    def liquidations(self) -> int:
+        """How many trades the venue closed by liquidation."""
+        return sum(1 for t in self.trades if t.exit_reason is ExitReason.LIQUIDATION)
 
     def to_json(self, numbers: NumberFormat) -> dict[str, object]:
         """The documented ``--json`` shape: metrics, trades and ``[[time, equity], ...]``
@@ -87,6 +103,7 @@ class BacktestResult:
             for k, v in self.metrics.as_dict().items()
         }
         metrics.update((k, numbers.money(v)) for k, v in asdict(self.money).items())
+        metrics["liquidations"] = self.liquidations
         return {
             "metrics": metrics,
             "trades": [self._trade_json(t, numbers) for t in self.trades],
@@ -108,6 +125,7 @@ class BacktestResult:
             "pnl": numbers.money(t.pnl),
             "fees": numbers.money(t.fees),
             "fee_currency": quote_asset(self.instruments, t.symbol),
+            "exit_reason": str(t.exit_reason),
         }
 
 
@@ -192,10 +210,14 @@ def run_backtest(
     instruments: Mapping[str, Instrument],
     initial_cash: Decimal,
     run_id: str = "backtest",
+    margin: MarginAccount | None = None,
+    risk: RiskGate | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` over every batch of ``feed`` against the simulated ``venue`` (a fresh
     one holding ``initial_cash``; ``matcher`` is the same object); positions still open at the
-    end close at the last bar's close.
+    end close at the last bar's close. ``leverage`` is the venue's leverage per symbol (the
+    strategy sees it; 1x when None). ``risk`` is the risk gate between the strategy and the
+    venue (None: none).
 
     Raises
     ------
@@ -212,11 +234,14 @@ def run_backtest(
         timeframe=feed.timeframe,
         run_id=run_id,
         ledger=Ledger(initial_cash),
+        margin=margin,
+        risk=risk,
     )
     engine.warm_up({s: feed.history(s) for s in feed.symbols})
     outcomes = [engine.process(batch) for batch in feed.batches()]
     final = engine.finish()
-    return _result(outcomes, final, initial_cash, engine.ledger.cash, engine, instruments)
+    result = _result(outcomes, final, initial_cash, engine.ledger.cash, engine, instruments)
+    return result if margin is None else replace(result, leverage=dict(margin.leverage))
 
 
 def _result(
@@ -234,7 +259,10 @@ def _result(
         equity[-1] = float(end_cash)
     trades = [t for o in [*outcomes, final] for t in o.changes.trades]
     fills = [f for o in [*outcomes, final] for f in o.changes.fills]
+    fundings = [p for o in [*outcomes, final] for p in o.changes.fundings]
     fees = sum((f.fee for f in fills), Decimal(0))
+    realized = sum((f.realized_pnl for f in fills), Decimal(0))
+    funding = sum((p.amount for p in fundings), Decimal(0))
     return BacktestResult(
         metrics=performance(time, equity, float(start), trades, float(fees), exposed),
         trades=trades,
@@ -244,6 +272,7 @@ def _result(
         equity=equity,
         bars=engine.candles_processed,
         rejections=[r for o in outcomes for r in o.rejections],
-        money=MoneyTotals(start, end_cash, fees),
+        money=MoneyTotals(start, end_cash, fees, realized, funding, end_cash),
         instruments=dict(instruments),
+        fundings=fundings,
     )

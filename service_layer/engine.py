@@ -48,13 +48,15 @@ from domain.model import (
 )
 from domain.orders import END_OF_RUN_TAG, ExecutionEvent
 from domain.orders import ExecutionEventKind as K
-from domain.ports import BarMatcher, Clock, ExecutionClient
+from domain.ports import BarMatcher, Clock, ExecutionClient, MarginAccount
+from domain.risk import RiskEvent
 from domain.strategies.base import Decision, DecisionContext, OrderIntent, Portfolio, Strategy
 from domain.timeframes import timeframe_ms
 from service_layer.equity import PositionStep, equity_curve
 from service_layer.exits import exit_orders
 from service_layer.history import CandleHistory
 from service_layer.intents import orders_for
+from service_layer.risk_gate import RiskGate
 from service_layer.wakeups import WakeBook
 
 logger = logging.getLogger(__name__)
@@ -70,9 +72,10 @@ class BatchOutcome:
 
     ``changes`` holds orders in their new states, fills, trades and positions; ``outbox`` the
     orders stored as ``pending_new`` and not yet sent; ``rejections`` the intents dropped and
-    orders the venue rejected, with reasons; ``skipped`` the feed's duplicate or out-of-order
-    bars. ``equity_time`` holds bar close times (ms UTC), ``equity`` and ``cash`` the account
-    value there (float, quote currency).
+    orders the venue rejected, with reasons (and the orders the risk gate refused or cut);
+    ``skipped`` the feed's duplicate or out-of-order bars. ``equity_time`` holds bar close
+    times (ms UTC), ``equity`` and ``cash`` the account value there (float, quote currency).
+    ``risk_events`` are the risk gate's trading-state changes and alerts, in time order.
     """
 
     bars: dict[str, Candles]
@@ -85,6 +88,7 @@ class BatchOutcome:
     equity: np.ndarray = field(default_factory=lambda: np.empty(0))
     cash: np.ndarray = field(default_factory=lambda: np.empty(0))
     exposed: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+    risk_events: list[RiskEvent] = field(default_factory=list)
 
 
 class Engine:
@@ -100,6 +104,14 @@ class Engine:
     window:
         Bars kept per symbol (None keeps all, as a backtest does); paper and live keep a bounded
         window so memory and per-bar cost do not grow with the run.
+    margin:
+        The account's futures margining (the simulated venue's, or a live venue's): the
+        strategy sees its leverage per symbol in its portfolio (1x for a symbol it does not
+        name, and for every symbol without one), the API its balance breakdown.
+    risk:
+        The risk gate between the strategy's orders and the execution client (None: none,
+        at no cost): it catches up at each decision that places orders (every decision while
+        a daily-loss close-all is armed) and screens the orders decided.
 
     Raises
     ------
@@ -120,6 +132,8 @@ class Engine:
         run_id: str,
         ledger: Ledger,
         window: int | None = None,
+        margin: MarginAccount | None = None,
+        risk: RiskGate | None = None,
     ) -> None:
         missing = [s for s in symbols if s not in instruments]
         if missing:
@@ -135,6 +149,10 @@ class Engine:
         self.tf_ms = timeframe_ms(timeframe)
         self.run_id = run_id
         self.ledger = ledger
+        self.margin = margin
+        self.leverage: Mapping[str, int] = (
+            MappingProxyType({}) if margin is None else margin.leverage
+        )
         limit = None if window is None else max(window, strategy.warmup_bars()) + 2
         self.history = {s: CandleHistory(limit=limit) for s in symbols}
         self.wakes = WakeBook()
@@ -143,16 +161,27 @@ class Engine:
         self.candles_processed = 0
         self._touched: set[str] = set()
         self._trailing = False  # a trailing stop was seen: see _renew_fills
+        self._funding_start = ZERO  # funding paid before the batch being processed
+        self.risk = risk
 
     # -- state ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """The kernel's and the strategy's path-dependent state (JSON-serializable)."""
-        return {"strategy": self.strategy.state(), "wakes": self.wakes.to_json()}
+        state = {"strategy": self.strategy.state(), "wakes": self.wakes.to_json()}
+        if self.matcher is not None:
+            state["venue"] = self.matcher.state()
+        if self.risk is not None:
+            state["risk"] = self.risk.state()
+        return state
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Continue from :meth:`state` of an earlier process."""
         self.strategy.restore(state.get("strategy", {}))
         self.wakes = WakeBook.from_json(state.get("wakes", []))
+        if self.matcher is not None:
+            self.matcher.restore_state(state.get("venue", {}))
+        if self.risk is not None and "risk" in state:
+            self.risk.restore(state["risk"])
 
     def warm_up(self, history: Mapping[str, Candles]) -> None:
         """Feed bars that are never traded on (indicator warm-up, or the bars a restored run
@@ -192,6 +221,7 @@ class Engine:
             ledger.open_by_symbol(),
             self.marks,
             self.instruments,
+            self.leverage,
         )
 
     # -- processing -------------------------------------------------------------------------
@@ -213,14 +243,22 @@ class Engine:
                 outcome.bars[symbol] = fresh
         candidates = self.strategy.on_bars(outcome.bars)
         before = self._snapshot()
+        self._funding_start = self.ledger.account.funding_paid
         log = self._run_events(starts, candidates, outcome)
         self._mark_last_closes(outcome.bars)
+        self._apply_events(outcome, self.clock.now_ms())  # funding settled by the marks
+        self._drain(outcome)
+        fundings = [(p.time_ms, float(p.amount)) for p in outcome.changes.fundings]
         curve = equity_curve(
-            {s: self.history[s].candles for s in self.symbols}, starts, self.tf_ms, before, log
+            {s: self.history[s].candles for s in self.symbols},
+            starts,
+            self.tf_ms,
+            before,
+            log,
+            fundings,
         )
         if curve is not None:
             outcome.equity_time, outcome.equity, outcome.cash, outcome.exposed = curve
-        self._drain(outcome)
         self.candles_processed += sum(len(b) for b in outcome.bars.values())
         return outcome
 
@@ -253,6 +291,20 @@ class Engine:
             return
         self._touch(order)
         self.execution.cancel(order_id)
+
+    def request_modify(
+        self,
+        order_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> None:
+        """Ask the execution client to amend ``order_id``: ``qty`` (base asset), ``price`` or
+        ``stop_price`` (quote currency), None keeping a value (answered by events:
+        ``modified`` or ``modify_rejected``)."""
+        self._touch(self.ledger.get(order_id))
+        self.execution.modify(order_id, qty=qty, price=price, stop_price=stop_price)
 
     def reconcile(self) -> list[str]:
         """Bring every non-final order in line with the execution client (at start, before any
@@ -399,8 +451,13 @@ class Engine:
             self._apply_events(outcome, time)
             hit = self.matcher.next_trigger(symbol, candles, j)
         position = self.ledger.position(symbol)
-        qty, entry, cash = float(position.qty), float(position.entry_price), float(self.ledger.cash)
-        log.append(PositionStep(time, symbol, qty, entry, cash))
+        # The cash of the fills alone: the batch's funding, settled whenever the venue met it,
+        # is taken off the curve at its own times (equity_curve's ``fundings``).
+        funded = self.ledger.account.funding_paid - self._funding_start
+        cash = float(self.ledger.cash + funded)
+        log.append(
+            PositionStep(time, symbol, float(position.qty), float(position.entry_price), cash)
+        )
 
     def _apply_events(self, outcome: BatchOutcome, time: int) -> None:
         """Apply the execution client's events; place the exits of filled entries."""
@@ -425,9 +482,10 @@ class Engine:
         woken = self.wakes.fire(t) if self.wakes else ()
         if not due and not woken:
             return
+        self._mark_at(t)  # the venue settles the funding due by t on the marks
         self._apply_events(outcome, t)  # what the venue said since: the strategy sees it
-        self._mark_at(t)
-        ctx = _context(t, self.timeframe, self.portfolio(t), frozenset(due), woken)
+        portfolio = self.portfolio(t)
+        ctx = _context(t, self.timeframe, portfolio, frozenset(due), woken)
         decision: Decision = self.strategy.decide(ctx)
         outcome.signals.extend(decision.signals)
         for order_id in decision.cancel:
@@ -440,15 +498,59 @@ class Engine:
         if decision.wake or decision.drop_wakes:  # else the wake-ups and their search stand
             self.wakes.update(decision.wake, decision.drop_wakes, t)
             self.wakes.schedule(self.history, self.tf_ms, heap)
+        # The gate catches up on everything since its last look only when it has something to
+        # decide (its inputs are exact whenever it looks): orders to screen, or a close-all.
+        if self.risk is not None and (decision.orders or self.risk.eager):
+            self._observe(t, portfolio, outcome, send=send)
         if decision.orders:
-            self._place(decision.orders, t, outcome, send=send)
+            self._place(decision.orders, t, outcome, send=send, portfolio=portfolio)
         self._apply_events(outcome, t)
 
+    def observe_risk(self, outcome: BatchOutcome) -> None:
+        """Let the risk gate see the account at the last close of the batch ``outcome``
+        describes (paper and live call it after :meth:`process`, so that a trip is stored and
+        pushed when it happens, not at the next decision); its events join the outcome, and a
+        daily-loss close-all goes to the outbox (a backtest closes at its next decision)."""
+        if self.risk is None or not outcome.bars:
+            return
+        t = max(int(b.open_time[-1]) for b in outcome.bars.values() if len(b)) + self.tf_ms
+        # process() drained the ledger into the outcome; a close-all adds to it again.
+        if self._observe(t, self.portfolio(t), outcome, send=False, drain=False):
+            self._drain(outcome)
+
+    def _observe(
+        self, t: int, portfolio: Portfolio, outcome: BatchOutcome, *, send: bool, drain: bool = True
+    ) -> bool:
+        """The risk gate's observation at ``t`` (after draining the ledger into ``outcome``:
+        the fills and round trips since the last one); a daily-loss close-all cancels the
+        working orders and closes every position (True then)."""
+        risk = self.risk
+        assert risk is not None
+        if drain:
+            self._drain(outcome)
+        risk.observe(t, portfolio, self.history, outcome.changes)
+        closed = risk.close_all_due
+        if closed:
+            for order in self.ledger.open_orders():
+                self.request_cancel(order.id)
+            closing = risk.close_orders(portfolio, t, self.run_id)
+            self._place((), t, outcome, send=send, first=closing)
+        outcome.risk_events.extend(risk.drain_events())
+        return closed
+
     def _place(
-        self, intents: tuple[OrderIntent, ...], t: int, outcome: BatchOutcome, *, send: bool
+        self,
+        intents: tuple[OrderIntent, ...],
+        t: int,
+        outcome: BatchOutcome,
+        *,
+        send: bool,
+        portfolio: Portfolio | None = None,
+        first: list[Order] | None = None,
     ) -> None:
-        """Record the orders of ``intents`` decided at ``t``; send them, or leave them in the
-        outbox."""
+        """Record the orders of ``intents`` decided at ``t``, as far as the risk gate lets
+        them (``portfolio``: the account at ``t``); send them, or leave them in the outbox.
+        ``first`` are orders of the engine's own (the risk gate's closes), placed before."""
         orders, dropped = orders_for(
             intents,
             run_id=self.run_id,
@@ -459,6 +561,11 @@ class Engine:
             marks=self.marks,
         )
         outcome.rejections.extend(dropped)
+        if self.risk is not None and orders:
+            orders, refused = self.risk.screen(orders, portfolio or self.portfolio(t), t)
+            outcome.rejections.extend(refused)
+        if first:
+            orders = [o for o in first if self.ledger.get(o.id) is None] + orders
         for order in orders:
             self.ledger.add(order)
             if send:
@@ -543,6 +650,7 @@ class Engine:
             logger.warning("execution event refused: %s", refused)
         outcome.changes.orders.extend(changes.orders)
         outcome.changes.fills.extend(changes.fills)
+        outcome.changes.fundings.extend(changes.fundings)
         outcome.changes.trades.extend(changes.trades)
         outcome.changes.positions.extend(changes.positions)
         outcome.changes.refused.extend(changes.refused)

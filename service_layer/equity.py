@@ -7,7 +7,7 @@ cost time; here it costs one ``searchsorted`` per symbol.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -42,14 +42,24 @@ def equity_curve(
     tf_ms: int,
     before: tuple[float, dict[str, tuple[float, float]]],
     log: list[PositionStep],
+    fundings: Sequence[tuple[int, float]] = (),
 ) -> EquityCurve | None:
     """Equity at every bar close from ``starts[symbol]`` on (None when the batch is empty).
 
     ``before`` is ``(cash, {symbol: (qty, entry)})`` at the start of the batch; ``log`` the
-    position steps of the batch in time order.
+    position steps of the batch in time order, their cash without the batch's funding;
+    ``fundings`` the batch's funding payments ``(time, amount)`` (ms UTC, quote currency,
+    positive: paid), taken off the cash and equity of the closes after their time.
     """
     one = _one_close(history, starts, tf_ms, before, log)
-    return one if one is not None else _curve(history, starts, tf_ms, before, log)
+    curve = one if one is not None else _curve(history, starts, tf_ms, before, log)
+    if curve is None or not fundings:
+        return curve
+    paid = sorted(fundings)
+    when = np.array([t for t, _ in paid], dtype=np.int64)
+    total = np.concatenate([[0.0], np.cumsum([a for _, a in paid])])
+    owed = total[np.searchsorted(when, curve.time, "left")]
+    return EquityCurve(curve.time, curve.equity - owed, curve.cash - owed, curve.exposed)
 
 
 def _curve(

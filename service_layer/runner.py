@@ -28,6 +28,7 @@ from domain.events import (
     SignalGenerated,
 )
 from domain.execution import to_decimal
+from domain.futures import MarginReport
 from domain.ledger import LedgerChanges
 from domain.model import EquityPoint, Position, fast_constructor
 from domain.ports import END_OF_DATA, MarketData, RunState, UnitOfWork
@@ -47,6 +48,8 @@ def store_changes(uow: UnitOfWork, changes: LedgerChanges) -> None:
         uow.fills.add(fill)
     for trade in changes.trades:
         uow.trades.add(trade)
+    for payment in changes.fundings:
+        uow.funding.add(payment)
     for position in changes.positions:
         uow.positions.upsert(position)
 
@@ -67,6 +70,8 @@ def persist(
     store_changes(uow, outcome.changes)
     for signal in outcome.signals:
         uow.signals.add(signal)
+    for event in outcome.risk_events:
+        uow.risk.add_event(event)
     times = outcome.equity_time.tolist()
     points = [
         EquityPoint(t, to_decimal(e).quantize(money), to_decimal(c).quantize(money))
@@ -101,6 +106,7 @@ def batch_events(
     events += [SignalGenerated(s) for s in outcome.signals]
     events += change_events(outcome.changes, marks)
     events += [EquityUpdated(p) for p in points]
+    events += outcome.risk_events  # trading-state changes and alerts: published as they are
     return events
 
 
@@ -134,7 +140,8 @@ _run_state = fast_constructor(RunState, validate=False)
 class Snapshot:
     """What reads show without waiting for the engine: market ``clock_time`` (ms UTC),
     ``equity`` and ``cash`` (quote currency), bars processed over the run, open positions and
-    the marks (last closes) they are valued at."""
+    the marks (last closes) they are valued at; ``margin`` the futures balance breakdown and
+    each position's margin (None without futures margining)."""
 
     clock_time: int
     equity: Decimal
@@ -142,6 +149,7 @@ class Snapshot:
     candles_processed: int
     positions: tuple[Position, ...]
     marks: dict[str, Decimal]
+    margin: MarginReport | None = None
 
 
 def snapshot(
@@ -158,6 +166,7 @@ def snapshot(
         candles_processed=candles_processed,
         positions=tuple(portfolio.positions.values()),
         marks=dict(portfolio.marks),
+        margin=None if engine.margin is None else engine.margin.margin_report(),
     )
 
 
@@ -229,6 +238,7 @@ class EngineRunner:
         started = self.perf_counter()
         engine = self.engine
         outcome = engine.process(batch)
+        engine.observe_risk(outcome)
         run = progress(self.run, engine, sum(map(len, outcome.bars.values())))
         portfolio = engine.portfolio()
         with self.uow as uow:

@@ -20,10 +20,12 @@ from typing import Any
 
 from domain.candles import Candles
 from domain.errors import ConfigError
+from domain.funding import FundingPayment
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Signal, Trade
 from domain.orders import ExecutionEvent
 from domain.orders import ExecutionEventKind as K
-from domain.ports import Balance, Page, RunState
+from domain.ports import Balance, LimitsChange, Page, RiskRecord, RunState
+from domain.risk import RiskEvent
 
 
 class ManualClock:
@@ -51,10 +53,13 @@ class MemoryStore:
     orders: dict[str, tuple[str, Order]] = field(default_factory=dict)
     fills: dict[str, tuple[str, Fill]] = field(default_factory=dict)
     trades: dict[str, tuple[str, Trade]] = field(default_factory=dict)
+    funding: dict[tuple[str, str, int], FundingPayment] = field(default_factory=dict)
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     equity: dict[tuple[str, int], EquityPoint] = field(default_factory=dict)
     signals: list[tuple[str, Signal]] = field(default_factory=list)
     runs: dict[str, RunState] = field(default_factory=dict)
+    risk_events: list[tuple[str, RiskRecord]] = field(default_factory=list)
+    risk_limits: list[tuple[str, LimitsChange]] = field(default_factory=list)
 
 
 def _within(time: int, start: int | None, end: int | None) -> bool:
@@ -108,6 +113,9 @@ class _Fills(_Repo):
     def add(self, fill: Fill) -> None:
         self.s.fills.setdefault(fill.id, (self.uow.run_id, fill))
 
+    def fees_total(self) -> Decimal:
+        return sum((f.fee for r, f in self.s.fills.values() if r == self.uow.run_id), Decimal(0))
+
     def page(self, *, order_id=None, symbol=None, start=None, end=None, limit=100, cursor=None):
         mine = [f for r, f in self.s.fills.values() if r == self.uow.run_id]
         mine = [f for f in mine if order_id is None or f.order_id == order_id]
@@ -125,6 +133,20 @@ class _Trades(_Repo):
         mine = [t for t in mine if symbol is None or t.symbol == symbol]
         mine = [t for t in mine if _within(t.exit_time, start, end)]
         return _page(mine, lambda t: (t.exit_time, t.id), limit, cursor)
+
+
+class _Funding(_Repo):
+    def add(self, payment: FundingPayment) -> None:
+        self.s.funding[(self.uow.run_id, payment.symbol, payment.time_ms)] = payment
+
+    def list(self, *, symbol=None, start=None, end=None):
+        mine = [p for (r, _, _), p in self.s.funding.items() if r == self.uow.run_id]
+        mine = [p for p in mine if symbol is None or p.symbol == symbol]
+        mine = [p for p in mine if _within(p.time_ms, start, end)]
+        return sorted(mine, key=lambda p: (p.time_ms, p.symbol))
+
+    def total(self) -> Decimal:
+        return sum((p.amount for p in self.list()), Decimal(0))
 
 
 class _Positions(_Repo):
@@ -191,6 +213,29 @@ class _Runs(_Repo):
         return max(runs, key=lambda r: r.started_time) if runs else None
 
 
+class _Risk(_Repo):
+    def add_event(self, event: RiskEvent, who: str | None = None) -> None:
+        self.s.risk_events.append((self.uow.run_id, RiskRecord(event, who)))
+
+    def events(self, limit: int = 50) -> list[RiskRecord]:
+        return [r for run, r in self.s.risk_events if run == self.uow.run_id][::-1][:limit]
+
+    def add_limits(self, change: LimitsChange) -> None:
+        self.s.risk_limits.append((self.uow.run_id, change))
+
+    def latest_limits(self) -> LimitsChange | None:
+        mine = [c for run, c in self.s.risk_limits if run == self.uow.run_id]
+        return mine[-1] if mine else None
+
+    def day_ends(self, limit: int = 400) -> list[EquityPoint]:
+        points = sorted(
+            (p for (r, _), p in self.s.equity.items() if r == self.uow.run_id),
+            key=lambda p: p.time,
+        )
+        last = {(p.time - 1) // 86_400_000: p for p in points}
+        return list(last.values())[-limit:]
+
+
 class InMemoryUnitOfWork:
     """A unit of work of run ``run_id`` over ``store``: changes are staged on a copy and
     replace the store's content on :meth:`commit`; leaving without commit discards them."""
@@ -203,24 +248,31 @@ class InMemoryUnitOfWork:
         self.orders = _Orders(self)
         self.fills = _Fills(self)
         self.trades = _Trades(self)
+        self.funding = _Funding(self)
         self.positions = _Positions(self)
         self.equity = _Equity(self)
         self.signals = _Signals(self)
         self.runs = _Runs(self)
+        self.risk = _Risk(self)
 
     def __enter__(self) -> InMemoryUnitOfWork:
         self.staged = copy.copy(self.store)
-        for name in ("orders", "fills", "trades", "positions", "equity", "runs"):
+        for name in ("orders", "fills", "trades", "funding", "positions", "equity", "runs"):
             setattr(self.staged, name, dict(getattr(self.store, name)))
         self.staged.signals = list(self.store.signals)
+        self.staged.risk_events = list(self.store.risk_events)
+        self.staged.risk_limits = list(self.store.risk_limits)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.staged = self.store
 
     def commit(self) -> None:
-        for name in ("orders", "fills", "trades", "positions", "equity", "runs", "signals"):
+        names = ("orders", "fills", "trades", "funding", "positions", "equity", "runs", "signals")
+        for name in names:
             setattr(self.store, name, getattr(self.staged, name))
+        self.store.risk_events = self.staged.risk_events
+        self.store.risk_limits = self.staged.risk_limits
         self.commits += 1
 
     def rollback(self) -> None:

@@ -109,6 +109,21 @@ def pnl_class(value: Number) -> str:
     return "pos" if d > 0 else "neg"
 
 
+MARGIN_WARN = Decimal("0.5")
+MARGIN_DANGER = Decimal("0.8")
+"""Margin ratios (maintenance margin / margin balance; liquidation at 1) shown as a warning
+and as a danger."""
+
+
+def ratio_class(ratio: Number) -> str:
+    """CSS class for a margin ratio: ``"neg"`` from :data:`MARGIN_DANGER`, ``"warn"`` from
+    :data:`MARGIN_WARN`, else ``""``."""
+    d = _decimal(ratio)
+    if d is None or d < MARGIN_WARN:
+        return ""
+    return "neg" if d >= MARGIN_DANGER else "warn"
+
+
 def num(value: float | int | None) -> str:
     """A float from an indicator or model, to 6 significant digits (reasons' values)."""
     return MISSING if value is None else f"{value:.6g}"
@@ -168,6 +183,7 @@ FILTERS = {
     "qty": qty,
     "pct": pct,
     "pnl_class": pnl_class,
+    "ratio_class": ratio_class,
     "num": num,
     "origin": origin,
 }

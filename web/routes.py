@@ -1,4 +1,5 @@
-"""The web control panel: login, the dashboard, its HTMX partials and its SSE stream.
+"""The web control panel: login, the dashboard, the control centre (its routes in
+:mod:`web.control`), their HTMX partials and their SSE streams.
 
 Pages are rendered on the server with Jinja2; HTMX loads and swaps the partials, and the htmx
 SSE extension swaps the panels that :mod:`web.stream` re-renders as the engine runs. The panel
@@ -9,7 +10,7 @@ itself; HttpOnly, SameSite=Strict, so other sites can neither read it nor post w
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -28,9 +29,14 @@ from api.deps import (
 )
 from domain.errors import DomainError
 from service_layer.trading import TradingService
+from web.control import control
 from web.stream import event_stream
 from web.views import (
+    ALERTS_SHOWN,
+    CONTROL_PANELS,
+    DASHBOARD_PANELS,
     EQUITY_POINTS,
+    NO_STORE,
     STATIC_DIR,
     equity_series,
     render,
@@ -42,7 +48,11 @@ from web.views import (
 router = APIRouter(include_in_schema=False)
 ui = APIRouter(prefix="/ui", dependencies=[Depends(require_session)])
 
-NO_STORE = {"Cache-Control": "no-store"}
+STREAMS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "dashboard": (DASHBOARD_PANELS, True),
+    "control": (CONTROL_PANELS, False),
+}
+"""Per page: the live panels its stream sends and whether it sends the equity chart's points."""
 
 
 def _login_page(request: Request, error: str | None = None, code: int = 200) -> Response:
@@ -57,7 +67,25 @@ def index(request: Request) -> Response:
     if not cookie_valid(request, request.cookies.get(SESSION_COOKIE)):
         return _login_page(request)
     return templates.TemplateResponse(
-        request, "pages/dashboard.html", {"equity_points": EQUITY_POINTS}, headers=NO_STORE
+        request,
+        "pages/dashboard.html",
+        {"page": "dashboard", "equity_points": EQUITY_POINTS},
+        headers=NO_STORE,
+    )
+
+
+@router.get("/control", response_class=HTMLResponse)
+def control_centre(request: Request) -> Response:
+    """The control centre with a valid session cookie, else the login page: trading states
+    with halt, resume and close all; the balance; positions with leverage, margin and
+    liquidation price; the stop rules; leverage per symbol; the alert log."""
+    if not cookie_valid(request, request.cookies.get(SESSION_COOKIE)):
+        return _login_page(request)
+    return templates.TemplateResponse(
+        request,
+        "pages/control.html",
+        {"page": "control", "alerts_shown": ALERTS_SHOWN},
+        headers=NO_STORE,
     )
 
 
@@ -171,17 +199,26 @@ class EventStreamResponse(StreamingResponse):
 
 
 @ui.get("/stream")
-async def stream(request: Request, service: ServiceDep, hub: HubDep) -> EventStreamResponse:
-    """Server-Sent Events: re-rendered panels (events ``status``, ``positions``, ``orders``,
-    ``trades``, ``signals``) and equity points (``equity``), until the client disconnects."""
+async def stream(
+    request: Request,
+    service: ServiceDep,
+    hub: HubDep,
+    page: Literal["dashboard", "control"] = "dashboard",
+) -> EventStreamResponse:
+    """Server-Sent Events of ``page``, until the client disconnects: re-rendered panels (the
+    dashboard's ``status``, ``positions``, ``orders``, ``trades``, ``signals``, and equity
+    points, ``equity``; the control centre's ``status``, ``risk``, ``balance``,
+    ``positions``, ``alerts``)."""
+    panels, chart = STREAMS[page]
     return EventStreamResponse(
-        event_stream(service, hub, request.is_disconnected),
+        event_stream(service, hub, request.is_disconnected, panels=panels, chart=chart),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 router.include_router(ui)
+router.include_router(control)
 
 
 def mount_web(app: FastAPI) -> None:

@@ -1,4 +1,4 @@
-"""Server-Sent Events for the dashboard: engine events in, re-rendered panels out.
+"""Server-Sent Events for the panel's pages: engine events in, re-rendered panels out.
 
 Each hub message marks the panels it changes as dirty; a dirty panel is re-rendered and sent as
 an SSE event named after it (its data is the panel's HTML, which the htmx SSE extension swaps
@@ -15,13 +15,13 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable
 
 from starlette.concurrency import run_in_threadpool
 
 from api.hub import EventHub
 from service_layer.trading import TradingService
-from web.views import PANELS, render_panel
+from web.views import DASHBOARD_PANELS, PANELS, render_panel
 
 MIN_INTERVAL_S = 0.5
 """Shortest time between two sends of one panel (at most 2 per second)."""
@@ -35,16 +35,17 @@ MAX_DRAIN = 1_000
 """Most hub messages handled in one step (more wait for the next)."""
 
 PANELS_BY_MESSAGE: dict[str, tuple[str, ...]] = {
-    "candle": ("status", "positions"),  # new marks move unrealized PnL
+    "candle": ("status", "positions", "balance"),  # new marks move unrealized PnL and margin
     "equity": ("status",),
     "status": ("status",),
-    "position": ("positions",),
-    "fill": ("positions", "trades"),
+    "position": ("positions", "balance"),
+    "fill": ("positions", "trades", "balance"),
     "order": ("orders",),
     "signal": ("signals",),
+    "risk": ("risk", "alerts"),  # a trading-state change or a risk alert
     "lagged": tuple(PANELS),  # messages were lost: refresh everything
 }
-"""Panels to re-render per hub message type."""
+"""Panels to re-render per hub message type (a stream sends only those of its page)."""
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -124,17 +125,22 @@ async def event_stream(
     hub: EventHub,
     is_disconnected: Callable[[], Awaitable[bool]],
     *,
+    panels: Collection[str] = DASHBOARD_PANELS,
+    chart: bool = True,
     min_interval_s: float = MIN_INTERVAL_S,
     keepalive_s: float = KEEPALIVE_S,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> AsyncGenerator[str, None]:
-    """The dashboard's SSE stream, until ``is_disconnected()`` says the client has gone.
+    """A page's SSE stream of ``panels`` (names in :data:`~web.views.PANELS`), until
+    ``is_disconnected()`` says the client has gone; with ``chart``, also the equity points
+    (a page without the chart goes without them).
 
     It opens with every panel (a reconnecting page catches up on what it missed), then sends
     the panels that hub messages change and the equity points as they come.
     """
+    wanted = frozenset(panels)
     throttle = PanelThrottle(min_interval_s)
-    throttle.mark(PANELS)
+    throttle.mark(wanted)
     with hub.subscribe() as queue:
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         last_sent = monotonic()
@@ -152,9 +158,12 @@ async def event_stream(
                 last_sent = now
             waits = [POLL_S, keepalive_s - (now - last_sent), throttle.wait_s(now)]
             messages = await _next_messages(queue, max(0.0, min(w for w in waits if w is not None)))
-            chart = [_chart_event(m) for m in messages if m["type"] in ("equity", "lagged")]
-            if chart:
-                yield "".join(chart)
+            points = [
+                _chart_event(m) for m in messages if chart and m["type"] in ("equity", "lagged")
+            ]
+            if points:
+                yield "".join(points)
                 last_sent = monotonic()
             for message in messages:
-                throttle.mark(PANELS_BY_MESSAGE.get(message["type"], ()))
+                changed = PANELS_BY_MESSAGE.get(message["type"], ())
+                throttle.mark(name for name in changed if name in wanted)

@@ -3,6 +3,12 @@
 A *panel* is a partial template plus the function that reads its context from the
 :class:`~service_layer.trading.TradingService`. The HTMX routes and the SSE stream render panels
 through :func:`render_panel`, so a panel looks the same however it is refreshed.
+
+The control centre's panels read the risk gate through
+:class:`~service_layer.risk_service.RiskControl`, the use cases behind ``/api/v1/risk`` (it
+holds nothing but the service, so one built here reads what the API's reads), and shape
+breakers and risk events with the API's converters: the panel and ``GET /api/v1/risk`` say the
+same thing.
 """
 
 from __future__ import annotations
@@ -15,15 +21,25 @@ from typing import Any
 
 from fastapi.templating import Jinja2Templates
 
+from api.risk_schemas import breakers_out, record_out
+from domain.errors import EngineStateError, InvalidOrder
+from domain.ports import LimitsChange
+from service_layer.risk_gate import RiskStatus
+from service_layer.risk_service import RiskControl
 from service_layer.trading import TradingService
 from web.formatting import register_filters
+from web.forms import SECTIONS, form_values
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
+NO_STORE = {"Cache-Control": "no-store"}
+"""Headers of every page and partial: they show live state, never cached."""
+
 ORDERS_SHOWN = 20
 TRADES_SHOWN = 20
 SIGNALS_SHOWN = 10
+ALERTS_SHOWN = 30
 EQUITY_POINTS = 5_000
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
@@ -72,6 +88,87 @@ def signals_context(service: TradingService) -> dict[str, Any]:
     return {"signals": service.signals(limit=SIGNALS_SHOWN).items}
 
 
+def risk_context(service: TradingService, status: RiskStatus | None = None) -> dict[str, Any]:
+    """Trading states (the account's and each symbol's), the holds behind them with their
+    reasons, every breaker (on, tripped, where, why) and the losing streak, as ``GET
+    /api/v1/risk`` reports them; ``unavailable`` says why not when the run has no risk gate."""
+    if status is None:
+        try:
+            status = RiskControl(service).status()
+        except EngineStateError as exc:
+            return {"unavailable": exc.message}
+    return {"risk": status, "breakers": breakers_out(status)}
+
+
+def balance_context(service: TradingService) -> dict[str, Any]:
+    """The futures balance breakdown (None when the account is not margined as futures)."""
+    try:
+        return {"balance": service.balance()}
+    except InvalidOrder:
+        return {"balance": None}
+
+
+def alerts_context(service: TradingService) -> dict[str, Any]:
+    """The latest stored risk events (state changes and alerts), newest first, in the shape
+    of ``GET /api/v1/risk``'s ``events``."""
+    with service.uow_factory() as uow:
+        records = uow.risk.events(ALERTS_SHOWN)
+    return {"events": [record_out(r) for r in records]}
+
+
+def limits_context(
+    service: TradingService,
+    *,
+    values: Mapping[str, str | bool] | None = None,
+    errors: Mapping[str, str] | None = None,
+    saved: list[str] | None = None,
+) -> dict[str, Any]:
+    """The stop-rules form: ``values`` by dotted field (the limits in force unless given: what
+    was posted), ``errors`` by field, ``saved`` the fields a save changed, and the last change
+    through the API or the panel (who, when)."""
+    try:
+        config = RiskControl(service).status().config
+    except EngineStateError as exc:
+        return {"unavailable": exc.message}
+    with service.uow_factory() as uow:
+        change: LimitsChange | None = uow.risk.latest_limits()
+    return {
+        "sections": SECTIONS,
+        "values": values if values is not None else form_values(config.to_json()),
+        "errors": errors or {},
+        "saved": saved,
+        "change": change,
+    }
+
+
+def leverage_context(
+    service: TradingService,
+    *,
+    typed: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+    saved: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Each traded symbol's leverage (the whole map None when the account is not margined as
+    futures; a symbol's None when it is at the run's default and holds no position: the margin
+    account's map only lists the leverages set), what was ``typed`` for a symbol whose change
+    was refused, and ``errors`` or ``saved`` messages by symbol."""
+
+    held = {v.position.symbol: v.margin.leverage for v in service.positions() if v.margin}
+
+    def read() -> dict[str, int | None] | None:  # on the engine's thread: it may be running
+        engine = service.engine
+        if engine.margin is None:
+            return None
+        return {s: engine.margin.leverage.get(s, held.get(s)) for s in engine.symbols}
+
+    return {
+        "leverage": service.commands.call(read),
+        "typed": typed or {},
+        "errors": errors or {},
+        "saved": saved or {},
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Panel:
     """A partial template and the function that reads its context."""
@@ -86,13 +183,28 @@ PANELS: Mapping[str, Panel] = {
     "orders": Panel("partials/orders.html", orders_context),
     "trades": Panel("partials/trades.html", trades_context),
     "signals": Panel("partials/signals.html", signals_context),
+    "risk": Panel("partials/risk.html", risk_context),
+    "balance": Panel("partials/balance.html", balance_context),
+    "alerts": Panel("partials/alerts.html", alerts_context),
 }
-"""Every panel by name; the name is also its SSE event name and its ``/ui/<name>`` route."""
+"""Every live panel by name; the name is also its SSE event name and its ``/ui/<name>``
+route."""
+
+DASHBOARD_PANELS = ("status", "positions", "orders", "trades", "signals")
+"""The live panels of the dashboard (``/``)."""
+CONTROL_PANELS = ("status", "risk", "balance", "positions", "alerts")
+"""The live panels of the control centre (``/control``)."""
 
 
 def render(template: str, context: Mapping[str, Any]) -> str:
     """``template`` rendered with ``context`` (autoescaped HTML)."""
     return templates.get_template(template).render(context)
+
+
+def oob(name: str, html: str) -> str:
+    """``html`` as an out-of-band swap of the content of the element ``#name`` (a panel's
+    container keeps its own attributes: its ``sse-swap``, its ``hx-get``)."""
+    return f'<div id="{name}" hx-swap-oob="innerHTML">{html}</div>'
 
 
 def render_panel(name: str, service: TradingService) -> str:

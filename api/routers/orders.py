@@ -1,4 +1,5 @@
-"""Orders and fills: place, list, get (by id or client order id), cancel."""
+"""Orders and fills: place (every order type, brackets; idempotent by client order id), list,
+get (by id or client order id), modify, cancel."""
 
 from __future__ import annotations
 
@@ -17,8 +18,21 @@ from api.deps import (
     set_next_cursor,
 )
 from api.errors import error_responses
-from api.schemas import CCXT_STATUS, FillOut, OrderIn, OrderOut, fill_out, order_out
-from domain.model import OrderStatus, OrderType, Side
+from api.schemas import (
+    CCXT_STATUS,
+    BracketIn,
+    BracketOut,
+    FillOut,
+    OrderIn,
+    OrderModifyIn,
+    OrderOut,
+    bracket_out,
+    fill_out,
+    order_out,
+)
+from domain.model import OrderStatus, OrderType, Side, TimeInForce
+from domain.strategies.base import OrderIntent
+from service_layer.order_requests import BracketRequest
 
 router = APIRouter(tags=["orders"])
 
@@ -44,6 +58,13 @@ StatusQuery = Annotated[
 ]
 
 
+_AGAIN = (
+    "The {what} placed before with this `client_order_id` and the same terms (nothing was "
+    "sent again)"
+)
+"""The 200 answer of a repeated placement."""
+
+
 def _statuses(names: list[StatusName] | None) -> frozenset[OrderStatus] | None:
     if not names:
         return None
@@ -56,25 +77,94 @@ def _statuses(names: list[StatusName] | None) -> frozenset[OrderStatus] | None:
 @router.post(
     "/orders",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(400, 401, 404, 409, 422),
+    responses={
+        200: {"model": OrderOut, "description": _AGAIN.format(what="order")},
+        **error_responses(400, 401, 404, 409, 422),
+    },
 )
-def place_order(body: OrderIn, service: ServiceDep, n: NumbersDep) -> OrderOut:
-    """Place an order; it fills on the next bars (market: next open ± slippage).
+def place_order(body: OrderIn, service: ServiceDep, n: NumbersDep, response: Response) -> OrderOut:
+    """Place an order (201); it fills on the next bars: market at the next open ± slippage,
+    limit at ``price`` or better, stop, take-profit and trailing stop at market once
+    triggered. Quantities in base asset; prices, stop prices and the trailing offset in quote
+    currency.
 
-    400 invalid for the instrument (qty step, tick, min notional), 404 unknown symbol,
-    409 duplicate ``client_order_id`` or an order the venue rejected (``order_rejected``: the
-    body's ``order_id`` is the stored rejected order, ``reason`` the venue's reason).
+    Idempotent by ``client_order_id``: sent again with the same terms, the answer is the order
+    placed first (200), never a second order.
+
+    400 invalid for the instrument (qty step, tick, min notional; a reduce-only order that
+    would not reduce the position), 404 unknown symbol, 409 ``duplicate_order`` when
+    ``client_order_id`` names an order with other terms, or ``order_rejected`` when the venue
+    rejected it (the body's ``order_id`` is the stored rejected order, ``reason`` the venue's
+    reason), 422 a term the type does not take or lacks (``field`` names it).
     """
-    order = service.place_order(
-        symbol=body.symbol,
-        side=Side(body.side),
-        type=OrderType(body.type),
-        qty=body.qty,
-        price=body.price,
-        stop_price=body.stop_price,
-        client_order_id=body.client_order_id,
+    placed = service.place(
+        OrderIntent(
+            symbol=body.symbol,
+            side=Side(body.side),
+            qty=body.qty,
+            type=OrderType(body.type),
+            price=body.price,
+            stop_price=body.stop_price,
+            trailing_offset=body.trailing_offset,
+            reduce_only=body.reduce_only,
+            time_in_force=TimeInForce(body.time_in_force),
+            link_id=body.link_id,
+        ),
+        body.client_order_id,
     )
-    return order_out(order, n)
+    if not placed.created:
+        response.status_code = status.HTTP_200_OK
+    return order_out(placed.order, n)
+
+
+@router.post(
+    "/orders/bracket",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": BracketOut, "description": _AGAIN.format(what="bracket")},
+        **error_responses(400, 401, 404, 409, 422),
+    },
+)
+def place_bracket(
+    body: BracketIn, service: ServiceDep, n: NumbersDep, response: Response
+) -> BracketOut:
+    """Place an entry with a stop-loss and a take-profit attached (201). When the entry has
+    filled completely, both exits are placed at once: reduce-only, for the whole quantity,
+    linked to the entry (``link_id`` = its ``id``) and one cancels the other (the stop filling
+    cancels the take-profit; the take-profit closing the position cancels the stop). Each exit
+    is priced at the distance from the entry's price (the limit price, or the last close for a
+    market entry) that the request's ``stop_price`` has, counted from the entry's average fill
+    price. Quantities in base asset, prices in quote currency.
+
+    The answer holds the entry and its exits (null until placed: read them again with
+    ``GET /orders/bracket/{entry_id}``). Idempotent by ``client_order_id`` as ``POST /orders``
+    (200 with the bracket placed first).
+
+    400 invalid for the instrument, or an exit off the tick or on the wrong side of the
+    entry's price (``field`` ``stop_loss.stop_price`` / ``take_profit.stop_price``), 404
+    unknown symbol, 409 ``duplicate_order`` or ``order_rejected`` as ``POST /orders``.
+    """
+    bracket = service.place_bracket(
+        BracketRequest(
+            symbol=body.symbol,
+            side=Side(body.side),
+            qty=body.qty,
+            price=body.price,
+            stop_loss=body.stop_loss.stop_price,
+            take_profit=body.take_profit.stop_price,
+        ),
+        body.client_order_id,
+    )
+    if not bracket.created:
+        response.status_code = status.HTTP_200_OK
+    return bracket_out(bracket, n)
+
+
+@router.get("/orders/bracket/{entry_id}", responses=error_responses(401, 404))
+def get_bracket(entry_id: str, service: ServiceDep, n: NumbersDep) -> BracketOut:
+    """The bracket whose entry order is ``entry_id``, with its exits once placed (null
+    before); 404 when unknown or not a bracket's entry."""
+    return bracket_out(service.bracket(entry_id), n)
 
 
 @router.get("/orders", responses=error_responses(400, 401, 422))
@@ -115,6 +205,25 @@ def get_order_by_client_id(client_order_id: str, service: ServiceDep, n: Numbers
 def get_order(order_id: str, service: ServiceDep, n: NumbersDep) -> OrderOut:
     """One order by its ``id``; 404 when unknown."""
     return order_out(service.get_order(order_id), n)
+
+
+@router.patch("/orders/{order_id}", responses=error_responses(400, 401, 404, 409, 422))
+def modify_order(
+    order_id: str, body: OrderModifyIn, service: ServiceDep, n: NumbersDep
+) -> OrderOut:
+    """Amend a working order: its ``qty`` (base asset, more than has filled), limit ``price``
+    or ``stop_price`` (quote currency); the order after the change.
+
+    400 a term the order does not have, or the instrument's rules refuse the new value (tick,
+    lot step, min notional), 404 unknown order, 409 ``order_not_cancelable`` when it is
+    already final, ``order_rejected`` when the venue refuses the change (``reason`` says why,
+    e.g. a qty not above what has filled; the order is unchanged), 422 an empty body or an
+    unknown field.
+    """
+    return order_out(
+        service.modify_order(order_id, qty=body.qty, price=body.price, stop_price=body.stop_price),
+        n,
+    )
 
 
 @router.delete("/orders/{order_id}", responses=error_responses(401, 404, 409))

@@ -106,6 +106,8 @@ class CircuitBreakers:
 
     def trading_state(self, scope: str, time: int) -> TradingState:
         """``scope``'s own state at ``time`` (ms UTC): the most restrictive live hold."""
+        if not self._holds:  # the common case, asked on every order: no hold anywhere
+            return TradingState.ACTIVE
         return most_restrictive(
             *(h.state for h in self._holds if h.scope == scope and h.live_at(time))
         )
@@ -113,6 +115,8 @@ class CircuitBreakers:
     def effective_state(self, symbol: str, time: int) -> TradingState:
         """What orders on ``symbol`` face at ``time``: the account's or the symbol's state,
         whichever is more restrictive."""
+        if not self._holds:
+            return TradingState.ACTIVE
         return most_restrictive(self.trading_state(ACCOUNT, time), self.trading_state(symbol, time))
 
     @property

@@ -17,7 +17,7 @@ restores after a restart; periodic work is aligned to epoch market time, never t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -110,7 +110,8 @@ class Portfolio:
 
     ``equity`` = ``cash`` (wallet balance) + unrealized PnL at ``marks`` (each symbol's last
     close); ``margin_used`` = gross notional of the positions / leverage 1; ``positions`` holds
-    non-flat positions; ``open_orders`` the working orders by symbol.
+    non-flat positions; ``open_orders`` the working orders by symbol; ``leverage`` the
+    account's leverage per symbol (see :meth:`leverage_of`).
     """
 
     time: int
@@ -121,6 +122,12 @@ class Portfolio:
     open_orders: Mapping[str, tuple[Order, ...]]
     marks: Mapping[str, Decimal]
     instruments: Mapping[str, Instrument]
+    leverage: Mapping[str, int] = field(default_factory=dict)
+
+    def leverage_of(self, symbol: str) -> int:
+        """The leverage ``symbol`` trades at (1 when the venue names none): a position's
+        initial margin is its notional / this."""
+        return self.leverage.get(symbol, 1)
 
     def position(self, symbol: str) -> Position:
         """The net position in ``symbol`` (flat when none)."""

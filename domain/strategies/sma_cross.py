@@ -3,8 +3,9 @@
 A cross up at bar ``t`` means ``fast[t-1] < slow[t-1]`` and ``fast[t] > slow[t]`` (strict both
 times; a touch with equality is no cross); a cross down is mirrored; SMAs are undefined for their
 first ``n − 1`` bars. On every cross, close the open position whatever its side and open a new one
-in the cross's direction with all the equity allocated to the symbol (``qty = floor_step(equity ×
-allocation / close_t)``, allocation ``1 / number of symbols``), so a cross in the direction
+in the cross's direction with all the equity allocated to the symbol put up as margin
+(``qty = floor_step(equity × allocation × leverage / close_t)``, allocation ``1 / number of
+symbols``, leverage the account's for the symbol, 1 unless set), so a cross in the direction
 already held closes that trade and opens a new one. Crosses are decided on the exact sign of
 ``fast − slow`` with prices in ticks (:class:`~domain.features.SmaSign`), so an exact tie is
 never a cross; the SMAs give the values shown in the reasons. Orders are market orders: they
@@ -140,7 +141,8 @@ class SmaCross:
         portfolio: Portfolio = ctx.portfolio
         held = portfolio.position(symbol).qty
         instrument = portfolio.instruments[symbol]
-        qty = floor_qty(portfolio.equity * self._allocation, close, instrument)
+        margin = portfolio.equity * self._allocation
+        qty = floor_qty(margin * portfolio.leverage_of(symbol), close, instrument)
         orders: tuple[OrderIntent, ...]
         if held != 0 and (held > 0) == up:
             orders = (_new_intent(symbol, side.opposite, abs(held), reduce_only=True),)

@@ -165,7 +165,7 @@ def test_bad_orders_get_clear_errors(client: httpx.Client) -> None:
     assert too_big.status_code == 409
     refused = too_big.json()
     assert refused["error"] == "order_rejected"
-    assert "would exceed equity × max_leverage" in refused["reason"]
+    assert "initial margin" in refused["reason"] and "would exceed equity" in refused["reason"]
     stored = client.get(f"/orders/{refused['order_id']}").json()
     assert stored["status"] == "rejected"
     assert stored["reject_reason"] == refused["reason"]
@@ -261,7 +261,9 @@ def test_websocket_accepts_the_panel_session_cookie(server: Server) -> None:
     assert cookie != TOKEN
 
 
-def test_a_client_order_id_is_used_once(client: httpx.Client) -> None:
+def test_a_client_order_id_places_one_order_and_a_repeat_gets_it_back(
+    client: httpx.Client,
+) -> None:
     body = {
         "symbol": "SOLUSDT",
         "side": "buy",
@@ -271,12 +273,17 @@ def test_a_client_order_id_is_used_once(client: httpx.Client) -> None:
     }
     first = client.post("/orders", json=body)
     again = client.post("/orders", json=body)
+    other = client.post("/orders", json={**body, "qty": "2"})
 
     assert first.status_code == 201
-    assert again.status_code == 409
-    assert again.json() == {
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"] == "once-only"
+    assert again.json()["created_time"] == first.json()["created_time"]
+    assert other.status_code == 409
+    assert other.json() == {
         "error": "duplicate_order",
-        "detail": "client_order_id 'once-only' is already used",
+        "detail": "client_order_id 'once-only' is already used by an order with other terms: "
+        "qty 2 (the order has 1)",
         "field": "client_order_id",
     }
 

@@ -121,15 +121,28 @@ ORDERS = ("GET", "/api/v1/orders")
 ORDER = ("GET", "/api/v1/orders/{order_id}")
 BY_CLIENT_ID = ("GET", "/api/v1/orders/by-client-id/{client_order_id}")
 CANCEL = ("DELETE", "/api/v1/orders/{order_id}")
+MODIFY = ("PATCH", "/api/v1/orders/{order_id}")
+PLACE_BRACKET = ("POST", "/api/v1/orders/bracket")
+BRACKET = ("GET", "/api/v1/orders/bracket/{entry_id}")
 FILLS = ("GET", "/api/v1/fills")
 POSITIONS = ("GET", "/api/v1/positions")
 TRADES = ("GET", "/api/v1/trades")
 EQUITY = ("GET", "/api/v1/equity")
 SIGNALS = ("GET", "/api/v1/signals")
+RISK = ("GET", "/api/v1/risk")
+RISK_LIMITS = ("PUT", "/api/v1/risk/limits")
+HALT = ("POST", "/api/v1/risk/halt")
+RESUME = ("POST", "/api/v1/risk/resume")
+CLOSE_ALL = ("POST", "/api/v1/positions/close-all")
+BALANCE = ("GET", "/api/v1/balance")
+LEVERAGE = ("PUT", "/api/v1/positions/{symbol}/leverage")
+FUNDING = ("GET", "/api/v1/funding")
 
 PLACED_ID = "generated-client-1"
 PLACED_QTY = Decimal("0.002")
 FILLED_ID = "generated-client-filled"
+BRACKET_ID = "generated-client-bracket"
+MODIFIED_QTY = Decimal("0.003")
 
 
 def _wait_for(what: str, ready: Callable[[], bool]) -> None:
@@ -169,13 +182,31 @@ def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
     calls[ORDERS] = generated.call(ORDERS, limit=100)
     calls[ORDER] = generated.call(ORDER, order_id)
     calls[BY_CLIENT_ID] = generated.call(BY_CLIENT_ID, PLACED_ID)
+    change = generated.body_model(MODIFY).from_dict({"qty": str(MODIFIED_QTY)})
+    calls[MODIFY] = generated.call(MODIFY, order_id, body=change)
     calls[CANCEL] = generated.call(CANCEL, order_id)
+    entry = (last_close / 2).quantize(Decimal("0.1"))  # far below: the entry stays open
+    bracket = generated.body_model(PLACE_BRACKET).from_dict(
+        {
+            "symbol": "BTCUSDT",
+            "side": "buy",
+            "type": "limit",
+            "qty": str(PLACED_QTY),
+            "price": str(entry),
+            "stop_loss": {"stop_price": str(entry - 1000)},
+            "take_profit": {"stop_price": str(entry + 1000)},
+            "client_order_id": BRACKET_ID,
+        }
+    )
+    calls[PLACE_BRACKET] = generated.call(PLACE_BRACKET, body=bracket)
+    calls[BRACKET] = generated.call(BRACKET, BRACKET_ID)
+    raw.delete(f"/orders/{BRACKET_ID}")
     # A fill, a position, a closed trade, signals and equity for the listings (set up over raw
     # HTTP; the strategy trades too).
     market = {"symbol": "SOLUSDT", "side": "buy", "type": "market", "qty": "1"}
     raw.post("/orders", json={**market, "client_order_id": FILLED_ID})
     _wait_for("fill", lambda: bool(raw.get("/fills", params={"order_id": FILLED_ID}).json()))
-    for listing in ("positions", "trades", "signals", "equity"):
+    for listing in ("positions", "trades", "signals", "equity", "funding"):
         _wait_for(listing, lambda path=listing: bool(raw.get(f"/{path}").json()))
     calls[STOP] = generated.call(STOP)  # the listings hold still from here on
     calls[FILLS] = generated.call(FILLS, order_id=FILLED_ID)
@@ -183,6 +214,18 @@ def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
     calls[TRADES] = generated.call(TRADES, limit=10)
     calls[EQUITY] = generated.call(EQUITY, limit=10)
     calls[SIGNALS] = generated.call(SIGNALS, limit=10)
+    calls[BALANCE] = generated.call(BALANCE)
+    leverage = generated.body_model(LEVERAGE).from_dict({"leverage": 3})
+    calls[LEVERAGE] = generated.call(LEVERAGE, "ETHUSDT", body=leverage)
+    calls[FUNDING] = generated.call(FUNDING, symbol="BTCUSDT")
+    calls[RISK] = generated.call(RISK)
+    limits = generated.body_model(RISK_LIMITS).from_dict({"max_open_positions": {"limit": 7}})
+    calls[RISK_LIMITS] = generated.call(RISK_LIMITS, body=limits)
+    halt = generated.body_model(HALT).from_dict({"reason": "generated client"})
+    calls[HALT] = generated.call(HALT, body=halt)
+    calls[RESUME] = generated.call(RESUME)
+    confirmed = generated.body_model(CLOSE_ALL).from_dict({"confirm": True})
+    calls[CLOSE_ALL] = generated.call(CLOSE_ALL, body=confirmed)
     calls[START] = generated.call(START)
     raw.close()
     return calls
@@ -239,6 +282,17 @@ def _check_by_client_id(parsed: Any) -> None:
     assert (parsed.symbol, parsed.type_, parsed.status) == ("BTCUSDT", "limit", "new")
 
 
+def _check_modified(parsed: Any) -> None:
+    assert parsed.client_order_id == PLACED_ID
+    assert (_dec(parsed.qty), parsed.status) == (MODIFIED_QTY, "new")
+
+
+def _check_bracket(parsed: Any) -> None:
+    assert parsed.entry.client_order_id == BRACKET_ID
+    assert (parsed.entry.type_, parsed.entry.status) == ("limit", "new")
+    assert parsed.stop_loss is None and parsed.take_profit is None  # placed once it fills
+
+
 def _check_canceled(parsed: Any) -> None:
     assert parsed.client_order_id == PLACED_ID
     assert parsed.status == "canceled"
@@ -273,6 +327,44 @@ def _check_signals(parsed: Any) -> None:
     assert all(s.symbol in SYMBOLS and 0 <= float(s.confidence) <= 1 for s in parsed)
 
 
+def _check_balance(parsed: Any) -> None:
+    assert parsed.currency == "USDT"
+    assert _dec(parsed.margin_balance) == _dec(parsed.wallet) + _dec(parsed.unrealized_pnl)
+
+
+def _check_leverage(parsed: Any) -> None:
+    assert (parsed.symbol, parsed.leverage) == ("ETHUSDT", 3)
+
+
+def _check_funding(parsed: Any) -> None:
+    assert all(p.symbol == "BTCUSDT" and p.time % (8 * 3_600_000) == 0 for p in parsed)
+
+
+def _check_risk(parsed: Any) -> None:
+    assert parsed.status.account_state == "active"
+    assert len(parsed.breakers) == 7
+    assert [v.confidence for v in parsed.metrics.equity_var] == [0.95, 0.99]
+
+
+def _check_limits(parsed: Any) -> None:
+    assert parsed.max_open_positions.limit == 7
+    assert parsed.changed_by == "api"
+
+
+def _check_halted(parsed: Any) -> None:
+    assert parsed.account_state == "halted"
+    assert "generated client" in parsed.holds[0].reason
+
+
+def _check_resumed(parsed: Any) -> None:
+    assert parsed.account_state == "active"
+
+
+def _check_closed(parsed: Any) -> None:
+    assert parsed.orders
+    assert all(o.reduce_only and o.type_ == "market" for o in parsed.orders)
+
+
 CHECKS: dict[Route, Callable[[Any], None]] = {
     HEALTH: _check_health,
     STATUS: _check_status,
@@ -284,11 +376,22 @@ CHECKS: dict[Route, Callable[[Any], None]] = {
     ORDER: _check_order,
     BY_CLIENT_ID: _check_by_client_id,
     CANCEL: _check_canceled,
+    MODIFY: _check_modified,
+    PLACE_BRACKET: _check_bracket,
+    BRACKET: _check_bracket,
     FILLS: _check_fills,
     POSITIONS: _check_positions,
     TRADES: _check_trades,
     EQUITY: _check_equity,
     SIGNALS: _check_signals,
+    RISK: _check_risk,
+    RISK_LIMITS: _check_limits,
+    HALT: _check_halted,
+    RESUME: _check_resumed,
+    CLOSE_ALL: _check_closed,
+    BALANCE: _check_balance,
+    LEVERAGE: _check_leverage,
+    FUNDING: _check_funding,
 }
 """What each route's parsed response must say; one entry for every route of the schema."""
 

@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 
 from adapters.storage.sql.migrations import upgrade_to_head
 from adapters.storage.sql.unit_of_work import SqlUnitOfWork, make_engine, make_session_factory
+from domain.funding import FundingPayment
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Trade
 from domain.ports import Page, RunState, UnitOfWork
 from lootcapital.bootstrap import Container, backtest, bootstrap, load_candles
+from lootcapital.futures import beside
 from lootcapital.settings import Settings
 from tests.fixtures.data import sample_dir
 
@@ -94,7 +96,8 @@ def free_port() -> int:
 @dataclass(frozen=True, slots=True)
 class StoredRun:
     """Everything a paper run committed: orders by ``(created_time, id)``, fills by
-    ``(time, id)``, trades by ``(exit_time, id)``, positions by symbol, equity oldest first."""
+    ``(time, id)``, trades by ``(exit_time, id)``, positions by symbol, equity and funding
+    payments oldest first."""
 
     run: RunState
     orders: list[Order]
@@ -102,6 +105,7 @@ class StoredRun:
     trades: list[Trade]
     positions: list[Position]
     equity: list[EquityPoint]
+    fundings: list[FundingPayment]
 
 
 def read_run(url: str, mode: str = "paper") -> StoredRun:
@@ -121,6 +125,7 @@ def read_run(url: str, mode: str = "paper") -> StoredRun:
                 trades=sorted(every(uow.trades.page), key=lambda t: (t.exit_time, t.id)),
                 positions=sorted(uow.positions.list(), key=lambda p: p.symbol),
                 equity=uow.equity.list(limit=2**31 - 1)[::-1],
+                fundings=uow.funding.list(),
             )
     finally:
         engine.dispose()
@@ -155,14 +160,15 @@ def trade_key(t: Trade) -> tuple:
     """Every field of a trade but its id (which derives from the run's id)."""
     return (
         t.symbol, t.side, t.qty, t.entry_time, t.entry_price, t.exit_time, t.exit_price,
-        t.pnl, t.fees,
+        t.pnl, t.fees, t.exit_reason,
     )  # fmt: skip
 
 
-def backtest_trades(settings: Settings, data: list[Path]) -> list[Trade]:
-    """The backtest's trades of ``settings``' strategy, params and costs on the kline files
-    ``data`` (one per symbol, in ``settings.symbols`` order), closed before the data ends (the
-    backtest closes open positions at the last close; paper keeps them open)."""
+def backtest_run(settings: Settings, data: list[Path]) -> tuple[list[Trade], list[FundingPayment]]:
+    """The backtest's trades and funding payments of ``settings``' strategy, params and costs
+    on the kline files ``data`` (one per symbol, in ``settings.symbols`` order), funded from
+    the funding files beside them as the CLI's backtest is, before the data ends (the backtest
+    closes open positions at the last close; paper keeps them open)."""
     candles = load_candles(
         settings, data=data, symbols=settings.symbols, timeframe="5m", start_ms=None, end_ms=None
     )
@@ -175,9 +181,13 @@ def backtest_trades(settings: Settings, data: list[Path]) -> list[Trade]:
         cash=settings.initial_cash,
         fee=settings.fee_taker,
         slippage_bps=settings.slippage_bps,
+        funding={
+            s: beside(path, "funding") for s, path in zip(settings.symbols, data, strict=True)
+        },
     )
     end = max(int(c.open_time[-1]) for c in candles.values()) + 300_000
-    return [t for t in result.trades if t.exit_time < end]
+    trades = [t for t in result.trades if t.exit_time < end]
+    return trades, [p for p in result.fundings if p.time_ms < end]
 
 
 class SimulatedCrash(BaseException):

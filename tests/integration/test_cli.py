@@ -95,11 +95,13 @@ def test_backtest_json_has_metrics_trades_and_equity(
         "pnl",
         "fees",
         "fee_currency",
+        "exit_reason",
     }
     assert first["symbol"] == "BTCUSDT"
     start, end = 1759276800000, 1760486400000
     assert all(start < t <= end for t, _ in result["equity"])
-    end = sum(Decimal(t["pnl"]) for t in result["trades"]) + 5000
+    funding = Decimal(result["metrics"]["funding_paid"])
+    end = sum(Decimal(t["pnl"]) for t in result["trades"]) + 5000 - funding
     assert end == Decimal(result["equity"][-1][1]) == Decimal(result["metrics"]["end_equity"])
 
 
@@ -412,6 +414,8 @@ def test_backtest_prints_a_header_with_the_servers_costs(
         "cash          10,000.00 USDT",
         "fee           taker 0.0005 (0.05 %), maker 0.0002 (0.02 %)",
         "slippage      2 bps",
+        "margin        isolated, BTCUSDT 1x",
+        "funding       BTCUSDT binance_usdm_BTCUSDT_funding.csv.gz",
     ]
     assert out.index("slippage") < out.index("total return %")
 
@@ -667,6 +671,9 @@ def test_backtest_names_the_symbol_when_no_timeframe_can_be_built(
         ("--fee", "-0.001", "--fee must be at least 0 and below 1, was '-0.001'"),
         ("--slippage-bps", "abc", "--slippage-bps must be a number, was 'abc'"),
         ("--cash", "0", "--cash must be > 0, was '0'"),
+        ("--leverage", "21", "--leverage must be a whole number from 1 to 20"),
+        ("--leverage", "2.5", "--leverage must be a whole number from 1 to 20"),
+        ("--funding", "missing.csv", "--funding missing.csv: no such file"),
     ],
 )
 def test_bad_backtest_input_is_one_message_naming_the_option(
@@ -679,3 +686,40 @@ def test_bad_backtest_input_is_one_message_naming_the_option(
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert out == ""
+
+
+def test_backtest_with_leverage_reports_the_ledger_and_each_trades_exit_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["backtest", "--strategy", "sma_cross", "--data", str(BTC), "--leverage", "3",
+                 "--json", "-"])  # fmt: skip
+
+    document = json.loads(capsys.readouterr().out)
+    metrics = {k: document["metrics"][k] for k in ("realized_pnl", "fees_paid", "funding_paid",
+                                                   "final_balance", "end_equity")}  # fmt: skip
+    money = {k: Decimal(v) for k, v in metrics.items()}
+    assert code == 0
+    assert (
+        money["final_balance"]
+        == money["end_equity"]
+        == (Decimal(10_000) + money["realized_pnl"] - money["fees_paid"] - money["funding_paid"])
+    )
+    assert money["funding_paid"] != 0  # the sample's funding file sits beside its bars
+    assert isinstance(document["metrics"]["liquidations"], int)
+    assert document["header"]["leverage"] == {"BTCUSDT": 3}
+    assert document["header"]["margin"] == "isolated"
+    assert {t["exit_reason"] for t in document["trades"]} <= {"signal", "end"}
+    # all the equity up as margin at 3x: the first trade's notional is about 3 × the cash
+    first = document["trades"][0]
+    notional = Decimal(first["qty"]) * Decimal(first["entry_price"])
+    assert Decimal(29_000) < notional <= Decimal(30_100)
+
+
+def test_backtest_without_funding_pays_none(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["backtest", "--strategy", "sma_cross", "--data", str(BTC), "--funding", "none",
+                 "--json", "-"])  # fmt: skip
+
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert Decimal(document["metrics"]["funding_paid"]) == 0
+    assert document["header"]["funding"] == {"BTCUSDT": None}

@@ -26,7 +26,7 @@ from tests.fixtures.data import sample_dir, shared_file
 from tests.integration.paper_harness import (
     CrashPlan,
     SimulatedCrash,
-    backtest_trades,
+    backtest_run,
     crash_during_run,
     paper_settings,
     read_run,
@@ -98,7 +98,7 @@ def _parity(tmp_path: Path, data: Path, symbols: list[str], strategy: str, seed:
     files = [data / f"binance_usdm_{s}_5m.csv.gz" for s in symbols]
     bar_times = _bars(data, symbols)
 
-    expected = backtest_trades(settings, files)
+    expected, fundings = backtest_run(settings, files)
     container = start(settings)
     run_until(container, timeout=TIMEOUT)
     status = container.service.status()
@@ -112,6 +112,9 @@ def _parity(tmp_path: Path, data: Path, symbols: list[str], strategy: str, seed:
 
     assert len(expected) > 20
     assert sorted(map(trade_key, paper.trades)) == sorted(map(trade_key, expected))
+    assert paper.fundings == sorted(fundings, key=lambda p: (p.time_ms, p.symbol))
+    assert len(fundings) > 20
+    assert restarted.fundings == paper.fundings
     assert restarted.run.id == paper.run.id
     assert restarted.run.candles_processed == status.candles_processed
     assert restarted.trades == paper.trades

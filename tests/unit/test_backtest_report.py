@@ -222,7 +222,14 @@ def test_json_trades_say_long_short_at_the_instruments_precision_with_fee_curren
     )
     time, equity = np.array([300_000]), np.array([10_008.5989])
     metrics = performance(time, equity, 10_000.0, [trade], 3.2905, np.array([True]))
-    money = MoneyTotals(Decimal(10_000), Decimal("10008.5989"), Decimal("3.2905"))
+    money = MoneyTotals(
+        Decimal(10_000),
+        Decimal("10008.5989"),
+        Decimal("3.2905"),
+        Decimal("11.8894"),
+        Decimal(0),
+        Decimal("10008.5989"),
+    )
     result = BacktestResult(
         metrics, [trade], [], [], time, equity, 1, [], money, instruments={"BTCUSDT": btc}
     )
@@ -241,6 +248,7 @@ def test_json_trades_say_long_short_at_the_instruments_precision_with_fee_curren
             "pnl": "8.60",
             "fees": "3.29",
             "fee_currency": "USDT",
+            "exit_reason": "signal",
         }
     ]
     assert set(document) == {"metrics", "trades", "equity"}
@@ -257,19 +265,37 @@ def test_json_money_metrics_and_equity_are_strings_at_the_quote_precision() -> N
     )
     time, equity = np.array([300_000, 600_000]), np.array([10_001.235, 9_999.994999])
     metrics = performance(time, equity, 10_000.0, [], 1.0, np.array([True, False]))
-    money = MoneyTotals(Decimal(10_000), Decimal("9999.994999"), Decimal("1.005"))
+    money = MoneyTotals(
+        Decimal(10_000),
+        Decimal("9999.994999"),
+        Decimal("1.005"),
+        Decimal("1.0000001"),
+        Decimal("-0.0050011"),
+        Decimal("9999.994999"),
+    )
     result = BacktestResult(
         metrics, [], [], [], time, equity, 2, [], money, instruments={"BTCUSDT": btc}
     )
 
     document = result.to_json(Numbers({"BTCUSDT": btc}, btc.quote_precision))
 
-    assert MONEY_METRICS == ("start_equity", "end_equity", "fees_paid")
+    assert MONEY_METRICS == (
+        "start_equity",
+        "end_equity",
+        "fees_paid",
+        "realized_pnl",
+        "funding_paid",
+        "final_balance",
+    )
     assert {k: document["metrics"][k] for k in MONEY_METRICS} == {  # half-even, from Decimals
         "start_equity": "10000.00",
         "end_equity": "9999.99",
         "fees_paid": "1.00",
+        "realized_pnl": "1.00",
+        "funding_paid": "-0.01",
+        "final_balance": "9999.99",
     }
+    assert document["metrics"]["liquidations"] == 0
     assert document["equity"] == [[300_000, "10001.24"], [600_000, "9999.99"]]
     assert isinstance(document["metrics"]["sharpe"], float)
     assert document["metrics"]["trades"] == 0

@@ -215,16 +215,19 @@ def test_api_orders_run_on_the_engine_thread_and_are_stored_before_they_are_sent
     assert stored.filled_qty == Decimal("0.010")
 
 
-def test_a_repeated_client_order_id_is_refused_and_never_trades_twice() -> None:
+def test_a_repeated_client_order_id_returns_the_first_order_and_never_trades_twice() -> None:
     from domain.errors import DuplicateOrder
 
     store = MemoryStore()
     service = _service(store)
-    service.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
-                        qty=Decimal("0.010"), client_order_id="dup")  # fmt: skip
+    first = service.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
+                                qty=Decimal("0.010"), client_order_id="dup")  # fmt: skip
 
-    with pytest.raises(DuplicateOrder):
+    again = service.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
+                                qty=Decimal("0.010"), client_order_id="dup")  # fmt: skip
+    with pytest.raises(DuplicateOrder, match=r"qty 0\.020 \(the order has 0\.010\)"):
         service.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
-                            qty=Decimal("0.010"), client_order_id="dup")  # fmt: skip
+                            qty=Decimal("0.020"), client_order_id="dup")  # fmt: skip
 
+    assert again == first
     assert [o.id for _, o in store.orders.values()] == ["dup"]

@@ -17,10 +17,12 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from domain.funding import FundingPayment
 from domain.model import (
     Direction,
     EquityPoint,
     ExitPlan,
+    ExitReason,
     Fill,
     Liquidity,
     Order,
@@ -34,7 +36,8 @@ from domain.model import (
     TimeInForce,
     Trade,
 )
-from domain.ports import RunState
+from domain.ports import LimitsChange, RiskRecord, RunState
+from domain.risk import AlertKind, RiskAlert, RiskEvent, StateChange, TradingState
 
 ORDER_COLUMNS = (
     "id", "symbol", "side", "type", "qty", "created_time", "price", "stop_price", "status",
@@ -49,9 +52,11 @@ FILL_COLUMNS = (
 """Fill columns, in :class:`~domain.model.Fill` field order."""
 TRADE_COLUMNS = (
     "id", "symbol", "side", "qty", "entry_time", "entry_price", "exit_time", "exit_price",
-    "pnl", "fees",
+    "pnl", "fees", "exit_reason",
 )  # fmt: skip
 """Trade columns, in :class:`~domain.model.Trade` field order."""
+FUNDING_COLUMNS = ("time", "symbol", "qty", "mark", "rate", "amount")
+"""Funding payment columns, in :class:`~domain.funding.FundingPayment` field order."""
 POSITION_COLUMNS = ("symbol", "qty", "entry_price", "opened_time", "entry_fees")
 """Position columns, in :class:`~domain.model.Position` field order."""
 EQUITY_COLUMNS = ("time", "equity", "cash")
@@ -218,6 +223,7 @@ def trade_values(trade: Trade, run_id: str) -> dict[str, Any]:
         "exit_price": trade.exit_price,
         "pnl": trade.pnl,
         "fees": trade.fees,
+        "exit_reason": trade.exit_reason.value,
     }
 
 
@@ -234,7 +240,26 @@ def trade_from_row(row: Any) -> Trade:
         exit_price=row.exit_price,
         pnl=row.pnl,
         fees=row.fees,
+        exit_reason=ExitReason(row.exit_reason),
     )
+
+
+def funding_values(payment: FundingPayment, run_id: str) -> dict[str, Any]:
+    """The columns that store ``payment`` for run ``run_id``."""
+    return {
+        "run_id": run_id,
+        "symbol": payment.symbol,
+        "time": payment.time_ms,
+        "qty": payment.qty,
+        "mark": payment.mark,
+        "rate": payment.rate,
+        "amount": payment.amount,
+    }
+
+
+def funding_from_row(row: Any) -> FundingPayment:
+    """The funding payment in ``row`` (the :data:`FUNDING_COLUMNS`)."""
+    return FundingPayment(row.time, row.symbol, row.qty, row.mark, row.rate, row.amount)
 
 
 def position_values(position: Position, run_id: str) -> dict[str, Any]:
@@ -375,3 +400,55 @@ def run_from_row(row: Any) -> RunState:
         candles_processed=row.candles_processed,
         error=row.error,
     )
+
+
+# --- risk -------------------------------------------------------------------------------------
+
+RISK_EVENT_COLUMNS = (
+    "time", "scope", "kind", "from_state", "to_state", "reason", "source", "value", "who",
+)  # fmt: skip
+"""Risk event columns (a state change or an alert, and who caused it by hand)."""
+LIMITS_COLUMNS = ("time", "who", "limits")
+"""Risk limit change columns, in :class:`~domain.ports.LimitsChange` field order."""
+STATE_KIND = "state"
+"""The ``kind`` of a stored trading-state change (an alert's kind is its own)."""
+
+
+def risk_event_values(event: RiskEvent, who: str | None, run_id: str) -> dict[str, Any]:
+    """The columns that store ``event`` (caused by hand by ``who``) for run ``run_id``."""
+    if isinstance(event, StateChange):
+        return {
+            "run_id": run_id, "time": event.time, "scope": event.scope, "kind": STATE_KIND,
+            "from_state": event.from_state.value, "to_state": event.to_state.value,
+            "reason": event.reason, "source": event.source, "value": None, "who": who,
+        }  # fmt: skip
+    return {
+        "run_id": run_id, "time": event.time, "scope": event.scope, "kind": event.kind.value,
+        "from_state": None, "to_state": None, "reason": event.message,
+        "source": event.kind.value,
+        "value": float(event.value) if math.isfinite(event.value) else None, "who": who,
+    }  # fmt: skip
+
+
+def risk_record_from_row(row: Any) -> RiskRecord:
+    """The risk event in ``row`` (the :data:`RISK_EVENT_COLUMNS`)."""
+    event: RiskEvent
+    if row.kind == STATE_KIND:
+        event = StateChange(
+            row.scope, TradingState(row.from_state), TradingState(row.to_state), row.reason,
+            row.time, row.source,
+        )  # fmt: skip
+    else:
+        value = math.nan if row.value is None else float(row.value)
+        event = RiskAlert(row.scope, AlertKind(row.kind), row.reason, row.time, value)
+    return RiskRecord(event, row.who)
+
+
+def limits_values(change: LimitsChange, run_id: str) -> dict[str, Any]:
+    """The columns that store ``change`` for run ``run_id``."""
+    return {"run_id": run_id, "time": change.time, "who": change.who, "limits": change.limits}
+
+
+def limits_from_row(row: Any) -> LimitsChange:
+    """The limits change in ``row`` (the :data:`LIMITS_COLUMNS`)."""
+    return LimitsChange(row.time, row.who, dict(row.limits))

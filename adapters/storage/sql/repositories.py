@@ -17,6 +17,7 @@ run raises :class:`~domain.errors.DuplicateOrder` (orders) or ``ValueError`` (fi
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,15 +29,20 @@ from adapters.storage.sql.statements import write
 from adapters.storage.sql.tables import (
     EquityRow,
     FillRow,
+    FundingRow,
     OrderRow,
     PositionRow,
+    RiskEventRow,
+    RiskLimitsRow,
     RunRow,
     SignalRow,
     TradeRow,
 )
 from domain.errors import DuplicateOrder
+from domain.funding import FundingPayment
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Signal, Trade
-from domain.ports import Page, RunState
+from domain.ports import LimitsChange, Page, RiskRecord, RunState
+from domain.risk import RiskEvent
 
 Connect = Callable[[], Connection]
 """Returns the unit of work's connection (inside its open transaction)."""
@@ -44,10 +50,13 @@ Connect = Callable[[], Connection]
 ORDERS: sa.Table = OrderRow.__table__  # type: ignore[attr-defined]
 FILLS: sa.Table = FillRow.__table__  # type: ignore[attr-defined]
 TRADES: sa.Table = TradeRow.__table__  # type: ignore[attr-defined]
+FUNDING: sa.Table = FundingRow.__table__  # type: ignore[attr-defined]
 POSITIONS: sa.Table = PositionRow.__table__  # type: ignore[attr-defined]
 EQUITY: sa.Table = EquityRow.__table__  # type: ignore[attr-defined]
 SIGNALS: sa.Table = SignalRow.__table__  # type: ignore[attr-defined]
 RUNS: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
+RISK_EVENTS: sa.Table = RiskEventRow.__table__  # type: ignore[attr-defined]
+RISK_LIMITS: sa.Table = RiskLimitsRow.__table__  # type: ignore[attr-defined]
 
 _OPEN_STATUSES = [status.value for status in OrderStatus if not status.is_final]
 _RUN = sa.bindparam("run_id")
@@ -206,6 +215,11 @@ class SqlFillRepository:
         """
         _append_once(self._connect, FILLS, m.fill_values(fill, self._run_id), "fill")
 
+    def fees_total(self) -> Decimal:
+        """The fees of every fill of the run (quote currency), summed exactly."""
+        query = sa.select(FILLS.c.fee).where(FILLS.c.run_id == self._run_id)
+        return sum((row.fee for row in self._connect().execute(query)), Decimal(0))
+
     def page(
         self,
         *,
@@ -302,6 +316,55 @@ class SqlTradeRepository:
             start=start,
             end=end,
         )
+
+
+class SqlFundingRepository:
+    """Funding settlements of one run: adding a (symbol, time) again replaces it.
+
+    Parameters
+    ----------
+    connect:
+        Returns the unit of work's connection; the repository never commits.
+    run_id:
+        The run whose payments this repository reads and writes.
+    """
+
+    def __init__(self, connect: Connect, run_id: str) -> None:
+        self._connect = connect
+        self._run_id = run_id
+
+    def add(self, payment: FundingPayment) -> None:
+        """Store ``payment``.
+
+        Raises
+        ------
+        ValueError
+            If a value does not fit its column.
+        """
+        values = m.funding_values(payment, self._run_id)
+        write(self._connect(), FUNDING, values, ("run_id", "symbol", "time"))
+
+    def list(
+        self, *, symbol: str | None = None, start: int | None = None, end: int | None = None
+    ) -> list[FundingPayment]:
+        """Payments (of ``symbol``, between ``start`` and ``end`` ms UTC inclusive, each when
+        given), oldest first."""
+        query = sa.select(*(FUNDING.c[c] for c in m.FUNDING_COLUMNS)).where(
+            FUNDING.c.run_id == self._run_id
+        )
+        if symbol is not None:
+            query = query.where(FUNDING.c.symbol == symbol)
+        if start is not None:
+            query = query.where(FUNDING.c.time >= start)
+        if end is not None:
+            query = query.where(FUNDING.c.time <= end)
+        rows = self._connect().execute(query.order_by(FUNDING.c.time, FUNDING.c.symbol))
+        return [m.funding_from_row(row) for row in rows]
+
+    def total(self) -> Decimal:
+        """What the run paid in funding (quote currency; received counts negative), exactly."""
+        query = sa.select(FUNDING.c.amount).where(FUNDING.c.run_id == self._run_id)
+        return sum((row.amount for row in self._connect().execute(query)), Decimal(0))
 
 
 class SqlPositionRepository:
@@ -522,3 +585,81 @@ class SqlRunRepository:
         """The run of ``mode`` (``"paper"``, ``"live"``) started last, or None."""
         row = self._connect().execute(_LATEST_RUN, {"mode": mode}).first()
         return None if row is None else m.run_from_row(row)
+
+
+_DAY_MS = 86_400_000
+_RISK_EVENTS = (
+    _select(RISK_EVENTS, m.RISK_EVENT_COLUMNS)
+    .where(RISK_EVENTS.c.run_id == _RUN)
+    .order_by(RISK_EVENTS.c.time.desc(), RISK_EVENTS.c.id.desc())
+    .limit(sa.bindparam("limit"))
+)
+_LATEST_LIMITS = (
+    _select(RISK_LIMITS, m.LIMITS_COLUMNS)
+    .where(RISK_LIMITS.c.run_id == _RUN)
+    .order_by(RISK_LIMITS.c.time.desc(), RISK_LIMITS.c.id.desc())
+    .limit(1)
+)
+# A point at 00:00 closes the day before: its day is (time - 1) // 1 day (rendered as `/` on
+# BIGINT operands: integer division on both databases).
+_DAY = (EQUITY.c.time - 1) // _DAY_MS
+_DAY_ENDS = (
+    _select(EQUITY, m.EQUITY_COLUMNS)
+    .where(
+        EQUITY.c.run_id == _RUN,
+        EQUITY.c.time.in_(
+            sa.select(sa.func.max(EQUITY.c.time)).where(EQUITY.c.run_id == _RUN).group_by(_DAY)
+        ),
+    )
+    .order_by(EQUITY.c.time.desc())
+    .limit(sa.bindparam("limit"))
+)
+
+
+class SqlRiskRepository:
+    """One run's risk events and risk limit changes (append-only), and its daily equity.
+
+    Parameters
+    ----------
+    connect:
+        Returns the unit of work's connection; the repository never commits.
+    run_id:
+        The run whose rows this repository reads and writes.
+    """
+
+    def __init__(self, connect: Connect, run_id: str) -> None:
+        self._connect = connect
+        self._run_id = run_id
+
+    def add_event(self, event: RiskEvent, who: str | None = None) -> None:
+        """Store a trading-state change or an alert (``who``: the person, for a change made
+        by hand)."""
+        values = m.risk_event_values(event, who, self._run_id)
+        self._connect().execute(RISK_EVENTS.insert(), values)
+
+    def events(self, limit: int = 50) -> list[RiskRecord]:
+        """The latest ``limit`` events, newest first."""
+        check_limit(limit)
+        rows = self._connect().execute(_RISK_EVENTS, {"run_id": self._run_id, "limit": limit})
+        return [m.risk_record_from_row(row) for row in rows]
+
+    def add_limits(self, change: LimitsChange) -> None:
+        """Store a change of the risk limits.
+
+        Raises
+        ------
+        ValueError
+            If the limits hold a value JSON cannot (NaN, infinity, ``Decimal``).
+        """
+        self._connect().execute(RISK_LIMITS.insert(), m.limits_values(change, self._run_id))
+
+    def latest_limits(self) -> LimitsChange | None:
+        """The limits in force (the latest change), or None when they were never changed."""
+        row = self._connect().execute(_LATEST_LIMITS, {"run_id": self._run_id}).first()
+        return None if row is None else m.limits_from_row(row)
+
+    def day_ends(self, limit: int = 400) -> list[EquityPoint]:
+        """The last equity point of each of the latest ``limit`` UTC days, oldest first."""
+        check_limit(limit)
+        rows = self._connect().execute(_DAY_ENDS, {"run_id": self._run_id, "limit": limit})
+        return [m.equity_from_row(row) for row in rows][::-1]

@@ -1,4 +1,5 @@
-"""SQLModel tables for the trading state: orders, fills, trades, positions, equity, signals, runs.
+"""SQLModel tables for the trading state: orders, fills, trades, funding payments, positions,
+equity, signals, runs.
 
 Rows are storage shapes only; :mod:`adapters.storage.sql.mappers` converts them to and from the
 domain objects. The schema is created and changed only through Alembic
@@ -226,6 +227,25 @@ class TradeRow(SQLModel, table=True):
     exit_price: Decimal = _money()
     pnl: Decimal = _money()
     fees: Decimal = _money()
+    exit_reason: str = Field(
+        sa_type=sa.String(), nullable=False, sa_column_kwargs={"server_default": "signal"}
+    )
+
+
+class FundingRow(SQLModel, table=True):
+    """One funding settlement of one position in one run (``amount`` > 0: the account paid)."""
+
+    __tablename__ = "funding_payments"
+
+    run_id: str = Field(sa_type=sa.String(), primary_key=True)
+    symbol: str = Field(sa_type=sa.String(), primary_key=True)
+    time: int = Field(
+        sa_type=sa.BigInteger(), primary_key=True, sa_column_kwargs={"autoincrement": False}
+    )
+    qty: Decimal = _money()
+    mark: Decimal = _money()
+    rate: Decimal = _money()
+    amount: Decimal = _money()
 
 
 class PositionRow(SQLModel, table=True):
@@ -318,6 +338,52 @@ class RunRow(SQLModel, table=True):
     error: str | None = _text(nullable=True)
 
 
+def _serial_id() -> Any:
+    return Field(
+        default=None,
+        sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+    )
+
+
+class RiskEventRow(SQLModel, table=True):
+    """One risk event of one run (append-only): a trading-state change (``kind`` ``state``,
+    with ``from_state`` and ``to_state``) or an alert (``kind`` ``unusual_volume`` or
+    ``close_all``, with its ``value``), at ``time`` (ms UTC) on ``scope`` (``account`` or a
+    symbol), with the ``reason`` shown to the user, the ``source`` that caused it (a breaker
+    or ``manual``) and ``who`` did it by hand (null for a breaker)."""
+
+    __tablename__ = "risk_events"
+    __table_args__ = (sa.Index("ix_risk_events_run_id_time", "run_id", "time", "id"),)
+
+    id: int | None = _serial_id()
+    run_id: str = _run_id()
+    time: int = _time()
+    scope: str = _text()
+    kind: str = _text()
+    from_state: str | None = _text(nullable=True)
+    to_state: str | None = _text(nullable=True)
+    reason: str = _text()
+    source: str = _text()
+    value: float | None = Field(sa_type=sa.Float(), nullable=True)
+    who: str | None = _text(nullable=True)
+
+
+class RiskLimitsRow(SQLModel, table=True):
+    """One change of a run's risk limits (append-only): the whole configuration after it
+    (JSON, :mod:`service_layer.risk_config`'s form), set at ``time`` (ms UTC, market clock)
+    by ``who``. The latest row is the configuration in force."""
+
+    __tablename__ = "risk_limit_changes"
+    __table_args__ = (sa.Index("ix_risk_limit_changes_run_id_time", "run_id", "time", "id"),)
+
+    id: int | None = _serial_id()
+    run_id: str = _run_id()
+    time: int = _time()
+    who: str = _text()
+    limits: dict[str, Any] = _json()
+
+
 metadata: sa.MetaData = SQLModel.metadata
 """The metadata holding every table above; Alembic's ``env.py`` compares against it."""
 
@@ -325,9 +391,12 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     OrderRow,
     FillRow,
     TradeRow,
+    FundingRow,
     PositionRow,
     EquityRow,
     SignalRow,
     RunRow,
+    RiskEventRow,
+    RiskLimitsRow,
 )
 """Every row class, parents before children (orders before fills)."""

@@ -20,8 +20,10 @@ from sqlalchemy.pool import StaticPool
 from adapters.storage.sql.repositories import (
     SqlEquityRepository,
     SqlFillRepository,
+    SqlFundingRepository,
     SqlOrderRepository,
     SqlPositionRepository,
+    SqlRiskRepository,
     SqlRunRepository,
     SqlSignalRepository,
     SqlTradeRepository,
@@ -32,6 +34,7 @@ from domain.ports import (
     FillRepository,
     OrderRepository,
     PositionRepository,
+    RiskRepository,
     RunRepository,
     SignalRepository,
     TradeRepository,
@@ -178,6 +181,7 @@ class SqlUnitOfWork:
     equity: EquityRepository
     signals: SignalRepository
     runs: RunRepository
+    risk: RiskRepository
 
     def __init__(
         self,
@@ -197,10 +201,12 @@ class SqlUnitOfWork:
         self.orders = SqlOrderRepository(connect, run_id)
         self.fills = SqlFillRepository(connect, run_id)
         self.trades = SqlTradeRepository(connect, run_id)
+        self.funding = SqlFundingRepository(connect, run_id)
         self.positions = SqlPositionRepository(connect, run_id)
         self.equity = SqlEquityRepository(connect, run_id)
         self.signals = SqlSignalRepository(connect, run_id)
         self.runs = SqlRunRepository(connect)
+        self.risk = SqlRiskRepository(connect, run_id)
 
     def __enter__(self) -> SqlUnitOfWork:
         """Check out a connection (or take the one kept since the last use).

@@ -17,9 +17,12 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
 
 from domain.account import MONEY_QUANTUM, Account
 from domain.candles import Candles
+from domain.errors import InvalidOrder
 from domain.execution import (
     DecimalMarks,
     Execution,
@@ -30,6 +33,7 @@ from domain.execution import (
     to_decimal,
     trigger_distance,
 )
+from domain.futures import HORIZON, FuturesBook, MarginReport
 from domain.model import (
     Fill,
     Instrument,
@@ -43,7 +47,7 @@ from domain.model import (
     fast_constructor,
 )
 from domain.order_rules import order_problem
-from domain.orders import ExecutionEvent
+from domain.orders import LIQUIDATION_TAG, ExecutionEvent
 from domain.orders import ExecutionEventKind as K
 from domain.ports import Balance, Clock
 
@@ -120,6 +124,11 @@ class SimulatedVenue:
     participation:
         When set, the largest share (0 < p <= 1) of a bar's volume one order may fill on that
         bar; the rest fills on later bars or expires by its time in force. Off by default.
+    futures:
+        Futures margining (:class:`domain.futures.FuturesBook`): leverage per symbol, initial
+        margin checks in place of ``max_leverage``, liquidations (a ``liquidation`` event with
+        the venue's own order, then its fill) and funding settlements (``funding`` events) at
+        the bars they fall on. None: a plain margin account (no liquidation, no funding).
 
     Raises
     ------
@@ -138,6 +147,7 @@ class SimulatedVenue:
         slippage_bps: Decimal = Decimal(2),
         max_leverage: Decimal = Decimal(5),
         participation: Decimal | None = None,
+        futures: FuturesBook | None = None,
     ) -> None:
         if cash <= 0:
             raise ValueError(f"starting cash must be > 0, was {cash}")
@@ -151,11 +161,13 @@ class SimulatedVenue:
         self.slippage_bps = slippage_bps
         self.max_leverage = float(max_leverage)
         self.participation = participation
+        self.futures = futures
         self.quote_asset = _quote_asset(self.instruments)
         self.account = Account(cash, money=_money(self.instruments))
         self._working: dict[str, dict[str, _Working]] = {}
         self._final: OrderedDict[str, _Working] = OrderedDict()
         self._marks: dict[str, float] = {}
+        self._bars: dict[str, Candles] = {}  # futures: the last bars seen, for funding marks
         self._events: list[ExecutionEvent] = []
 
     # -- ExecutionClient --------------------------------------------------------------------
@@ -213,7 +225,9 @@ class SimulatedVenue:
             if reason is None and amended.qty <= order.filled_qty:
                 reason = f"qty {amended.qty} must exceed the filled {order.filled_qty}"
             if reason is None:
-                reason = self._refusal(replace(amended, qty=amended.remaining_qty))
+                reason = self._refusal(
+                    replace(amended, qty=amended.remaining_qty, filled_qty=Decimal(0))
+                )
             if reason is None:
                 working.order, working.cache = amended, None
                 if order.type is OrderType.TRAILING_STOP and stop_price is not None:
@@ -250,12 +264,19 @@ class SimulatedVenue:
         return events
 
     def restore(
-        self, cash: Decimal, positions: Iterable[Position], orders: Iterable[Order]
+        self,
+        cash: Decimal,
+        positions: Iterable[Position],
+        orders: Iterable[Order],
+        fees_paid: Decimal = Decimal(0),
+        funding_paid: Decimal = Decimal(0),
     ) -> None:
-        """Reload a paper run's state: wallet, positions and the working orders (acknowledged,
-        not final); they may fill from the next bar on."""
+        """Reload a paper run's state: wallet, positions, the working orders (acknowledged,
+        not final; they may fill from the next bar on) and the fees and funding paid so far
+        (quote currency)."""
+        held = {p.symbol: p for p in positions if p.qty != 0}
         self.account = Account(
-            cash, {p.symbol: p for p in positions if p.qty != 0}, money=self.account.money
+            cash, held, fees_paid, money=self.account.money, funding_paid=funding_paid
         )
         self._working = {}
         now = self.clock.now_ms()
@@ -268,8 +289,14 @@ class SimulatedVenue:
 
     # -- BarMatcher -------------------------------------------------------------------------
     def mark(self, symbol: str, price: float, time: int) -> None:
-        """Record ``symbol``'s latest price (margin checks, equity)."""
+        """Record ``symbol``'s latest price (margin checks, equity) at ``time`` (ms UTC), and
+        (futures) settle the position's funding due by then."""
         self._marks[symbol] = price
+        futures = self.futures
+        if futures is not None and symbol in self.account.positions:
+            due = futures.next_funding_time(symbol)
+            if due is not None and due <= time:
+                self._settle_funding(futures, symbol, self._bars.get(symbol), time)
 
     @property
     def marks(self) -> Mapping[str, Decimal]:
@@ -277,33 +304,179 @@ class SimulatedVenue:
         return DecimalMarks(self._marks)
 
     def next_trigger(self, symbol: str, candles: Candles, start: int) -> int | None:
-        """First bar index ``>= start`` on which a working order of ``symbol`` fills or expires."""
+        """First bar index ``>= start`` on which a working order of ``symbol`` fills or
+        expires, or (futures) the position is liquidated; a bar where the liquidation search
+        must go on (:data:`domain.futures.HORIZON`) counts too. Funding is no event of its
+        own: it is settled at the symbol's next bar matched or mark (see :meth:`mark`)."""
         best: int | None = None
         for working in self._working.get(symbol, {}).values():
             hit = self._trigger(working, candles, start)
             if hit is not None and (best is None or hit < best):
                 best = hit
+        if self.futures is not None:
+            self._bars[symbol] = candles
+        if self.futures is not None and symbol in self.account.positions:
+            hit = self._futures_trigger(symbol, candles, start, best)
+            if hit is not None and (best is None or hit < best):
+                best = hit
         return best
 
     def process_bar(self, symbol: str, candles: Candles, i: int) -> None:
-        """Match the working orders of ``symbol`` that bar ``i`` triggers, nearest the open
-        first."""
+        """On bar ``i`` of ``symbol``: settle the funding due at its open (futures), match the
+        working orders it triggers, nearest the open first, then liquidate the position if
+        the mark reaches its liquidation price (futures)."""
+        futures = self.futures
+        if futures is not None:
+            self._bars[symbol] = candles
+            self._settle_funding(futures, symbol, candles, int(candles.open_time[i]))
         book = self._working.get(symbol)
-        if not book:
-            return
-        due = [w for w in book.values() if self._trigger(w, candles, i) == i]
-        if len(due) > 1:
-            bar_open = float(candles.open[i])
-            due.sort(key=lambda w: _distance(w, bar_open))
-        for working in due:
-            if working.order.id in book:
-                self._match(working, candles, i)
+        if book:
+            due = [w for w in book.values() if self._trigger(w, candles, i) == i]
+            if len(due) > 1:
+                bar_open = float(candles.open[i])
+                due.sort(key=lambda w: _distance(w, bar_open))
+            for working in due:
+                if working.order.id in book:
+                    self._match(working, candles, i)
+        if futures is not None and symbol in self.account.positions:
+            level = self._liquidation_level(futures, symbol)
+            position = self.account.positions[symbol]
+            if (
+                level is not None
+                and futures.first_liquidation(symbol, position, level, candles, i, i + 1) == i
+            ):
+                self._liquidate(position, level, int(candles.open_time[i]))
+
+    def liquidation_price(self, symbol: str) -> Decimal | None:
+        """The liquidation (mark) price of the position in ``symbol`` now, unrounded; None when
+        flat, without futures margining or without one (see :mod:`domain.futures`)."""
+        if self.futures is None or symbol not in self.account.positions:
+            return None
+        return self._liquidation_level(self.futures, symbol)
+
+    # -- MarginAccount ----------------------------------------------------------------------
+    @property
+    def leverage(self) -> Mapping[str, int]:
+        """Leverage per symbol (empty without futures margining)."""
+        return MappingProxyType(self.futures.leverage if self.futures is not None else {})
+
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        """Set ``symbol``'s leverage for its position at the latest mark.
+
+        Raises
+        ------
+        InvalidOrder
+            (``field="leverage"``) Without futures margining, for an unknown symbol, or outside
+            1 to the cap and the bracket's maximum at the position's notional.
+        """
+        if self.futures is None:
+            raise InvalidOrder("leverage applies to perpetual futures only", field="leverage")
+        if symbol not in self.instruments:
+            raise InvalidOrder(f"unknown symbol {symbol!r}", field="symbol")
+        position = self.account.position(symbol)
+        mark = self.marks.get(symbol, position.entry_price)
+        self.futures.set_leverage(symbol, leverage, abs(position.qty) * mark)
+
+    def margin_report(self) -> MarginReport:
+        """The balance breakdown and each position's margin at the latest marks.
+
+        Raises
+        ------
+        InvalidOrder
+            Without futures margining.
+        """
+        if self.futures is None:
+            raise InvalidOrder("no futures margining on this account", field="symbol")
+        account = self.account
+        return self.futures.report(
+            account.cash, account.positions, self.marks, account.fees_paid, account.funding_paid
+        )
+
+    # -- futures ----------------------------------------------------------------------------
+    def _futures_trigger(
+        self, symbol: str, candles: Candles, start: int, before: int | None
+    ) -> int | None:
+        futures = self.futures
+        assert futures is not None
+        level = self._liquidation_level(futures, symbol)
+        if level is None:
+            return None
+        stop = start + HORIZON if before is None else min(start + HORIZON, before + 1)
+        position = self.account.positions[symbol]
+        hit = futures.first_liquidation(symbol, position, level, candles, start, stop)
+        if hit is None and stop == start + HORIZON and stop < len(candles):
+            hit = stop  # search on from there
+        return hit
+
+    def _liquidation_level(self, futures: FuturesBook, symbol: str) -> Decimal | None:
+        account = self.account
+        return futures.liquidation_price(
+            account.positions[symbol], account.cash, account.positions, self.marks
+        )
+
+    def _settle_funding(
+        self, futures: FuturesBook, symbol: str, candles: Candles | None, now: int
+    ) -> None:
+        held = self.account.position(symbol).qty
+        for payment in futures.fundings_due(symbol, held, candles, now, self.account.money):
+            self.account.pay_funding(payment.amount)
+            self._events.append(ExecutionEvent(K.FUNDING, "", payment.time_ms, funding=payment))
+
+    def _liquidate(self, position: Position, level: Decimal, time: int) -> None:
+        """Close ``position`` at its liquidation price ``level`` (rounded to the tick against
+        the position), charging the liquidation fee; its working orders are canceled first."""
+        futures = self.futures
+        assert futures is not None
+        symbol = position.symbol
+        for working in list(self._working.get(symbol, {}).values()):
+            self._close(working, OrderStatus.CANCELED, K.CANCELED, time, "liquidation")
+        instrument = self.instruments[symbol]
+        long = position.qty > 0
+        price = instrument.round_price(level, up=long)
+        if price <= 0:
+            price = instrument.tick_size
+        others = sum(
+            (
+                p.unrealized_pnl(self.marks.get(s, p.entry_price))
+                for s, p in self.account.positions.items()
+                if s != symbol
+            ),
+            Decimal(0),
+        )
+        fee = instrument.round_money(
+            futures.liquidation_fee(position, price, self.account.cash, others)
+        )
+        order = Order(
+            id=f"{LIQUIDATION_TAG}-{symbol}-{time}",
+            symbol=symbol,
+            side=Side.SELL if long else Side.BUY,
+            type=OrderType.MARKET,
+            qty=abs(position.qty),
+            created_time=time,
+            reduce_only=True,
+            tag=LIQUIDATION_TAG,
+        )
+        working = _Working.of(order, time, OrderStatus.NEW, _venue_id(order.id))
+        self._working.setdefault(symbol, {})[order.id] = working
+        self._events.append(
+            ExecutionEvent(K.LIQUIDATION, order.id, time, working.venue_id, order=order)
+        )
+        self._fill(working, order.qty, Execution(price, Liquidity.TAKER), time, fee)
 
     def settle(self, order: Order, price: Decimal, time: int) -> None:
         """Accept the reduce-only ``order`` and fill it whole at exactly ``price`` (taker): the
         close of a position at the end of a backtest."""
         working = self._accept(order, time)
         self._fill(working, order.qty, Execution(price, Liquidity.TAKER), time)
+
+    def state(self) -> dict[str, Any]:
+        """Futures state (leverage per symbol, fundings settled): empty without futures."""
+        return {} if self.futures is None else {"futures": self.futures.state()}
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state` of an earlier process."""
+        if self.futures is not None:
+            self.futures.restore(state.get("futures", {}))
 
     # -- matching ---------------------------------------------------------------------------
     def _trigger(self, w: _Working, candles: Candles, start: int) -> int | None:
@@ -410,10 +583,14 @@ class SimulatedVenue:
             w.order = replace(order, stop_price=level)
             self._events.append(ExecutionEvent(K.MODIFIED, order.id, time, stop_price=level))
 
-    def _fill(self, w: _Working, qty: Decimal, ex: Execution, time: int) -> None:
+    def _fill(
+        self, w: _Working, qty: Decimal, ex: Execution, time: int, fee: Decimal | None = None
+    ) -> None:
+        """Fill ``qty`` of ``w`` at ``ex`` (``fee``: the schedule's, unless given)."""
         order = w.order
         instrument = self.instruments[order.symbol]
-        fee = instrument.round_money(qty * ex.price * self.fees.rate(ex.liquidity))
+        if fee is None:
+            fee = instrument.round_money(qty * ex.price * self.fees.rate(ex.liquidity))
         fill = _new_fill(
             f"{order.id}-{time}",
             order.id,
@@ -426,6 +603,8 @@ class SimulatedVenue:
             time,
         )
         self.account.book(fill)
+        if self.futures is not None:
+            self.futures.note_change(order.symbol, time)
         self._events.append(ExecutionEvent.filled(order.id, time, w.venue_id, fill))
         w.filled += qty
         if w.filled == order.qty:
@@ -486,6 +665,18 @@ class SimulatedVenue:
         for pending in self._working.get(order.symbol, {}).values():
             if pending.order.type is OrderType.MARKET:
                 projected += pending.remaining * pending.order.side.sign
+        if self.futures is not None:
+            # A limit order's margin is valued at its own price (Binance's initial margin of an
+            # open order), anything else at the mark.
+            limit = order.type is OrderType.LIMIT and order.price is not None
+            return self.futures.order_problem(
+                order.symbol,
+                projected,
+                order.price if limit else mark if isinstance(mark, Decimal) else to_decimal(mark),
+                self.account.positions,
+                self.marks,
+                self.account.equity(self.marks),
+            )
         gross, equity = self.account.margin_usage(
             self._marks, order.symbol, float(projected), float(mark)
         )

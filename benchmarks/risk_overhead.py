@@ -1,0 +1,106 @@
+"""Risk overhead: backtest speed with every futures and risk feature on vs off.
+
+Off: perpetuals margined at 1x with no leverage brackets and no funding (no liquidation search,
+no settlement), no risk gate. On: 3x isolated margin with Binance's leverage brackets
+(liquidation searched on the 1 h mark prices), funding from the funding files, and the risk
+gate with every rule on (sizing with caps and drawdown steps, daily loss, consecutive losses,
+volatility spike, unusual volume, max open positions, max leverage). Same strategy, data and
+costs; the full 305-day 5m USD-M files of ``../shared/data``, one core, best of ``--repeat``.
+Target: "on" < 20 % slower than "off".
+
+Usage: ``python benchmarks/risk_overhead.py [--repeat 3]``
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from decimal import Decimal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from adapters.marketdata.binance_csv import read_klines  # noqa: E402
+from lootcapital.bootstrap import backtest  # noqa: E402
+from lootcapital.settings import Settings  # noqa: E402
+from service_layer.backtest import BacktestResult  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]
+TARGET = 0.20
+
+ALL_ON = {
+    "sizing": {
+        "enabled": True,
+        "risk_fraction": "0.01",
+        "max_notional": "50000",
+        "max_leverage": "5",
+        "heat_fraction": "0.1",
+        "drawdown_steps": [["0.1", "0.5"], ["0.2", "0.25"]],
+    },
+    "daily_loss": {"enabled": True, "limit": "0.05", "close_all": True},
+    "consecutive_losses": {"enabled": True, "count": 4, "cooldown_ms": 86_400_000},
+    "volatility_spike": {"enabled": True},
+    "unusual_volume": {"enabled": True},
+    "max_open_positions": {"enabled": True, "limit": 5},
+    "max_leverage": {"enabled": True, "limit": "5"},
+}
+"""Every rule on, at limits a trader of 3x perpetuals might set (they bind now and then: the
+refusals are counted in the output)."""
+
+
+def _run(settings: Settings, candles: dict, strategy: str, on: bool) -> BacktestResult:
+    funding = {s: DATA / f"binance_usdm_{s}_funding.csv.gz" for s in candles} if on else None
+    return backtest(
+        settings,
+        strategy=strategy,
+        params={},
+        candles=candles,
+        timeframe="5m",
+        cash=Decimal(10_000),
+        fee=Decimal("0.0005"),
+        slippage_bps=Decimal(2),
+        funding=funding,
+        leverage=3 if on else 1,
+    )
+
+
+def main() -> None:
+    """Print, per strategy and symbol count, bars/s off and on and the slowdown."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the best counts")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    candles = {s: read_klines(DATA / f"binance_usdm_{s}_5m.csv.gz") for s in SYMBOLS}
+    off = Settings(data_dir=Path("var/bench"), leverage_brackets_file=None)
+    on = Settings(data_dir=Path("var/bench"), risk=ALL_ON)  # type: ignore[arg-type]
+    for strategy in ("sma_cross", "trend_follow"):
+        for count in (1, 5):
+            subset = {s: candles[s] for s in SYMBOLS[:count]}
+            best = {"off": float("inf"), "on": float("inf")}
+            results: dict[str, BacktestResult] = {}
+            for _ in range(args.repeat):
+                for name, settings in (("off", off), ("on", on)):  # interleaved: same minutes
+                    t0 = time.perf_counter()
+                    results[name] = _run(settings, subset, strategy, name == "on")
+                    best[name] = min(best[name], time.perf_counter() - t0)
+            bars = results["off"].bars
+            slower = best["on"] / best["off"] - 1
+            verdict = "ok" if slower < TARGET else "ABOVE TARGET"
+            r = results["on"]
+            off_rate, on_rate = bars / best["off"], bars / best["on"]
+            print(
+                f"{strategy:<13} {count} symbol(s) {bars:>9,} bars  off {off_rate:>11,.0f}"
+                f" bars/s  on {on_rate:>11,.0f} bars/s  {slower:+6.1%} "
+                f"(target < +{TARGET:.0%}: {verdict})  on: {r.metrics.trades} trades, "
+                f"{len(r.fundings)} fundings, {r.liquidations} liquidations, "
+                f"{len(r.rejections)} refusals"
+            )
+
+
+if __name__ == "__main__":
+    main()
