@@ -124,6 +124,21 @@ class Portfolio:
     instruments: Mapping[str, Instrument]
     leverage: Mapping[str, int] = field(default_factory=dict)
 
+    def margin_available(self, symbol: str) -> Decimal | None:
+        """What a position in ``symbol`` may put up as initial margin (quote currency): the
+        equity less the initial margin of the positions in other symbols at their marks
+        (``|qty| × mark / leverage``); None when the account is not margined as futures (no
+        ``leverage`` known). A new position's notional fits when it is at most this times
+        :meth:`leverage_of` (the venue's initial-margin check)."""
+        if not self.leverage:
+            return None
+        used = ZERO
+        for other, position in self.positions.items():
+            if other != symbol:
+                mark = self.marks.get(other, position.entry_price)
+                used += abs(position.qty) * mark / self.leverage_of(other)
+        return self.equity - used
+
     def leverage_of(self, symbol: str) -> int:
         """The leverage ``symbol`` trades at (1 when the venue names none): a position's
         initial margin is its notional / this."""

@@ -5,7 +5,8 @@ times; a touch with equality is no cross); a cross down is mirrored; SMAs are un
 first ``n − 1`` bars. On every cross, close the open position whatever its side and open a new one
 in the cross's direction with all the equity allocated to the symbol put up as margin
 (``qty = floor_step(equity × allocation × leverage / close_t)``, allocation ``1 / number of
-symbols``, leverage the account's for the symbol, 1 unless set), so a cross in the direction
+symbols``, leverage the account's for the symbol, 1 unless set; on a futures account the
+margin is at most what the other symbols' positions leave), so a cross in the direction
 already held closes that trade and opens a new one. Crosses are decided on the exact sign of
 ``fast − slow`` with prices in ticks (:class:`~domain.features.SmaSign`), so an exact tie is
 never a cross; the SMAs give the values shown in the reasons. Orders are market orders: they
@@ -142,6 +143,9 @@ class SmaCross:
         held = portfolio.position(symbol).qty
         instrument = portfolio.instruments[symbol]
         margin = portfolio.equity * self._allocation
+        available = portfolio.margin_available(symbol)
+        if available is not None:  # futures: the other symbols' positions hold some margin
+            margin = min(margin, available)
         qty = floor_qty(margin * portfolio.leverage_of(symbol), close, instrument)
         orders: tuple[OrderIntent, ...]
         if held != 0 and (held > 0) == up:

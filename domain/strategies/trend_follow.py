@@ -7,7 +7,8 @@
 * Stop: a reduce-only stop ``atr_mult × ATR(atr_period)`` from the entry fill (an exit plan
   attached to the entry: the engine places it when the entry fills).
 * Size: ``equity × risk / (atr_mult × ATR)`` (so the stop loses ``risk`` of equity), capped by the
-  max notional ``equity × allocation × max_exposure``; rounded down to the lot step.
+  max notional ``equity × allocation × max_exposure`` and, on a futures account, by what the
+  margin left carries (``margin available × leverage``); rounded down to the lot step.
 * Exit: the stop, or a market exit when the 1h EMAs cross against the position.
 """
 
@@ -279,6 +280,9 @@ class TrendFollow:
         stop = to_decimal(distance)
         risk_notional = portfolio.equity * to_decimal(p.risk) / stop * close
         cap = portfolio.equity * self._allocation * to_decimal(p.max_exposure)
+        margin = portfolio.margin_available(symbol)
+        if margin is not None:  # futures: no more than the margin left can carry
+            cap = min(cap, margin * portfolio.leverage_of(symbol))
         qty = floor_qty(min(risk_notional, cap), close, instrument)
         reasons.append(
             _new_reason(

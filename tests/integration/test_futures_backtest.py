@@ -272,3 +272,17 @@ def test_ten_months_of_funding_reconcile_to_the_cent() -> None:
         end = int(bars[symbol].open_time[-1])
         paid = [p.time_ms for p in result.fundings if p.symbol == symbol]
         assert paid == sorted(f for f in held if f <= end)
+
+
+@pytest.mark.parametrize("strategy", ["sma_cross", "trend_follow"])
+@pytest.mark.parametrize("leverage", [1, 3])
+def test_the_strategies_size_within_the_margin_the_venue_allows(
+    strategy: str, leverage: int
+) -> None:
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    result, *_ = _backtest(build_strategy(strategy, {}, "5m"), symbols, leverage, 1_756_771_200_000)
+
+    refused = [r for r in result.rejections if "initial margin" in r]
+    assert result.metrics.trades > 20
+    assert refused == []
+    _reconciles(result)

@@ -250,3 +250,24 @@ def test_the_exit_reason_comes_from_the_closing_orders_tag_and_type(
     )
 
     assert exit_reason(order) is reason
+
+
+def test_the_margin_available_to_a_symbol_leaves_out_the_others_initial_margin() -> None:
+    from domain.strategies.base import Portfolio
+
+    positions = {
+        "BTCUSDT": Position("BTCUSDT", Decimal("0.1"), Decimal(100_000)),
+        "ETHUSDT": Position("ETHUSDT", Decimal(-2), Decimal(4_000)),
+    }
+    marks = {"BTCUSDT": Decimal(110_000), "ETHUSDT": Decimal(3_500)}
+
+    def portfolio(leverage: dict[str, int]) -> Portfolio:
+        return Portfolio(0, Decimal(10_000), Decimal(9_000), Decimal(0), positions, {}, marks,
+                         {}, leverage)  # fmt: skip
+
+    futures = portfolio({"BTCUSDT": 5, "ETHUSDT": 2})
+    plain = portfolio({})
+
+    assert futures.margin_available("BTCUSDT") == Decimal(10_000) - Decimal(7_000) / 2
+    assert futures.margin_available("SOLUSDT") == Decimal(10_000) - 11_000 / Decimal(5) - 3_500
+    assert plain.margin_available("BTCUSDT") is None
