@@ -21,6 +21,7 @@ reduced to what the kernel uses.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -234,6 +235,25 @@ def _moved(
     """``order`` in ``status`` with no new fill: its terms and quantities are unchanged, so the
     fast copy needs no validation."""
     return order.with_state(status, order.filled_qty, order.avg_fill_price, time, reason, venue_id)
+
+
+def submission_order(orders: Iterable[Order], held: Mapping[str, Decimal]) -> list[Order]:
+    """``orders`` in the order they were submitted in, as far as they show it: by creation
+    time, and among those of one time the orders that reduce their symbol's position (``held``:
+    signed qty by symbol) first, as :func:`service_layer.intents.orders_for` submits them (the
+    margin an exit frees is there for the entry decided with it), otherwise in the given order.
+
+    A restored run re-sends and restores its open orders in this order: stored orders come
+    back by creation time and id, and an id (a hash) says nothing of the order within a time.
+    """
+
+    def rank(order: Order) -> tuple[int, int]:
+        position = held.get(order.symbol, ZERO)
+        against = position != 0 and (position > 0) != (order.side.sign > 0)
+        reducing = against and (order.reduce_only or order.remaining_qty <= abs(position))
+        return order.created_time, 0 if reducing else 1
+
+    return sorted(orders, key=rank)
 
 
 def client_order_id(run_id: str, strategy: str, symbol: str, bar_time: int, index: int) -> str:

@@ -46,7 +46,7 @@ from domain.model import (
     Signal,
     fast_constructor,
 )
-from domain.orders import END_OF_RUN_TAG, ExecutionEvent
+from domain.orders import END_OF_RUN_TAG, ExecutionEvent, submission_order
 from domain.orders import ExecutionEventKind as K
 from domain.ports import BarMatcher, Clock, ExecutionClient, MarginAccount
 from domain.risk import RiskEvent
@@ -326,7 +326,8 @@ class Engine:
             elif venue.status is not order.status and order.status is OrderStatus.PENDING_NEW:
                 self.ledger.apply(ExecutionEvent(K.ACCEPTED, order.id, now, venue.venue_order_id))
                 done.append(f"order {order.id} was acknowledged by the venue")
-        for order in resend:
+        held = {s: p.qty for s, p in self.ledger.account.positions.items()}
+        for order in submission_order(resend, held):
             self._submit(order)
         return done
 

@@ -17,7 +17,7 @@ import pytest
 from adapters.marketdata.exchange_info import load_instruments
 from domain.candles import Candles
 from domain.ledger import Ledger
-from domain.model import Fill, Instrument, Liquidity, OrderStatus, Side
+from domain.model import Fill, Instrument, Liquidity, OrderStatus, Position, Side
 from domain.orders import ExecutionEvent, client_order_id
 from domain.orders import ExecutionEventKind as K
 from domain.strategies.base import Decision, DecisionContext, OrderIntent
@@ -273,3 +273,21 @@ def test_a_fill_sent_again_after_a_restart_is_refused_by_its_id() -> None:
     assert [f.id for f in changes.fills] == [f"{order.id}-2"]
     assert changes.refused == [f"fill {order.id}-1 of order {order.id} already applied"]
     assert again.ledger.position("BTCUSDT").qty == Decimal("0.008")
+
+
+def test_reconcile_resends_the_orders_of_one_time_exits_first() -> None:
+    venue = ScriptedVenue(ManualClock())
+    held = Position("BTCUSDT", Decimal("0.010"), Decimal(100_000), 0)
+    close = OrderIntent("BTCUSDT", Side.SELL, Decimal("0.010"), reduce_only=True)
+    plan = Scripted({9: [_buy("0.010"), close]})
+    outcome = _engine(plan, venue, Ledger(Decimal(10_000), [held])).process(
+        {"BTCUSDT": _bars("BTCUSDT", 10)}
+    )
+    exit_first, entry = outcome.outbox
+    # Storage lists open orders by creation time and id: within one time, in hash order.
+    restored = Ledger(Decimal(10_000), [held], orders=[entry, exit_first])
+
+    _engine(Scripted({}), venue, restored).reconcile()
+
+    assert exit_first.reduce_only and not entry.reduce_only
+    assert list(venue.submitted) == [exit_first.id, entry.id]

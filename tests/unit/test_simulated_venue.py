@@ -17,7 +17,7 @@ import pytest
 
 from adapters.venues.simulated.venue import SimulatedVenue
 from domain.candles import Candles
-from domain.model import Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce
+from domain.model import Liquidity, Order, OrderStatus, OrderType, Position, Side, TimeInForce
 from domain.orders import ExecutionEvent, apply_event
 from domain.orders import ExecutionEventKind as K
 from tests.unit.test_execution import (
@@ -547,3 +547,19 @@ def test_the_balance_is_in_the_instruments_quote_asset() -> None:
     mixed = {**instruments(), "BTCUSDC": replace(usdc[BTC], symbol="BTCUSDC")}
     with pytest.raises(ValueError, match=r"the instruments use \['USDC', 'USDT'\]"):
         new_venue(rules=mixed)
+
+
+def test_a_restored_venue_matches_the_exit_of_one_time_before_the_entry() -> None:
+    c = btc()
+    position = Position(BTC, Decimal("0.010"), Decimal(100_000), 0)
+    close = order(Side.SELL, OrderType.MARKET, "0.010", reduce_only=True, order_id="z-exit")
+    entry = order(Side.BUY, OrderType.MARKET, "0.010", order_id="a-entry")
+    working = [replace(o, status=OrderStatus.NEW) for o in (entry, close)]  # storage: id order
+    venue = new_venue()
+
+    venue.restore(Decimal(10_000), [position], working)
+    fills = fills_of(run_bar(venue, c, 1))
+
+    assert [f.order_id for f in fills] == ["z-exit", "a-entry"]
+    (after,) = venue.positions()
+    assert after.qty == Decimal("0.010") and after.entry_price == fills[1].price

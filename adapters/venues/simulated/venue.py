@@ -47,7 +47,7 @@ from domain.model import (
     fast_constructor,
 )
 from domain.order_rules import order_problem
-from domain.orders import LIQUIDATION_TAG, ExecutionEvent
+from domain.orders import LIQUIDATION_TAG, ExecutionEvent, submission_order
 from domain.orders import ExecutionEventKind as K
 from domain.ports import Balance, Clock
 
@@ -280,7 +280,7 @@ class SimulatedVenue:
         )
         self._working = {}
         now = self.clock.now_ms()
-        for order in orders:
+        for order in submission_order(orders, {s: p.qty for s, p in held.items()}):
             if order.status.is_working:
                 working = _Working.of(order, now, order.status, order.venue_order_id)
                 if order.type is OrderType.TRAILING_STOP:
