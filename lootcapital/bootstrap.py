@@ -12,7 +12,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from adapters.clock import SimulatedClock, SystemClock
 from adapters.marketdata.binance_csv import infer_market, infer_symbol_timeframe, read_klines
 from adapters.marketdata.exchange_info import load_catalog
 from adapters.marketdata.feeds import HistoricalFeed, ReplayFeed
+from adapters.marketdata.funding_csv import read_funding, read_mark_prices
+from adapters.marketdata.leverage_brackets import read_leverage_brackets
 from adapters.marketdata.parquet_store import ParquetCandleStore
 from adapters.storage.sql.migrations import upgrade_to_head
 from adapters.storage.sql.unit_of_work import SqlUnitOfWork, make_engine, make_session_factory
@@ -34,6 +36,7 @@ from api.metrics import Metrics
 from domain.candles import Candles
 from domain.errors import ConfigError, UnknownSymbol
 from domain.execution import FeeSchedule
+from domain.futures import FuturesBook, FuturesTerms, MarketFeeds
 from domain.instruments import DEFAULT_VENUE
 from domain.ledger import Ledger
 from domain.model import Instrument, MarketType, Order, Position
@@ -49,7 +52,7 @@ from domain.ports import (
 )
 from domain.strategies import build_strategy
 from domain.timeframes import timeframe_ms
-from lootcapital.futures import beside, futures_book, sample_files, with_brackets
+from lootcapital.futures import beside, sample_files
 from lootcapital.settings import Settings
 from service_layer.backtest import BacktestResult, run_backtest
 from service_layer.engine import Engine
@@ -160,6 +163,78 @@ def instruments(
             logger.warning("%s: using tick/step 1e-8 and no limits", exc.message)
             rules[symbol] = Instrument(symbol, venue=venue, market=market)
     return rules
+
+
+def with_brackets(settings: Settings, rules: Mapping[str, Instrument]) -> dict[str, Instrument]:
+    """``rules`` with each perpetual's leverage brackets from ``settings.leverage_brackets_file``
+    (unchanged when unset, or for a symbol the file does not list: that symbol is traded with no
+    liquidation, and a warning says so).
+
+    Raises
+    ------
+    DataError
+        When the file cannot be read or parsed (file, symbol and bracket named).
+    """
+    path = settings.leverage_brackets_file
+    if path is None:
+        return dict(rules)
+    brackets = read_leverage_brackets(path)
+    out = {}
+    for symbol, rule in rules.items():
+        found = brackets.get(symbol) if rule.market is MarketType.PERPETUAL else None
+        if found is None and rule.market is MarketType.PERPETUAL:
+            logger.warning("%s: no leverage brackets in %s; no liquidation simulated", symbol, path)
+        out[symbol] = rule if found is None else replace(rule, brackets=found)
+    return out
+
+
+def futures_book(
+    settings: Settings,
+    rules: Mapping[str, Instrument],
+    bar_ms: int,
+    *,
+    funding: Mapping[str, Path | None],
+    leverage: int | None = None,
+) -> FuturesBook | None:
+    """The futures margining of an account trading ``rules``, or None when not every symbol is
+    a perpetual (spot and stocks keep the plain margin check).
+
+    ``funding`` names each symbol's funding-rate file (None or absent: no funding); its mark
+    prices are read from the ``mark_1h`` file beside it when there is one. ``leverage``
+    overrides ``settings.leverage`` for every symbol.
+
+    Raises
+    ------
+    ConfigError, ValueError
+        A leverage above the cap (the message names it).
+    DataError
+        A funding or mark file that cannot be read (file and row named).
+    """
+    if not rules or any(r.market is not MarketType.PERPETUAL for r in rules.values()):
+        return None
+    terms = FuturesTerms(
+        mode=settings.margin_mode,
+        leverage=leverage or settings.leverage,
+        max_leverage=int(settings.max_leverage),
+        liquidation_fee=settings.liquidation_fee,
+    )
+    markets = {}
+    for symbol, rule in rules.items():
+        path = funding.get(symbol)
+        rates = read_funding(path) if path is not None else None
+        mark_path = None if path is None else _mark_file(path)
+        marks = read_mark_prices(mark_path) if mark_path is not None else None
+        markets[symbol] = MarketFeeds(rule.brackets, rates, marks)
+    book = FuturesBook(terms, markets, bar_ms)
+    for symbol in rules:
+        book.set_leverage(symbol, terms.leverage)
+    return book
+
+
+def _mark_file(funding: Path) -> Path | None:
+    name = funding.name.replace("_funding", "_mark_1h", 1)
+    found = funding.with_name(name)
+    return found if name != funding.name and found.exists() else None
 
 
 def _ensure_sample(settings: Settings, store: ParquetCandleStore) -> None:
@@ -438,7 +513,7 @@ def backtest(
 
     ``fee`` is the taker rate; the maker rate keeps the settings' ratio to it. ``markets``
     names each symbol's market (spot files trade with spot rules); perpetual by default.
-    Perpetuals are margined as futures (:mod:`lootcapital.futures`): ``leverage`` (default
+    Perpetuals are margined as futures (:func:`futures_book`): ``leverage`` (default
     ``settings.leverage``) for every symbol, the settings' margin mode, and funding from the
     files ``funding`` names per symbol (none for a symbol it does not name).
 

@@ -134,6 +134,16 @@ class RiskControl:
 
         return self.service.commands.call(read)
 
+    def events(self, limit: int = 50) -> list[RiskRecord]:
+        """The latest ``limit`` stored risk events (state changes and alerts), newest first."""
+        with self.service.uow_factory() as uow:
+            return uow.risk.events(limit)
+
+    def latest_change(self) -> LimitsChange | None:
+        """The last stored change of the limits (who, when, what), None before any."""
+        with self.service.uow_factory() as uow:
+            return uow.risk.latest_limits()
+
     def _figures(self, days: list[EquityPoint]) -> RiskFigures:
         engine = self.service.engine
         now = engine.clock.now_ms()

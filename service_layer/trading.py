@@ -713,6 +713,16 @@ class TradingService:
             raise InvalidOrder("the account trades no perpetual futures", field="symbol")
         return report
 
+    def leverages(self) -> dict[str, int] | None:
+        """The leverage of every traded symbol, None when the account is not margined as
+        futures (read on the engine's thread: a change may be under way)."""
+
+        def read() -> dict[str, int] | None:
+            margin = self.engine.margin
+            return None if margin is None else dict(margin.leverage)
+
+        return self.commands.call(read)
+
     def set_leverage(self, symbol: str, leverage: int) -> int:
         """Set ``symbol``'s leverage (kept with the run's state, so a restart keeps it) and
         return it.

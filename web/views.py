@@ -23,7 +23,6 @@ from fastapi.templating import Jinja2Templates
 
 from api.risk_schemas import breakers_out, record_out
 from domain.errors import EngineStateError, InvalidOrder
-from domain.ports import LimitsChange
 from service_layer.risk_gate import RiskStatus
 from service_layer.risk_service import RiskControl
 from service_layer.trading import TradingService
@@ -111,8 +110,7 @@ def balance_context(service: TradingService) -> dict[str, Any]:
 def alerts_context(service: TradingService) -> dict[str, Any]:
     """The latest stored risk events (state changes and alerts), newest first, in the shape
     of ``GET /api/v1/risk``'s ``events``."""
-    with service.uow_factory() as uow:
-        records = uow.risk.events(ALERTS_SHOWN)
+    records = RiskControl(service).events(ALERTS_SHOWN)
     return {"events": [record_out(r) for r in records]}
 
 
@@ -126,12 +124,12 @@ def limits_context(
     """The stop-rules form: ``values`` by dotted field (the limits in force unless given: what
     was posted), ``errors`` by field, ``saved`` the fields a save changed, and the last change
     through the API or the panel (who, when)."""
+    control = RiskControl(service)
     try:
-        config = RiskControl(service).status().config
+        config = control.status().config
     except EngineStateError as exc:
         return {"unavailable": exc.message}
-    with service.uow_factory() as uow:
-        change: LimitsChange | None = uow.risk.latest_limits()
+    change = control.latest_change()
     return {
         "sections": SECTIONS,
         "values": values if values is not None else form_values(config.to_json()),
@@ -148,21 +146,11 @@ def leverage_context(
     errors: Mapping[str, str] | None = None,
     saved: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Each traded symbol's leverage (the whole map None when the account is not margined as
-    futures; a symbol's None when it is at the run's default and holds no position: the margin
-    account's map only lists the leverages set), what was ``typed`` for a symbol whose change
-    was refused, and ``errors`` or ``saved`` messages by symbol."""
-
-    held = {v.position.symbol: v.margin.leverage for v in service.positions() if v.margin}
-
-    def read() -> dict[str, int | None] | None:  # on the engine's thread: it may be running
-        engine = service.engine
-        if engine.margin is None:
-            return None
-        return {s: engine.margin.leverage.get(s, held.get(s)) for s in engine.symbols}
-
+    """Each traded symbol's leverage (None when the account is not margined as futures), what
+    was ``typed`` for a symbol whose change was refused, and ``errors`` or ``saved`` messages
+    by symbol."""
     return {
-        "leverage": service.commands.call(read),
+        "leverage": service.leverages(),
         "typed": typed or {},
         "errors": errors or {},
         "saved": saved or {},
