@@ -208,6 +208,11 @@ class BarMatcher(Protocol):
         """The latest price of ``symbol`` at ``time`` (ms UTC): margin checks, equity."""
         ...
 
+    def next_funding_time(self, symbol: str) -> int | None:
+        """When (ms UTC) the funding of ``symbol``'s position is next settled, or None (no
+        funding): the account's cash changes then."""
+        ...
+
     def next_trigger(self, symbol: str, candles: Candles, start: int) -> int | None:
         """Index of the first bar ``>= start`` of ``candles`` on which a working order of
         ``symbol`` fills or expires, or None (vectorized search)."""

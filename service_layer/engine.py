@@ -61,7 +61,9 @@ from service_layer.wakeups import WakeBook
 
 logger = logging.getLogger(__name__)
 
-_DECIDE, _FILL = 0, 1
+_DECIDE, _LOOK, _FILL = 0, 1, 2
+"""Event phases at one instant: decisions on the bars closing, the risk gate's look at that
+close, fills at the bars opening."""
 _REFUSALS = (K.REJECTED, K.MODIFY_REJECTED, K.CANCEL_REJECTED)
 """Venue answers that refuse what was asked: reported with the batch's rejections."""
 
@@ -110,8 +112,9 @@ class Engine:
         name, and for every symbol without one), the API its balance breakdown.
     risk:
         The risk gate between the strategy's orders and the execution client (None: none,
-        at no cost): it catches up at each decision that places orders (every decision while
-        a daily-loss close-all is armed) and screens the orders decided.
+        at no cost): it catches up at each decision that places orders and screens them;
+        with a daily-loss close-all on, it also looks where it says a trip may happen
+        (:attr:`RiskGate.next_look`) and at the close of every bar that changed the book.
 
     Raises
     ------
@@ -163,6 +166,7 @@ class Engine:
         self._trailing = False  # a trailing stop was seen: see _renew_fills
         self._funding_start = ZERO  # funding paid before the batch being processed
         self.risk = risk
+        self._look: int | None = None  # when the risk gate must look next (see _plan_look)
 
     # -- state ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -388,12 +392,16 @@ class Engine:
         )
         log: list[PositionStep] = []
         decided: set[int] = set()
+        if self._look is not None:
+            heapq.heappush(heap, (self._look, _LOOK, "", 0))
         while heap or k < len(decisions):
             if k < len(decisions) and (not heap or decisions[k] <= heap[0][0]):
                 t, phase, symbol, j = decisions[k], _DECIDE, "", 0
                 k += 1
             else:
                 t, phase, symbol, j = heapq.heappop(heap)
+            if phase == _LOOK and (t != self._look or t > last_close):
+                continue  # a look planned before a later one, or past the batch
             self.clock.advance_to(t)
             if phase == _FILL:
                 if j == self._next_fill(symbol, cursors):  # else a stale event
@@ -401,12 +409,35 @@ class Engine:
                     cursors[symbol] = j + 1
                     self._push_fill(heap, symbol, cursors)
                     self._touched.discard(symbol)
+                    if self.risk is not None and self.risk.watching:
+                        self._plan_look(heap, t + self.tf_ms)  # the book changed
+                continue
+            if phase == _LOOK:
+                self._look = None
+                self._risk_look(t, outcome, heap, send=t < last_close)
             elif t not in decided:
                 decided.add(t)
                 self._decide(t, due.get(t, set()), outcome, heap, send=t < last_close)
-                if self._touched or self._trailing:
-                    self._renew_fills(t, cursors, heap)
+            if self._touched or self._trailing:
+                self._renew_fills(t, cursors, heap)
         return log
+
+    def _risk_look(self, t: int, outcome: BatchOutcome, heap: list, *, send: bool) -> None:
+        """The risk gate's look at the close ``t`` that no decision made (a daily-loss trip
+        with close-all closes everything there, as paper trading, which looks at every close,
+        does)."""
+        self._mark_at(t)
+        self._apply_events(outcome, t)
+        self._observe(t, self.portfolio(t), outcome, send=send, heap=heap)
+        self._apply_events(outcome, t)
+
+    def _plan_look(self, heap: list, at: int | None) -> None:
+        """Look at ``at`` (ms UTC, a bar close), or sooner when already planned so: the
+        first close a fill or a funding payment may have changed the answer of."""
+        if at is None or (self._look is not None and self._look <= at):
+            return
+        self._look = at
+        heapq.heappush(heap, (at, _LOOK, "", 0))
 
     def _renew_fills(self, t: int, cursors: dict[str, int], heap: list) -> None:
         """Push the next fill event of each symbol whose working orders the decision at ``t``
@@ -499,10 +530,10 @@ class Engine:
         if decision.wake or decision.drop_wakes:  # else the wake-ups and their search stand
             self.wakes.update(decision.wake, decision.drop_wakes, t)
             self.wakes.schedule(self.history, self.tf_ms, heap)
-        # The gate catches up on everything since its last look only when it has something to
-        # decide (its inputs are exact whenever it looks): orders to screen, or a close-all.
-        if self.risk is not None and (decision.orders or self.risk.eager):
-            self._observe(t, portfolio, outcome, send=send)
+        # The gate catches up on everything since its last look only when it has orders to
+        # screen (its inputs are exact whenever it looks); a close-all has looks of its own.
+        if self.risk is not None and decision.orders:
+            self._observe(t, portfolio, outcome, send=send, heap=heap)
         if decision.orders:
             self._place(decision.orders, t, outcome, send=send, portfolio=portfolio)
         self._apply_events(outcome, t)
@@ -511,7 +542,8 @@ class Engine:
         """Let the risk gate see the account at the last close of the batch ``outcome``
         describes (paper and live call it after :meth:`process`, so that a trip is stored and
         pushed when it happens, not at the next decision); its events join the outcome, and a
-        daily-loss close-all goes to the outbox (a backtest closes at its next decision)."""
+        daily-loss close-all goes to the outbox (a backtest closes at the trip's close too:
+        see :attr:`RiskGate.next_look`)."""
         if self.risk is None or not outcome.bars:
             return
         t = max(int(b.open_time[-1]) for b in outcome.bars.values() if len(b)) + self.tf_ms
@@ -520,16 +552,35 @@ class Engine:
             self._drain(outcome)
 
     def _observe(
-        self, t: int, portfolio: Portfolio, outcome: BatchOutcome, *, send: bool, drain: bool = True
+        self,
+        t: int,
+        portfolio: Portfolio,
+        outcome: BatchOutcome,
+        *,
+        send: bool,
+        drain: bool = True,
+        heap: list | None = None,
     ) -> bool:
         """The risk gate's observation at ``t`` (after draining the ledger into ``outcome``:
         the fills and round trips since the last one); a daily-loss close-all cancels the
-        working orders and closes every position (True then)."""
+        working orders and closes every position (True then). Its next look is planned
+        (pushed on ``heap`` when given; the next batch's loop pushes it otherwise)."""
         risk = self.risk
         assert risk is not None
         if drain:
             self._drain(outcome)
         risk.observe(t, portfolio, self.history, outcome.changes)
+        self._look = None
+        look = risk.next_look
+        if look is not None and self.matcher is not None:
+            for symbol in self.ledger.account.positions:  # funding changes the book too
+                funding = self.matcher.next_funding_time(symbol)
+                if funding is not None and funding > t:
+                    look = min(look, funding)
+        if heap is None:
+            self._look = look
+        else:
+            self._plan_look(heap, look)
         closed = risk.close_all_due
         if closed:
             for order in self.ledger.open_orders():

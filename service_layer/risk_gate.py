@@ -13,10 +13,11 @@ answers the engine two things:
   (:func:`~service_layer.risk_inputs.bar_events`, vectorized once per batch of bars); then the
   exact equity at ``t``. So the breakers move exactly as if fed every bar close, whenever the
   gate looks, for a cost per look that does not grow with the bars in between. The engine
-  therefore looks only when the answer matters: at a decision with orders to screen (or at
-  every decision while a daily-loss close-all is armed). Paper and live runs also look at every
-  batch's last close (:meth:`Engine.observe_risk`), so a trip is stored and pushed when it
-  happens.
+  therefore looks only when the answer matters: at a decision with orders to screen and, with
+  a daily-loss close-all on, at the close where the book it saw last trips the limit
+  (:attr:`RiskGate.next_look`, one vectorized search) and after every change of the book. Paper
+  and live runs also look at every batch's last close (:meth:`Engine.observe_risk`), so a trip
+  is stored and pushed when it happens.
 * :meth:`RiskGate.screen` for the orders a decision builds: an order the trading state does not
   admit, or an entry over the max open positions or the max leverage, is refused with the
   reason; with ``sizing`` on, an entry is first cut to what
@@ -24,7 +25,7 @@ answers the engine two things:
 
 A daily-loss trip with ``close_all`` makes :attr:`RiskGate.close_all_due` true: the engine
 cancels the working orders and places :meth:`RiskGate.close_orders`, reduce-only market orders
-closing every position (at the next decision in a backtest, after the bar in paper and live).
+closing every position at the trip's close (in a backtest as in paper and live).
 The state (breakers, book, pending trades) is JSON (:meth:`RiskGate.state`).
 """
 
@@ -60,8 +61,10 @@ from service_layer.risk_inputs import (
     BarEvent,
     Book,
     MarkGrid,
+    Segment,
     Step,
     bar_events,
+    close_after,
     equity_at,
     equity_extreme,
     mark_grid,
@@ -159,6 +162,7 @@ class RiskGate:
         self._dd = Drawdown()
         self._holds = False
         self._moved = False  # a fill or a funding payment was seen
+        self._look: int | None = None
 
     # -- configuration ---------------------------------------------------------------------
     @property
@@ -173,6 +177,7 @@ class RiskGate:
         self.breakers.config = config.breakers
         self._key, self._pending, self._next = None, [], 0  # inputs again, on the new levels
         self._book, self._cash, self._steps = None, None, []  # the path from the next one
+        self._look = None
         return self._after(self.breakers.advance(time))
 
     # -- observation -----------------------------------------------------------------------
@@ -237,13 +242,24 @@ class RiskGate:
             self._cash, self._steps = portfolio.cash, []
         if events:
             self.events += self._after(events)
+        self._look = self._plan(t) if self.watching else None
 
     @property
-    def eager(self) -> bool:
-        """True when the gate must look at every decision, orders or not: a daily-loss trip
-        closes everything at the next decision."""
+    def watching(self) -> bool:
+        """True when a daily-loss trip closes every position: the gate must then look at the
+        account when the trip happens (:attr:`next_look`), not only when orders come."""
         daily = self._config.breakers.daily_loss
-        return self.close_all_due or (daily.enabled and daily.close_all)
+        return daily.enabled and daily.close_all
+
+    @property
+    def next_look(self) -> int | None:
+        """The bar close (ms UTC) at which the gate must look again (:meth:`observe`) to close
+        everything on time, as long as the book it saw at its last observation holds: the first
+        close after it at which that book trips the daily loss limit, else the first close a
+        day on (the search goes on from there). None when nothing is held, no close is left or
+        no close-all rule is on. A change of the book (a fill, a funding payment) makes it
+        stale: the engine looks again at the close of the bar that changed it."""
+        return self._look
 
     def drain_events(self) -> list[RiskEvent]:
         """The events since the last call, in time order."""
@@ -361,6 +377,35 @@ class RiskGate:
                         held_until = (day + 1) * DAY_MS
                 a = b
         return points
+
+    def _plan(self, t: int) -> int | None:
+        """:attr:`next_look` after the observation at ``t``: one vectorized pass over the
+        closes of the next day, at most two UTC days: this one, whose start the breakers know
+        (no trip while its daily-loss hold lasts), and the next, which starts at its first
+        close. It errs towards looking (a tolerance on the float floor): a look that finds no
+        trip only plans again."""
+        grid, book, start = self._grid, self._book, self._day_start
+        if grid is None or book is None or not book.held or start is None:
+            return None
+        times, tf_ms = grid.times, self.tf_ms
+        lo, hi = close_after(times, t, tf_ms), close_after(times, t + DAY_MS, tf_ms)
+        end = times[hi] if hi < len(times) else None
+        if lo >= hi:
+            return end
+        equity = segment_equity(grid, Segment(lo, hi, book.cash, book.held), lo, hi)
+        keep = 1.0 - float(self._config.breakers.daily_loss.limit)
+        cut = close_after(times, (t // DAY_MS + 1) * DAY_MS - 1, tf_ms) - lo
+        held = any(
+            h.until is None or h.until > t for h in self.breakers.holds_of(Breaker.DAILY_LOSS)
+        )
+        for a, b, first in ((0, cut, start), (cut, hi - lo, None)):
+            if a >= b or (first is not None and held):
+                continue
+            first = float(equity[a]) if first is None else first
+            floor = first * keep * (1.0 + 1e-9) + 1e-9
+            if first > 0 and float(equity[a:b].min()) <= floor:
+                return times[lo + a + int(np.argmax(equity[a:b] <= floor))]
+        return end
 
     def _quiet(self, t: int, equity: Decimal) -> bool:
         """True when the daily loss limit's check of ``equity`` at ``t`` could only move the
@@ -589,7 +634,7 @@ class RiskGate:
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ValueError(f"malformed risk gate state: {exc!r}") from exc
         self._source, self._seen, self._key = None, (0, 0, 0), None
-        self._pending, self._next = [], 0
+        self._pending, self._next, self._look = [], 0, None
         self._holds = bool(self.breakers.holds())
 
 

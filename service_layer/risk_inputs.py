@@ -261,13 +261,13 @@ def segments(
     the engine's equity curve counts it). ``steps`` are in time order, none before ``start``.
     """
     close = grid.times
-    lo = _after(close, start, grid.tf_ms)
-    hi = _after(close, end - 1, grid.tf_ms)
+    lo = close_after(close, start, grid.tf_ms)
+    hi = close_after(close, end - 1, grid.tf_ms)
     out: list[Segment] = []
     cash, held = book.cash, book.held
     a = lo
     for step in steps:
-        b = min(hi, max(a, _after(close, step.time, grid.tf_ms)))
+        b = min(hi, max(a, close_after(close, step.time, grid.tf_ms)))
         if b > a:
             out.append(Segment(a, b, cash, held))
         cash = step.cash
@@ -283,9 +283,9 @@ def segments(
     return out
 
 
-def _after(close: list[int], time: int, tf_ms: int) -> int:
-    """Index of the first close after ``time``: by arithmetic on a gap-free grid, else a
-    search."""
+def close_after(close: list[int], time: int, tf_ms: int) -> int:
+    """Index of the first close after ``time`` (ms UTC) in the sorted ``close`` times: by
+    arithmetic on a gap-free grid, else a search; ``len(close)`` when none."""
     n = len(close)
     if not n:
         return 0

@@ -115,7 +115,7 @@ def test_a_consecutive_losses_halt_stops_every_new_entry() -> None:
                for r in outcome.rejections)  # fmt: skip
 
 
-def test_a_daily_loss_trip_with_close_all_closes_every_position_at_the_next_decision() -> None:
+def test_a_daily_loss_trip_with_close_all_closes_every_position_at_the_trip() -> None:
     config = RiskConfig.from_json(
         {"daily_loss": {"enabled": True, "limit": "0.005", "close_all": True}}
     )
@@ -128,8 +128,7 @@ def test_a_daily_loss_trip_with_close_all_closes_every_position_at_the_next_deci
     closes = [o for o in outcome.changes.orders if o.tag == RISK_TAG]
     assert trips and closes
     assert all(o.reduce_only for o in closes)
-    first = min(o.created_time for o in closes)
-    assert first >= trips[0].time
+    assert {o.created_time for o in closes} <= {t.time for t in trips}
     filled = [o for o in closes if o.filled_qty > 0]
     assert filled, "the closing orders fill at the next bar's open"
 
@@ -202,3 +201,26 @@ def test_a_restored_kernel_continues_exactly_as_one_that_never_stopped() -> None
     assert first["events"] == whole["events"]
     assert changes(whole["events"])  # the breakers did trip on the way
     assert again.state()["risk"] == never_stopped.state()["risk"]
+
+
+def test_a_backtest_closes_everything_at_the_daily_loss_trip_as_paper_does() -> None:
+    config = RiskConfig.from_json(
+        {"daily_loss": {"enabled": True, "limit": "0.004", "close_all": True}}
+    )
+    candles = bars(3_000)
+    paper: dict[str, Any] = {"trades": [], "events": []}
+    engine = kernel(config, incremental=True)
+    for batch in one_bar_batches(candles, 0, len(candles["BTCUSDT"])):
+        paper_step(engine, batch, paper)
+
+    whole = kernel(config)
+    backtest = whole.process(candles)
+    whole.observe_risk(backtest)  # the last close, which paper saw too
+
+    closes = {(o.id, o.created_time) for o in backtest.changes.orders if o.tag == RISK_TAG}
+    trips = [c[0] for c in changes(backtest.risk_events) if c[3] is TradingState.REDUCING]
+    assert closes and {t for _, t in closes} <= set(trips)  # closed at the trip's close
+    assert [trade_key(t) for t in backtest.changes.trades] == [
+        trade_key(t) for t in paper["trades"]
+    ]
+    assert changes(backtest.risk_events) == changes(paper["events"])

@@ -298,6 +298,11 @@ class SimulatedVenue:
             if due is not None and due <= time:
                 self._settle_funding(futures, symbol, self._bars.get(symbol), time)
 
+    def next_funding_time(self, symbol: str) -> int | None:
+        """The next funding time of ``symbol`` not settled yet (ms UTC); None without futures
+        margining or funding rates."""
+        return None if self.futures is None else self.futures.next_funding_time(symbol)
+
     @property
     def marks(self) -> Mapping[str, Decimal]:
         """Latest price per symbol (quote currency)."""
