@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import FastAPI
 
@@ -36,6 +36,7 @@ from api.metrics import Metrics
 from domain.candles import Candles
 from domain.errors import ConfigError, UnknownSymbol
 from domain.execution import FeeSchedule
+from domain.funding import FundingRates
 from domain.futures import FuturesBook, FuturesTerms, MarketFeeds
 from domain.instruments import DEFAULT_VENUE
 from domain.ledger import Ledger
@@ -188,27 +189,50 @@ def with_brackets(settings: Settings, rules: Mapping[str, Instrument]) -> dict[s
     return out
 
 
+class FundingFeed(NamedTuple):
+    """A perpetual's funding ``rates`` and 1 h mark-price bars (``marks``; None where no mark
+    file lies beside the funding file), read once per process."""
+
+    rates: FundingRates
+    marks: Candles | None
+
+
+def read_funding_feeds(funding: Mapping[str, Path | None]) -> dict[str, FundingFeed]:
+    """The funding feeds of the files ``funding`` names per symbol (None: none for that
+    symbol), each with the mark prices of the ``mark_1h`` file beside it when there is one.
+
+    Raises
+    ------
+    DataError
+        A funding or mark file that cannot be read (file and row named).
+    """
+    feeds = {}
+    for symbol, path in funding.items():
+        if path is not None:
+            mark_path = _mark_file(path)
+            marks = read_mark_prices(mark_path) if mark_path is not None else None
+            feeds[symbol] = FundingFeed(read_funding(path), marks)
+    return feeds
+
+
 def futures_book(
     settings: Settings,
     rules: Mapping[str, Instrument],
     bar_ms: int,
     *,
-    funding: Mapping[str, Path | None],
+    funding: Mapping[str, FundingFeed],
     leverage: int | None = None,
 ) -> FuturesBook | None:
     """The futures margining of an account trading ``rules``, or None when not every symbol is
     a perpetual (spot and stocks keep the plain margin check).
 
-    ``funding`` names each symbol's funding-rate file (None or absent: no funding); its mark
-    prices are read from the ``mark_1h`` file beside it when there is one. ``leverage``
-    overrides ``settings.leverage`` for every symbol.
+    ``funding`` holds each symbol's funding feed (:func:`read_funding_feeds`; absent: no
+    funding). ``leverage`` overrides ``settings.leverage`` for every symbol.
 
     Raises
     ------
     ConfigError, ValueError
         A leverage above the cap (the message names it).
-    DataError
-        A funding or mark file that cannot be read (file and row named).
     """
     if not rules or any(r.market is not MarketType.PERPETUAL for r in rules.values()):
         return None
@@ -220,10 +244,7 @@ def futures_book(
     )
     markets = {}
     for symbol, rule in rules.items():
-        path = funding.get(symbol)
-        rates = read_funding(path) if path is not None else None
-        mark_path = None if path is None else _mark_file(path)
-        marks = read_mark_prices(mark_path) if mark_path is not None else None
+        rates, marks = funding.get(symbol, (None, None))
         markets[symbol] = MarketFeeds(rule.brackets, rates, marks)
     book = FuturesBook(terms, markets, bar_ms)
     for symbol in rules:
@@ -289,14 +310,29 @@ def _run_state(settings: Settings, sessions: Callable[[], Any], params: dict) ->
     return run
 
 
+def sample_funding(settings: Settings, symbols: Sequence[str]) -> dict[str, FundingFeed]:
+    """The funding feeds of the shipped sample's funding files beside the candles of
+    ``symbols`` at the settings' timeframe, where there are some.
+
+    Raises
+    ------
+    DataError
+        A funding or mark file that cannot be read (file and row named).
+    """
+    samples = sample_files(settings, list(symbols), settings.timeframe)
+    return read_funding_feeds({s: beside(path, "funding") for s, path in samples.items()})
+
+
 def simulated_venue(
-    settings: Settings, rules: Mapping[str, Instrument], cash: Decimal, clock: Clock
+    settings: Settings,
+    rules: Mapping[str, Instrument],
+    cash: Decimal,
+    clock: Clock,
+    funding: Mapping[str, FundingFeed],
 ) -> SimulatedVenue:
     """A simulated venue with the settings' fees, slippage, leverage cap and participation;
-    perpetuals margined as futures with the settings' leverage and margin mode, funded from the
-    shipped sample's funding files of the settings' timeframe where there are some."""
-    samples = sample_files(settings, list(rules), settings.timeframe)
-    funding = {s: beside(path, "funding") for s, path in samples.items()}
+    perpetuals margined as futures with the settings' leverage and margin mode, funded from
+    ``funding`` (:func:`sample_funding`)."""
     book = futures_book(settings, rules, timeframe_ms(settings.timeframe), funding=funding)
     return SimulatedVenue(
         instruments=rules,
@@ -406,6 +442,7 @@ def bootstrap(
     store = candle_store(settings)
     _ensure_sample(settings, store)
     rules = with_brackets(settings, instruments(settings, settings.symbols))
+    funding = sample_funding(settings, settings.symbols)  # read once, not at every rebuild
     params = build_strategy(
         settings.strategy, settings.strategy_params, settings.timeframe
     ).params()
@@ -417,10 +454,10 @@ def bootstrap(
     def simulated(
         state: RunState, clock: Clock, positions: list[Position], orders: list[Order]
     ) -> tuple[ExecutionClient, BarMatcher | None]:
-        venue = simulated_venue(settings, rules, state.cash, clock)
+        venue = simulated_venue(settings, rules, state.cash, clock, funding)
         with uow_factory() as uow:
-            fees, funding = uow.fills.fees_total(), uow.funding.total()
-        venue.restore(state.cash, positions, orders, fees, funding)
+            fees, funding_paid = uow.fills.fees_total(), uow.funding.total()
+        venue.restore(state.cash, positions, orders, fees, funding_paid)
         return venue, venue
 
     make_execution = execution_factory or simulated
@@ -506,7 +543,7 @@ def backtest(
     fee: Decimal,
     slippage_bps: Decimal,
     markets: Mapping[str, MarketType] | None = None,
-    funding: Mapping[str, Path | None] | None = None,
+    funding: Mapping[str, FundingFeed] | None = None,
     leverage: int | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on ``candles`` against a fresh simulated venue and clock.
@@ -515,7 +552,8 @@ def backtest(
     names each symbol's market (spot files trade with spot rules); perpetual by default.
     Perpetuals are margined as futures (:func:`futures_book`): ``leverage`` (default
     ``settings.leverage``) for every symbol, the settings' margin mode, and funding from the
-    files ``funding`` names per symbol (none for a symbol it does not name).
+    feeds ``funding`` holds per symbol (:func:`read_funding_feeds`; none for a symbol it does
+    not name).
 
     Raises
     ------

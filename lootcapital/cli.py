@@ -296,7 +296,7 @@ def _futures_header(
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     """Run a backtest and print its header, summary and breakdown (JSON with ``--json``)."""
-    from lootcapital.bootstrap import backtest, data_markets
+    from lootcapital.bootstrap import backtest, data_markets, read_funding_feeds
 
     if not args.data and not args.symbol:
         raise DomainError("give --data FILE or --symbol S", field="data")
@@ -324,7 +324,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         fee=fee,
         slippage_bps=slippage,
         markets=data_markets(settings, data=[Path(p) for p in args.data], symbols=symbols),
-        funding=funding,
+        funding=read_funding_feeds(funding),
         leverage=leverage,
     )
     rules = result.instruments

@@ -17,7 +17,7 @@ from adapters.storage.sql.unit_of_work import SqlUnitOfWork, make_engine, make_s
 from domain.funding import FundingPayment
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Trade
 from domain.ports import Page, RunState, UnitOfWork
-from lootcapital.bootstrap import Container, backtest, bootstrap, load_candles
+from lootcapital.bootstrap import Container, backtest, bootstrap, load_candles, read_funding_feeds
 from lootcapital.futures import beside
 from lootcapital.settings import Settings
 from tests.fixtures.data import sample_dir
@@ -181,9 +181,9 @@ def backtest_run(settings: Settings, data: list[Path]) -> tuple[list[Trade], lis
         cash=settings.initial_cash,
         fee=settings.fee_taker,
         slippage_bps=settings.slippage_bps,
-        funding={
-            s: beside(path, "funding") for s, path in zip(settings.symbols, data, strict=True)
-        },
+        funding=read_funding_feeds(
+            {s: beside(path, "funding") for s, path in zip(settings.symbols, data, strict=True)}
+        ),
     )
     end = max(int(c.open_time[-1]) for c in candles.values()) + 300_000
     trades = [t for t in result.trades if t.exit_time < end]
