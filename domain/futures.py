@@ -375,6 +375,27 @@ class FuturesBook:
         self._due[symbol] = (after, due)
         return due
 
+    def funding_at_risk(
+        self, symbol: str, qty: float, candles: Candles, start: int, end: int
+    ) -> float | None:
+        """The most a position of ``qty`` (base asset) in ``symbol`` can pay in funding at the
+        funding times in ``(start, end]`` (ms UTC): ``Σ |qty × mark × rate|`` (quote currency,
+        float; 0 without funding rates), with the marks :meth:`fundings_due` would settle at.
+        None when one of those times lies past the last close of ``candles`` (its price is not
+        known yet). Settles nothing."""
+        feeds = self.markets.get(symbol, _NONE)
+        if feeds.rates is None or qty == 0:
+            return 0.0
+        events = feeds.rates.between(start, end)
+        last_close = int(candles.open_time[-1]) + self.bar_ms if len(candles) else None
+        if events and (last_close is None or events[-1].time_ms > last_close):
+            return None
+        total = 0.0
+        for event in events:
+            mark = funding_mark(event.time_ms, candles, self.bar_ms, feeds.marks).price
+            total += abs(qty * float(mark) * float(event.rate))
+        return total
+
     def fundings_due(
         self, symbol: str, qty: Decimal, candles: Candles | None, now: int, money: Decimal
     ) -> list[FundingPayment]:

@@ -213,6 +213,11 @@ class BarMatcher(Protocol):
         funding): the account's cash changes then."""
         ...
 
+    def funding_at_risk(self, symbol: str, candles: Candles, start: int, end: int) -> float | None:
+        """The most the position in ``symbol`` can pay in funding at the funding times in
+        ``(start, end]`` (ms UTC; quote currency, ≥ 0), None when one lies past ``candles``."""
+        ...
+
     def next_trigger(self, symbol: str, candles: Candles, start: int) -> int | None:
         """Index of the first bar ``>= start`` of ``candles`` on which a working order of
         ``symbol`` fills or expires, or None (vectorized search)."""

@@ -410,7 +410,7 @@ class Engine:
                     self._push_fill(heap, symbol, cursors)
                     self._touched.discard(symbol)
                     if self.risk is not None and self.risk.watching:
-                        self._plan_look(heap, t + self.tf_ms)  # the book changed
+                        self._replan(t, heap)  # the book changed
                 continue
             if phase == _LOOK:
                 self._look = None
@@ -430,6 +430,18 @@ class Engine:
         self._apply_events(outcome, t)
         self._observe(t, self.portfolio(t), outcome, send=send, heap=heap)
         self._apply_events(outcome, t)
+
+    def _replan(self, t: int, heap: list) -> None:
+        """The risk gate's next look after the book changed at ``t`` (a fill bar's open):
+        planned from the new book, or at the bar's close when the gate cannot say."""
+        risk = self.risk
+        assert risk is not None
+        account = self.ledger.account
+        if risk.replan(t, account.cash, account.positions):
+            self._look = None
+            self._plan_look(heap, self._funding_look(t, risk.next_look, risk.slack))
+        else:
+            self._plan_look(heap, t + self.tf_ms)
 
     def _plan_look(self, heap: list, at: int | None) -> None:
         """Look at ``at`` (ms UTC, a bar close), or sooner when already planned so: the
@@ -571,12 +583,7 @@ class Engine:
             self._drain(outcome)
         risk.observe(t, portfolio, self.history, outcome.changes)
         self._look = None
-        look = risk.next_look
-        if look is not None and self.matcher is not None:
-            for symbol in self.ledger.account.positions:  # funding changes the book too
-                funding = self.matcher.next_funding_time(symbol)
-                if funding is not None and funding > t:
-                    look = min(look, funding)
+        look = self._funding_look(t, risk.next_look, risk.slack)
         if heap is None:
             self._look = look
         else:
@@ -589,6 +596,31 @@ class Engine:
             self._place((), t, outcome, send=send, first=closing)
         outcome.risk_events.extend(risk.drain_events())
         return closed
+
+    def _funding_look(self, t: int, look: int | None, slack: float) -> int | None:
+        """``look``, or the first funding time after ``t`` before it when the funding since
+        the gate's last observation (settled or not) could take the book's equity to the
+        daily-loss floor (``slack`` above it)."""
+        if look is None or self.matcher is None:
+            return look
+        assert self.risk is not None
+        since = min(t, self.risk.observed_at or t)
+        positions = self.ledger.account.positions
+        at_risk = 0.0
+        for symbol in positions:
+            candles = self.history[symbol].candles
+            bound = self.matcher.funding_at_risk(symbol, candles, since, look)
+            if bound is None:
+                at_risk = float("inf")
+                break
+            at_risk += bound
+        if at_risk < slack:
+            return look  # no funding payment can bring a trip sooner
+        for symbol in positions:  # look again when it is paid
+            funding = self.matcher.next_funding_time(symbol)
+            if funding is not None and funding > t:
+                look = min(look, funding)
+        return look
 
     def _place(
         self,

@@ -40,7 +40,7 @@ import numpy as np
 
 from domain.execution import to_decimal
 from domain.ledger import LedgerChanges
-from domain.model import ZERO, Order, OrderType, Side
+from domain.model import ZERO, Order, OrderType, Position, Side
 from domain.orders import client_order_id
 from domain.risk import (
     ACCOUNT,
@@ -163,6 +163,7 @@ class RiskGate:
         self._holds = False
         self._moved = False  # a fill or a funding payment was seen
         self._look: int | None = None
+        self._slack = 0.0
 
     # -- configuration ---------------------------------------------------------------------
     @property
@@ -242,7 +243,7 @@ class RiskGate:
             self._cash, self._steps = portfolio.cash, []
         if events:
             self.events += self._after(events)
-        self._look = self._plan(t) if self.watching else None
+        self._look = self._plan(t, self._book) if self.watching else None
 
     @property
     def watching(self) -> bool:
@@ -260,6 +261,13 @@ class RiskGate:
         no close-all rule is on. A change of the book (a fill, a funding payment) makes it
         stale: the engine looks again at the close of the bar that changed it."""
         return self._look
+
+    @property
+    def slack(self) -> float:
+        """How far (quote currency) the equity of the book the gate saw last stays above the
+        daily-loss floor at every close before :attr:`next_look` (0 when unknown): a funding
+        payment smaller than this cannot make a trip come sooner."""
+        return self._slack
 
     def drain_events(self) -> list[RiskEvent]:
         """The events since the last call, in time order."""
@@ -378,13 +386,30 @@ class RiskGate:
                 a = b
         return points
 
-    def _plan(self, t: int) -> int | None:
-        """:attr:`next_look` after the observation at ``t``: one vectorized pass over the
+    @property
+    def observed_at(self) -> int | None:
+        """The bar close (ms UTC) of the last observation, None before the first."""
+        return self._fed
+
+    def replan(self, t: int, cash: Decimal, positions: Mapping[str, Position]) -> bool:
+        """Plan :attr:`next_look` again for the book changed at ``t`` (ms UTC, a fill at a
+        bar's open: ``cash`` and ``positions`` after it), without observing. False when it
+        cannot (no close-all rule, or a UTC day has begun since the last observation: its
+        start is not known); the caller looks at the next close then."""
+        if not self.watching or self._day is None or t // DAY_MS != self._day:
+            return False
+        held = {s: (float(p.qty), float(p.entry_price)) for s, p in positions.items()}
+        self._look = self._plan(t, Book(float(cash), held))
+        return True
+
+    def _plan(self, t: int, book: Book | None) -> int | None:
+        """:attr:`next_look` for ``book`` held after ``t``: one vectorized pass over the
         closes of the next day, at most two UTC days: this one, whose start the breakers know
         (no trip while its daily-loss hold lasts), and the next, which starts at its first
         close. It errs towards looking (a tolerance on the float floor): a look that finds no
         trip only plans again."""
-        grid, book, start = self._grid, self._book, self._day_start
+        grid, start = self._grid, self._day_start
+        self._slack = 0.0
         if grid is None or book is None or not book.held or start is None:
             return None
         times, tf_ms = grid.times, self.tf_ms
@@ -398,13 +423,19 @@ class RiskGate:
         held = any(
             h.until is None or h.until > t for h in self.breakers.holds_of(Breaker.DAILY_LOSS)
         )
+        slack = float("inf")
         for a, b, first in ((0, cut, start), (cut, hi - lo, None)):
             if a >= b or (first is not None and held):
                 continue
             first = float(equity[a]) if first is None else first
             floor = first * keep * (1.0 + 1e-9) + 1e-9
-            if first > 0 and float(equity[a:b].min()) <= floor:
+            if first <= 0:
+                continue
+            low = float(equity[a:b].min())
+            if low <= floor:
                 return times[lo + a + int(np.argmax(equity[a:b] <= floor))]
+            slack = min(slack, low - floor)
+        self._slack = slack
         return end
 
     def _quiet(self, t: int, equity: Decimal) -> bool:

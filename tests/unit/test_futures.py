@@ -175,6 +175,24 @@ def test_funding_settled_late_is_the_payment_of_its_own_time(btc: Candles, marks
     assert [p.time_ms for p in together] == list(rates.times[1:4])
 
 
+def test_funding_at_risk_bounds_what_would_be_settled_and_settles_nothing(
+    btc: Candles, marks: Candles
+) -> None:
+    rates = read_funding(shared_file("binance_usdm_BTCUSDT_funding.csv.gz"))
+    book = _book(marks)
+    book.note_change("BTCUSDT", rates.times[1] - BAR_MS)
+    start, end = rates.times[1] - 1, rates.times[6]
+
+    at_risk = book.funding_at_risk("BTCUSDT", -2.0, btc, start, end)
+    due = book.fundings_due("BTCUSDT", Decimal(-2), btc, end, Decimal("1e-8"))
+
+    assert len(due) == 6
+    assert at_risk == pytest.approx(sum(abs(float(p.amount)) for p in due), rel=1e-9)
+    assert _book(marks).funding_at_risk("BTCUSDT", 0.0, btc, start, end) == 0.0
+    cut = btc.slice(0, int(btc.open_time.searchsorted(rates.times[3])))
+    assert book.funding_at_risk("BTCUSDT", -2.0, cut, start, end) is None  # marks unknown yet
+
+
 def test_the_book_state_round_trips_through_json() -> None:
     book = _book(leverage=2, max_leverage=20, mode=MarginMode.CROSS)
     book.set_leverage("BTCUSDT", 7)

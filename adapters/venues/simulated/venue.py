@@ -298,6 +298,15 @@ class SimulatedVenue:
             if due is not None and due <= time:
                 self._settle_funding(futures, symbol, self._bars.get(symbol), time)
 
+    def funding_at_risk(self, symbol: str, candles: Candles, start: int, end: int) -> float | None:
+        """The most the position in ``symbol`` can pay in funding in ``(start, end]`` (ms UTC;
+        quote currency, see :meth:`FuturesBook.funding_at_risk`): 0 when flat or without
+        futures margining; None when a funding time in there lies past ``candles``."""
+        position = self.account.positions.get(symbol)
+        if self.futures is None or position is None:
+            return 0.0
+        return self.futures.funding_at_risk(symbol, float(position.qty), candles, start, end)
+
     def next_funding_time(self, symbol: str) -> int | None:
         """The next funding time of ``symbol`` not settled yet (ms UTC); None without futures
         margining or funding rates."""
