@@ -325,6 +325,37 @@ def close_before(candles: Candles, time_ms: int, bar_ms: int) -> Decimal | None:
     return None
 
 
+def funding_marks(
+    times_ms: np.ndarray, candles: Candles, bar_ms: int, marks: Candles | None = None
+) -> np.ndarray:
+    """:func:`funding_mark` at each of ``times_ms`` (shape ``(n,)``, int ms UTC) as float64
+    (quote currency), NaN where neither source has a price; the mark-price bars are of 1 h.
+
+    >>> bars = Candles(np.array([0, 300_000]), np.ones(2), np.ones(2), np.ones(2),
+    ...                np.array([10.0, 11.0]), np.ones(2))
+    >>> funding_marks(np.array([300_000, 600_000, 900_000]), bars, 300_000).tolist()
+    [10.0, 11.0, nan]
+    """
+    out = np.full(len(times_ms), np.nan)
+    if marks is not None and len(marks):
+        mt = marks.open_time
+        i = np.searchsorted(mt, times_ms, "left")
+        at = np.minimum(i, len(mt) - 1)
+        opens = (i < len(mt)) & (mt[at] == times_ms)
+        out[opens] = marks.open[at[opens]]
+        before = np.maximum(i - 1, 0)
+        closes = ~opens & (i > 0) & (mt[before] == times_ms - HOUR_MS)
+        out[closes] = marks.close[before[closes]]
+    if len(candles):
+        missing = np.isnan(out)
+        ct = candles.open_time
+        j = np.searchsorted(ct, times_ms - bar_ms, "left")
+        at = np.minimum(j, len(ct) - 1)
+        found = missing & (j < len(ct)) & (ct[at] == times_ms - bar_ms)
+        out[found] = candles.close[at[found]]
+    return out
+
+
 def funding_mark(
     time_ms: int,
     candles: Candles,

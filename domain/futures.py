@@ -43,7 +43,7 @@ import numpy as np
 
 from domain.candles import Candles
 from domain.errors import InvalidOrder
-from domain.funding import HOUR_MS, FundingPayment, FundingRates, funding_mark
+from domain.funding import HOUR_MS, FundingPayment, FundingRates, funding_mark, funding_marks
 from domain.margin import LeverageBrackets, MarginMode, liquidation_price
 from domain.model import ZERO, Position
 
@@ -165,6 +165,9 @@ class FuturesBook:
         default_factory=dict, init=False, repr=False
     )
     _due: dict[str, tuple[int, int | None]] = field(default_factory=dict, init=False, repr=False)
+    _at_risk: dict[str, tuple[Candles, list[int], list[float], list[int]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         for symbol in self.markets:
@@ -381,20 +384,42 @@ class FuturesBook:
         """The most a position of ``qty`` (base asset) in ``symbol`` can pay in funding at the
         funding times in ``(start, end]`` (ms UTC): ``Σ |qty × mark × rate|`` (quote currency,
         float; 0 without funding rates), with the marks :meth:`fundings_due` would settle at.
-        None when one of those times lies past the last close of ``candles`` (its price is not
-        known yet). Settles nothing."""
-        feeds = self.markets.get(symbol, _NONE)
-        if feeds.rates is None or qty == 0:
+        None when one of those times has no price in ``candles`` yet (or none at all). Settles
+        nothing; the per-unit amounts are summed once per ``candles`` object (prefix sums)."""
+        rates = self.markets.get(symbol, _NONE).rates
+        if rates is None or qty == 0:
             return 0.0
-        events = feeds.rates.between(start, end)
-        last_close = int(candles.open_time[-1]) + self.bar_ms if len(candles) else None
-        if events and (last_close is None or events[-1].time_ms > last_close):
-            return None
-        total = 0.0
-        for event in events:
-            mark = funding_mark(event.time_ms, candles, self.bar_ms, feeds.marks).price
-            total += abs(qty * float(mark) * float(event.rate))
-        return total
+        cached = self._at_risk.get(symbol)
+        if cached is None or cached[0] is not candles:
+            cached = (candles, *self._risk_per_unit(symbol, candles))
+            self._at_risk[symbol] = cached
+        _, times, prefix, unpriced = cached
+        lo, hi = bisect_right(times, start), bisect_right(times, end)
+        if hi == len(times) and bisect_right(rates.times, end) > len(times):
+            return None  # a funding time past the prices known
+        if bisect_right(unpriced, end) > bisect_right(unpriced, start):
+            return None  # one without a price
+        return abs(qty) * (prefix[hi] - prefix[lo])
+
+    def _risk_per_unit(
+        self, symbol: str, candles: Candles
+    ) -> tuple[list[int], list[float], list[int]]:
+        """The funding times of ``symbol`` up to the last price known (the end of ``candles``
+        or of the mark-price bars), and the prefix sums of ``|mark × rate|`` over them
+        (0 at a time without a price) and those times (no bound across them)."""
+        feeds = self.markets[symbol]
+        assert feeds.rates is not None
+        ends = [int(candles.open_time[-1]) + self.bar_ms] if len(candles) else []
+        if feeds.marks is not None and len(feeds.marks):
+            ends.append(int(feeds.marks.open_time[-1]) + HOUR_MS)
+        times = np.asarray(feeds.rates.times, dtype=np.int64)
+        times = times[: int(np.searchsorted(times, max(ends, default=-1), "right"))]
+        marks = funding_marks(times, candles, self.bar_ms, feeds.marks)
+        rates = np.array([float(r) for r in feeds.rates.rates[: len(times)]])
+        unpriced = np.isnan(marks)
+        per_unit = np.where(unpriced, 0.0, np.abs(marks * rates))
+        prefix = np.concatenate(([0.0], np.cumsum(per_unit))).tolist()
+        return times.tolist(), prefix, times[unpriced].tolist()
 
     def fundings_due(
         self, symbol: str, qty: Decimal, candles: Candles | None, now: int, money: Decimal

@@ -57,13 +57,14 @@ from service_layer.exits import exit_orders
 from service_layer.history import CandleHistory
 from service_layer.intents import orders_for
 from service_layer.risk_gate import RiskGate
+from service_layer.risk_looks import LOOK, RiskLooks
 from service_layer.wakeups import WakeBook
 
 logger = logging.getLogger(__name__)
 
-_DECIDE, _LOOK, _FILL = 0, 1, 2
+_DECIDE, _FILL = 0, 2
 """Event phases at one instant: decisions on the bars closing, the risk gate's look at that
-close, fills at the bars opening."""
+close (:data:`~service_layer.risk_looks.LOOK`), fills at the bars opening."""
 _REFUSALS = (K.REJECTED, K.MODIFY_REJECTED, K.CANCEL_REJECTED)
 """Venue answers that refuse what was asked: reported with the batch's rejections."""
 
@@ -166,7 +167,7 @@ class Engine:
         self._trailing = False  # a trailing stop was seen: see _renew_fills
         self._funding_start = ZERO  # funding paid before the batch being processed
         self.risk = risk
-        self._look: int | None = None  # when the risk gate must look next (see _plan_look)
+        self.looks = None if risk is None else RiskLooks(risk, matcher, self.tf_ms)
 
     # -- state ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -392,64 +393,63 @@ class Engine:
         )
         log: list[PositionStep] = []
         decided: set[int] = set()
-        if self._look is not None:
-            heapq.heappush(heap, (self._look, _LOOK, "", 0))
+        looks = self.looks
+        if looks is not None:
+            if looks.look is not None:
+                heapq.heappush(heap, (looks.look, LOOK, "", 0))
+            elif any(len(self.history[s]) - i > 1 for s, i in starts.items()):
+                first = min(int(self.history[s].candles.open_time[i]) for s, i in starts.items())
+                looks.changed(first, heap)  # from the batch's first close on (a paper run
+                # looks at the close of every one-bar batch: observe_risk)
         while heap or k < len(decisions):
             if k < len(decisions) and (not heap or decisions[k] <= heap[0][0]):
                 t, phase, symbol, j = decisions[k], _DECIDE, "", 0
                 k += 1
             else:
                 t, phase, symbol, j = heapq.heappop(heap)
-            if phase == _LOOK and (t != self._look or t > last_close):
-                continue  # a look planned before a later one, or past the batch
-            self.clock.advance_to(t)
-            if phase == _FILL:
+            if phase == LOOK:
+                assert looks is not None
+                stale = looks.take(t)
+                if stale is None or t > last_close:
+                    continue  # superseded by a sooner look, or past the batch
+                self.clock.advance_to(t)
+                self._look(t, stale, outcome, heap, send=t < last_close)
+            elif phase == _FILL:
+                self.clock.advance_to(t)
                 if j == self._next_fill(symbol, cursors):  # else a stale event
                     self._fill_bar(symbol, j, log, outcome)
                     cursors[symbol] = j + 1
                     self._push_fill(heap, symbol, cursors)
                     self._touched.discard(symbol)
-                    if self.risk is not None and self.risk.watching:
-                        self._replan(t, heap)  # the book changed
+                    if looks is not None:
+                        looks.changed(t, heap)
                 continue
-            if phase == _LOOK:
-                self._look = None
-                self._risk_look(t, outcome, heap, send=t < last_close)
             elif t not in decided:
+                self.clock.advance_to(t)
                 decided.add(t)
                 self._decide(t, due.get(t, set()), outcome, heap, send=t < last_close)
             if self._touched or self._trailing:
                 self._renew_fills(t, cursors, heap)
         return log
 
-    def _risk_look(self, t: int, outcome: BatchOutcome, heap: list, *, send: bool) -> None:
-        """The risk gate's look at the close ``t`` that no decision made (a daily-loss trip
-        with close-all closes everything there, as paper trading, which looks at every close,
-        does)."""
+    def _look(self, t: int, stale: bool, outcome: BatchOutcome, heap: list, *, send: bool) -> None:
+        """The risk gate's look at the close ``t`` that no decision made: when the book
+        changed since the plan (``stale``), plan again from it first, and look only when the
+        gate cannot say or says the trip is here. A look that finds the daily-loss limit
+        reached with close-all closes everything there, as paper trading (which looks at every
+        close) does; the next look is planned from it."""
+        looks = self.looks
+        assert looks is not None
+        if stale:
+            planned, look = looks.plan(t - 1, self.ledger, self.history)  # closes from t on
+            if planned and look != t:
+                looks.push(heap, look)
+                return
         self._mark_at(t)
         self._apply_events(outcome, t)
-        self._observe(t, self.portfolio(t), outcome, send=send, heap=heap)
+        self._observe(t, self.portfolio(t), outcome, send=send)
         self._apply_events(outcome, t)
-
-    def _replan(self, t: int, heap: list) -> None:
-        """The risk gate's next look after the book changed at ``t`` (a fill bar's open):
-        planned from the new book, or at the bar's close when the gate cannot say."""
-        risk = self.risk
-        assert risk is not None
-        account = self.ledger.account
-        if risk.replan(t, account.cash, account.positions):
-            self._look = None
-            self._plan_look(heap, self._funding_look(t, risk.next_look, risk.slack))
-        else:
-            self._plan_look(heap, t + self.tf_ms)
-
-    def _plan_look(self, heap: list, at: int | None) -> None:
-        """Look at ``at`` (ms UTC, a bar close), or sooner when already planned so: the
-        first close a fill or a funding payment may have changed the answer of."""
-        if at is None or (self._look is not None and self._look <= at):
-            return
-        self._look = at
-        heapq.heappush(heap, (at, _LOOK, "", 0))
+        looks.push(heap, looks.plan(t, self.ledger, self.history)[1])
 
     def _renew_fills(self, t: int, cursors: dict[str, int], heap: list) -> None:
         """Push the next fill event of each symbol whose working orders the decision at ``t``
@@ -545,9 +545,11 @@ class Engine:
         # The gate catches up on everything since its last look only when it has orders to
         # screen (its inputs are exact whenever it looks); a close-all has looks of its own.
         if self.risk is not None and decision.orders:
-            self._observe(t, portfolio, outcome, send=send, heap=heap)
+            self._observe(t, portfolio, outcome, send=send)
         if decision.orders:
             self._place(decision.orders, t, outcome, send=send, portfolio=portfolio)
+            if self.looks is not None:
+                self.looks.changed(t, heap)
         self._apply_events(outcome, t)
 
     def observe_risk(self, outcome: BatchOutcome) -> None:
@@ -562,6 +564,8 @@ class Engine:
         # process() drained the ledger into the outcome; a close-all adds to it again.
         if self._observe(t, self.portfolio(t), outcome, send=False, drain=False):
             self._drain(outcome)
+        if self.looks is not None:  # this run looks at every batch's close: none planned
+            self.looks.look, self.looks.stale = None, False
 
     def _observe(
         self,
@@ -571,23 +575,15 @@ class Engine:
         *,
         send: bool,
         drain: bool = True,
-        heap: list | None = None,
     ) -> bool:
         """The risk gate's observation at ``t`` (after draining the ledger into ``outcome``:
         the fills and round trips since the last one); a daily-loss close-all cancels the
-        working orders and closes every position (True then). Its next look is planned
-        (pushed on ``heap`` when given; the next batch's loop pushes it otherwise)."""
+        working orders and closes every position (True then)."""
         risk = self.risk
         assert risk is not None
         if drain:
             self._drain(outcome)
         risk.observe(t, portfolio, self.history, outcome.changes)
-        self._look = None
-        look = self._funding_look(t, risk.next_look, risk.slack)
-        if heap is None:
-            self._look = look
-        else:
-            self._plan_look(heap, look)
         closed = risk.close_all_due
         if closed:
             for order in self.ledger.open_orders():
@@ -596,31 +592,6 @@ class Engine:
             self._place((), t, outcome, send=send, first=closing)
         outcome.risk_events.extend(risk.drain_events())
         return closed
-
-    def _funding_look(self, t: int, look: int | None, slack: float) -> int | None:
-        """``look``, or the first funding time after ``t`` before it when the funding since
-        the gate's last observation (settled or not) could take the book's equity to the
-        daily-loss floor (``slack`` above it)."""
-        if look is None or self.matcher is None:
-            return look
-        assert self.risk is not None
-        since = min(t, self.risk.observed_at or t)
-        positions = self.ledger.account.positions
-        at_risk = 0.0
-        for symbol in positions:
-            candles = self.history[symbol].candles
-            bound = self.matcher.funding_at_risk(symbol, candles, since, look)
-            if bound is None:
-                at_risk = float("inf")
-                break
-            at_risk += bound
-        if at_risk < slack:
-            return look  # no funding payment can bring a trip sooner
-        for symbol in positions:  # look again when it is paid
-            funding = self.matcher.next_funding_time(symbol)
-            if funding is not None and funding > t:
-                look = min(look, funding)
-        return look
 
     def _place(
         self,

@@ -243,7 +243,6 @@ class RiskGate:
             self._cash, self._steps = portfolio.cash, []
         if events:
             self.events += self._after(events)
-        self._look = self._plan(t, self._book) if self.watching else None
 
     @property
     def watching(self) -> bool:
@@ -255,11 +254,10 @@ class RiskGate:
     @property
     def next_look(self) -> int | None:
         """The bar close (ms UTC) at which the gate must look again (:meth:`observe`) to close
-        everything on time, as long as the book it saw at its last observation holds: the first
-        close after it at which that book trips the daily loss limit, else the first close a
-        day on (the search goes on from there). None when nothing is held, no close is left or
-        no close-all rule is on. A change of the book (a fill, a funding payment) makes it
-        stale: the engine looks again at the close of the bar that changed it."""
+        everything on time, as planned by the last :meth:`replan`: the first close at which
+        that book trips the daily loss limit, else the first close a day on (the search goes on
+        from there). None when nothing is held, no close is left or no close-all rule is on. A
+        change of the book (a fill, a funding payment) makes it stale."""
         return self._look
 
     @property

@@ -190,7 +190,12 @@ def test_funding_at_risk_bounds_what_would_be_settled_and_settles_nothing(
     assert at_risk == pytest.approx(sum(abs(float(p.amount)) for p in due), rel=1e-9)
     assert _book(marks).funding_at_risk("BTCUSDT", 0.0, btc, start, end) == 0.0
     cut = btc.slice(0, int(btc.open_time.searchsorted(rates.times[3])))
-    assert book.funding_at_risk("BTCUSDT", -2.0, cut, start, end) is None  # marks unknown yet
+    assert book.funding_at_risk("BTCUSDT", -2.0, cut, start, end) == at_risk  # the mark file's
+    unmarked = _book()
+    assert unmarked.funding_at_risk("BTCUSDT", -2.0, cut, start, end) is None  # not known yet
+    assert unmarked.funding_at_risk("BTCUSDT", -2.0, btc, start, end) == pytest.approx(
+        at_risk, rel=1e-3
+    )  # the traded closes instead of the marks
 
 
 def test_the_book_state_round_trips_through_json() -> None:
