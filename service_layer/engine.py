@@ -543,14 +543,41 @@ class Engine:
             self.wakes.update(decision.wake, decision.drop_wakes, t)
             self.wakes.schedule(self.history, self.tf_ms, heap)
         # The gate catches up on everything since its last look only when it has orders to
-        # screen (its inputs are exact whenever it looks); a close-all has looks of its own.
-        if self.risk is not None and decision.orders:
+        # screen (its inputs are exact whenever it looks) that it does not refuse for sure;
+        # a close-all has looks of its own.
+        orders = decision.orders
+        if self.risk is not None and orders and self._refused_for_sure(orders, t, outcome):
+            orders = ()
+        if self.risk is not None and orders:
             self._observe(t, portfolio, outcome, send=send)
-        if decision.orders:
-            self._place(decision.orders, t, outcome, send=send, portfolio=portfolio)
+        if orders:
+            self._place(orders, t, outcome, send=send, portfolio=portfolio)
             if self.looks is not None:
                 self.looks.changed(t, heap)
         self._apply_events(outcome, t)
+
+    def _refused_for_sure(
+        self, intents: tuple[OrderIntent, ...], t: int, outcome: BatchOutcome
+    ) -> bool:
+        """True (and the refusals noted) when the risk gate refuses every one of ``intents``
+        at ``t`` whatever it would see on catching up (a lasting hold: see
+        :meth:`RiskGate.certain_refusal`): the decision then places nothing, without the
+        gate's look."""
+        risk = self.risk
+        assert risk is not None
+        positions = self.ledger.account.positions
+        notes = []
+        for intent in intents:
+            position = positions.get(intent.symbol)
+            held = ZERO if position is None else position.qty
+            note = None if intent.qty <= 0 else risk.certain_refusal(
+                intent.symbol, held, intent.side, intent.qty, intent.reduce_only, t
+            )  # fmt: skip
+            if note is None:
+                return False
+            notes.append(note)
+        outcome.rejections.extend(notes)
+        return True
 
     def observe_risk(self, outcome: BatchOutcome) -> None:
         """Let the risk gate see the account at the last close of the batch ``outcome``

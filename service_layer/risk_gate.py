@@ -51,6 +51,8 @@ from domain.risk import (
     RiskAlert,
     RiskEvent,
     TradingState,
+    admits,
+    most_restrictive,
     position_after,
 )
 from domain.strategies.base import Portfolio
@@ -79,6 +81,9 @@ RISK_TAG = "risk"
 DAY_MS = 86_400_000
 _VERSION = 1
 _BAR, _EQUITY, _TRADE = 0, 1, 2
+_LASTING = (Breaker.DAILY_LOSS, Breaker.CONSECUTIVE_LOSSES, Breaker.MANUAL)
+"""Breakers whose holds lift only at their expiry or by hand (a volatility hold lifts on the
+bars: not known before the gate catches up)."""
 """Feed order at one instant: a bar's close comes before the fills at the next bar's open."""
 
 
@@ -482,6 +487,29 @@ class RiskGate:
         return events
 
     # -- orders ----------------------------------------------------------------------------
+    def certain_refusal(
+        self, symbol: str, held: Decimal, side: Side, qty: Decimal, reduce_only: bool, time: int
+    ) -> str | None:
+        """Why an order on ``symbol`` (``qty`` > 0 base asset against the signed position
+        ``held``) is refused at ``time`` (ms UTC) whatever the gate would see on catching up
+        since its last observation: a hold that only time or a person lifts (daily loss,
+        consecutive losses, by hand) live then, whose state does not admit the order; None
+        when that is not certain. Reads the breakers, moves nothing."""
+        if not self._holds:
+            return None
+        live = [
+            h
+            for h in self.breakers.holds()
+            if h.source in _LASTING and h.scope in (ACCOUNT, symbol) and h.live_at(time)
+        ]
+        if not live:
+            return None
+        refused = admits(most_restrictive(*(h.state for h in live)), held, side, qty, reduce_only)
+        if refused is None:
+            return None
+        worst = max(live, key=lambda h: h.state.severity)
+        return f"{symbol} at {time}: {symbol}: {refused} ({worst.reason}); dropped"
+
     def check(
         self, order: Order, position_qty: Decimal, portfolio: Portfolio, time: int
     ) -> str | None:
