@@ -18,7 +18,7 @@ from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.hub import EventHub
 from api.metrics import Metrics
-from api.routers import account, engine, health, margin, market, orders, risk
+from api.routers import account, analysis, engine, health, margin, market, orders, risk
 from api.timing import RequestTimer
 from api.ws import router as ws_router
 from domain.errors import EndOfData, EngineStateError, InvalidOrder
@@ -79,7 +79,7 @@ def create_app(container: AppContainer) -> FastAPI:
     strict = [Depends(reject_unknown_query)]
     app.include_router(health.router, prefix=API_PREFIX, dependencies=strict)
     secured = [Depends(require_token), *strict]
-    routers = (engine, market, orders, account, margin, risk)
+    routers = (engine, market, analysis, orders, account, margin, risk)
     for router in (r.router for r in routers):
         app.include_router(router, prefix=API_PREFIX, dependencies=secured)
     app.include_router(ws_router, prefix=API_PREFIX)

@@ -30,6 +30,7 @@ from domain.strategies import STRATEGIES, build_strategy
 from domain.strategies.params import param_specs
 from domain.symbols import venue_symbol
 from domain.timeframes import timeframe_ms
+from lootcapital import analyze_cli
 from lootcapital.report import Header, fmt_ms, print_report
 from lootcapital.settings import Settings, describe_error, load_settings
 from service_layer.backtest import BacktestResult, source_timeframe
@@ -349,6 +350,18 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Print the adaptive pipeline's snapshot of a symbol (JSON with ``--json``)."""
+    (symbol,) = _venue_symbols([args.symbol], "--symbol")
+    return analyze_cli.run(
+        _settings(args),
+        symbol=symbol,
+        at=_iso_ms(args.at, "at"),
+        data=Path(args.data) if args.data else None,
+        json_to=args.json,
+    )
+
+
 def cmd_data_import(args: argparse.Namespace) -> int:
     """Import kline files into the candle store."""
     from lootcapital.bootstrap import import_data
@@ -555,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
         "else is printed) (default: no JSON)",
     )
     bt.set_defaults(func=cmd_backtest)
+
+    analyze_cli.add_parser(sub)
+    sub.choices["analyze"].set_defaults(func=cmd_analyze)
 
     strategies = sub.add_parser(
         "strategies", help="list the strategies with their parameters, defaults and meaning"

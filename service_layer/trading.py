@@ -284,6 +284,19 @@ class TradingService:
         )
 
     # -- market data ------------------------------------------------------------------------
+    def recent_candles(self, symbol: str) -> Candles:
+        """Every bar of ``symbol`` the engine keeps (its window, oldest first).
+
+        Raises
+        ------
+        UnknownSymbol
+            ``symbol`` is not traded.
+        """
+        history = self.engine.history.get(symbol)
+        if history is None:
+            raise UnknownSymbol(f"unknown symbol {symbol!r}", field="symbol")
+        return history.candles
+
     def candles(
         self,
         symbol: str,

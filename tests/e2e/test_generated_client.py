@@ -137,6 +137,7 @@ CLOSE_ALL = ("POST", "/api/v1/positions/close-all")
 BALANCE = ("GET", "/api/v1/balance")
 LEVERAGE = ("PUT", "/api/v1/positions/{symbol}/leverage")
 FUNDING = ("GET", "/api/v1/funding")
+ANALYSIS = ("GET", "/api/v1/analysis/{symbol}")
 
 PLACED_ID = "generated-client-1"
 PLACED_QTY = Decimal("0.002")
@@ -218,6 +219,7 @@ def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
     leverage = generated.body_model(LEVERAGE).from_dict({"leverage": 3})
     calls[LEVERAGE] = generated.call(LEVERAGE, "ETHUSDT", body=leverage)
     calls[FUNDING] = generated.call(FUNDING, symbol="BTCUSDT")
+    calls[ANALYSIS] = generated.call(ANALYSIS, "BTCUSDT")
     calls[RISK] = generated.call(RISK)
     limits = generated.body_model(RISK_LIMITS).from_dict({"max_open_positions": {"limit": 7}})
     calls[RISK_LIMITS] = generated.call(RISK_LIMITS, body=limits)
@@ -340,6 +342,12 @@ def _check_funding(parsed: Any) -> None:
     assert all(p.symbol == "BTCUSDT" and p.time % (8 * 3_600_000) == 0 for p in parsed)
 
 
+def _check_analysis(parsed: Any) -> None:
+    assert parsed.symbol == "BTCUSDT"
+    assert 0 <= parsed.thresholds.volatility_percentile <= 100
+    assert parsed.timeframes.aligned in range(5) and parsed.signal.reasons
+
+
 def _check_risk(parsed: Any) -> None:
     assert parsed.status.account_state == "active"
     assert len(parsed.breakers) == 7
@@ -392,6 +400,7 @@ CHECKS: dict[Route, Callable[[Any], None]] = {
     BALANCE: _check_balance,
     LEVERAGE: _check_leverage,
     FUNDING: _check_funding,
+    ANALYSIS: _check_analysis,
 }
 """What each route's parsed response must say; one entry for every route of the schema."""
 

@@ -723,3 +723,42 @@ def test_backtest_without_funding_pays_none(capsys: pytest.CaptureFixture[str]) 
     assert code == 0
     assert Decimal(document["metrics"]["funding_paid"]) == 0
     assert document["header"]["funding"] == {"BTCUSDT": None}
+
+
+def test_analyze_prints_every_component_and_its_json_matches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "analysis.json"
+
+    code = main(
+        ["analyze", "--symbol", "BTCUSDT", "--data", str(BTC), "--at", "2025-10-10T21:17",
+         "--json", str(out)]
+    )  # fmt: skip
+
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "BTCUSDT at 2025-10-10 21:15 UTC" in printed  # the last 5m bar closed by 21:17
+    for line in ("thresholds", "regime", "timeframes", "volume", "allocation", "signal"):
+        assert f"  {line}" in printed
+    body = json.loads(out.read_text())
+    assert body["time"] == 1_760_130_900_000
+    assert {"thresholds", "regime", "timeframes", "volume_profile", "allocation", "signal"} <= set(
+        body
+    )
+
+
+def test_analyze_from_the_store_to_stdout_and_its_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["data", "import", str(BTC)])
+    capsys.readouterr()
+
+    code = main(["analyze", "--symbol", "BTC/USDT:USDT", "--json", "-"])
+    body = json.loads(capsys.readouterr().out)
+    too_early = main(["analyze", "--symbol", "BTCUSDT", "--at", "2001-01-01"])
+    early_err = capsys.readouterr().err
+    bad_date = main(["analyze", "--symbol", "BTCUSDT", "--at", "soon"])
+
+    assert code == 0 and body["symbol"] == "BTCUSDT"
+    assert too_early == 2 and "no 5m bar of BTCUSDT closed by 2001-01-01T00:00:00Z" in early_err
+    assert bad_date == 2 and "at must be an ISO date/time" in capsys.readouterr().err
