@@ -45,7 +45,8 @@ from domain.model import (
 )
 from domain.orders import order_origin
 from domain.symbols import venue_symbol
-from service_layer.trading import Bracket, PositionView, Status
+from service_layer.order_desk import Bracket
+from service_layer.trading import PositionView, Status
 
 PositiveDecimal = Annotated[Decimal, Field(gt=0, max_digits=38, decimal_places=18)]
 DecimalString = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["101234.50"])]

@@ -97,7 +97,7 @@ def place_order(body: OrderIn, service: ServiceDep, n: NumbersDep, response: Res
     rejected it (the body's ``order_id`` is the stored rejected order, ``reason`` the venue's
     reason), 422 a term the type does not take or lacks (``field`` names it).
     """
-    placed = service.place(
+    placed = service.desk.place(
         OrderIntent(
             symbol=body.symbol,
             side=Side(body.side),
@@ -144,7 +144,7 @@ def place_bracket(
     entry's price (``field`` ``stop_loss.stop_price`` / ``take_profit.stop_price``), 404
     unknown symbol, 409 ``duplicate_order`` or ``order_rejected`` as ``POST /orders``.
     """
-    bracket = service.place_bracket(
+    bracket = service.desk.place_bracket(
         BracketRequest(
             symbol=body.symbol,
             side=Side(body.side),
@@ -164,7 +164,7 @@ def place_bracket(
 def get_bracket(entry_id: str, service: ServiceDep, n: NumbersDep) -> BracketOut:
     """The bracket whose entry order is ``entry_id``, with its exits once placed (null
     before); 404 when unknown or not a bracket's entry."""
-    return bracket_out(service.bracket(entry_id), n)
+    return bracket_out(service.desk.bracket(entry_id), n)
 
 
 @router.get("/orders", responses=error_responses(400, 401, 422))
@@ -221,7 +221,9 @@ def modify_order(
     unknown field.
     """
     return order_out(
-        service.modify_order(order_id, qty=body.qty, price=body.price, stop_price=body.stop_price),
+        service.desk.modify_order(
+            order_id, qty=body.qty, price=body.price, stop_price=body.stop_price
+        ),
         n,
     )
 
@@ -229,7 +231,7 @@ def modify_order(
 @router.delete("/orders/{order_id}", responses=error_responses(401, 404, 409))
 def cancel_order(order_id: str, service: ServiceDep, n: NumbersDep) -> OrderOut:
     """Cancel an open order; 404 when unknown, 409 when already final."""
-    return order_out(service.cancel_order(order_id), n)
+    return order_out(service.desk.cancel_order(order_id), n)
 
 
 @router.get("/fills", responses=error_responses(400, 401, 422))

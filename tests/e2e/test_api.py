@@ -334,7 +334,7 @@ def test_an_order_is_found_by_id_after_a_restart(tmp_path: Path) -> None:
         strategy="sma_cross", strategy_params={"fast": 5, "slow": 20},
     )  # fmt: skip
     first = bootstrap(settings)
-    placed = first.service.place_order(
+    placed = first.service.desk.place_order(
         symbol="BTCUSDT", side=Side.BUY, type=OrderType.LIMIT, qty=Decimal("0.020"),
         price=Decimal("10000.0"), client_order_id="kept-across-restarts",
     )  # fmt: skip

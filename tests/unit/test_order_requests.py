@@ -135,7 +135,7 @@ class Desk:
 
     def buy(self, qty: Decimal = QTY) -> None:
         """Open a long of ``qty`` at the next bar's open."""
-        self.service.place(OrderIntent(SYMBOL, Side.BUY, qty))
+        self.service.desk.place(OrderIntent(SYMBOL, Side.BUY, qty))
         self.run(1)
         assert self.held == qty
 
@@ -193,10 +193,10 @@ def desk() -> Desk:
 def test_a_trailing_stop_without_a_level_starts_at_the_last_close_less_its_offset(
     desk: Desk,
 ) -> None:
-    sell = desk.service.place(
+    sell = desk.service.desk.place(
         OrderIntent(SYMBOL, Side.SELL, QTY, type=OrderType.TRAILING_STOP, trailing_offset=D(150))
     )
-    buy = desk.service.place(
+    buy = desk.service.desk.place(
         OrderIntent(SYMBOL, Side.BUY, QTY, type=OrderType.TRAILING_STOP, trailing_offset=D(150))
     )
 
@@ -212,7 +212,7 @@ def test_a_trailing_stop_follows_the_best_price_and_fills_when_the_price_turns(
 ) -> None:
     desk.buy()
     start = desk.mark
-    trail = desk.service.place_order(
+    trail = desk.service.desk.place_order(
         symbol=SYMBOL, side=Side.SELL, type=OrderType.TRAILING_STOP, qty=QTY,
         trailing_offset=D(150), reduce_only=True, client_order_id="trail",
     )  # fmt: skip
@@ -231,7 +231,7 @@ def test_a_trailing_stop_follows_the_best_price_and_fills_when_the_price_turns(
 def test_a_take_profit_fills_once_the_price_reaches_it(desk: Desk) -> None:
     desk.buy()
     level = desk.mark + 200
-    desk.service.place_order(
+    desk.service.desk.place_order(
         symbol=SYMBOL, side=Side.SELL, type=OrderType.TAKE_PROFIT, qty=QTY, stop_price=level,
         reduce_only=True, client_order_id="tp",
     )  # fmt: skip
@@ -250,7 +250,7 @@ def test_a_stop_filling_cancels_the_orders_linked_to_it(desk: Desk) -> None:
     stop = desk.mark - 100
     far = desk.mark + 20_000
     for kind, level, cid in ((OrderType.STOP, stop, "stop"), (OrderType.LIMIT, far, "limit")):
-        desk.service.place_order(
+        desk.service.desk.place_order(
             symbol=SYMBOL, side=Side.SELL, type=kind, qty=QTY, link_id="oco-1",
             stop_price=level if kind is OrderType.STOP else None,
             price=level if kind is OrderType.LIMIT else None, client_order_id=cid,
@@ -275,7 +275,7 @@ def test_a_stop_filling_cancels_the_orders_linked_to_it(desk: Desk) -> None:
 def test_immediate_and_post_only_limits_expire_when_they_cannot_fill_as_asked(
     desk: Desk, tif: TimeInForce, offset: int, reason: str
 ) -> None:
-    desk.service.place_order(
+    desk.service.desk.place_order(
         symbol=SYMBOL, side=Side.BUY, type=OrderType.LIMIT, qty=QTY, price=desk.mark + offset,
         time_in_force=tif, client_order_id="tif",
     )  # fmt: skip
@@ -290,7 +290,7 @@ def test_immediate_and_post_only_limits_expire_when_they_cannot_fill_as_asked(
 
 
 def test_an_ioc_market_order_fills_on_the_next_bar(desk: Desk) -> None:
-    desk.service.place_order(
+    desk.service.desk.place_order(
         symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET, qty=QTY,
         time_in_force=TimeInForce.IOC, client_order_id="ioc-market",
     )  # fmt: skip
@@ -303,7 +303,7 @@ def test_an_ioc_market_order_fills_on_the_next_bar(desk: Desk) -> None:
 
 def test_a_reduce_only_order_on_a_flat_position_is_refused_and_not_stored(desk: Desk) -> None:
     with pytest.raises(InvalidOrder, match="would not reduce position 0") as refused:
-        desk.service.place_order(
+        desk.service.desk.place_order(
             symbol=SYMBOL, side=Side.SELL, type=OrderType.MARKET, qty=QTY, reduce_only=True,
             client_order_id="ro",
         )  # fmt: skip
@@ -316,10 +316,10 @@ def test_a_reduce_only_order_on_a_flat_position_is_refused_and_not_stored(desk: 
 # -- idempotency ----------------------------------------------------------------------------
 def test_a_repeated_client_order_id_returns_the_first_order_and_trades_once(desk: Desk) -> None:
     intent = OrderIntent(SYMBOL, Side.BUY, QTY)
-    first = desk.service.place(intent, "once")
-    again = desk.service.place(intent, "once")
+    first = desk.service.desk.place(intent, "once")
+    again = desk.service.desk.place(intent, "once")
     desk.run(3)
-    after_fill = desk.service.place(intent, "once")
+    after_fill = desk.service.desk.place(intent, "once")
 
     assert (first.created, again.created, after_fill.created) == (True, False, False)
     assert again.order == first.order
@@ -331,10 +331,10 @@ def test_a_repeated_client_order_id_returns_the_first_order_and_trades_once(desk
 def test_a_repeated_client_order_id_with_other_terms_is_refused_naming_the_term(
     desk: Desk,
 ) -> None:
-    desk.service.place(OrderIntent(SYMBOL, Side.BUY, QTY), "mine")
+    desk.service.desk.place(OrderIntent(SYMBOL, Side.BUY, QTY), "mine")
 
     with pytest.raises(DuplicateOrder) as refused:
-        desk.service.place(OrderIntent(SYMBOL, Side.BUY, D("0.020")), "mine")
+        desk.service.desk.place(OrderIntent(SYMBOL, Side.BUY, D("0.020")), "mine")
 
     assert refused.value.field == "client_order_id"
     assert refused.value.message == (
@@ -350,11 +350,11 @@ def test_a_repeated_trailing_stop_matches_though_its_level_has_moved(desk: Desk)
         SYMBOL, Side.SELL, QTY, type=OrderType.TRAILING_STOP, trailing_offset=D(1500),
         reduce_only=True,
     )  # fmt: skip
-    first = desk.service.place(intent, "trail-once")
+    first = desk.service.desk.place(intent, "trail-once")
     assert first.order.stop_price is not None
-    desk.service.modify_order("trail-once", stop_price=first.order.stop_price + 500)
+    desk.service.desk.modify_order("trail-once", stop_price=first.order.stop_price + 500)
 
-    again = desk.service.place(intent, "trail-once")
+    again = desk.service.desk.place(intent, "trail-once")
 
     assert again.created is False
     assert again.order.stop_price == first.order.stop_price + 500
@@ -363,10 +363,10 @@ def test_a_repeated_trailing_stop_matches_though_its_level_has_moved(desk: Desk)
 def test_a_repeated_client_order_id_of_a_rejected_order_is_rejected_again(desk: Desk) -> None:
     huge = OrderIntent(SYMBOL, Side.BUY, D(5))  # notional far beyond equity × max_leverage
     with pytest.raises(OrderRejected) as first:
-        desk.service.place(huge, "too-big")
+        desk.service.desk.place(huge, "too-big")
 
     with pytest.raises(OrderRejected) as again:
-        desk.service.place(huge, "too-big")
+        desk.service.desk.place(huge, "too-big")
 
     assert again.value.reason == first.value.reason
     assert again.value.order_id == "too-big"
@@ -384,11 +384,11 @@ def test_a_bracket_stop_filling_cancels_its_take_profit_and_leaves_the_position_
     desk: Desk,
 ) -> None:
     mark = desk.mark
-    placed = desk.service.place_bracket(_bracket(mark - 100, mark + 20_000), "br-1")
+    placed = desk.service.desk.place_bracket(_bracket(mark - 100, mark + 20_000), "br-1")
 
     desk.run(100)
 
-    bracket = desk.service.bracket("br-1")
+    bracket = desk.service.desk.bracket("br-1")
     entry, stop, target = bracket.entry, bracket.stop_loss, bracket.take_profit
     assert (placed.created, placed.stop_loss, placed.take_profit) == (True, None, None)
     assert entry.status is OrderStatus.FILLED and entry.avg_fill_price is not None
@@ -407,11 +407,11 @@ def test_a_bracket_stop_filling_cancels_its_take_profit_and_leaves_the_position_
 
 def test_a_bracket_take_profit_closing_the_position_cancels_its_stop(desk: Desk) -> None:
     mark = desk.mark
-    desk.service.place_bracket(_bracket(mark + 20_000, mark - 100, side=Side.SELL), "br-short")
+    desk.service.desk.place_bracket(_bracket(mark + 20_000, mark - 100, side=Side.SELL), "br-short")
 
     desk.run(100)
 
-    bracket = desk.service.bracket("br-short")
+    bracket = desk.service.desk.bracket("br-short")
     assert bracket.entry.side is Side.SELL
     assert bracket.take_profit is not None and bracket.stop_loss is not None
     assert bracket.take_profit.status is OrderStatus.FILLED
@@ -423,11 +423,11 @@ def test_a_limit_bracket_filled_at_its_price_puts_its_exits_at_the_levels_asked(
     desk: Desk,
 ) -> None:
     price = desk.mark - 200
-    desk.service.place_bracket(_bracket(price - 300, price + 400, price=price), "br-limit")
+    desk.service.desk.place_bracket(_bracket(price - 300, price + 400, price=price), "br-limit")
 
     desk.run(100)
 
-    bracket = desk.service.bracket("br-limit")
+    bracket = desk.service.desk.bracket("br-limit")
     assert bracket.entry.avg_fill_price == price
     assert bracket.stop_loss is not None and bracket.take_profit is not None
     assert bracket.stop_loss.stop_price == price - 300
@@ -449,7 +449,7 @@ def test_bracket_exits_on_the_wrong_side_or_off_the_tick_are_refused(
     mark = desk.mark
     limit = None if price is None else mark + price
     with pytest.raises(InvalidOrder, match=message) as refused:
-        desk.service.place_bracket(_bracket(mark + stop, mark + target, limit), "bad")
+        desk.service.desk.place_bracket(_bracket(mark + stop, mark + target, limit), "bad")
 
     assert refused.value.field == field
     with pytest.raises(OrderNotFound):
@@ -459,14 +459,14 @@ def test_bracket_exits_on_the_wrong_side_or_off_the_tick_are_refused(
 def test_a_repeated_bracket_returns_the_first_and_other_levels_are_refused(desk: Desk) -> None:
     mark = desk.mark
     request = _bracket(mark - 1_000, mark + 1_000)
-    first = desk.service.place_bracket(request, "br-once")
+    first = desk.service.desk.place_bracket(request, "br-once")
     desk.run(2)  # the mark moves: the levels still span the same distance
 
-    again = desk.service.place_bracket(request, "br-once")
+    again = desk.service.desk.place_bracket(request, "br-once")
     with pytest.raises(DuplicateOrder, match="take_profit - stop_loss"):
-        desk.service.place_bracket(_bracket(mark - 1_000, mark + 900), "br-once")
+        desk.service.desk.place_bracket(_bracket(mark - 1_000, mark + 900), "br-once")
     with pytest.raises(DuplicateOrder, match="a bracket's entry"):
-        desk.service.place(request.entry(), "br-once")
+        desk.service.desk.place(request.entry(), "br-once")
 
     assert again.created is False
     assert again.entry.id == first.entry.id
@@ -475,23 +475,23 @@ def test_a_repeated_bracket_returns_the_first_and_other_levels_are_refused(desk:
 
 
 def test_an_order_that_is_no_bracket_entry_is_not_found_as_a_bracket(desk: Desk) -> None:
-    desk.service.place(OrderIntent(SYMBOL, Side.BUY, QTY), "plain")
+    desk.service.desk.place(OrderIntent(SYMBOL, Side.BUY, QTY), "plain")
 
     with pytest.raises(OrderNotFound, match="not a bracket's entry"):
-        desk.service.bracket("plain")
+        desk.service.desk.bracket("plain")
 
 
 # -- amendments -----------------------------------------------------------------------------
 def test_a_resting_limit_moved_to_the_market_fills_there(desk: Desk) -> None:
     far = desk.mark - 5_000
-    desk.service.place_order(
+    desk.service.desk.place_order(
         symbol=SYMBOL, side=Side.BUY, type=OrderType.LIMIT, qty=QTY, price=far,
         client_order_id="rest",
     )  # fmt: skip
     desk.run(2)
     assert desk.order("rest").status is OrderStatus.NEW
 
-    moved = desk.service.modify_order("rest", price=desk.mark + 500)
+    moved = desk.service.desk.modify_order("rest", price=desk.mark + 500)
     desk.run(1)
 
     assert moved.price == desk.order("rest").price != far
@@ -501,12 +501,12 @@ def test_a_resting_limit_moved_to_the_market_fills_there(desk: Desk) -> None:
 
 
 def test_a_stop_and_a_quantity_are_amended(desk: Desk) -> None:
-    desk.service.place_order(
+    desk.service.desk.place_order(
         symbol=SYMBOL, side=Side.BUY, type=OrderType.STOP, qty=QTY, stop_price=desk.mark + 5_000,
         client_order_id="stop",
     )  # fmt: skip
 
-    moved = desk.service.modify_order("stop", qty=D("0.020"), stop_price=desk.mark + 4_000)
+    moved = desk.service.desk.modify_order("stop", qty=D("0.020"), stop_price=desk.mark + 4_000)
 
     assert (moved.qty, moved.stop_price) == (D("0.020"), desk.mark + 4_000)
     assert desk.order("stop") == moved
@@ -516,7 +516,7 @@ def _partly_filled() -> tuple[Desk, Decimal]:
     """A desk whose market order ``slow`` of 0.2 BTC has filled in part (the venue fills
     1/10,000 of a bar's volume, about 0.03 BTC a bar)."""
     desk = _desk(participation=D("0.0001"))
-    desk.service.place(OrderIntent(SYMBOL, Side.BUY, D("0.200")), "slow")
+    desk.service.desk.place(OrderIntent(SYMBOL, Side.BUY, D("0.200")), "slow")
     desk.run(1)
     filled = desk.order("slow").filled_qty
     assert 0 < filled < D("0.200")
@@ -528,7 +528,7 @@ def test_a_quantity_not_above_what_has_filled_is_refused_by_the_venue(below: Dec
     desk, filled = _partly_filled()
 
     with pytest.raises(OrderRejected) as refused:
-        desk.service.modify_order("slow", qty=filled - below)
+        desk.service.desk.modify_order("slow", qty=filled - below)
 
     assert refused.value.message.startswith("modify of order slow rejected: ")
     assert str(filled) in refused.value.reason and "filled" in refused.value.reason
@@ -539,7 +539,7 @@ def test_a_quantity_not_above_what_has_filled_is_refused_by_the_venue(below: Dec
 def test_a_quantity_above_what_has_filled_with_less_left_than_filled_is_amended() -> None:
     desk, filled = _partly_filled()
 
-    amended = desk.service.modify_order("slow", qty=filled + D("0.005"))
+    amended = desk.service.desk.modify_order("slow", qty=filled + D("0.005"))
 
     assert amended.qty == filled + D("0.005")
 
@@ -555,26 +555,26 @@ def test_a_quantity_above_what_has_filled_with_less_left_than_filled_is_amended(
 def test_amendments_the_instrument_or_the_order_type_refuses_are_invalid(
     desk: Desk, changes: dict[str, Decimal], field: str, message: str
 ) -> None:
-    desk.service.place_order(
+    desk.service.desk.place_order(
         symbol=SYMBOL, side=Side.BUY, type=OrderType.LIMIT, qty=QTY, price=D(100_000),
         client_order_id="limit",
     )  # fmt: skip
 
     with pytest.raises(InvalidOrder, match=message) as refused:
-        desk.service.modify_order("limit", **changes)
+        desk.service.desk.modify_order("limit", **changes)
 
     assert refused.value.field == field
     assert desk.order("limit").price == D(100_000)
 
 
 def test_a_final_or_unknown_order_cannot_be_amended(desk: Desk) -> None:
-    desk.service.place_order(
+    desk.service.desk.place_order(
         symbol=SYMBOL, side=Side.BUY, type=OrderType.LIMIT, qty=QTY, price=D(100_000),
         client_order_id="gone",
     )  # fmt: skip
-    desk.service.cancel_order("gone")
+    desk.service.desk.cancel_order("gone")
 
     with pytest.raises(OrderNotCancelable, match="already canceled"):
-        desk.service.modify_order("gone", price=D(100_001))
+        desk.service.desk.modify_order("gone", price=D(100_001))
     with pytest.raises(OrderNotFound):
-        desk.service.modify_order("nope", price=D(100_001))
+        desk.service.desk.modify_order("nope", price=D(100_001))

@@ -204,7 +204,7 @@ def test_api_orders_run_on_the_engine_thread_and_are_stored_before_they_are_sent
     store = MemoryStore()
     service = _service(store)
     service.start()
-    order = service.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
+    order = service.desk.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
                                 qty=Decimal("0.010"), client_order_id="my-bot-1")  # fmt: skip
     _wait(service)
 
@@ -220,13 +220,13 @@ def test_a_repeated_client_order_id_returns_the_first_order_and_never_trades_twi
 
     store = MemoryStore()
     service = _service(store)
-    first = service.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
+    first = service.desk.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
                                 qty=Decimal("0.010"), client_order_id="dup")  # fmt: skip
 
-    again = service.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
+    again = service.desk.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
                                 qty=Decimal("0.010"), client_order_id="dup")  # fmt: skip
     with pytest.raises(DuplicateOrder, match=r"qty 0\.020 \(the order has 0\.010\)"):
-        service.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
+        service.desk.place_order(symbol=SYMBOL, side=Side.BUY, type=OrderType.MARKET,
                             qty=Decimal("0.020"), client_order_id="dup")  # fmt: skip
 
     assert again == first
