@@ -17,212 +17,30 @@ quantities are computed here with plain Python loops over the bars in ``Decimal`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from functools import lru_cache
-from typing import Any
+from decimal import Decimal
 
-import numpy as np
 import pytest
 
-from adapters.clock import SimulatedClock
-from adapters.marketdata.exchange_info import load_instruments
-from adapters.marketdata.feeds import HistoricalFeed
-from adapters.venues.simulated.venue import SimulatedVenue
-from domain.candles import Candles
-from domain.ledger import Ledger
 from domain.model import (
     ExitPlan,
-    Fill,
-    Instrument,
-    Order,
     OrderStatus,
     OrderType,
-    Side,
     TakeProfit,
-    Trade,
 )
-from domain.strategies.base import Decision, DecisionContext, Modify, OrderIntent, WakeUp
-from service_layer.engine import Engine
-from tests.fixtures.data import load_sample_candles, sample_dir
-
-SYMBOL = "BTCUSDT"
-TF_MS = 300_000
-DAY_MS = 86_400_000
-CASH = Decimal(100_000)
-QTY = Decimal("0.250")
-TICK = Decimal("0.1")  # BTCUSDT's tick in the shipped exchange info (checked below)
-STEP = Decimal("0.001")
-
-
-# -- the real bars, as the CSV spells them ----------------------------------------------------
-@dataclass(frozen=True)
-class Bar:
-    open_time: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-
-
-@lru_cache(maxsize=1)
-def bars() -> list[Bar]:
-    c = load_sample_candles(SYMBOL)
-    return [
-        Bar(int(t), Decimal(repr(float(o))), Decimal(repr(float(h))), Decimal(repr(float(lo))))
-        for t, o, h, lo in zip(c.open_time, c.open, c.high, c.low, strict=True)
-    ]
-
-
-def close_time(i: int) -> int:
-    return bars()[i].open_time + TF_MS
-
-
-def _bar_at(open_time: int) -> int:
-    """Index of the sample bar opening at ``open_time`` (the sample has no gaps)."""
-    return (open_time - bars()[0].open_time) // TF_MS
-
-
-def floor_tick(price: Decimal) -> Decimal:
-    return (price / TICK).to_integral_value(ROUND_FLOOR) * TICK
-
-
-def ceil_tick(price: Decimal) -> Decimal:
-    return (price / TICK).to_integral_value(ROUND_CEILING) * TICK
-
-
-def floor_step(qty: Decimal) -> Decimal:
-    return (qty / STEP).to_integral_value(ROUND_FLOOR) * STEP
-
-
-# -- a test-only strategy -----------------------------------------------------------------------
-class OneEntry:
-    """Buys ``QTY`` at the close of bar ``entry_bar`` with ``exits`` attached, then:
-
-    * ``breakeven=x``: once the entry has filled, asks to wake when the high reaches
-      ``entry + 2x``, and on waking moves the stop to the entry price;
-    * ``hold_ms=h``: asks to wake ``h`` after the entry decision and then sells at market.
-
-    Records every decision context it is given.
-    """
-
-    name = "one_entry"
-
-    def __init__(
-        self,
-        entry_bar: int,
-        exits: ExitPlan | None = None,
-        *,
-        breakeven: Decimal | None = None,
-        hold_ms: int | None = None,
-    ) -> None:
-        self.entry_time = close_time(entry_bar)
-        self.exits = exits
-        self.breakeven = breakeven
-        self.hold_ms = hold_ms
-        self.contexts: list[DecisionContext] = []
-        self.stop_id: str | None = None
-        self.entry: Decimal | None = None
-
-    def params(self) -> dict[str, float | int | str | bool]:
-        return {}
-
-    def warmup_bars(self) -> int:
-        return 1
-
-    def prepare(self, symbols: tuple[str, ...], instruments: Mapping[str, Instrument]) -> None:
-        assert symbols == (SYMBOL,)
-
-    def on_bars(self, bars: Mapping[str, Candles]) -> dict[str, np.ndarray]:
-        block = bars.get(SYMBOL)
-        closes = block.open_time + TF_MS if block is not None else np.empty(0, np.int64)
-        return {SYMBOL: closes[closes == self.entry_time].astype(np.int64)}
-
-    def decide(self, ctx: DecisionContext) -> Decision:
-        self.contexts.append(ctx)
-        if ctx.time == self.entry_time:
-            return self._enter()
-        tags = {w.tag for w in ctx.woken}
-        held = ctx.portfolio.position(SYMBOL)
-        if "filled" in tags and self.breakeven is not None:
-            (stop,) = [o for o in ctx.portfolio.orders(SYMBOL) if o.type is OrderType.STOP]
-            self.stop_id, self.entry = stop.id, held.entry_price
-            above = float(held.entry_price + 2 * self.breakeven)
-            return Decision(wake=(WakeUp(SYMBOL, "breakeven", above=above),))
-        if "breakeven" in tags and self.stop_id is not None:
-            return Decision(modify=(Modify(self.stop_id, stop_price=self.entry),))
-        if "time" in tags and held.qty > 0:
-            return Decision(orders=(OrderIntent(SYMBOL, Side.SELL, held.qty, reduce_only=True),))
-        return Decision()
-
-    def _enter(self) -> Decision:
-        wakes: list[WakeUp] = []
-        if self.breakeven is not None:  # learn the fill price once the entry's bar has closed
-            wakes.append(WakeUp(SYMBOL, "filled", at_time=self.entry_time + TF_MS))
-        if self.hold_ms is not None:
-            wakes.append(WakeUp(SYMBOL, "time", at_time=self.entry_time + self.hold_ms))
-        entry = OrderIntent(SYMBOL, Side.BUY, QTY, exits=self.exits)
-        return Decision(orders=(entry,), wake=tuple(wakes))
-
-    def state(self) -> dict[str, Any]:
-        entry = None if self.entry is None else str(self.entry)
-        return {"stop_id": self.stop_id, "entry": entry}
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        self.stop_id = state.get("stop_id")
-        self.entry = Decimal(state["entry"]) if state.get("entry") else None
-
-
-# -- running it -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Run:
-    orders: dict[str, Order]  # every order in its final state, by id, in creation order
-    fills: list[Fill]
-    trades: list[Trade]
-    contexts: list[DecisionContext]
-
-    def by_tag(self, suffix: str) -> Order:
-        (order,) = [o for o in self.orders.values() if o.tag.endswith(suffix)]
-        return order
-
-    def fills_of(self, order: Order) -> list[Fill]:
-        return [f for f in self.fills if f.order_id == order.id]
-
-
-def instrument() -> Instrument:
-    rules = load_instruments(sample_dir() / "binance_usdm_exchange_info_20251030.json")[SYMBOL]
-    assert (rules.tick_size, rules.step_size) == (TICK, STEP)
-    return rules
-
-
-def run(strategy: OneEntry, first: int, last: int) -> Run:
-    """Backtest ``strategy`` over sample bars ``first..last - 1`` (slippage 0)."""
-    instruments = {SYMBOL: instrument()}
-    clock = SimulatedClock()
-    venue = SimulatedVenue(instruments=instruments, cash=CASH, clock=clock, slippage_bps=Decimal(0))
-    feed = HistoricalFeed({SYMBOL: load_sample_candles(SYMBOL).slice(first, last)}, "5m")
-    engine = Engine(
-        strategy=strategy,
-        execution=venue,
-        matcher=venue,
-        clock=clock,
-        instruments=instruments,
-        symbols=feed.symbols,
-        timeframe=feed.timeframe,
-        run_id="exits",
-        ledger=Ledger(CASH),
-    )
-    engine.warm_up({s: feed.history(s) for s in feed.symbols})
-    outcomes = [engine.process(batch) for batch in feed.batches()]
-    outcomes.append(engine.finish())
-    ids = dict.fromkeys(o.id for out in outcomes for o in out.changes.orders)
-    orders = {i: engine.ledger.get(i) for i in ids}
-    return Run(
-        orders={i: o for i, o in orders.items() if o is not None},
-        fills=[f for out in outcomes for f in out.changes.fills],
-        trades=[t for out in outcomes for t in out.changes.trades],
-        contexts=strategy.contexts,
-    )
+from tests.fixtures.exit_harness import (
+    DAY_MS,
+    QTY,
+    TF_MS,
+    OneEntry,
+    bar_at,
+    bars,
+    ceil_tick,
+    close_time,
+    floor_step,
+    floor_tick,
+    run,
+)
 
 
 # -- trailing stop ----------------------------------------------------------------------------
@@ -334,7 +152,7 @@ def test_take_profits_fill_level_by_level_and_the_last_one_cancels_the_stop() ->
         order = done.by_tag(f":{name}")
         assert order.type is OrderType.TAKE_PROFIT and order.status is OrderStatus.FILLED
         (fill,) = done.fills_of(order)
-        got.append(HandExit(name, _bar_at(fill.time), fill.qty, fill.price))
+        got.append(HandExit(name, bar_at(fill.time), fill.qty, fill.price))
     assert got == expected
     stop = done.by_tag(":stop")
     assert stop.status is OrderStatus.CANCELED and stop.filled_qty == 0
@@ -353,7 +171,7 @@ def test_stop_after_a_take_profit_sells_only_what_is_left_and_cancels_the_other_
 
     tp1, stop = done.by_tag(":tp1"), done.by_tag(":stop")
     got = [
-        HandExit(name, _bar_at(f.time), f.qty, f.price)
+        HandExit(name, bar_at(f.time), f.qty, f.price)
         for name, order in (("tp1", tp1), ("stop", stop))
         for f in done.fills_of(order)
     ]
@@ -378,7 +196,7 @@ def test_breakeven_move_after_a_take_profit_moves_the_stop_for_what_is_left() ->
     stop = done.by_tag(":stop")
     assert stop.stop_price == entry
     got = [
-        HandExit(name, _bar_at(f.time), f.qty, f.price)
+        HandExit(name, bar_at(f.time), f.qty, f.price)
         for name in ("tp1", "stop")
         for f in done.fills_of(done.by_tag(f":{name}"))
     ]
@@ -424,7 +242,7 @@ def test_breakeven_wakes_once_on_the_first_bar_reaching_the_level_and_moves_the_
     stop = done.by_tag(":stop")
     assert stop.stop_price == entry and stop.status is OrderStatus.FILLED
     (fill,) = done.fills_of(stop)
-    assert (_bar_at(fill.time), fill.price, fill.qty) == (
+    assert (bar_at(fill.time), fill.price, fill.qty) == (
         expected.exit_bar,
         expected.exit_price,
         QTY,
