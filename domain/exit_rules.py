@@ -308,17 +308,19 @@ def trail(
     return ExitActions(current, modify=modify, wake=wake, reasons=reasons)
 
 
-def close_position(position: Position, instrument: Instrument) -> tuple[OrderIntent, ...]:
+def close_position(
+    position: Position, instrument: Instrument, leg: str | None = None
+) -> tuple[OrderIntent, ...]:
     """Reduce-only market orders closing ``position``: its size rounded down to the lot step
     (never more than is open), split at the instrument's market order maximum; empty when
-    flat."""
+    flat. ``leg`` (``time``, ``regime``) names the rule, for the trade's exit reason."""
     qty = instrument.round_qty(abs(position.qty))
     cap = instrument.max_order_qty(OrderType.MARKET)
     side = Side.SELL if position.qty > 0 else Side.BUY
     intents = []
     while qty > 0:
         part = qty if cap is None or cap <= 0 else min(qty, cap)
-        intents.append(OrderIntent(position.symbol, side, part, reduce_only=True))
+        intents.append(OrderIntent(position.symbol, side, part, reduce_only=True, leg=leg))
         qty -= part
     return tuple(intents)
 
@@ -347,7 +349,7 @@ def time_exit(
         hours=hours,
         qty=qty,
     )
-    return _forget(current.symbol, reason, close_position(position, instrument))
+    return _forget(current.symbol, reason, close_position(position, instrument, "time"))
 
 
 def regime_exit(previous: Regime | None, new: Regime) -> bool:
@@ -375,7 +377,7 @@ def close_positions(
     if not regime_exit(previous, new):
         return None
     held = [p for p in positions.values() if p.qty != 0]
-    orders = tuple(i for p in held for i in close_position(p, instruments[p.symbol]))
+    orders = tuple(i for p in held for i in close_position(p, instruments[p.symbol], "regime"))
     drops = tuple((p.symbol, tag) for p in held for tag in TAGS)
     names = ", ".join(p.symbol for p in held) or "nothing"
     reason = _reason(f"regime exit: {previous} -> {new}: close {names}", positions=len(held))

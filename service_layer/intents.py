@@ -79,7 +79,8 @@ def orders_for(
         if ledger.get(order_id) is not None:
             continue
         try:
-            order = build_order(intent, order_id, time, strategy)
+            tag = strategy if intent.leg is None else f"{strategy}:{intent.leg}"
+            order = build_order(intent, order_id, time, tag)
         except ValueError as exc:
             dropped.append(f"{where}: {exc}; dropped")
             continue

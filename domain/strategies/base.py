@@ -44,7 +44,10 @@ class OrderIntent:
     ``qty`` in base asset; ``price`` the limit price and ``stop_price`` the trigger (quote
     currency); ``trailing_offset`` the distance of a trailing stop behind the best price;
     ``exits`` are placed when the order fills; ``link_id`` links orders (one cancels the
-    others). A zero or negative ``qty`` is allowed here and dropped by the engine with a reason.
+    others). ``leg`` names the exit rule that placed it (``time``, ``regime``...): the order's
+    tag is then ``<strategy>:<leg>``, which gives the trade its exit reason
+    (:func:`domain.orders.exit_reason`). A zero or negative ``qty`` is allowed here and dropped
+    by the engine with a reason.
     """
 
     symbol: str
@@ -58,6 +61,7 @@ class OrderIntent:
     time_in_force: TimeInForce = TimeInForce.GTC
     exits: ExitPlan | None = None
     link_id: str | None = None
+    leg: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
