@@ -401,5 +401,5 @@ def manage(
     if done.state is None:
         return done
     moved = {m.order_id: m.stop_price for m in done.modify}
-    orders = tuple(replace(o, stop_price=moved.get(o.id, o.stop_price)) for o in orders)
+    orders = tuple(replace(o, stop_price=moved[o.id]) if o.id in moved else o for o in orders)
     return done.then(trail(done.state, position, orders, instrument, bar, now))
