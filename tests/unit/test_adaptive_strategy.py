@@ -156,3 +156,41 @@ def test_a_timeframe_other_than_5m_is_refused_naming_it() -> None:
         build_strategy("adaptive", {}, "1h")
 
     assert caught.value.field == "timeframe"
+
+
+def test_a_paper_run_restored_midway_continues_exactly_as_one_that_never_stopped() -> None:
+    candles, split, end = bars(4_500), 2_600, 4_500
+    whole: list[Trade] = []
+    never_stopped = kernel(incremental=True)
+    for i in range(end):
+        outcome = never_stopped.process({s: c.slice(i, i + 1) for s, c in candles.items()})
+        whole += outcome.changes.trades + never_stopped.send(outcome.outbox).trades
+
+    first = kernel(incremental=True)
+    resumed: list[Trade] = []
+    for i in range(split):
+        outcome = first.process({s: c.slice(i, i + 1) for s, c in candles.items()})
+        resumed += outcome.changes.trades + first.send(outcome.outbox).trades
+    state = json.loads(json.dumps(first.state()))  # as stored with the run
+    ledger = first.ledger
+    positions, orders = list(ledger.account.positions.values()), ledger.open_orders()
+    clock = SimulatedClock()
+    venue = SimulatedVenue(instruments=RULES, cash=CASH, clock=clock, fees=FeeSchedule())
+    venue.restore(ledger.cash, positions, orders)
+    again = Engine(
+        strategy=build_strategy("adaptive", {}, "5m", incremental=True),
+        execution=venue, matcher=venue, clock=clock, instruments=RULES, symbols=SYMBOLS,
+        timeframe="5m", run_id="adaptive-run", ledger=Ledger(ledger.cash, positions, orders),
+    )  # fmt: skip
+    again.restore(state)
+    again.warm_up({s: c.slice(0, split) for s, c in candles.items()})
+    again.reconcile()
+    again.flush()
+    for i in range(split, end):
+        outcome = again.process({s: c.slice(i, i + 1) for s, c in candles.items()})
+        resumed += outcome.changes.trades + again.send(outcome.outbox).trades
+
+    after = [t for t in whole if t.exit_time > candles["BTCUSDT"].open_time[split]]
+    assert after, "the run trades after the restart point"
+    assert [trade_key(t) for t in resumed] == [trade_key(t) for t in whole]
+    assert again.state()["strategy"] == never_stopped.state()["strategy"]
