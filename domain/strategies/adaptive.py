@@ -36,6 +36,7 @@ from domain.candles import Candles
 from domain.correlation import CorrelationMatrix, correlation_at
 from domain.errors import ConfigError
 from domain.execution import to_decimal
+from domain.isolation import FeatureGuard, FeatureStatus
 from domain.model import Direction, Instrument, Reason, Side, Signal
 from domain.regime import REGIMES, Regime, RegimeConfig
 from domain.signal_assembly import PipelineInputs, assemble
@@ -106,6 +107,7 @@ class Adaptive:
         self._exits: dict[str, exit_rules.ExitState] = {}
         self._armed: dict[str, tuple[float, str]] = {}  # ATR and qty of entries to arm
         self._instruments: Mapping[str, Instrument] = {}
+        self._guard = FeatureGuard({"portfolio": self.p.portfolio})
 
     def params(self) -> dict[str, float | int | str | bool]:
         """Every parameter by name."""
@@ -123,8 +125,12 @@ class Adaptive:
         """One pipeline per symbol."""
         self._instruments = instruments
         for symbol in symbols:
+            guard = FeatureGuard(
+                {"timeframes": True, "thresholds": True, "regime": True, "exits": True,
+                 "volume_profile": self.p.volume_profile}
+            )  # fmt: skip
             self._pipelines[symbol] = SymbolPipeline(
-                self.config, self.tf_ms, incremental=self.incremental
+                self.config, self.tf_ms, incremental=self.incremental, guard=guard
             )
 
     def on_bars(self, bars: Mapping[str, Candles]) -> dict[str, np.ndarray]:
@@ -186,6 +192,7 @@ class Adaptive:
                 signals.append(signal)
                 if enter:
                     entries[symbol] = (signal, size, stop)
+        signals += self._failures(ctx.time)
         entered = self._enter(entries, ctx)
         orders = list(actions.orders) + entered
         wake = actions.wake + tuple(exit_rules.fill_wake(o.symbol, ctx.time) for o in entered)
@@ -217,7 +224,9 @@ class Adaptive:
                 regime=regime_of(rows.regime[i]) if self.p.regime else None,
                 adx=float(rows.adx[i]),
                 rvol=float(rows.rvol[i]),
-                profile=pipeline.profile(time),
+                profile=pipeline.guard.call(
+                    "volume_profile", pipeline.profile, time, fallback=None, time_ms=time
+                ),
             ),
             timeframe=self.timeframe,
             thresholds=self.config.thresholds,
@@ -241,7 +250,11 @@ class Adaptive:
         if not entries:
             return []
         held = [s for s, p in portfolio.positions.items() if p.qty != 0]
-        fractions = self._allocation(entries, held, ctx.time)
+        share = Decimal(1) / Decimal(len(self._pipelines))
+        fractions = self._guard.call(
+            "portfolio", self._allocation, entries, held, ctx.time,
+            fallback=dict.fromkeys(entries, share), time_ms=ctx.time,
+        )  # fmt: skip
         intents = []
         for symbol, (signal, size, multiplier) in entries.items():
             instrument = portfolio.instruments[symbol]
@@ -286,6 +299,36 @@ class Adaptive:
             correlation = CorrelationMatrix.unknown(symbols, time)
         result = allocate(confidences, correlation, config, held=held)
         return {s: Decimal(result.fractions.get(s, 0)) for s in entries}
+
+    # -- robustness ------------------------------------------------------------------------
+    def feature_status(self) -> dict[str, dict[str, FeatureStatus]]:
+        """Each feature's state (on, off, failed) per symbol, and the portfolio manager's
+        under ``"*"``."""
+        out = {s: p.guard.status() for s, p in self._pipelines.items()}
+        out["*"] = self._guard.status()
+        return out
+
+    def _failures(self, time: int) -> list[Signal]:
+        """A FLAT signal per symbol whose features failed since the last decision, each failure
+        a reason (the feature goes on without; after 3 in a row it is disabled until restart)."""
+        out = []
+        guards = [(s, p.guard) for s, p in self._pipelines.items()] + [("*", self._guard)]
+        for symbol, guard in guards:
+            reasons = tuple(
+                Reason(
+                    "isolation",
+                    f"{f.feature} failed ({f.error}); going on without it"
+                    + ("; disabled until restart" if f.disabled else ""),
+                    {"consecutive_failures": float(f.consecutive)},
+                )
+                for f in guard.drain_events()
+            )
+            for name in [symbol] if symbol != "*" else sorted(self._pipelines)[:1]:
+                if reasons:
+                    out.append(
+                        Signal(name, self.timeframe, time, Direction.FLAT, 0.0, reasons, self.name)
+                    )
+        return out
 
     # -- exits -----------------------------------------------------------------------------
     def _exit_signals(
@@ -334,9 +377,11 @@ class Adaptive:
             assert state is not None
         orders = portfolio.open_orders.get(symbol, ())
         bar = exit_rules.Bar(float(rows.close[i]), float(rows.macd_hist[i]), float(macd_before[i]))
-        done = done.then(
-            exit_rules.manage(state, position, orders, instrument, bar, ctx.time, woken)
-        )
+        managed = self._pipelines[symbol].guard.call(
+            "exits", exit_rules.manage, state, position, orders, instrument, bar, ctx.time, woken,
+            fallback=exit_rules.ExitActions(state), time_ms=ctx.time,
+        )  # fmt: skip
+        done = done.then(managed)
         if done.state is None:
             self._exits.pop(symbol, None)
         else:

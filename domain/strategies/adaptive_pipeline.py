@@ -21,15 +21,17 @@ from domain.analysis import RVOL_PERIOD, PipelineConfig
 from domain.candles import Candles
 from domain.coordinator import (
     DIRECTIONS,
+    CoordinatorConfig,
     CoordinatorSeries,
     TimeframeAnalysis,
     TimeframeCoordinator,
+    coordinator_series,
 )
-from domain.coordinator import coordinator_series as _coordinator_series
 from domain.features.base import Bar
-from domain.regime import REGIMES, Regime, RegimeDetector, regime_series
+from domain.isolation import FeatureGuard
+from domain.regime import REGIMES, Regime, RegimeConfig, RegimeDetector, regime_series
 from domain.risk import relative_volume
-from domain.thresholds import AdaptiveThresholds, threshold_series
+from domain.thresholds import AdaptiveThresholds, ThresholdConfig, threshold_series
 from domain.volume_profile import VolumeProfile, profile_at
 
 _PROFILE_MS = 7 * 86_400_000 + 4 * 3_600_000
@@ -69,12 +71,25 @@ class SymbolPipeline:
     """The components of one symbol over its bars of ``tf_ms`` (ms).
 
     In batch form every bar is kept and each block recomputes the components' batch forms over
-    the whole history; in incremental form each bar steps the components and only the last 7
-    days of bars are kept (the volume profile's window).
+    the whole history; in incremental form each bar steps the components and only the last 30
+    days of bars are kept (the correlation's window). Each component runs under ``guard``
+    (:class:`~domain.isolation.FeatureGuard`): one that raises gives neutral values instead
+    (the timeframes: no direction; the thresholds: the base ones and no ATR; the regime: none,
+    and no 1h ADX or MACD), which stop entries but let the exits go on.
     """
 
-    def __init__(self, config: PipelineConfig, tf_ms: int, *, incremental: bool) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        tf_ms: int,
+        *,
+        incremental: bool,
+        guard: FeatureGuard | None = None,
+    ) -> None:
         self.config = config
+        self.guard = guard or FeatureGuard(
+            dict.fromkeys(("timeframes", "thresholds", "regime"), True)
+        )
         self.tf_ms = tf_ms
         self.incremental = incremental
         self._bars = Candles.empty()
@@ -102,7 +117,8 @@ class SymbolPipeline:
         (KeyError when none)."""
         if self.incremental:
             return self._analyses[time]
-        assert self._series is not None
+        if self._series is None:
+            raise KeyError(f"no timeframe analysis at {time}: the feature failed")
         series = self._series
         return series.analysis(int(np.searchsorted(series.time, time)))
 
@@ -131,54 +147,102 @@ class SymbolPipeline:
 
     # -- the two forms ---------------------------------------------------------------------
     def _batch(self, start: int) -> PipelineRows:
-        bars, config, tf = self._bars, self.config, self.tf_ms
+        bars, config, tf, guard = self._bars, self.config, self.tf_ms, self.guard
         close_time = bars.open_time[start:] + tf
-        series = self._series = _coordinator_series(bars, config.coordinator, source_ms=tf)
-        levels = threshold_series(bars, config.thresholds, source_ms=tf).at(close_time)
-        regimes = regime_series(bars, config.regime, source_ms=tf)
-        hour = np.searchsorted(regimes.inputs.time, close_time, "right") - 1
+        n, time = len(close_time), int(close_time[-1]) if len(close_time) else 0
+        series = self._series = guard.call(
+            "timeframes", _timeframe_rows, bars, config.coordinator, tf,
+            fallback=None, time_ms=time,
+        )  # fmt: skip
+        levels = guard.call(
+            "thresholds", _threshold_rows, bars, config.thresholds, tf, close_time,
+            fallback=None, time_ms=time,
+        )  # fmt: skip
+        regimes = guard.call(
+            "regime", _regime_rows, bars, config.regime, tf, close_time,
+            fallback=None, time_ms=time,
+        )  # fmt: skip
+        none, nan = np.zeros(n, dtype=np.int8), np.full(n, np.nan)
         return PipelineRows(
             close_time=close_time,
             close=bars.close[start:],
-            direction=np.asarray(DIRECTION_SIGN)[series.direction[start:]],
-            aligned=series.aligned[start:],
-            confidence=series.confidence[start:],
-            volatility_pct=levels.volatility_pct,
-            multiplier=levels.multiplier,
-            atr=levels.atr,
-            regime=regimes.at(close_time).current,
-            adx=_at_hour(regimes.inputs.adx, hour),
-            macd_hist=_at_hour(regimes.inputs.macd_hist, hour),
+            direction=none
+            if series is None
+            else np.asarray(DIRECTION_SIGN)[series.direction[start:]],
+            aligned=none if series is None else series.aligned[start:],
+            confidence=np.zeros(n) if series is None else series.confidence[start:],
+            volatility_pct=np.full(n, 50.0) if levels is None else levels[0],
+            multiplier=np.ones(n) if levels is None else levels[1],
+            atr=nan if levels is None else levels[2],
+            regime=np.full(n, NO_REGIME, dtype=np.int8) if regimes is None else regimes[0],
+            adx=nan if regimes is None else regimes[1],
+            macd_hist=nan if regimes is None else regimes[2],
             rvol=relative_volume(bars.volume, RVOL_PERIOD)[start:],
         )
 
     def _step(self, bar: Bar) -> tuple[float, ...]:
-        time = bar.open_time + self.tf_ms
-        analysis = self._coordinator.update(bar)
-        self._thresholds.update(bar)
-        self._regime.update(bar)
+        time, guard = bar.open_time + self.tf_ms, self.guard
+        analysis = guard.call(
+            "timeframes", self._coordinator.update, bar, fallback=None, time_ms=time
+        )
+        guard.call("thresholds", self._thresholds.update, bar, fallback=None, time_ms=time)
+        changed = guard.call("regime", self._regime.update, bar, fallback=False, time_ms=time)
         self._volumes.append(bar.volume)
         self._window.append(tuple(bar))  # type: ignore[arg-type]
-        levels = self._thresholds.current
-        self._analyses = {time: analysis}
-        inputs = self._regime.last_inputs
+        levels = self._thresholds.current if guard.is_active("thresholds") else None
+        self._analyses = {} if analysis is None else {time: analysis}
+        inputs = self._regime.last_inputs if changed is not False else None
         adx = math.nan if inputs is None else float(inputs.adx[0])
         macd = math.nan if inputs is None else float(inputs.macd_hist[0])
         rvol = float(relative_volume(np.array(self._volumes), RVOL_PERIOD)[-1])
+        direction = 0 if analysis is None else DIRECTION_SIGN[DIRECTIONS.index(analysis.direction)]
+        regime = (
+            REGIMES.index(self._regime.hysteresis.current) if changed is not False else NO_REGIME
+        )
         return (
-            time, bar.close, DIRECTION_SIGN[DIRECTIONS.index(analysis.direction)],
-            analysis.aligned, analysis.confidence, levels.volatility_pct, levels.multiplier,
-            levels.atr, REGIMES.index(self._regime.hysteresis.current), adx, macd, rvol,
+            time, bar.close, direction,
+            0 if analysis is None else analysis.aligned,
+            0.0 if analysis is None else analysis.confidence,
+            50.0 if levels is None else levels.volatility_pct,
+            1.0 if levels is None else levels.multiplier,
+            math.nan if levels is None else levels.atr,
+            regime, adx, macd, rvol,
         )  # fmt: skip
 
 
 DIRECTION_SIGN = (0, 1, -1)
 """The coordinator's direction codes (:data:`~domain.coordinator.DIRECTIONS`) as signs."""
+NO_REGIME = -1
+"""The ``regime`` code of a bar without one (the regime failed, or before the first bar)."""
 
 
-def regime_of(code: int) -> Regime:
-    """The regime of a :class:`PipelineRows` ``regime`` code."""
-    return REGIMES[int(code)]
+def regime_of(code: int) -> Regime | None:
+    """The regime of a :class:`PipelineRows` ``regime`` code (None for :data:`NO_REGIME`)."""
+    return None if code == NO_REGIME else REGIMES[int(code)]
+
+
+def _timeframe_rows(bars: Candles, config: CoordinatorConfig, tf_ms: int) -> CoordinatorSeries:
+    """The coordinator's batch form over ``bars``."""
+    return coordinator_series(bars, config, source_ms=tf_ms)
+
+
+def _threshold_rows(
+    bars: Candles, config: ThresholdConfig, tf_ms: int, close_time: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The thresholds' volatility percentile, band multiplier and 1h ATR at ``close_time``."""
+    levels = threshold_series(bars, config, source_ms=tf_ms).at(close_time)
+    return levels.volatility_pct, levels.multiplier, levels.atr
+
+
+def _regime_rows(
+    bars: Candles, config: RegimeConfig, tf_ms: int, close_time: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The confirmed regime codes and the last complete hour's ADX and MACD histogram at
+    ``close_time``."""
+    regimes = regime_series(bars, config, source_ms=tf_ms)
+    hour = np.searchsorted(regimes.inputs.time, close_time, "right") - 1
+    current = regimes.at(close_time).current
+    return current, _at_hour(regimes.inputs.adx, hour), _at_hour(regimes.inputs.macd_hist, hour)
 
 
 def _at_hour(values: np.ndarray, hour: np.ndarray) -> np.ndarray:

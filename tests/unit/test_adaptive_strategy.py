@@ -10,6 +10,7 @@ import json
 from decimal import Decimal
 from functools import lru_cache
 
+import numpy as np
 import pytest
 
 from adapters.clock import SimulatedClock
@@ -194,3 +195,27 @@ def test_a_paper_run_restored_midway_continues_exactly_as_one_that_never_stopped
     assert after, "the run trades after the restart point"
     assert [trade_key(t) for t in resumed] == [trade_key(t) for t in whole]
     assert again.state()["strategy"] == never_stopped.state()["strategy"]
+
+
+def test_a_failing_feature_is_isolated_reported_and_disabled_while_the_rest_trades() -> None:
+    candles = bars()
+    broken = candles["BTCUSDT"]
+    volume = broken.volume.copy()
+    volume[3_000] = np.nan  # a bad bar: every volume profile over it raises
+    candles["BTCUSDT"] = Candles(
+        broken.open_time, broken.open, broken.high, broken.low, broken.close, volume
+    )
+    engine = kernel(incremental=False)
+
+    outcome = engine.process(candles)
+
+    reported = [s for s in outcome.signals if any(r.component == "isolation" for r in s.reasons)]
+    failures = [r for s in reported for r in s.reasons]
+    assert failures and "volume_profile failed (DataError" in failures[0].message
+    assert any("disabled until restart" in r.message for r in failures)
+    status = engine.strategy.feature_status()  # type: ignore[attr-defined]
+    assert status["BTCUSDT"]["volume_profile"].state == "failed"
+    assert status["ETHUSDT"]["volume_profile"].state == "on"  # isolated per symbol
+    since = reported[0].time
+    later = [t for t in outcome.changes.trades if t.symbol == "BTCUSDT" and t.entry_time > since]
+    assert later, "BTCUSDT still trades without its volume profile"
