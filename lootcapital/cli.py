@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -297,6 +298,7 @@ def _futures_header(
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     """Run a backtest and print its header, summary and breakdown (JSON with ``--json``)."""
+    from lootcapital import ab_test
     from lootcapital.bootstrap import backtest, data_markets, read_funding_feeds
 
     if not args.data and not args.symbol:
@@ -306,6 +308,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     step = timeframe_ms(timeframe)
     symbols = _venue_symbols(args.symbol, "--symbol")
     params = _params(args.param)
+    ab_test.check_options(args.strategy, params, ab=args.ab, report=args.report)
     in_effect = build_strategy(args.strategy, params, timeframe).params()
     cash = _decimal(args.cash, "cash", settings.initial_cash)
     fee = _decimal(args.fee, "fee", settings.fee_taker)
@@ -315,10 +318,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.margin:
         settings = settings.model_copy(update={"margin_mode": MarginMode(args.margin)})
     funding = _funding_files(settings, args, list(candles), timeframe)
-    result = backtest(
+    run = partial(
+        backtest,
         settings,
         strategy=args.strategy,
-        params=params,
         candles=candles,
         timeframe=timeframe,
         cash=cash,
@@ -328,6 +331,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         funding=read_funding_feeds(funding),
         leverage=leverage,
     )
+    result = run(params=params)
     rules = result.instruments
     header = Header(
         strategy=args.strategy,
@@ -345,6 +349,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         slippage_bps=slippage,
         **_futures_header(result, settings, funding),
     )
+    if args.ab:  # the run above is the A/B's all-features run
+        return ab_test.run_ab(result, header, run, params, json_to=args.json, html_to=args.report)
     report = breakdown(result.trades, candles)
     print_report(result, header, report, trades=args.trades, json_to=args.json)
     return 0
@@ -566,6 +572,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT",
         help="also write the result as JSON to the file OUT, or to stdout with - (then nothing "
         "else is printed) (default: no JSON)",
+    )
+    bt.add_argument(
+        "--ab",
+        action="store_true",
+        help="adaptive only: run with every feature on, then with each of thresholds, regime, "
+        "volume_profile, portfolio off, and print (and --json write) the comparison, with the "
+        "all-features run's trades by regime and volume-profile key level at entry",
+    )
+    bt.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="with --ab: also write the comparison as one self-contained HTML page (default: none)",
     )
     bt.set_defaults(func=cmd_backtest)
 

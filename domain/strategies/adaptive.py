@@ -104,6 +104,7 @@ class Adaptive:
         self._rows: dict[str, PipelineRows] = {}
         self._last: dict[str, tuple[int, float]] = {}  # regime code, MACD hist of the last bar
         self._previous: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # the same, bar before
+        self._entry_bars: dict[str, np.ndarray] = {}  # per bar of the block: may enter
         self._exits: dict[str, exit_rules.ExitState] = {}
         self._armed: dict[str, tuple[float, str]] = {}  # ATR and qty of entries to arm
         self._instruments: Mapping[str, Instrument] = {}
@@ -147,8 +148,17 @@ class Adaptive:
             macd_prev = np.r_[before[1], rows.macd_hist[:-1]]
             self._previous[symbol] = (regime_prev, macd_prev)
             turned = (rows.regime != regime_prev) | (np.sign(rows.macd_hist) != np.sign(macd_prev))
-            out[symbol] = rows.close_time[self._may_enter(rows) | turned]
+            may_enter = self._may_enter(rows)
+            self._entry_bars[symbol] = may_enter
+            out[symbol] = rows.close_time[may_enter | turned]
         return out
+
+    def _may_enter_at(self, symbol: str, time: int) -> bool:
+        """Whether the bar of ``symbol`` closing at ``time`` is one where an entry may pass
+        (a flat symbol due for another reason, a regime or momentum turn, has nothing to
+        assemble)."""
+        rows = self._rows[symbol]
+        return bool(self._entry_bars[symbol][int(np.searchsorted(rows.close_time, time))])
 
     def _may_enter(self, rows: PipelineRows) -> np.ndarray:
         """The bars whose entry gates may pass (a little looser than :func:`assemble`, which
@@ -187,7 +197,7 @@ class Adaptive:
                 actions = actions.then(acted)
                 continue
             self._exits.pop(symbol, None)
-            if symbol in ctx.due:
+            if symbol in ctx.due and self._may_enter_at(symbol, ctx.time):
                 signal, enter, size, stop = self._signal(symbol, ctx.time)
                 signals.append(signal)
                 if enter:
