@@ -108,7 +108,10 @@ class AnalysisSignalOut(BaseModel):
 
 
 class AnalysisOut(BaseModel):
-    """The pipeline at the bar of ``symbol`` closing at ``time`` (close ``price``)."""
+    """The pipeline at the bar of ``symbol`` closing at ``time`` (close ``price``); with the
+    run's strategy ``adaptive``, ``features`` holds the state of each of its features for this
+    symbol (``on``, ``off`` by configuration, ``failed``: disabled after 3 failures in a row
+    until restart), else null."""
 
     symbol: str
     time: int
@@ -119,3 +122,4 @@ class AnalysisOut(BaseModel):
     volume_profile: VolumeProfileOut | None
     allocation: AllocationOut
     signal: AnalysisSignalOut
+    features: dict[str, Literal["on", "off", "failed"]] | None = None

@@ -92,6 +92,7 @@ def create_app(container: AppContainer) -> FastAPI:
             container.metrics.set_risk(risk_control.gauges())
         with contextlib.suppress(InvalidOrder):  # no perpetuals: no margin gauges
             container.metrics.set_margin(container.service.balance())
+        container.metrics.set_pipeline(container.service.pipeline_view())
         return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestTimer, histogram=container.metrics.http)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from domain.events import EquityUpdated, OrderFilled, OrderUpdated, PositionChanged, SignalGenerated
 from domain.futures import MarginReport
 from domain.model import ExitReason, OrderStatus
+from domain.regime import Regime
 from domain.risk import AlertKind, RiskAlert, StateChange, TradingState
+from domain.strategies.base import PipelineView
 from service_layer.engine import BatchOutcome
 from service_layer.risk_service import RiskGauges
 
@@ -82,6 +86,37 @@ class Metrics:
             "Funding paid over the run (quote currency; funding received counts negative).",
             registry=r,
         )
+        self.regime = Gauge(
+            "lootcapital_regime",
+            "1 for each symbol's confirmed market regime, 0 for the others (adaptive strategy).",
+            ["symbol", "regime"],
+            registry=r,
+        )
+        self.signal_confidence = Gauge(
+            "lootcapital_signal_confidence",
+            "The timeframe coordinator's confidence at the last bar, 0 to 1.",
+            ["symbol"],
+            registry=r,
+        )
+        self.threshold = Gauge(
+            "lootcapital_threshold",
+            "The adaptive threshold an entry must reach (adx: points, rvol: ratio).",
+            ["symbol", "name"],
+            registry=r,
+        )
+        self.volatility_percentile = Gauge(
+            "lootcapital_volatility_percentile",
+            "The 1h ATR(24) percentile over 30 days, percent.",
+            ["symbol"],
+            registry=r,
+        )
+        self.feature_errors = Counter(
+            "lootcapital_feature_errors",
+            "Failures of a pipeline feature (isolated: the pipeline went on without it).",
+            ["symbol", "feature"],
+            registry=r,
+        )
+        self._feature_failures: dict[tuple[str, str], int] = {}
         self._positions: dict[str, bool] = {}
         self._realized = 0.0
         self._candle_counters: dict[str, Counter] = {}  # per symbol: labels() costs a lookup
@@ -143,6 +178,25 @@ class Metrics:
         for confidence, var in gauges.var.items():
             if var is not None:
                 self.var.labels(f"{confidence:g}").set(var)
+
+    def set_pipeline(self, views: Sequence[PipelineView]) -> None:
+        """Set the adaptive pipeline's gauges (read on each scrape) and count the features'
+        new failures."""
+        for view in views:
+            for regime in Regime:
+                self.regime.labels(view.symbol, regime.value).set(
+                    1.0 if view.regime == regime.value else 0.0
+                )
+            self.signal_confidence.labels(view.symbol).set(view.confidence)
+            self.threshold.labels(view.symbol, "adx").set(view.adx_threshold)
+            self.threshold.labels(view.symbol, "rvol").set(view.rvol_threshold)
+            self.volatility_percentile.labels(view.symbol).set(view.volatility_pct)
+            for feature, total in view.failures.items():
+                key = (view.symbol, feature)
+                new = total - self._feature_failures.get(key, 0)
+                if new > 0:
+                    self.feature_errors.labels(view.symbol, feature).inc(new)
+                self._feature_failures[key] = total
 
     def _set_state(self, scope: str, state: TradingState) -> None:
         for s in TradingState:

@@ -37,6 +37,7 @@ from domain.model import (
 )
 from domain.ports import END_OF_DATA, MarketData, Page, RunState, UnitOfWork
 from domain.resample import resample
+from domain.strategies.base import ExplainsPipeline, PipelineView
 from domain.timeframes import timeframe_ms
 from service_layer.commands import CommandQueue
 from service_layer.engine import BatchOutcome, Engine
@@ -244,6 +245,14 @@ class TradingService:
         )
 
     # -- market data ------------------------------------------------------------------------
+    def pipeline_view(self) -> list[PipelineView]:
+        """The strategy's pipeline at its last bars, read on the engine thread between bars
+        (empty for a strategy without one)."""
+        strategy = self.engine.strategy
+        if not isinstance(strategy, ExplainsPipeline):
+            return []
+        return self.commands.call(strategy.pipeline_view)
+
     def recent_candles(self, symbol: str) -> Candles:
         """Every bar of ``symbol`` the engine keeps (its window, oldest first).
 

@@ -45,7 +45,9 @@ def get_analysis(
         shot = snapshot(candles, venue, timeframe=service.engine.timeframe, at=at_ms)
     except DataError as exc:
         raise invalid("query", "at", exc.message, at) from None
-    return AnalysisOut.model_validate(shot)
+    views = {v.symbol: v for v in service.pipeline_view()}
+    view = views.get(venue)
+    return AnalysisOut.model_validate(shot | {"features": None if view is None else view.features})
 
 
 def _iso_ms(text: str) -> int:

@@ -41,9 +41,15 @@ from domain.model import Direction, Instrument, Reason, Side, Signal
 from domain.regime import REGIMES, Regime, RegimeConfig
 from domain.signal_assembly import PipelineInputs, assemble
 from domain.strategies.adaptive_pipeline import PipelineRows, SymbolPipeline, regime_of
-from domain.strategies.base import Decision, DecisionContext, OrderIntent, floor_qty
+from domain.strategies.base import (
+    Decision,
+    DecisionContext,
+    OrderIntent,
+    PipelineView,
+    floor_qty,
+)
 from domain.strategies.params import param
-from domain.thresholds import ThresholdConfig, Thresholds
+from domain.thresholds import ThresholdConfig, Thresholds, thresholds_for
 from domain.timeframes import timeframe_ms
 
 _TRENDING = (Regime.TRENDING_BULLISH, Regime.TRENDING_BEARISH)
@@ -317,6 +323,34 @@ class Adaptive:
         out = {s: p.guard.status() for s, p in self._pipelines.items()}
         out["*"] = self._guard.status()
         return out
+
+    def pipeline_view(self) -> list[PipelineView]:
+        """Each symbol's pipeline at its last bar (:class:`PipelineView`)."""
+        views = []
+        shared = self._guard.status()
+        for symbol, pipeline in sorted(self._pipelines.items()):
+            rows = self._rows.get(symbol)
+            if rows is None or not len(rows):
+                continue
+            i = len(rows) - 1
+            regime = regime_of(rows.regime[i])
+            factor = 1.3 if regime is Regime.VOLATILE and self.p.regime else 1.0
+            pct = float(rows.volatility_pct[i])
+            adx, rvol = thresholds_for(pct, self.config.thresholds, factor)
+            status = pipeline.guard.status() | shared
+            views.append(
+                PipelineView(
+                    symbol=symbol,
+                    regime=None if regime is None or not self.p.regime else regime.value,
+                    confidence=float(rows.confidence[i]),
+                    volatility_pct=pct,
+                    adx_threshold=adx,
+                    rvol_threshold=rvol,
+                    features={k: v.state.value for k, v in status.items()},
+                    failures={k: v.total_failures for k, v in status.items()},
+                )
+            )
+        return views
 
     def _failures(self, time: int) -> list[Signal]:
         """A FLAT signal per symbol whose features failed since the last decision, each failure

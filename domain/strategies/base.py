@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -269,3 +269,30 @@ def next_aligned(time: int, period_ms: int) -> int:
     if period_ms <= 0:
         raise ValueError(f"period_ms must be > 0, was {period_ms}")
     return (time // period_ms + 1) * period_ms
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineView:
+    """What an adaptive strategy's pipeline says about ``symbol`` at its last bar: the
+    confirmed ``regime`` (None when off or failed), the coordinator's ``confidence`` [0, 1],
+    the ``volatility_pct`` (percent) and the ADX (points) and RVOL (ratio) thresholds an entry
+    must reach, and each feature's state (``on``, ``off``, ``failed``) with its failures so
+    far (for ``lootcapital_feature_errors_total``)."""
+
+    symbol: str
+    regime: str | None
+    confidence: float
+    volatility_pct: float
+    adx_threshold: float
+    rvol_threshold: float
+    features: dict[str, str]
+    failures: dict[str, int]
+
+
+@runtime_checkable
+class ExplainsPipeline(Protocol):
+    """A strategy that shows its pipeline (the metrics and the API read it between bars)."""
+
+    def pipeline_view(self) -> list[PipelineView]:
+        """One view per traded symbol."""
+        ...
