@@ -138,3 +138,10 @@ class PermanentVenueError(VenueError):
     """A venue failure that a retry cannot fix (auth, unknown symbol, rejected order)."""
 
     code = "venue_permanent"
+
+
+class ModelMismatch(DomainError):
+    """A stored model that must not be loaded: its artifact differs from the sha256 in its
+    metadata, or it was saved with other library versions than the running ones."""
+
+    code = "model_mismatch"

@@ -450,3 +450,96 @@ class Notifier(Protocol):
     """Pushes events to the outside (WebSocket clients, alerts)."""
 
     def publish(self, events: Sequence[object]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMetadata:
+    """What the model registry records beside a trained model's artifact (JSON-friendly).
+
+    ``model_id`` and ``sha256`` (hex digest of the artifact file) are assigned by
+    :meth:`ModelStore.save`; pass them empty. Times are ms UTC: ``train_start_ms`` is the open of
+    the first training bar, ``train_end_ms`` the exclusive end of the last bar any training
+    label read (a backtest may use the model from there on). ``symbols`` are venue symbols,
+    ``feature_set`` a :class:`domain.ml.features.FeatureSet` key (``"ml_core@v1"``), ``label``
+    the label's parameters, ``metrics`` the training report's scores, ``versions`` the
+    libraries the artifact depends on (distribution name → version, plus ``python``).
+
+    Raises
+    ------
+    ConfigError
+        Empty ``kind``, ``algo``, ``symbols`` or ``feature_names``, or ``train_end_ms <=
+        train_start_ms`` (the field named).
+    """
+
+    model_id: str
+    kind: str
+    algo: str
+    symbols: tuple[str, ...]
+    timeframe: str
+    feature_set: str
+    feature_names: tuple[str, ...]
+    label: Mapping[str, Any]
+    train_start_ms: int
+    train_end_ms: int
+    created_ms: int
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+
+    def __post_init__(self) -> None:
+        from domain.errors import ConfigError
+
+        object.__setattr__(self, "symbols", tuple(self.symbols))
+        object.__setattr__(self, "feature_names", tuple(self.feature_names))
+        for name in ("kind", "algo", "symbols", "feature_names"):
+            if not getattr(self, name):
+                raise ConfigError(f"{name} must not be empty", field=name)
+        if self.train_end_ms <= self.train_start_ms:
+            raise ConfigError(
+                f"train_end_ms must be after train_start_ms {self.train_start_ms}, was "
+                f"{self.train_end_ms}",
+                field="train_end_ms",
+            )
+
+
+class ModelStore(Protocol):
+    """Trained models and their metadata (the model registry), with one active model per
+    model kind and symbol, and the history of activations for roll-backs."""
+
+    def save(self, model: object, meta: ModelMetadata) -> ModelMetadata:
+        """Store ``model`` with ``meta``; returns ``meta`` with ``model_id`` and ``sha256``
+        filled. The new model is not activated."""
+        ...
+
+    def load(self, model_id: str) -> tuple[object, ModelMetadata]:
+        """The model and its metadata; raises ``ModelMismatch`` when the artifact's sha256 or
+        the library versions differ from the metadata, ``ConfigError`` for an unknown id."""
+        ...
+
+    def get(self, model_id: str) -> ModelMetadata:
+        """The metadata of ``model_id``; ``ConfigError`` for an unknown id."""
+        ...
+
+    def list(self, kind: str | None = None, symbol: str | None = None) -> list[ModelMetadata]:
+        """Stored models (of ``kind`` and ``symbol`` when given), oldest first."""
+        ...
+
+    def active(self, kind: str, symbol: str) -> ModelMetadata | None:
+        """The active model of ``kind`` on ``symbol``, None when there is none."""
+        ...
+
+    def activate(self, model_id: str) -> ModelMetadata:
+        """Make ``model_id`` the active model of its kind on each of its symbols, after
+        checking that it would load (``ModelMismatch`` otherwise)."""
+        ...
+
+    def rollback(self, kind: str, symbol: str) -> ModelMetadata:
+        """Re-activate the model that was active before the current one of ``kind`` on
+        ``symbol``; ``ConfigError`` when there is none."""
+        ...
+
+    def compare(self, model_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Metrics side by side: ``{metric: {model_id: value}}`` (dotted metric paths, a
+        missing one is None)."""
+        ...

@@ -31,7 +31,7 @@ from domain.strategies import STRATEGIES, build_strategy
 from domain.strategies.params import param_specs
 from domain.symbols import venue_symbol
 from domain.timeframes import timeframe_ms
-from lootcapital import analyze_cli
+from lootcapital import analyze_cli, ml_cli
 from lootcapital.report import Header, fmt_ms, print_report
 from lootcapital.settings import Settings, describe_error, load_settings
 from service_layer.backtest import BacktestResult, source_timeframe
@@ -589,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze_cli.add_parser(sub)
     sub.choices["analyze"].set_defaults(func=cmd_analyze)
+    ml_cli.add_parser(sub)
 
     strategies = sub.add_parser(
         "strategies", help="list the strategies with their parameters, defaults and meaning"
