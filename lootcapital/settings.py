@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     exchange: str = "binance-usdm"
     symbols: list[str] = Field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
     timeframe: str = "5m"
-    strategy: str = "trend_follow"
+    strategy: str = "adaptive"
     strategy_params: dict[str, str | int | float | bool] = Field(default_factory=dict)
     speed: float = Field(300.0, gt=0, le=10_000_000)
     initial_cash: Decimal = Field(Decimal(10_000), gt=0)

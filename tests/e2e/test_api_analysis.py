@@ -26,7 +26,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
         httpx.Client(base_url=url, headers=HEADERS, timeout=10) as client,
     ):
         deadline = time.monotonic() + 60
-        while container.service.status().candles_processed < 900:
+        while container.service.status().candles_processed < 450:
             assert time.monotonic() < deadline, "the replay did not get going"
             time.sleep(0.1)
         container.service.stop()

@@ -199,7 +199,7 @@ def test_status_partial_shows_the_engine_state(browser: httpx.Client) -> None:
 
     assert response.status_code == 200
     assert "paper" in response.text
-    assert "trend_follow" in response.text
+    assert "adaptive" in response.text  # the default strategy
     assert "BTCUSDT, ETHUSDT, SOLUSDT" in response.text
     assert "10,000.00" in response.text  # initial cash of the settings
     assert "<html" not in response.text  # a fragment, not a page
