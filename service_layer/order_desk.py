@@ -72,8 +72,8 @@ class OrderDesk:
         The queue whose commands the engine's owner runs between bars.
     commit:
         Stores a batch of ledger changes and publishes them.
-    stored:
-        The stored order with a client id, or None.
+    stored, get_order:
+        The stored order with a client id: None when there is none, or ``OrderNotFound``.
     """
 
     def __init__(
@@ -83,17 +83,13 @@ class OrderDesk:
         commands: CommandQueue,
         commit: Callable[[LedgerChanges], None],
         stored: Callable[[str], Order | None],
+        get_order: Callable[[str], Order],
     ) -> None:
         self._engine = engine
         self._commands = commands
         self._commit = commit
         self._stored = stored
-
-    def _get_order(self, order_id: str) -> Order:
-        order = self._stored(order_id)
-        if order is None:
-            raise OrderNotFound(f"no order with id {order_id!r}", field="id")
-        return order
+        self._get_order = get_order
 
     def place_order(
         self,

@@ -130,6 +130,7 @@ class TradingService:
             commands=self.commands,
             commit=self._commit,
             stored=self._stored,
+            get_order=self.get_order,
         )
 
     # -- kernel -----------------------------------------------------------------------------
