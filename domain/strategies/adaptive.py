@@ -156,6 +156,7 @@ class Adaptive:
             turned = (rows.regime != regime_prev) | (np.sign(rows.macd_hist) != np.sign(macd_prev))
             may_enter = self._may_enter(rows)
             self._entry_bars[symbol] = may_enter
+            self._pipelines[symbol].keep_analyses(rows.close_time[may_enter])
             out[symbol] = rows.close_time[may_enter | turned]
         return out
 

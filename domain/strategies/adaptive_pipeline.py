@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 
@@ -115,12 +116,17 @@ class SymbolPipeline:
     def analysis(self, time: int) -> TimeframeAnalysis:
         """The coordinator's analysis at the bar closing at ``time`` (ms UTC) of the last block
         (KeyError when none)."""
-        if self.incremental:
-            return self._analyses[time]
-        if self._series is None:
-            raise KeyError(f"no timeframe analysis at {time}: the feature failed")
-        series = self._series
-        return series.analysis(int(np.searchsorted(series.time, time)))
+        return self._analyses[time]
+
+    def keep_analyses(self, times: np.ndarray) -> None:
+        """Keep the coordinator's analyses at the bar closes ``times`` (ms UTC) of the last
+        block (the bars a decision may read them at) and let the rest of its batch go: the
+        per-timeframe columns of a year of bars weigh tens of MB."""
+        series, self._series = self._series, None
+        if series is None or self.incremental:
+            return
+        rows = np.searchsorted(series.time, times)
+        self._analyses = {int(series.time[i]): series.analysis(int(i)) for i in rows}
 
     def profile(self, time: int) -> VolumeProfile | None:
         """The volume profile in effect at ``time`` (ms UTC), None when off or unavailable."""
@@ -139,8 +145,10 @@ class SymbolPipeline:
         return self._recent(time, _HISTORY_MS)
 
     def _recent(self, time: int, span_ms: int) -> Candles:
-        if self.incremental:
-            kept = Candles(*(np.array(column) for column in zip(*self._window, strict=True)))
+        if self.incremental:  # the window's last bars only (the deque holds 30 days)
+            count = min(len(self._window), span_ms // self.tf_ms + 2)
+            last = list(islice(reversed(self._window), count))[::-1]
+            kept = Candles(*(np.array(column) for column in zip(*last, strict=True)))
         else:
             kept = self._bars
         return kept.between(time - span_ms - self.tf_ms, time - self.tf_ms + 1)
