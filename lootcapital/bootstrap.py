@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fastapi import FastAPI
 
@@ -63,6 +63,9 @@ from service_layer.risk_config import RiskConfig
 from service_layer.risk_gate import RiskGate
 from service_layer.trading import FeedFactory, TradingService
 from web.routes import mount_web
+
+if TYPE_CHECKING:
+    from adapters.models.filesystem import FilesystemModelStore
 
 logger = logging.getLogger(__name__)
 
@@ -656,3 +659,11 @@ def _data_symbol(k: int, path: Path, symbols: Sequence[str]) -> str:
     if name is None:
         raise ConfigError(f"{path}: cannot infer the symbol; pass --symbol", field="symbol")
     return name
+
+
+def model_store(settings: Settings) -> FilesystemModelStore:
+    """The model registry of ``settings``: ``<data_dir>/models`` (joblib is imported only
+    here, when a command needs the registry)."""
+    from adapters.models.filesystem import FilesystemModelStore
+
+    return FilesystemModelStore(settings.data_dir / "models")

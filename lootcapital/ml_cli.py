@@ -111,11 +111,11 @@ def add_parser(sub: Any) -> None:
     cmp_.set_defaults(func=cmd_compare)
 
 
-def model_store(settings: Settings) -> FilesystemModelStore:
-    """The model registry of ``settings``: ``<data_dir>/models``."""
-    from adapters.models.filesystem import FilesystemModelStore
+def _store(args: argparse.Namespace) -> FilesystemModelStore:
+    """The model registry of the command's settings (bootstrap imports it only when asked)."""
+    from lootcapital.bootstrap import model_store
 
-    return FilesystemModelStore(settings.data_dir / "models")
+    return model_store(_settings(args))
 
 
 class ProgressBar:
@@ -143,7 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train and register a model; print the report (JSON with ``--json``)."""
     from adapters.clock import SystemClock
     from adapters.models.filesystem import plain
-    from lootcapital.bootstrap import load_candles
+    from lootcapital.bootstrap import load_candles, model_store
     from service_layer.training import TrainingRequest, train_model
 
     settings = _settings(args)
@@ -189,7 +189,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     """List the stored models, the active ones marked."""
     from adapters.models.filesystem import plain
 
-    store = model_store(_settings(args))
+    store = _store(args)
     symbol = _symbol(args.symbol) if args.symbol else None
     models = store.list(args.model, symbol)
     active = set(store.active_ids().values())
@@ -218,7 +218,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_activate(args: argparse.Namespace) -> int:
     """Activate a model (refused when its artifact or library versions do not match)."""
-    meta = model_store(_settings(args)).activate(args.model_id)
+    meta = _store(args).activate(args.model_id)
     _write(f"active {meta.kind} model of {', '.join(meta.symbols)}: {meta.model_id}")
     return 0
 
@@ -226,7 +226,7 @@ def cmd_activate(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Re-activate the model that was active before the current one."""
     symbol = _symbol(args.symbol)
-    meta = model_store(_settings(args)).rollback(args.model, symbol)
+    meta = _store(args).rollback(args.model, symbol)
     _write(f"rolled back: active {meta.kind} model of {symbol}: {meta.model_id}")
     return 0
 
@@ -235,7 +235,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Print the models' metrics side by side."""
     from adapters.models.filesystem import plain
 
-    table = model_store(_settings(args)).compare(args.model_ids)
+    table = _store(args).compare(args.model_ids)
     if args.json:
         _write(json.dumps(plain(table), indent=2))
         return 0

@@ -291,10 +291,7 @@ class TradingService:
             For a timeframe that is not a multiple of the engine's (``field="timeframe"``) or a
             malformed ``cursor`` (``field="cursor"``).
         """
-        history = self.engine.history.get(symbol)
-        if history is None:
-            raise UnknownSymbol(f"unknown symbol {symbol!r}", field="symbol")
-        candles = history.candles
+        candles = self.recent_candles(symbol)
         tf = timeframe or self.engine.timeframe
         target, base = timeframe_ms(tf), self.engine.tf_ms
         if cursor is not None:

@@ -85,12 +85,10 @@ class SymbolPipeline:
         tf_ms: int,
         *,
         incremental: bool,
-        guard: FeatureGuard | None = None,
+        guard: FeatureGuard,
     ) -> None:
         self.config = config
-        self.guard = guard or FeatureGuard(
-            dict.fromkeys(("timeframes", "thresholds", "regime"), True)
-        )
+        self.guard = guard
         self.tf_ms = tf_ms
         self.incremental = incremental
         self._bars = Candles.empty()
@@ -108,7 +106,7 @@ class SymbolPipeline:
     def update(self, bars: Candles) -> PipelineRows:
         """Take the next ``bars`` (after every bar seen) and return the values on them."""
         if self.incremental:
-            return _stack([self._step(row) for row in _rows(bars)], bars)
+            return _stack([self._step(row) for row in _rows(bars)])
         self._bars = self._bars.concat(bars) if len(self._bars) else bars
         return self._batch(len(self._bars) - len(bars))
 
@@ -270,7 +268,7 @@ def _rows(bars: Candles) -> list[Bar]:
     ]  # fmt: skip
 
 
-def _stack(rows: list[tuple[float, ...]], bars: Candles) -> PipelineRows:
+def _stack(rows: list[tuple[float, ...]]) -> PipelineRows:
     columns = list(zip(*rows, strict=True)) if rows else [()] * 12
     ints = {0: np.int64, 2: np.int8, 3: np.int8, 8: np.int8}
     arrays = [np.array(c, dtype=ints.get(k, np.float64)) for k, c in enumerate(columns)]
