@@ -22,8 +22,8 @@ from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from adapters.marketdata.binance_csv import read_klines  # noqa: E402
-from lootcapital.bootstrap import backtest  # noqa: E402
 from lootcapital.settings import Settings  # noqa: E402
+from lootcapital.simulation import backtest  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT"]

@@ -57,15 +57,9 @@ from adapters.marketdata.binance_csv import read_klines  # noqa: E402
 from domain.candles import Candles  # noqa: E402
 from domain.ledger import Ledger  # noqa: E402
 from domain.strategies import build_strategy  # noqa: E402
-from lootcapital.bootstrap import (  # noqa: E402
-    PAPER_WINDOW,
-    Container,
-    bootstrap,
-    candle_store,
-    instruments,
-    simulated_venue,
-)
+from lootcapital.bootstrap import PAPER_WINDOW, Container, bootstrap  # noqa: E402
 from lootcapital.settings import Settings  # noqa: E402
+from lootcapital.simulation import candle_store, instruments, simulated_venue  # noqa: E402
 from service_layer.engine import Engine  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -58,7 +58,7 @@ def run(
         A file or stored series that cannot be read, or no bar closed by ``at`` (``field``
         names the option).
     """
-    from lootcapital.bootstrap import load_candles
+    from lootcapital.simulation import load_candles
 
     bars = load_candles(
         settings,

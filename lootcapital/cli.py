@@ -158,7 +158,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _maker_fee(settings: Settings, taker: Decimal) -> Decimal:
-    """The maker rate :func:`lootcapital.bootstrap.backtest` uses: the settings' maker/taker
+    """The maker rate :func:`lootcapital.simulation.backtest` uses: the settings' maker/taker
     ratio applied to ``taker``."""
     if not settings.fee_taker:
         return taker
@@ -171,7 +171,8 @@ def _stored_candles(
     """Bars of ``symbols`` from the candle store on ``timeframe``, resampled (epoch-aligned,
     complete buckets only, as the API's candles) from the longest stored timeframe dividing it
     when ``timeframe`` itself is not stored. Also returns the timeframe each was read at."""
-    from lootcapital.bootstrap import list_data, load_candles
+    from lootcapital.bootstrap import list_data
+    from lootcapital.simulation import load_candles
 
     stored = list_data(settings)
     out: dict[str, Candles] = {}
@@ -209,7 +210,7 @@ def _backtest_bars(
     DomainError
         A bad date, a file or stored series that cannot be read, or no bar in the period.
     """
-    from lootcapital.bootstrap import load_candles
+    from lootcapital.simulation import load_candles
 
     start, end = _iso_ms(args.start, "start"), _iso_ms(args.end, "end")
     if args.data:
@@ -299,7 +300,7 @@ def _futures_header(
 def cmd_backtest(args: argparse.Namespace) -> int:
     """Run a backtest and print its header, summary and breakdown (JSON with ``--json``)."""
     from lootcapital import ab_test
-    from lootcapital.bootstrap import backtest, data_markets, read_funding_feeds
+    from lootcapital.simulation import backtest, data_markets, read_funding_feeds
 
     if not args.data and not args.symbol:
         raise DomainError("give --data FILE or --symbol S", field="data")

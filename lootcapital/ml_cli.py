@@ -143,7 +143,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train and register a model; print the report (JSON with ``--json``)."""
     from adapters.clock import SystemClock
     from adapters.models.filesystem import plain
-    from lootcapital.bootstrap import load_candles, model_store
+    from lootcapital.bootstrap import model_store
+    from lootcapital.simulation import load_candles
     from service_layer.training import TrainingRequest, train_model
 
     settings = _settings(args)

@@ -16,8 +16,9 @@ import pytest
 from websockets.sync.client import connect
 
 from api.numbers import decimals
-from lootcapital.bootstrap import Container, bootstrap, build_app, candle_store
+from lootcapital.bootstrap import Container, bootstrap, build_app
 from lootcapital.settings import Settings
+from lootcapital.simulation import candle_store
 from tests.e2e.web_fixtures import live_server, sample_server
 
 TOKEN = "contract-token-0123456789abcdef"

@@ -17,9 +17,10 @@ from adapters.storage.sql.unit_of_work import SqlUnitOfWork, make_engine, make_s
 from domain.funding import FundingPayment
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Trade
 from domain.ports import Page, RunState, UnitOfWork
-from lootcapital.bootstrap import Container, backtest, bootstrap, load_candles, read_funding_feeds
+from lootcapital.bootstrap import Container, bootstrap
 from lootcapital.futures import beside
 from lootcapital.settings import Settings
+from lootcapital.simulation import backtest, load_candles, read_funding_feeds
 from tests.fixtures.data import sample_dir
 
 EXCHANGE_INFO = "binance_usdm_exchange_info_20251030.json"

@@ -9,7 +9,8 @@ import pytest
 
 from domain.errors import EndOfData
 from domain.model import Trade
-from lootcapital.bootstrap import backtest, bootstrap, load_candles
+from lootcapital.bootstrap import bootstrap
+from lootcapital.simulation import backtest, load_candles
 from tests.integration.paper_harness import every, paper_settings, run_until, start, trimmed_sample
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]

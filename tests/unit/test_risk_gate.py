@@ -32,8 +32,8 @@ from domain.risk import (
     relative_volume,
 )
 from domain.strategies.base import Portfolio
-from lootcapital.bootstrap import risk_config, risk_gate
 from lootcapital.settings import Settings
+from lootcapital.simulation import risk_config, risk_gate
 from service_layer.history import CandleHistory
 from service_layer.risk_config import RiskConfig
 from service_layer.risk_gate import RiskGate
