@@ -28,8 +28,8 @@ from adapters.venues.simulated.venue import SimulatedVenue  # noqa: E402
 from domain.execution import FeeSchedule  # noqa: E402
 from domain.ledger import Ledger  # noqa: E402
 from domain.strategies import build_strategy  # noqa: E402
-from lootcapital.bootstrap import backtest, instruments  # noqa: E402
 from lootcapital.settings import Settings  # noqa: E402
+from lootcapital.simulation import backtest, instruments  # noqa: E402
 from service_layer.engine import Engine  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -77,6 +77,7 @@ def main() -> None:
     settings = Settings(data_dir=Path("var/bench"))
     best, result = float("inf"), None
     for _ in range(args.repeat):
+        result = None  # one backtest's memory at a time in the peak RSS
         t0 = time.perf_counter()
         result = backtest(
             settings, strategy="adaptive", params={}, candles=candles, timeframe="5m",

@@ -57,6 +57,16 @@ class CandleHistory:
                 f"bar at {int(bars.open_time[0])} does not follow {int(self._time[self._n - 1])}"
             )
         need = self._n + k
+        if self._n == 0 and k > len(self._time) and _native(bars):
+            # A backtest's one block: keep the caller's columns (immutable, as Candles are)
+            # instead of a copy. Writes only ever go past the last bar, so the next append
+            # grows into arrays of its own first.
+            self._time = bars.open_time
+            self._cols = {name: getattr(bars, name) for name in OHLCV_COLUMNS}
+            self._n = k
+            self._lo = 0 if self.limit is None else max(0, k - self.limit)
+            self._set_view()
+            return
         if need > len(self._time) and self._lo > 0:
             self._compact(extra=k)
             need = self._n + k
@@ -76,15 +86,17 @@ class CandleHistory:
         self._n = need
         if self.limit is not None and self._n - self._lo > self.limit:
             self._lo = self._n - self.limit
-        lo = self._lo
-        cols = self._cols
+        self._set_view()
+
+    def _set_view(self) -> None:
+        lo, n, cols = self._lo, self._n, self._cols
         self.candles = _candles(
-            self._time[lo:need],
-            cols["open"][lo:need],
-            cols["high"][lo:need],
-            cols["low"][lo:need],
-            cols["close"][lo:need],
-            cols["volume"][lo:need],
+            self._time[lo:n],
+            cols["open"][lo:n],
+            cols["high"][lo:n],
+            cols["low"][lo:n],
+            cols["close"][lo:n],
+            cols["volume"][lo:n],
         )
 
     def _compact(self, extra: int) -> None:
@@ -100,3 +112,10 @@ class CandleHistory:
             cols[name][: n - lo] = col[lo:n]
         self._time, self._cols = time, cols
         self._lo, self._n = 0, n - lo
+
+
+def _native(bars: Candles) -> bool:
+    """Whether ``bars`` has the window's own dtypes (int64 times, float64 columns)."""
+    return bars.open_time.dtype == np.int64 and all(
+        getattr(bars, name).dtype == np.float64 for name in OHLCV_COLUMNS
+    )
