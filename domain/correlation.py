@@ -144,10 +144,37 @@ def correlation_at(
         bars = histories.get(symbol, Candles.empty())
         # Two hours before the window: the first return's bucket and the one before it.
         bars = bars.between(time - (window + 2) * H1, time - base_ms + 1)
-        times, returns = hourly_log_returns(bars, base_ms)
-        keep = times > time - window * H1
-        series.append((times[keep], returns[keep]))
-    common = reduce(np.intersect1d, [t for t, _ in series]) if series else []
+        series.append(returns_in_window(*hourly_log_returns(bars, base_ms), time, window))
+    return correlation_of(series, symbols, time, min_overlap=min_overlap)
+
+
+def returns_in_window(
+    times: np.ndarray, returns: np.ndarray, time: int, window: int = 720
+) -> tuple[np.ndarray, np.ndarray]:
+    """The returns of :func:`hourly_log_returns` that :func:`correlation_at` reads at ``time``
+    (ms UTC): those closing in ``(time − window h, time]``. The same whether ``times`` and
+    ``returns`` were computed from the window's bars or from any longer history holding them
+    (a return depends only on its two complete buckets, both inside the window)."""
+    lo = np.searchsorted(times, time - window * H1, "right")
+    hi = np.searchsorted(times, time, "right")
+    return times[lo:hi], returns[lo:hi]
+
+
+def correlation_of(
+    series: Sequence[tuple[np.ndarray, np.ndarray]],
+    symbols: Sequence[str],
+    time: int,
+    *,
+    min_overlap: int = 168,
+) -> CorrelationMatrix:
+    """The correlation matrix at ``time`` (ms UTC) of ``symbols``' hourly returns ``series``
+    (``(times, returns)`` per symbol, in the window: :func:`returns_in_window`), on the hours
+    common to all; fewer than ``min_overlap`` of them gives :meth:`CorrelationMatrix.unknown`."""
+    common = (
+        reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True), [t for t, _ in series])
+        if series
+        else []
+    )
     if len(common) < min_overlap:
         return CorrelationMatrix.unknown(symbols, time)
     x = np.column_stack([r[np.searchsorted(t, common)] for t, r in series])

@@ -33,7 +33,7 @@ from domain import exit_rules
 from domain.allocation import AllocationConfig, allocate
 from domain.analysis import PipelineConfig
 from domain.candles import Candles
-from domain.correlation import CorrelationMatrix, correlation_at
+from domain.correlation import CorrelationMatrix, correlation_of
 from domain.errors import ConfigError
 from domain.execution import to_decimal
 from domain.isolation import FeatureGuard, FeatureStatus
@@ -109,7 +109,7 @@ class Adaptive:
         self._pipelines: dict[str, SymbolPipeline] = {}
         self._rows: dict[str, PipelineRows] = {}
         self._last: dict[str, tuple[int, float]] = {}  # regime code, MACD hist of the last bar
-        self._previous: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # the same, bar before
+        self._before: dict[str, tuple[int, float]] = {}  # the same, bar before the block
         self._entry_bars: dict[str, np.ndarray] = {}  # per bar of the block: may enter
         self._exits: dict[str, exit_rules.ExitState] = {}
         self._armed: dict[str, tuple[float, str]] = {}  # ATR and qty of entries to arm
@@ -149,10 +149,9 @@ class Adaptive:
             before = self._last.get(symbol, (-1, np.nan))
             if len(rows):
                 self._last[symbol] = (int(rows.regime[-1]), float(rows.macd_hist[-1]))
-            self._rows[symbol] = rows
+            self._rows[symbol], self._before[symbol] = rows, before
             regime_prev = np.r_[before[0], rows.regime[:-1]]
             macd_prev = np.r_[before[1], rows.macd_hist[:-1]]
-            self._previous[symbol] = (regime_prev, macd_prev)
             turned = (rows.regime != regime_prev) | (np.sign(rows.macd_hist) != np.sign(macd_prev))
             may_enter = self._may_enter(rows)
             self._entry_bars[symbol] = may_enter
@@ -308,10 +307,8 @@ class Adaptive:
         symbols = sorted(confidences)
         config = AllocationConfig()
         if len(symbols) > 1:
-            histories = {s: self._pipelines[s].history(time) for s in symbols}
-            correlation = correlation_at(
-                histories, symbols, time, window=config.window, min_overlap=config.min_overlap
-            )
+            series = [self._pipelines[s].hourly_returns(time, config.window) for s in symbols]
+            correlation = correlation_of(series, symbols, time, min_overlap=config.min_overlap)
         else:
             correlation = CorrelationMatrix.unknown(symbols, time)
         result = allocate(confidences, correlation, config, held=held)
@@ -402,8 +399,9 @@ class Adaptive:
         rows = self._rows[symbol]
         i = int(np.searchsorted(rows.close_time, ctx.time))
         regime = rows.regime[i]
-        regimes_before, macd_before = self._previous[symbol]
-        previous = int(regimes_before[i])
+        previous, macd_before = (
+            self._before[symbol] if i == 0 else (int(rows.regime[i - 1]), rows.macd_hist[i - 1])
+        )
         if previous >= 0 and exit_rules.regime_exit(regime_of(previous), regime_of(regime)):
             self._exits.pop(symbol, None)
             closing = exit_rules.close_positions(
@@ -421,7 +419,7 @@ class Adaptive:
             state = done.state
             assert state is not None
         orders = portfolio.open_orders.get(symbol, ())
-        bar = exit_rules.Bar(float(rows.close[i]), float(rows.macd_hist[i]), float(macd_before[i]))
+        bar = exit_rules.Bar(float(rows.close[i]), float(rows.macd_hist[i]), float(macd_before))
         managed = self._pipelines[symbol].guard.call(
             "exits", exit_rules.manage, state, position, orders, instrument, bar, ctx.time, woken,
             fallback=exit_rules.ExitActions(state), time_ms=ctx.time,

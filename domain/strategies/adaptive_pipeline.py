@@ -28,6 +28,7 @@ from domain.coordinator import (
     TimeframeCoordinator,
     coordinator_series,
 )
+from domain.correlation import hourly_log_returns, returns_in_window
 from domain.features.base import Bar
 from domain.isolation import FeatureGuard
 from domain.regime import REGIMES, Regime, RegimeConfig, RegimeDetector, regime_series
@@ -102,12 +103,14 @@ class SymbolPipeline:
         self._analyses: dict[int, TimeframeAnalysis] = {}
         self._profiles: dict[int, VolumeProfile | None] = {}
         self._series: CoordinatorSeries | None = None
+        self._returns: tuple[np.ndarray, np.ndarray] | None = None  # of every bar (batch)
 
     def update(self, bars: Candles) -> PipelineRows:
         """Take the next ``bars`` (after every bar seen) and return the values on them."""
         if self.incremental:
             return _stack([self._step(row) for row in _rows(bars)])
         self._bars = self._bars.concat(bars) if len(self._bars) else bars
+        self._returns = None
         return self._batch(len(self._bars) - len(bars))
 
     # -- at a decision ---------------------------------------------------------------------
@@ -142,6 +145,18 @@ class SymbolPipeline:
         correlation's window)."""
         return self._recent(time, _HISTORY_MS)
 
+    def hourly_returns(self, time: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+        """The hourly log returns the correlation reads at ``time`` (ms UTC): those closing in
+        the ``window`` hours before it (:func:`~domain.correlation.returns_in_window`). The
+        batch form computes the returns of all its bars once per block and slices them."""
+        if self.incremental:
+            found = hourly_log_returns(self.history(time), self.tf_ms)
+        else:
+            if self._returns is None:
+                self._returns = hourly_log_returns(self._bars, self.tf_ms)
+            found = self._returns
+        return returns_in_window(*found, time, window)
+
     def _recent(self, time: int, span_ms: int) -> Candles:
         if self.incremental:  # the window's last bars only (the deque holds 30 days)
             count = min(len(self._window), span_ms // self.tf_ms + 2)
@@ -174,7 +189,7 @@ class SymbolPipeline:
             close=bars.close[start:],
             direction=none
             if series is None
-            else np.asarray(DIRECTION_SIGN)[series.direction[start:]],
+            else np.asarray(DIRECTION_SIGN, dtype=np.int8)[series.direction[start:]],
             aligned=none if series is None else series.aligned[start:],
             confidence=np.zeros(n) if series is None else series.confidence[start:],
             volatility_pct=np.full(n, 50.0) if levels is None else levels[0],
