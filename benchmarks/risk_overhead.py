@@ -6,6 +6,9 @@ no settlement), no risk gate. On: 3x isolated margin with Binance's leverage bra
 gate with every rule on (sizing with caps and drawdown steps, daily loss, consecutive losses,
 volatility spike, unusual volume, max open positions, max leverage). Same strategy, data and
 costs; the full 305-day 5m USD-M files of ``../shared/data``, one core, best of ``--repeat``.
+Three strategies: the two minimal ones (a decision costs them next to nothing, so the figure is
+close to the risk machinery's own cost per decision and fill) and ``adaptive``, the pipeline
+``serve`` runs by default (what a trader's backtest costs).
 The candles, funding rates and mark prices are read before the clock starts, as
 a backtest's data is. Target: "on" < 20 % slower than "off".
 
@@ -25,8 +28,8 @@ from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from adapters.marketdata.binance_csv import read_klines  # noqa: E402
-from lootcapital.bootstrap import FundingFeed, backtest, read_funding_feeds  # noqa: E402
 from lootcapital.settings import Settings  # noqa: E402
+from lootcapital.simulation import FundingFeed, backtest, read_funding_feeds  # noqa: E402
 from service_layer.backtest import BacktestResult  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -81,7 +84,7 @@ def main() -> None:
     funding = read_funding_feeds({s: DATA / f"binance_usdm_{s}_funding.csv.gz" for s in SYMBOLS})
     off = Settings(data_dir=Path("var/bench"), leverage_brackets_file=None)
     on = Settings(data_dir=Path("var/bench"), risk=ALL_ON)  # type: ignore[arg-type]
-    for strategy in ("sma_cross", "trend_follow"):
+    for strategy in ("sma_cross", "trend_follow", "adaptive"):
         for count in (1, 5):
             subset = {s: candles[s] for s in SYMBOLS[:count]}
             best = {"off": float("inf"), "on": float("inf")}
