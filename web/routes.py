@@ -29,6 +29,7 @@ from api.deps import (
 )
 from domain.errors import DomainError
 from service_layer.trading import TradingService
+from web.analysis_routes import analysis
 from web.control import control
 from web.stream import event_stream
 from web.views import (
@@ -51,6 +52,7 @@ ui = APIRouter(prefix="/ui", dependencies=[Depends(require_session)])
 STREAMS: dict[str, tuple[tuple[str, ...], bool]] = {
     "dashboard": (DASHBOARD_PANELS, True),
     "control": (CONTROL_PANELS, False),
+    "analysis": (("status",), False),
 }
 """Per page: the live panels its stream sends and whether it sends the equity chart's points."""
 
@@ -203,12 +205,13 @@ async def stream(
     request: Request,
     service: ServiceDep,
     hub: HubDep,
-    page: Literal["dashboard", "control"] = "dashboard",
+    page: Literal["dashboard", "control", "analysis"] = "dashboard",
 ) -> EventStreamResponse:
     """Server-Sent Events of ``page``, until the client disconnects: re-rendered panels (the
     dashboard's ``status``, ``positions``, ``orders``, ``trades``, ``signals``, and equity
     points, ``equity``; the control centre's ``status``, ``risk``, ``balance``,
-    ``positions``, ``alerts``)."""
+    ``positions``, ``alerts``; the adaptive-pipeline page's ``status``, whose events make it
+    reload its own partials)."""
     panels, chart = STREAMS[page]
     return EventStreamResponse(
         event_stream(service, hub, request.is_disconnected, panels=panels, chart=chart),
@@ -219,6 +222,7 @@ async def stream(
 
 router.include_router(ui)
 router.include_router(control)
+router.include_router(analysis)
 
 
 def mount_web(app: FastAPI) -> None:

@@ -1,0 +1,524 @@
+"""The panel's adaptive-pipeline page (``/analysis``) end to end: a real uvicorn server wired by
+``bootstrap`` on the sample, run with the ``adaptive`` strategy until every symbol has a week of
+bars and two positions are open, then stopped; the page and its partials are checked against
+``GET /api/v1/analysis/{symbol}`` and the domain's own functions on the same bars. A second
+server runs ``sma_cross``, a strategy without an adaptive pipeline. One test drives Chromium
+over the DevTools protocol to check that the charts render without a console error."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from api.deps import SESSION_COOKIE, session_value
+from domain.allocation import portfolio_metrics
+from domain.correlation import correlation_at
+from lootcapital.bootstrap import Container, bootstrap, build_app
+from lootcapital.settings import Settings
+from tests.e2e.web_fixtures import live_server, sample_server
+
+TOKEN = "e2e-analysis-page-token-0123"
+WAIT_S = 120.0
+BARS_WANTED = 7_000
+"""Bars processed (all symbols) before the checks: over 2,300 a symbol, so a week of hourly
+returns in common (the correlation's minimum) and a warm pipeline."""
+HELD = {"BTCUSDT": "0.01", "ETHUSDT": "0.2"}
+"""Positions the API opens so the diversification ratio has something to measure."""
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PARTIALS = [
+    "/ui/analysis/symbol/BTCUSDT",
+    "/ui/analysis/symbol/BTCUSDT/chart.json",
+    "/ui/analysis/portfolio",
+    "/ui/analysis/features",
+    "/ui/stream?page=analysis",
+]
+
+
+class _Elements(HTMLParser):
+    """Every start tag's attributes and the text inside it, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[dict[str, Any]] = []
+        self._open: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element = {"tag": tag, "attrs": dict(attrs), "text": ""}
+        self.elements.append(element)
+        self._open.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            if self._open.pop()["tag"] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        for element in self._open:
+            element["text"] += data
+
+
+def _elements(html: str) -> list[dict[str, Any]]:
+    parser = _Elements()
+    parser.feed(html)
+    return parser.elements
+
+
+def _by(html: str, attr: str) -> dict[str, dict[str, Any]]:
+    """The elements of ``html`` that carry ``attr``, by its value (the first of each)."""
+    found: dict[str, dict[str, Any]] = {}
+    for element in _elements(html):
+        value = element["attrs"].get(attr)
+        if value is not None and value not in found:
+            found[value] = element
+    return found
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Container]]:
+    """An ``adaptive`` paper server, run as fast as it goes until :data:`BARS_WANTED` bars,
+    then holding :data:`HELD` bought through the API; stopped for the tests."""
+    data_dir: Path = tmp_path_factory.mktemp("analysis-page")
+    settings = Settings(data_dir=data_dir, api_token=TOKEN, speed=10_000_000.0, autostart=False)
+    container = bootstrap(settings)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with (
+        live_server(build_app(container)) as url,
+        httpx.Client(base_url=url + "/api/v1", headers=headers, timeout=10.0) as api,
+    ):
+        _run_until(api, BARS_WANTED)
+        for symbol, qty in HELD.items():
+            order = {"symbol": symbol, "side": "buy", "type": "market", "qty": qty}
+            assert api.post("/orders", json=order).status_code == 201
+        _run_until(api, api.get("/status").json()["candles_processed"] + len(HELD))
+        held = {p["symbol"] for p in api.get("/positions").json()}
+        assert held >= set(HELD), f"the orders did not fill: {held}"
+        yield url, container
+
+
+def _run_until(api: httpx.Client, bars: int) -> None:
+    """Run the engine until it has processed ``bars`` bars, then stop it."""
+    api.post("/engine/start")
+    deadline = time.monotonic() + WAIT_S
+    while api.get("/status").json()["candles_processed"] < bars:
+        assert time.monotonic() < deadline, f"the engine processed fewer than {bars} bars"
+        time.sleep(0.02)
+    assert api.post("/engine/stop").json()["running"] is False
+
+
+@pytest.fixture
+def base_url(served: tuple[str, Container]) -> str:
+    return served[0]
+
+
+@pytest.fixture
+def service(served: tuple[str, Container]) -> Any:
+    return served[1].service
+
+
+@pytest.fixture
+def browser(base_url: str) -> Iterator[httpx.Client]:
+    """A client logged in through the form, as a browser is."""
+    with httpx.Client(base_url=base_url, timeout=10.0) as client:
+        response = client.post("/login", data={"token": TOKEN})
+        assert response.status_code == 303
+        client.cookies.set(SESSION_COOKIE, response.cookies[SESSION_COOKIE])
+        yield client
+
+
+@pytest.fixture
+def api(base_url: str) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=base_url + "/api/v1", headers=headers, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture
+def symbols(service: Any) -> tuple[str, ...]:
+    return service.status().symbols
+
+
+# -- the page and its access ---------------------------------------------------------------------
+
+
+def test_the_page_without_a_session_shows_the_login_form(base_url: str) -> None:
+    response = httpx.get(base_url + "/analysis", timeout=10)
+
+    assert response.status_code == 200
+    assert 'action="/login"' in response.text
+    assert "pipeline-symbol" not in response.text
+
+
+@pytest.mark.parametrize("path", PARTIALS)
+def test_the_partials_and_the_chart_refuse_requests_without_the_session_cookie(
+    base_url: str, path: str
+) -> None:
+    response = httpx.get(base_url + path, timeout=10)
+
+    assert response.status_code == 401
+
+
+def test_the_page_has_a_section_a_chart_and_live_partials_per_traded_symbol(
+    browser: httpx.Client, symbols: tuple[str, ...]
+) -> None:
+    response = browser.get("/analysis")
+
+    assert response.status_code == 200
+    html = response.text
+    assert 'sse-connect="/ui/stream?page=analysis"' in html
+    assert 'href="/analysis" aria-current="page"' in html
+    assert "/static/vendor/lightweight-charts.standalone.production.js" in html
+    assert 'id="no-pipeline"' not in html
+    for symbol in symbols:
+        assert f'id="sym-{symbol}"' in html
+        assert f'data-src="/ui/analysis/symbol/{symbol}/chart.json"' in html
+        assert f'hx-get="/ui/analysis/symbol/{symbol}"' in html
+    for name in ("portfolio", "features"):
+        assert f'hx-get="/ui/analysis/{name}"' in html
+    assert html.count('hx-trigger="load, analysis-refresh from:body"') == len(symbols) + 2
+
+
+def test_the_other_pages_link_to_the_pipeline_page(browser: httpx.Client) -> None:
+    for page in ("/", "/control"):
+        assert 'href="/analysis"' in browser.get(page).text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "vendor/lightweight-charts.standalone.production.js",
+        "vendor/lightweight-charts.LICENSE",
+        "analysis.js",
+        "analysis.css",
+    ],
+)
+def test_the_page_assets_are_served_locally(base_url: str, path: str) -> None:
+    response = httpx.get(f"{base_url}/static/{path}", timeout=10)
+
+    assert response.status_code == 200
+    assert len(response.content) > 1_000
+
+
+def test_the_stream_of_the_page_sends_the_engine_status(browser: httpx.Client) -> None:
+    with browser.stream("GET", "/ui/stream", params={"page": "analysis"}) as response:
+        assert response.status_code == 200
+        names = []
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                names.append(line.removeprefix("event:").strip())
+                break
+
+    assert names == ["status"]
+
+
+# -- per symbol: the same figures as GET /api/v1/analysis/{symbol} --------------------------------
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+def test_the_symbol_partial_shows_what_the_analysis_api_says_about_the_same_bars(
+    browser: httpx.Client, api: httpx.Client, symbol: str
+) -> None:
+    expected = api.get(f"/analysis/{symbol}").json()
+
+    response = browser.get(f"/ui/analysis/symbol/{symbol}")
+
+    assert response.status_code == 200
+    figures = _by(response.text, "data-key")
+    value = {key: element["attrs"].get("data-value") for key, element in figures.items()}
+    assert int(value["time"]) == expected["time"]
+    assert float(value["price"]) == expected["price"]
+    regime = expected["regime"]
+    assert value["regime.current"] == regime["current"]
+    assert value["regime.candidate"] == regime["candidate"]
+    assert value["regime.since"] == (None if regime["since"] is None else str(regime["since"]))
+    for key in ("volatility_percentile", "multiplier", "adx", "rvol"):
+        assert float(value[f"thresholds.{key}"]) == expected["thresholds"][key], key
+    for key in ("poc", "vah", "val", "bin_width", "total_volume"):
+        assert float(value[f"volume_profile.{key}"]) == expected["volume_profile"][key], key
+        assert figures[f"volume_profile.{key}"]["text"].strip() not in ("", "—")
+    rows = _by(response.text, "data-timeframe")
+    assert list(rows) == ["5m", "15m", "1h", "4h"]
+    for tf, row in rows.items():
+        api_row, attrs = expected["timeframes"][tf], row["attrs"]
+        assert attrs["data-trend"] == api_row["trend"]
+        assert attrs["data-volume-trend"] == api_row["volume_trend"]
+        assert float(attrs["data-momentum"]) == api_row["momentum"]
+        assert float(attrs["data-volatility"]) == api_row["volatility"]
+        assert api_row["trend"].lower() in row["text"]
+    (summary,) = _by(response.text, "data-aligned").values()
+    assert int(summary["attrs"]["data-aligned"]) == expected["timeframes"]["aligned"]
+    assert summary["attrs"]["data-direction"] == expected["timeframes"]["direction"]
+    assert float(summary["attrs"]["data-confidence"]) == expected["timeframes"]["confidence"]
+    reasons = _by(response.text, "data-component")
+    assert list(reasons) == [r["component"] for r in expected["signal"]["reasons"]]
+    for reason in expected["signal"]["reasons"]:
+        assert reason["message"] in reasons[reason["component"]]["text"]
+
+
+def test_an_untraded_symbol_is_not_found(browser: httpx.Client) -> None:
+    assert browser.get("/ui/analysis/symbol/DOGEUSDT").status_code == 404
+    assert browser.get("/ui/analysis/symbol/DOGEUSDT/chart.json").status_code == 404
+
+
+def test_the_chart_json_has_the_last_bars_ohlcv_in_seconds_and_the_three_levels(
+    browser: httpx.Client, api: httpx.Client, service: Any
+) -> None:
+    candles = service.recent_candles("BTCUSDT")
+    expected = api.get("/analysis/BTCUSDT").json()
+
+    response = browser.get("/ui/analysis/symbol/BTCUSDT/chart.json")
+
+    assert response.status_code == 200
+    chart = response.json()
+    bars = chart["bars"]
+    assert len(bars) == min(500, len(candles))
+    last = len(candles) - 1
+    assert bars[-1] == {
+        "time": int(candles.open_time[last]) // 1000,
+        "open": float(candles.open[last]),
+        "high": float(candles.high[last]),
+        "low": float(candles.low[last]),
+        "close": float(candles.close[last]),
+        "volume": float(candles.volume[last]),
+    }
+    assert [b["time"] for b in bars] == sorted({b["time"] for b in bars})
+    assert bars[-1]["close"] == expected["price"]
+    profile = expected["volume_profile"]
+    assert chart["levels"] == {k: profile[k] for k in ("poc", "vah", "val")}
+    assert chart["precision"] >= 2
+
+
+# -- the portfolio ------------------------------------------------------------------------------
+
+
+def test_the_portfolio_shows_pnl_per_symbol_the_correlation_matrix_and_the_diversification(
+    browser: httpx.Client, service: Any, symbols: tuple[str, ...]
+) -> None:
+    views = service.positions()
+    histories = {s: service.recent_candles(s) for s in symbols}
+    time_ms = max(int(c.open_time[-1]) for c in histories.values()) + 300_000
+    correlation = correlation_at(histories, symbols, time_ms)
+    trades = service.trades(limit=10_000).items
+    expected = portfolio_metrics(
+        equity=service.status().equity,
+        positions={v.position.symbol: v.position for v in views},
+        marks={v.position.symbol: v.mark_price for v in views},
+        trades=trades,
+        stops={v.position.symbol: v.position.entry_price for v in views},  # risk not shown
+        correlation=correlation,
+    )
+
+    response = browser.get("/ui/analysis/portfolio")
+
+    assert response.status_code == 200
+    rows = _by(response.text, "data-symbol")
+    assert [s for s in rows if s != "total"][: len(symbols)] == list(symbols)
+    for symbol in symbols:
+        assert Decimal(rows[symbol]["attrs"]["data-total"]) == expected.per_symbol_pnl.get(
+            symbol, Decimal(0)
+        )
+    for view in views:
+        row = rows[view.position.symbol]["attrs"]
+        assert Decimal(row["data-unrealized"]) == view.unrealized_pnl
+    assert Decimal(rows["total"]["attrs"]["data-total"]) == expected.total_pnl
+    cells = [e for e in _elements(response.text) if "data-with" in e["attrs"]]
+    assert len(cells) == len(symbols) ** 2
+    assert correlation.observations >= 168
+    for i, a in enumerate(symbols):
+        for j, b in enumerate(symbols):
+            cell = cells[i * len(symbols) + j]
+            assert cell["attrs"]["data-with"] == b
+            assert float(cell["attrs"]["data-value"]) == correlation.get(a, b)
+            if a == b:
+                assert cell["text"].strip() == "1.00"
+    ratio = _by(response.text, "data-key")["diversification_ratio"]["attrs"]
+    assert float(ratio["data-value"]) == pytest.approx(expected.diversification_ratio, rel=1e-12)
+    assert expected.diversification_ratio > 1.0  # two positions, correlation below 1
+
+
+# -- the features -------------------------------------------------------------------------------
+
+
+def test_the_feature_panel_lists_each_feature_of_each_symbol_with_its_state(
+    browser: httpx.Client, service: Any
+) -> None:
+    views = service.pipeline_view()
+
+    response = browser.get("/ui/analysis/features")
+
+    assert response.status_code == 200
+    assert views, "the adaptive strategy shows its pipeline"
+    cells = [e["attrs"] for e in _elements(response.text) if "data-feature" in e["attrs"]]
+    shown = {(a["data-feature"], a["data-state"], a["data-failures"]) for a in cells}
+    assert len(cells) == sum(len(v.features) for v in views)
+    for view in views:
+        for name, state in view.features.items():
+            assert (name, state, str(view.failures.get(name, 0))) in shown
+        assert f'<tr data-symbol="{view.symbol}">' in response.text
+    assert {a["data-state"] for a in cells} <= {"on", "off", "failed"}
+
+
+# -- a strategy without a pipeline ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sma_cross(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A logged-in client of a paper server running ``sma_cross``."""
+    with (
+        sample_server(tmp_path_factory.mktemp("analysis-sma"), TOKEN) as (url, _),
+        httpx.Client(base_url=url, timeout=10.0) as client,
+    ):
+        client.cookies.set(SESSION_COOKIE, session_value(TOKEN))
+        yield client
+
+
+def test_a_strategy_without_a_pipeline_gets_a_clear_message_not_an_error(
+    sma_cross: httpx.Client,
+) -> None:
+    page = sma_cross.get("/analysis")
+    features = sma_cross.get("/ui/analysis/features")
+    symbol = sma_cross.get("/ui/analysis/symbol/BTCUSDT")
+
+    assert page.status_code == 200
+    assert 'id="no-pipeline"' in page.text
+    assert "has no adaptive pipeline" in page.text and "sma_cross" in page.text
+    assert features.status_code == 200
+    assert "The strategy sma_cross has no adaptive pipeline" in features.text
+    assert "data-feature" not in features.text
+    assert symbol.status_code == 200
+
+
+# -- in a browser -------------------------------------------------------------------------------
+
+
+class _DevTools:
+    """A page of a headless Chromium driven over the DevTools protocol: commands in order, the
+    events that come meanwhile kept in :attr:`events`."""
+
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+        self.events: list[dict[str, Any]] = []
+        self._id = 0
+
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self._id += 1
+        self.socket.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv(timeout=30))
+            if message.get("id") == self._id:
+                assert "error" not in message, message
+                return message.get("result", {})
+            self.events.append(message)
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    def problems(self) -> list[str]:
+        """Console errors and warnings, uncaught exceptions and logged errors (a failed load)."""
+        found = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params["type"] in (
+                "error", "warning", "assert",
+            ):  # fmt: skip
+                found.append(f"console.{params['type']}: {params['args']}")
+            elif method == "Runtime.exceptionThrown":
+                found.append(f"exception: {params['exceptionDetails']}")
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                found.append(f"log: {params['entry']}")
+        return found
+
+
+def _devtools_url(user_data: Path, process: subprocess.Popen[bytes]) -> str:
+    """The websocket of the first page of the Chromium started with ``user_data``."""
+    port_file = user_data / "DevToolsActivePort"
+    deadline = time.monotonic() + 30
+    while not port_file.is_file() or not port_file.read_text().strip():
+        assert process.poll() is None, "Chromium exited at start"
+        assert time.monotonic() < deadline, "Chromium opened no DevTools port"
+        time.sleep(0.1)
+    port = port_file.read_text().split()[0]
+    targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+    return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("CI") != "true",
+    reason="needs Chromium (Debian package: chromium; `make test` installs it)",
+)
+def test_the_charts_render_in_a_browser_without_a_console_error(
+    base_url: str, symbols: tuple[str, ...], tmp_path: Path
+) -> None:
+    user_data = tmp_path / "chromium"
+    command = [
+        str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu",
+        f"--user-data-dir={user_data}",
+        # Every host name but the server's fails to resolve: a CDN load would fail.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        "--remote-debugging-port=0", "--window-size=1400,2400", "about:blank",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with connect(_devtools_url(user_data, process), max_size=None, open_timeout=20) as ws:
+            state, problems = _load_the_page(_DevTools(ws), base_url, len(symbols))
+    finally:
+        process.terminate()
+        process.wait(15)
+
+    assert [c["symbol"] for c in state["charts"]] == list(symbols)
+    for chart in state["charts"]:
+        assert chart["canvases"] > 0, chart
+        assert chart["bars"] == "500", chart
+        assert chart["levels"] == "poc vah val", chart
+    assert state["views"] == len(symbols)
+    assert state["features"] > 0
+    assert problems == []
+
+
+def _load_the_page(page: _DevTools, base_url: str, count: int) -> tuple[dict[str, Any], list[str]]:
+    """Give ``page`` the session cookie, open ``/analysis`` and wait for its charts: what
+    :func:`_wait_for_charts` saw and the page's :meth:`~_DevTools.problems`."""
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        page.send(f"{domain}.enable")
+    cookie = {"name": SESSION_COOKIE, "value": session_value(TOKEN), "url": base_url}
+    page.send("Network.setCookie", **cookie, httpOnly=True, sameSite="Strict")
+    page.send("Page.navigate", url=base_url + "/analysis")
+    return _wait_for_charts(page, count), page.problems()
+
+
+CHART_STATE = """JSON.stringify({
+  charts: Array.from(document.querySelectorAll('.lwc-chart')).map(function (e) {
+    return {symbol: e.dataset.symbol, bars: e.dataset.bars || null,
+            levels: e.dataset.levels || null, canvases: e.querySelectorAll('canvas').length};
+  }),
+  views: document.querySelectorAll('.pipeline-view').length,
+  features: document.querySelectorAll('#pipeline-features [data-feature]').length,
+})"""
+
+
+def _wait_for_charts(page: _DevTools, count: int) -> dict[str, Any]:
+    """The page's charts and partials once every chart has drawn its bars and every symbol's
+    partial has loaded (or what there is after 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        raw = page.evaluate(CHART_STATE)
+        state = json.loads(raw) if raw else {"charts": [], "views": 0, "features": 0}
+        charts = state["charts"]
+        done = len(charts) == count and all(c["bars"] for c in charts)
+        if (done and state["views"] == count and state["features"]) or (
+            time.monotonic() > deadline
+        ):
+            return state
+        time.sleep(0.2)
