@@ -16,6 +16,7 @@ from domain.funding import FundingPayment
 from domain.futures import MarginReport
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Signal, Trade
 from domain.orders import ExecutionEvent
+from domain.pipeline_events import PipelineEvent
 from domain.risk import RiskEvent
 
 T = TypeVar("T")
@@ -420,6 +421,24 @@ class RiskRepository(Protocol):
         ...
 
 
+class PipelineEventRepository(Protocol):
+    """The run's adaptive-pipeline events (:mod:`domain.pipeline_events`), append-only."""
+
+    def add(self, event: PipelineEvent) -> None: ...
+    def page(
+        self,
+        *,
+        symbol: str | None = None,
+        kind: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[PipelineEvent]:
+        """Events matching the filters (each optional), newest first."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """A transaction over the repositories of one run: ``with uow: ...; uow.commit()``.
 
@@ -438,6 +457,7 @@ class UnitOfWork(Protocol):
     signals: SignalRepository
     runs: RunRepository
     risk: RiskRepository
+    pipeline: PipelineEventRepository
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...

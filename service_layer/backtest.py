@@ -15,6 +15,7 @@ from domain.funding import FundingPayment
 from domain.ledger import Ledger
 from domain.metrics import PerformanceMetrics, performance
 from domain.model import ExitReason, Fill, Instrument, Signal, Trade
+from domain.pipeline_events import PipelineEvent
 from domain.ports import BarMatcher, Clock, ExecutionClient, MarginAccount, MarketData
 from domain.report import Breakdown, TradeStats
 from domain.strategies.base import Strategy
@@ -67,7 +68,8 @@ class BacktestResult:
     (``equity_time`` bar close times in ms UTC, ``equity`` in quote currency); ``money`` the
     exact start and end equity and fees; ``instruments`` the trading rules it ran with
     (symbol → rules); ``fundings`` the funding settlements booked and ``leverage`` the
-    leverage per symbol (None: not margined as futures)."""
+    leverage per symbol (None: not margined as futures); ``pipeline_events`` the strategy's
+    threshold adjustments and regime changes (:mod:`domain.pipeline_events`)."""
 
     metrics: PerformanceMetrics
     trades: list[Trade]
@@ -81,6 +83,7 @@ class BacktestResult:
     instruments: Mapping[str, Instrument] = field(default_factory=dict)
     fundings: list[FundingPayment] = field(default_factory=list)
     leverage: Mapping[str, int] | None = None
+    pipeline_events: list[PipelineEvent] = field(default_factory=list)
 
     @property
     def liquidations(self) -> int:
@@ -275,4 +278,5 @@ def _result(
         money=MoneyTotals(start, end_cash, fees, realized, funding, end_cash),
         instruments=dict(instruments),
         fundings=fundings,
+        pipeline_events=[e for o in outcomes for e in o.pipeline_events],
     )

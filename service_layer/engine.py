@@ -48,9 +48,17 @@ from domain.model import (
 )
 from domain.orders import END_OF_RUN_TAG, ExecutionEvent, submission_order
 from domain.orders import ExecutionEventKind as K
+from domain.pipeline_events import PipelineEvent
 from domain.ports import BarMatcher, Clock, ExecutionClient, MarginAccount
 from domain.risk import RiskEvent
-from domain.strategies.base import Decision, DecisionContext, OrderIntent, Portfolio, Strategy
+from domain.strategies.base import (
+    Decision,
+    DecisionContext,
+    OrderIntent,
+    Portfolio,
+    ReportsEvents,
+    Strategy,
+)
 from domain.timeframes import timeframe_ms
 from service_layer.equity import PositionStep, equity_curve
 from service_layer.exits import exit_orders
@@ -78,7 +86,8 @@ class BatchOutcome:
     orders the venue rejected, with reasons (and the orders the risk gate refused or cut);
     ``skipped`` the feed's duplicate or out-of-order bars. ``equity_time`` holds bar close
     times (ms UTC), ``equity`` and ``cash`` the account value there (float, quote currency).
-    ``risk_events`` are the risk gate's trading-state changes and alerts, in time order.
+    ``risk_events`` are the risk gate's trading-state changes and alerts, in time order;
+    ``pipeline_events`` the strategy's threshold adjustments and regime changes on these bars.
     """
 
     bars: dict[str, Candles]
@@ -92,6 +101,7 @@ class BatchOutcome:
     cash: np.ndarray = field(default_factory=lambda: np.empty(0))
     exposed: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
     risk_events: list[RiskEvent] = field(default_factory=list)
+    pipeline_events: list[PipelineEvent] = field(default_factory=list)
 
 
 class Engine:
@@ -195,6 +205,8 @@ class Engine:
         for symbol, bars in fresh.items():
             self.history[symbol].append(bars)
         self.strategy.on_bars(fresh)
+        if isinstance(self.strategy, ReportsEvents):
+            self.strategy.drain_events()  # reported when first processed, or never traded on
         self._mark_last_closes(fresh)
 
     def last_bar_time(self, symbol: str) -> int | None:
@@ -247,6 +259,8 @@ class Engine:
                 starts[symbol] = len(self.history[symbol]) - len(fresh)
                 outcome.bars[symbol] = fresh
         candidates = self.strategy.on_bars(outcome.bars)
+        if isinstance(self.strategy, ReportsEvents):
+            outcome.pipeline_events = self.strategy.drain_events()
         before = self._snapshot()
         self._funding_start = self.ledger.account.funding_paid
         log = self._run_events(starts, candidates, outcome)

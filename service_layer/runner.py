@@ -72,6 +72,9 @@ def persist(
         uow.signals.add(signal)
     for event in outcome.risk_events:
         uow.risk.add_event(event)
+    for change in outcome.pipeline_events:
+        uow.pipeline.add(change)
+        logger.info("%s", change.message)
     times = outcome.equity_time.tolist()
     points = [
         EquityPoint(t, to_decimal(e).quantize(money), to_decimal(c).quantize(money))

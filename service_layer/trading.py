@@ -35,6 +35,7 @@ from domain.model import (
     Signal,
     Trade,
 )
+from domain.pipeline_events import PipelineEvent
 from domain.ports import END_OF_DATA, MarketData, Page, RunState, UnitOfWork
 from domain.resample import resample
 from domain.strategies.base import ExplainsPipeline, PipelineView
@@ -493,6 +494,24 @@ class TradingService:
         with self.uow_factory() as uow:
             page = uow.equity.page(start=start, end=end, limit=limit, cursor=cursor)
         return Page(page.items[::-1], page.next_cursor)
+
+    def pipeline_events(
+        self,
+        *,
+        symbol: str | None = None,
+        kind: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[PipelineEvent]:
+        """The run's stored threshold adjustments and regime changes (of ``symbol`` and
+        ``kind``, from ``start`` to ``end`` ms UTC inclusive, each when given), newest first,
+        one page."""
+        with self.uow_factory() as uow:
+            return uow.pipeline.page(
+                symbol=symbol, kind=kind, start=start, end=end, limit=limit, cursor=cursor
+            )
 
     def signals(
         self,

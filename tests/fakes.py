@@ -24,6 +24,7 @@ from domain.funding import FundingPayment
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Signal, Trade
 from domain.orders import ExecutionEvent
 from domain.orders import ExecutionEventKind as K
+from domain.pipeline_events import PipelineEvent
 from domain.ports import Balance, LimitsChange, Page, RiskRecord, RunState
 from domain.risk import RiskEvent
 
@@ -60,6 +61,7 @@ class MemoryStore:
     runs: dict[str, RunState] = field(default_factory=dict)
     risk_events: list[tuple[str, RiskRecord]] = field(default_factory=list)
     risk_limits: list[tuple[str, LimitsChange]] = field(default_factory=list)
+    pipeline_events: dict[tuple[str, str, str, int], PipelineEvent] = field(default_factory=dict)
 
 
 def _within(time: int, start: int | None, end: int | None) -> bool:
@@ -236,6 +238,32 @@ class _Risk(_Repo):
         return list(last.values())[-limit:]
 
 
+class _Pipeline(_Repo):
+    def add(self, event: PipelineEvent) -> None:
+        key = (self.uow.run_id, event.symbol, event.kind, event.time)
+        self.s.pipeline_events[key] = event
+
+    def page(
+        self,
+        *,
+        symbol: str | None = None,
+        kind: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[PipelineEvent]:
+        mine = [
+            e
+            for (run, *_), e in self.s.pipeline_events.items()
+            if run == self.uow.run_id
+            and (symbol is None or e.symbol == symbol)
+            and (kind is None or e.kind == kind)
+            and _within(e.time, start, end)
+        ]
+        return _page(mine, lambda e: e.time, limit, cursor)
+
+
 class InMemoryUnitOfWork:
     """A unit of work of run ``run_id`` over ``store``: changes are staged on a copy and
     replace the store's content on :meth:`commit`; leaving without commit discards them."""
@@ -254,6 +282,7 @@ class InMemoryUnitOfWork:
         self.signals = _Signals(self)
         self.runs = _Runs(self)
         self.risk = _Risk(self)
+        self.pipeline = _Pipeline(self)
 
     def __enter__(self) -> InMemoryUnitOfWork:
         self.staged = copy.copy(self.store)
@@ -262,6 +291,7 @@ class InMemoryUnitOfWork:
         self.staged.signals = list(self.store.signals)
         self.staged.risk_events = list(self.store.risk_events)
         self.staged.risk_limits = list(self.store.risk_limits)
+        self.staged.pipeline_events = dict(self.store.pipeline_events)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -273,6 +303,7 @@ class InMemoryUnitOfWork:
             setattr(self.store, name, getattr(self.staged, name))
         self.store.risk_events = self.staged.risk_events
         self.store.risk_limits = self.staged.risk_limits
+        self.store.pipeline_events = self.staged.pipeline_events
         self.commits += 1
 
     def rollback(self) -> None:

@@ -3,18 +3,64 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from api.analysis_schemas import AnalysisOut
-from api.deps import MAX_TIME_MS, ServiceDep, invalid
+from api.analysis_schemas import AnalysisOut, PipelineEventOut
+from api.deps import (
+    MAX_TIME_MS,
+    CursorQuery,
+    EndQuery,
+    ServiceDep,
+    StartQuery,
+    SymbolQuery,
+    check_range,
+    invalid,
+    set_next_cursor,
+)
 from api.errors import error_responses
 from domain.analysis import snapshot
 from domain.errors import DataError
 from domain.symbols import venue_symbol
 
 router = APIRouter(tags=["analysis"])
+
+
+@router.get("/pipeline/events", responses=error_responses(400, 401, 422))
+def list_pipeline_events(
+    service: ServiceDep,
+    response: Response,
+    symbol: SymbolQuery = None,
+    kind: Annotated[
+        Literal["thresholds", "regime"] | None,
+        Query(description="thresholds adjustments or regime changes only"),
+    ] = None,
+    start: StartQuery = None,
+    end: EndQuery = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: CursorQuery = None,
+) -> list[PipelineEventOut]:
+    """The adaptive pipeline's history: every adjustment of a symbol's thresholds (old and new
+    values with the volatility percentile behind them) and every change of its confirmed
+    regime, newest first, filtered by symbol, kind and time (``start``/``end``, ms UTC
+    inclusive); the ``X-Next-Cursor`` header reads the next (older) page. Empty for a
+    strategy without an adaptive pipeline."""
+    check_range(start, end)
+    page = service.pipeline_events(
+        symbol=symbol, kind=kind, start=start, end=end, limit=limit, cursor=cursor
+    )
+    set_next_cursor(response, page.next_cursor)
+    return [
+        PipelineEventOut(
+            time=e.time,
+            symbol=e.symbol,
+            kind=e.kind,  # type: ignore[arg-type]
+            values=dict(e.values),
+            message=e.message,
+        )
+        for e in page.items
+    ]
 
 
 @router.get("/analysis/{symbol:path}", responses=error_responses(401, 404, 422))

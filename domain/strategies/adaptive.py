@@ -38,9 +38,15 @@ from domain.errors import ConfigError
 from domain.execution import to_decimal
 from domain.isolation import FeatureGuard, FeatureStatus
 from domain.model import Direction, Instrument, Reason, Side, Signal
+from domain.pipeline_events import LastValues, PipelineEvent, find_events
 from domain.regime import REGIMES, Regime, RegimeConfig
 from domain.signal_assembly import PipelineInputs, assemble
-from domain.strategies.adaptive_pipeline import PipelineRows, SymbolPipeline, regime_of
+from domain.strategies.adaptive_pipeline import (
+    NO_REGIME,
+    PipelineRows,
+    SymbolPipeline,
+    regime_of,
+)
 from domain.strategies.base import (
     Decision,
     DecisionContext,
@@ -110,6 +116,8 @@ class Adaptive:
         self._rows: dict[str, PipelineRows] = {}
         self._last: dict[str, tuple[int, float]] = {}  # regime code, MACD hist of the last bar
         self._before: dict[str, tuple[int, float]] = {}  # the same, bar before the block
+        self._reported: dict[str, LastValues] = {}  # thresholds and regime at the last bar
+        self._events: list[PipelineEvent] = []
         self._entry_bars: dict[str, np.ndarray] = {}  # per bar of the block: may enter
         self._exits: dict[str, exit_rules.ExitState] = {}
         self._armed: dict[str, tuple[float, str]] = {}  # ATR and qty of entries to arm
@@ -150,6 +158,7 @@ class Adaptive:
             if len(rows):
                 self._last[symbol] = (int(rows.regime[-1]), float(rows.macd_hist[-1]))
             self._rows[symbol], self._before[symbol] = rows, before
+            self._report(symbol, rows)
             regime_prev = np.r_[before[0], rows.regime[:-1]]
             macd_prev = np.r_[before[1], rows.macd_hist[:-1]]
             turned = (rows.regime != regime_prev) | (np.sign(rows.macd_hist) != np.sign(macd_prev))
@@ -158,6 +167,30 @@ class Adaptive:
             self._pipelines[symbol].keep_analyses(rows.close_time[may_enter])
             out[symbol] = rows.close_time[may_enter | turned]
         return out
+
+    def _report(self, symbol: str, rows: PipelineRows) -> None:
+        """Queue the block's threshold adjustments and regime changes (:meth:`drain_events`):
+        the thresholds component's own values (base × band, clamped; the VOLATILE regime's
+        factor is the regime's part of an entry's gate, not an adjustment)."""
+        cfg = self.config.thresholds
+        mult = rows.multiplier if cfg.enabled else np.ones(len(rows))
+        adx = np.clip(cfg.base_adx * mult, cfg.adx_min, cfg.adx_max)
+        rvol = np.clip(cfg.base_rvol * mult, cfg.rvol_min, cfg.rvol_max)
+        base = thresholds_for(50.0, cfg)
+        before = self._reported.get(symbol, LastValues(base[0], base[1], NO_REGIME))
+        self._events += find_events(
+            symbol, rows.close_time, adx, rvol, rows.volatility_pct, mult, rows.regime, before,
+        )  # fmt: skip
+        if len(rows):
+            self._reported[symbol] = LastValues(
+                float(adx[-1]), float(rvol[-1]), int(rows.regime[-1])
+            )
+
+    def drain_events(self) -> list[PipelineEvent]:
+        """The threshold adjustments and regime changes of the bars taken since the last
+        call, in time order per symbol (:mod:`domain.pipeline_events`)."""
+        events, self._events = self._events, []
+        return events
 
     def _may_enter_at(self, symbol: str, time: int) -> bool:
         """Whether the bar of ``symbol`` closing at ``time`` is one where an entry may pass

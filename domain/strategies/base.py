@@ -35,6 +35,7 @@ from domain.model import (
     Signal,
     TimeInForce,
 )
+from domain.pipeline_events import PipelineEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +288,16 @@ class PipelineView:
     rvol_threshold: float
     features: dict[str, str]
     failures: dict[str, int]
+
+
+@runtime_checkable
+class ReportsEvents(Protocol):
+    """A strategy whose pipeline reports its changes as it takes bars (threshold
+    adjustments, regime changes: :mod:`domain.pipeline_events`), for the run to store."""
+
+    def drain_events(self) -> list[PipelineEvent]:
+        """The events of the bars taken since the last call, then forgets them."""
+        ...
 
 
 @runtime_checkable

@@ -138,6 +138,7 @@ BALANCE = ("GET", "/api/v1/balance")
 LEVERAGE = ("PUT", "/api/v1/positions/{symbol}/leverage")
 FUNDING = ("GET", "/api/v1/funding")
 ANALYSIS = ("GET", "/api/v1/analysis/{symbol}")
+PIPELINE_EVENTS = ("GET", "/api/v1/pipeline/events")
 
 PLACED_ID = "generated-client-1"
 PLACED_QTY = Decimal("0.002")
@@ -220,6 +221,7 @@ def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
     calls[LEVERAGE] = generated.call(LEVERAGE, "ETHUSDT", body=leverage)
     calls[FUNDING] = generated.call(FUNDING, symbol="BTCUSDT")
     calls[ANALYSIS] = generated.call(ANALYSIS, "BTCUSDT")
+    calls[PIPELINE_EVENTS] = generated.call(PIPELINE_EVENTS, symbol="BTCUSDT", limit=10)
     calls[RISK] = generated.call(RISK)
     limits = generated.body_model(RISK_LIMITS).from_dict({"max_open_positions": {"limit": 7}})
     calls[RISK_LIMITS] = generated.call(RISK_LIMITS, body=limits)
@@ -348,6 +350,10 @@ def _check_analysis(parsed: Any) -> None:
     assert parsed.timeframes.aligned in range(5) and parsed.signal.reasons
 
 
+def _check_pipeline_events(parsed: Any) -> None:
+    assert parsed == []  # sma_cross has no adaptive pipeline: nothing to report
+
+
 def _check_risk(parsed: Any) -> None:
     assert parsed.status.account_state == "active"
     assert len(parsed.breakers) == 7
@@ -401,6 +407,7 @@ CHECKS: dict[Route, Callable[[Any], None]] = {
     LEVERAGE: _check_leverage,
     FUNDING: _check_funding,
     ANALYSIS: _check_analysis,
+    PIPELINE_EVENTS: _check_pipeline_events,
 }
 """What each route's parsed response must say; one entry for every route of the schema."""
 

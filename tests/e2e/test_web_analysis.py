@@ -522,3 +522,36 @@ def _wait_for_charts(page: _DevTools, count: int) -> dict[str, Any]:
         ):
             return state
         time.sleep(0.2)
+
+
+def test_the_pipelines_history_lists_threshold_adjustments_and_regime_changes(
+    served: tuple[str, Container],
+) -> None:
+    url, _ = served
+    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+
+    response = client.get("/api/v1/pipeline/events", params={"symbol": "BTCUSDT", "limit": 1000})
+
+    assert response.status_code == 200, response.text
+    events = response.json()
+    assert events and all(e["symbol"] == "BTCUSDT" for e in events)
+    assert [e["time"] for e in events] == sorted((e["time"] for e in events), reverse=True)
+    regimes = [e for e in events if e["kind"] == "regime"][::-1]
+    assert regimes[0]["values"]["from"] is None  # the first regime confirmed
+    assert all(a["values"]["to"] == b["values"]["from"] for a, b in zip(regimes, regimes[1:]))
+    adjustments = [e for e in events if e["kind"] == "thresholds"][::-1]
+    assert all(
+        a["values"]["new_adx"] == b["values"]["old_adx"]
+        for a, b in zip(adjustments, adjustments[1:])
+    )
+    assert all(
+        e["message"].startswith("BTCUSDT thresholds ADX")
+        and 0 <= e["values"]["volatility_pct"] <= 100
+        for e in adjustments
+    )
+    only = client.get("/api/v1/pipeline/events", params={"kind": "regime", "limit": 1000}).json()
+    assert {e["kind"] for e in only} == {"regime"}
+    assert {e["symbol"] for e in only} == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+    bad = client.get("/api/v1/pipeline/events", params={"kind": "mood"})
+    assert bad.status_code == 422 and "kind" in bad.text
+    client.close()

@@ -384,6 +384,29 @@ class RiskLimitsRow(SQLModel, table=True):
     limits: dict[str, Any] = _json()
 
 
+class PipelineEventRow(SQLModel, table=True):
+    """One change in a symbol's adaptive pipeline (append-only, issue 6): a thresholds
+    adjustment or a regime change (``kind``), at ``time`` (ms UTC, the bar close from which
+    it holds), with its ``data`` (JSON: old and new thresholds with the percentile and
+    multiplier, or the regimes ``from`` and ``to``). Unique per (run_id, symbol, kind, time):
+    a replayed bar writes it again in place."""
+
+    __tablename__ = "pipeline_events"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "run_id", "symbol", "kind", "time", name="uq_pipeline_events_run_id_symbol_kind_time"
+        ),
+        sa.Index("ix_pipeline_events_run_id_time", "run_id", "time", "id"),
+    )
+
+    id: int | None = _serial_id()
+    run_id: str = _run_id()
+    time: int = _time()
+    symbol: str = _text()
+    kind: str = _text()
+    data: dict[str, Any] = _json()
+
+
 metadata: sa.MetaData = SQLModel.metadata
 """The metadata holding every table above; Alembic's ``env.py`` compares against it."""
 
@@ -398,5 +421,6 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     RunRow,
     RiskEventRow,
     RiskLimitsRow,
+    PipelineEventRow,
 )
 """Every row class, parents before children (orders before fills)."""

@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
+from adapters.storage.sql.pipeline_repository import SqlPipelineEventRepository
 from adapters.storage.sql.repositories import (
     SqlEquityRepository,
     SqlFillRepository,
@@ -33,6 +34,7 @@ from domain.ports import (
     EquityRepository,
     FillRepository,
     OrderRepository,
+    PipelineEventRepository,
     PositionRepository,
     RiskRepository,
     RunRepository,
@@ -182,6 +184,7 @@ class SqlUnitOfWork:
     signals: SignalRepository
     runs: RunRepository
     risk: RiskRepository
+    pipeline: PipelineEventRepository
 
     def __init__(
         self,
@@ -207,6 +210,7 @@ class SqlUnitOfWork:
         self.signals = SqlSignalRepository(connect, run_id)
         self.runs = SqlRunRepository(connect)
         self.risk = SqlRiskRepository(connect, run_id)
+        self.pipeline = SqlPipelineEventRepository(connect, run_id)
 
     def __enter__(self) -> SqlUnitOfWork:
         """Check out a connection (or take the one kept since the last use).
