@@ -118,10 +118,3 @@ def find_events(
 def _regime(code: int) -> Regime | None:
     return REGIMES[code] if 0 <= code < len(REGIMES) else None
 
-
-def event_to_json(event: PipelineEvent) -> dict[str, object]:
-    """``event`` as JSON (``time``, ``symbol``, ``kind``, ``values``, ``message``)."""
-    return {
-        "time": event.time, "symbol": event.symbol, "kind": event.kind,
-        "values": dict(event.values), "message": event.message,
-    }  # fmt: skip

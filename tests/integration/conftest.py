@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import NoReturn
@@ -27,6 +28,7 @@ from adapters.storage.sql.unit_of_work import (
     make_session_factory,
     parse_database_url,
 )
+from tests.integration.paper_harness import SimulatedCrash
 
 POSTGRES_URL_ENV = "LOOTCAPITAL_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -129,3 +131,15 @@ def new_uow(engine: Engine) -> Callable[..., SqlUnitOfWork]:
         return SqlUnitOfWork(factory, run_id)
 
     return new
+
+
+@pytest.fixture
+def quiet_crashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulated crashes end engine threads silently; any other thread error still shows."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not isinstance(args.exc_value, SimulatedCrash):
+            previous(args)
+
+    monkeypatch.setattr(threading, "excepthook", hook)

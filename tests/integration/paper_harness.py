@@ -16,6 +16,7 @@ from adapters.storage.sql.migrations import upgrade_to_head
 from adapters.storage.sql.unit_of_work import SqlUnitOfWork, make_engine, make_session_factory
 from domain.funding import FundingPayment
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Trade
+from domain.pipeline_events import PipelineEvent
 from domain.ports import Page, RunState, UnitOfWork
 from lootcapital.bootstrap import Container, bootstrap
 from lootcapital.futures import beside
@@ -107,6 +108,7 @@ class StoredRun:
     positions: list[Position]
     equity: list[EquityPoint]
     fundings: list[FundingPayment]
+    pipeline: list[PipelineEvent]
 
 
 def read_run(url: str, mode: str = "paper") -> StoredRun:
@@ -127,6 +129,7 @@ def read_run(url: str, mode: str = "paper") -> StoredRun:
                 positions=sorted(uow.positions.list(), key=lambda p: p.symbol),
                 equity=uow.equity.list(limit=2**31 - 1)[::-1],
                 fundings=uow.funding.list(),
+                pipeline=sorted(every(uow.pipeline.page), key=pipeline_key),
             )
     finally:
         engine.dispose()
@@ -165,11 +168,19 @@ def trade_key(t: Trade) -> tuple:
     )  # fmt: skip
 
 
-def backtest_run(settings: Settings, data: list[Path]) -> tuple[list[Trade], list[FundingPayment]]:
-    """The backtest's trades and funding payments of ``settings``' strategy, params and costs
-    on the kline files ``data`` (one per symbol, in ``settings.symbols`` order), funded from
-    the funding files beside them as the CLI's backtest is, before the data ends (the backtest
-    closes open positions at the last close; paper keeps them open)."""
+def pipeline_key(event: PipelineEvent) -> tuple:
+    """The order pipeline events are compared in: by time, symbol and kind."""
+    return (event.time, event.symbol, event.kind)
+
+
+def backtest_run(
+    settings: Settings, data: list[Path]
+) -> tuple[list[Trade], list[FundingPayment], list[PipelineEvent]]:
+    """The backtest's trades, funding payments and pipeline events of ``settings``'
+    strategy, params and costs on the kline files ``data`` (one per symbol, in
+    ``settings.symbols`` order), funded from the funding files beside them as the CLI's
+    backtest is, before the data ends (the backtest closes open positions at the last close;
+    paper keeps them open)."""
     candles = load_candles(
         settings, data=data, symbols=settings.symbols, timeframe="5m", start_ms=None, end_ms=None
     )
@@ -188,7 +199,8 @@ def backtest_run(settings: Settings, data: list[Path]) -> tuple[list[Trade], lis
     )
     end = max(int(c.open_time[-1]) for c in candles.values()) + 300_000
     trades = [t for t in result.trades if t.exit_time < end]
-    return trades, [p for p in result.fundings if p.time_ms < end]
+    events = sorted(result.pipeline_events, key=pipeline_key)
+    return trades, [p for p in result.fundings if p.time_ms < end], events
 
 
 class SimulatedCrash(BaseException):
