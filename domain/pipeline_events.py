@@ -117,4 +117,3 @@ def find_events(
 
 def _regime(code: int) -> Regime | None:
     return REGIMES[code] if 0 <= code < len(REGIMES) else None
-

@@ -286,15 +286,25 @@ def page_context(service: TradingService) -> dict[str, Any]:
     }
 
 
+HISTORY_EVENTS = 10
+"""Stored pipeline events (threshold adjustments, regime changes) a symbol's section lists."""
+
+
 def symbol_context(service: TradingService, symbol: str) -> dict[str, Any]:
-    """:func:`symbol_view` of the bars the engine keeps of ``symbol`` (a venue symbol).
+    """:func:`symbol_view` of the bars the engine keeps of ``symbol`` (a venue symbol), with
+    ``history``: its latest :data:`HISTORY_EVENTS` stored pipeline events, newest first
+    (``time`` ms UTC, ``kind``, ``message``).
 
     Raises
     ------
     UnknownSymbol
         When the run does not trade ``symbol``.
     """
-    return symbol_view(service.recent_candles(symbol), symbol, service.engine.timeframe)
+    view = symbol_view(service.recent_candles(symbol), symbol, service.engine.timeframe)
+    recent = service.pipeline_events(symbol=symbol, limit=HISTORY_EVENTS).items
+    return view | {
+        "history": [{"time": e.time, "kind": e.kind, "message": e.message} for e in recent]
+    }
 
 
 def chart_context(service: TradingService, symbol: str, bars: int = CHART_BARS) -> dict[str, Any]:

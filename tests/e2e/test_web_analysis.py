@@ -7,6 +7,7 @@ over the DevTools protocol to check that the charts render without a console err
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -264,6 +265,10 @@ def test_the_symbol_partial_shows_what_the_analysis_api_says_about_the_same_bars
     assert list(reasons) == [r["component"] for r in expected["signal"]["reasons"]]
     for reason in expected["signal"]["reasons"]:
         assert reason["message"] in reasons[reason["component"]]["text"]
+    stored = api.get("/pipeline/events", params={"symbol": symbol, "limit": 10}).json()
+    shown = [e for e in _elements(response.text) if "data-kind" in e["attrs"]]
+    assert stored and [int(e["attrs"]["data-time"]) for e in shown] == [e["time"] for e in stored]
+    assert all(s["message"] in e["text"] for s, e in zip(stored, shown, strict=True))
 
 
 def test_an_untraded_symbol_is_not_found(browser: httpx.Client) -> None:
@@ -538,11 +543,10 @@ def test_the_pipelines_history_lists_threshold_adjustments_and_regime_changes(
     assert [e["time"] for e in events] == sorted((e["time"] for e in events), reverse=True)
     regimes = [e for e in events if e["kind"] == "regime"][::-1]
     assert regimes[0]["values"]["from"] is None  # the first regime confirmed
-    assert all(a["values"]["to"] == b["values"]["from"] for a, b in zip(regimes, regimes[1:]))
+    assert all(a["values"]["to"] == b["values"]["from"] for a, b in itertools.pairwise(regimes))
     adjustments = [e for e in events if e["kind"] == "thresholds"][::-1]
     assert all(
-        a["values"]["new_adx"] == b["values"]["old_adx"]
-        for a, b in zip(adjustments, adjustments[1:])
+        a["values"]["new_adx"] == b["values"]["old_adx"] for a, b in itertools.pairwise(adjustments)
     )
     assert all(
         e["message"].startswith("BTCUSDT thresholds ADX")
