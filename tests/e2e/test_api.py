@@ -261,9 +261,24 @@ def test_websocket_accepts_the_panel_session_cookie(server: Server) -> None:
     assert cookie != TOKEN
 
 
+@pytest.fixture(scope="module")
+def idle_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A client of a server whose engine never starts: a flat account, so an order's
+    acceptance depends on nothing the strategy does meanwhile."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("idle"), api_token=TOKEN, autostart=False)
+    with (
+        live_server(build_app(bootstrap(settings))) as url,
+        httpx.Client(
+            base_url=url + "/api/v1", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+        ) as c,
+    ):
+        yield c
+
+
 def test_a_client_order_id_places_one_order_and_a_repeat_gets_it_back(
-    client: httpx.Client,
+    idle_client: httpx.Client,
 ) -> None:
+    client = idle_client
     body = {
         "symbol": "SOLUSDT",
         "side": "buy",
@@ -275,7 +290,7 @@ def test_a_client_order_id_places_one_order_and_a_repeat_gets_it_back(
     again = client.post("/orders", json=body)
     other = client.post("/orders", json={**body, "qty": "2"})
 
-    assert first.status_code == 201
+    assert first.status_code == 201, first.text
     assert again.status_code == 200
     assert again.json()["id"] == first.json()["id"] == "once-only"
     assert again.json()["created_time"] == first.json()["created_time"]

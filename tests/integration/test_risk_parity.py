@@ -42,7 +42,7 @@ def test_a_daily_loss_close_all_and_losing_streak_halts_trade_alike(
         leverage=3,
         risk=DAILY_LOSS | STREAKS,
     )
-    expected, fundings = backtest_run(
+    expected, fundings, _ = backtest_run(
         settings, [data / f"binance_usdm_{s}_5m.csv.gz" for s in SYMBOLS]
     )
 
