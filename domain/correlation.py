@@ -170,12 +170,17 @@ def correlation_of(
     """The correlation matrix at ``time`` (ms UTC) of ``symbols``' hourly returns ``series``
     (``(times, returns)`` per symbol, in the window: :func:`returns_in_window`), on the hours
     common to all; fewer than ``min_overlap`` of them gives :meth:`CorrelationMatrix.unknown`."""
-    common = (
-        reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True), [t for t, _ in series])
-        if series
-        else []
-    )
+    times = [t for t, _ in series]
+    same = bool(times) and all(np.array_equal(t, times[0]) for t in times[1:])  # no gaps
+    if same:
+        common = times[0]
+    else:
+        common = (
+            reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True), times)
+            if times
+            else np.empty(0, dtype=np.int64)
+        )
     if len(common) < min_overlap:
         return CorrelationMatrix.unknown(symbols, time)
-    x = np.column_stack([r[np.searchsorted(t, common)] for t, r in series])
+    x = np.column_stack([r if same else r[np.searchsorted(t, common)] for t, r in series])
     return CorrelationMatrix(tuple(symbols), pearson_matrix(x), x.std(0, ddof=1), len(common), time)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from domain.candles import Candles
 from domain.strategies.base import WakeUp
 from service_layer.history import CandleHistory
 
@@ -60,16 +61,9 @@ class WakeBook:
             lo = int(times.searchsorted(max(pending.since, pending.checked + 1), "left"))
             if lo >= len(times):
                 continue
-            wake = pending.wake
-            hit = np.zeros(len(times) - lo, dtype=bool)
-            if wake.at_time is not None:
-                hit |= times[lo:] + tf_ms >= wake.at_time
-            if wake.above is not None:
-                hit |= candles.high[lo:] >= wake.above
-            if wake.below is not None:
-                hit |= candles.low[lo:] <= wake.below
-            if hit.any():
-                pending.fires_at = int(times[lo + int(hit.argmax())]) + tf_ms
+            found = _first_hit(pending.wake, candles, lo, tf_ms)
+            if found is not None:
+                pending.fires_at = int(times[found]) + tf_ms
                 heapq.heappush(heap, (pending.fires_at, _DECIDE, "", 0))
             else:
                 pending.checked = int(times[-1])
@@ -107,3 +101,32 @@ class WakeBook:
                 wake, since=int(item["since"]), checked=int(item.get("checked", -1))
             )
         return book
+
+
+_FIRST_CHUNK = 512
+"""Bars a price wake-up's search reads first; each further read is 8 times longer (most
+wake-ups fire within hours, so a backtest rarely reads a year of bars for one)."""
+
+
+def _first_hit(wake: WakeUp, candles: Candles, lo: int, tf_ms: int) -> int | None:
+    """Index of the first bar ``>= lo`` of ``candles`` on which ``wake`` fires (its close at or
+    after ``at_time``, its high at or above ``above``, its low at or below ``below``), None
+    when none does. The time is one search; the prices are read only up to it."""
+    times = candles.open_time
+    n = len(times)
+    end = n
+    if wake.at_time is not None:
+        end = max(lo, int(times.searchsorted(wake.at_time - tf_ms, "left")))
+    if wake.above is not None or wake.below is not None:
+        a, size = lo, _FIRST_CHUNK
+        while a < end:
+            b = min(end, a + size)
+            hit = np.zeros(b - a, dtype=bool)
+            if wake.above is not None:
+                hit |= candles.high[a:b] >= wake.above
+            if wake.below is not None:
+                hit |= candles.low[a:b] <= wake.below
+            if hit.any():
+                return a + int(hit.argmax())
+            a, size = b, size * 8
+    return end if end < n else None
