@@ -11,6 +11,7 @@ the ones the call asked for.
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import pkgutil
 import subprocess
@@ -206,12 +207,12 @@ def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
     # A fill, a position, a closed trade, signals and equity for the listings (set up over raw
     # HTTP; the strategy trades too).
     market = {"symbol": "SOLUSDT", "side": "buy", "type": "market", "qty": "1"}
-    raw.post("/orders", json={**market, "client_order_id": FILLED_ID})
-    _wait_for("fill", lambda: bool(raw.get("/fills", params={"order_id": FILLED_ID}).json()))
+    filled = _buy_when_margin_allows(raw, market)
+    _wait_for("fill", lambda: bool(raw.get("/fills", params={"order_id": filled}).json()))
     for listing in ("positions", "trades", "signals", "equity", "funding"):
         _wait_for(listing, lambda path=listing: bool(raw.get(f"/{path}").json()))
     calls[STOP] = generated.call(STOP)  # the listings hold still from here on
-    calls[FILLS] = generated.call(FILLS, order_id=FILLED_ID)
+    calls[FILLS] = generated.call(FILLS, order_id=filled)
     calls[POSITIONS] = generated.call(POSITIONS)
     calls[TRADES] = generated.call(TRADES, limit=10)
     calls[EQUITY] = generated.call(EQUITY, limit=10)
@@ -233,6 +234,25 @@ def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
     calls[START] = generated.call(START)
     raw.close()
     return calls
+
+
+def _buy_when_margin_allows(raw: httpx.Client, market: dict[str, str]) -> str:
+    """Place ``market`` under a fresh client id until the venue accepts it; its id.
+
+    sma_cross puts the whole equity up as margin while it holds its positions, so a buy is
+    refused (409) until the strategy is flat or short on the symbol, which its crossings
+    bring within seconds at the replay's speed. A refused order keeps its client id (a
+    repeat would return it, refused), hence a new id per try."""
+    deadline = time.monotonic() + WAIT_S
+    for attempt in itertools.count():
+        client_id = f"{FILLED_ID}-{attempt}"
+        response = raw.post("/orders", json={**market, "client_order_id": client_id})
+        if response.status_code == 201:
+            return client_id
+        assert response.status_code == 409, response.text
+        assert time.monotonic() < deadline, f"no buy accepted within {WAIT_S} s: {response.text}"
+        time.sleep(0.1)
+    raise AssertionError("unreachable")
 
 
 def _dec(value: object) -> Decimal:
@@ -304,7 +324,8 @@ def _check_canceled(parsed: Any) -> None:
 
 def _check_fills(parsed: Any) -> None:
     assert parsed
-    assert all(f.order_id == FILLED_ID for f in parsed)
+    assert len({f.order_id for f in parsed}) == 1
+    assert all(f.order_id.startswith(FILLED_ID) for f in parsed)
     assert all((f.symbol, f.side) == ("SOLUSDT", "buy") for f in parsed)
     assert sum(_dec(f.qty) for f in parsed) == 1
     assert all(_dec(f.price) > 0 and _dec(f.fee) >= 0 for f in parsed)
