@@ -20,7 +20,6 @@ from domain.thresholds import ThresholdChange
 
 THRESHOLDS = "thresholds"
 REGIME = "regime"
-KINDS = (THRESHOLDS, REGIME)
 
 
 @dataclass(frozen=True, slots=True)
