@@ -543,7 +543,9 @@ class Engine:
         self._mark_at(t)  # the venue settles the funding due by t on the marks
         self._apply_events(outcome, t)  # what the venue said since: the strategy sees it
         portfolio = self.portfolio(t)
-        ctx = _context(t, self.timeframe, portfolio, frozenset(due), woken)
+        risk = self.risk
+        closed = _NOTHING_CLOSED if risk is None else risk.closed(due, t)
+        ctx = _context(t, self.timeframe, portfolio, frozenset(due), woken, closed)
         decision: Decision = self.strategy.decide(ctx)
         outcome.signals.extend(decision.signals)
         for order_id in decision.cancel:
@@ -755,6 +757,7 @@ class Engine:
 # Built once per decision, with every field given: they have no checks to skip.
 _portfolio = fast_constructor(Portfolio, validate=False)
 _context = fast_constructor(DecisionContext, validate=False)
+_NOTHING_CLOSED: frozenset[str] = frozenset()
 
 
 def _closing_side(held: Decimal) -> Side:

@@ -31,7 +31,7 @@ The state (breakers, book, pending trades) is JSON (:meth:`RiskGate.state`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -81,6 +81,7 @@ RISK_TAG = "risk"
 DAY_MS = 86_400_000
 _VERSION = 1
 _BAR, _EQUITY, _TRADE = 0, 1, 2
+_NONE: frozenset[str] = frozenset()
 _LASTING = (Breaker.DAILY_LOSS, Breaker.CONSECUTIVE_LOSSES, Breaker.MANUAL)
 """Breakers whose holds lift only at their expiry or by hand (a volatility hold lifts on the
 bars: not known before the gate catches up)."""
@@ -495,13 +496,7 @@ class RiskGate:
         since its last observation: a hold that only time or a person lifts (daily loss,
         consecutive losses, by hand) live then, whose state does not admit the order; None
         when that is not certain. Reads the breakers, moves nothing."""
-        if not self._holds:
-            return None
-        live = [
-            h
-            for h in self.breakers.holds()
-            if h.source in _LASTING and h.scope in (ACCOUNT, symbol) and h.live_at(time)
-        ]
+        live = self._lasting(symbol, time)
         if not live:
             return None
         refused = admits(most_restrictive(*(h.state for h in live)), held, side, qty, reduce_only)
@@ -509,6 +504,30 @@ class RiskGate:
             return None
         worst = max(live, key=lambda h: h.state.severity)
         return f"{symbol} at {time}: {symbol}: {refused} ({worst.reason}); dropped"
+
+    def closed(self, symbols: Iterable[str], time: int) -> frozenset[str]:
+        """Those of ``symbols`` on which no new exposure can open at ``time`` (ms UTC),
+        whatever the gate would see on catching up: a hold that only time or a person lifts
+        (daily loss, consecutive losses, by hand) holds them reducing or halted then. A
+        strategy skips their entries (the gate would refuse them). Moves nothing."""
+        if not self._holds:
+            return _NONE
+        return frozenset(
+            s
+            for s in symbols
+            if any(h.state is not TradingState.ACTIVE for h in self._lasting(s, time))
+        )
+
+    def _lasting(self, symbol: str, time: int) -> list[Hold]:
+        """The holds on ``symbol`` (its own or the account's) that only time or a person
+        lifts, live at ``time``."""
+        if not self._holds:
+            return []
+        return [
+            h
+            for h in self.breakers.holds()
+            if h.source in _LASTING and h.scope in (ACCOUNT, symbol) and h.live_at(time)
+        ]
 
     def check(
         self, order: Order, position_qty: Decimal, portfolio: Portfolio, time: int

@@ -236,6 +236,8 @@ class Adaptive:
                 actions = actions.then(acted)
                 continue
             self._exits.pop(symbol, None)
+            if symbol in ctx.closed:  # the risk gate would refuse the entry
+                continue
             if symbol in ctx.due and self._may_enter_at(symbol, ctx.time):
                 signal, enter, size, stop = self._signal(symbol, ctx.time)
                 signals.append(signal)

@@ -169,13 +169,17 @@ class Portfolio:
 @dataclass(frozen=True, slots=True)
 class DecisionContext:
     """One decision: at bar close ``time`` (ms UTC) on ``timeframe``, the symbols the strategy
-    asked to decide on (``due``) and the wake-ups that fired (``woken``)."""
+    asked to decide on (``due``), the wake-ups that fired (``woken``) and the symbols on which
+    no new exposure can open now (``closed``: a lasting risk hold, such as the daily loss
+    limit or a losing streak, holds them reducing or halted). A strategy skips the entries of
+    a closed symbol (the risk gate would refuse them) and still manages what it holds."""
 
     time: int
     timeframe: str
     portfolio: Portfolio
     due: frozenset[str]
     woken: tuple[WakeUp, ...] = ()
+    closed: frozenset[str] = frozenset()
 
 
 class Strategy(Protocol):

@@ -28,7 +28,7 @@ from domain.candles import Candles
 from domain.errors import ConfigError
 from domain.execution import to_decimal
 from domain.features import SMA, SmaSign
-from domain.model import Direction, Instrument, Reason, Side, Signal, fast_constructor
+from domain.model import ZERO, Direction, Instrument, Reason, Side, Signal, fast_constructor
 from domain.strategies.base import (
     Decision,
     DecisionContext,
@@ -146,7 +146,10 @@ class SmaCross:
         available = portfolio.margin_available(symbol)
         if available is not None:  # futures: the other symbols' positions hold some margin
             margin = min(margin, available)
-        qty = floor_qty(margin * portfolio.leverage_of(symbol), close, instrument)
+        closed = symbol in ctx.closed  # a lasting risk hold: only the close may go
+        qty = (
+            ZERO if closed else floor_qty(margin * portfolio.leverage_of(symbol), close, instrument)
+        )
         orders: tuple[OrderIntent, ...]
         if held != 0 and (held > 0) == up:
             orders = (_new_intent(symbol, side.opposite, abs(held), reduce_only=True),)
@@ -166,7 +169,9 @@ class SmaCross:
                 {"fast": f, "slow": s, "close": float(block.close[i])},
             ),
         )
-        if qty == 0:
+        if closed:
+            reasons += (_new_reason("risk", "a risk hold admits no new exposure", {"qty": 0.0}),)
+        elif qty == 0:
             reasons += (
                 _new_reason("sizing", "allocated equity is below the minimum order", {"qty": 0.0}),
             )

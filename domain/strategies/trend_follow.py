@@ -258,7 +258,7 @@ class TrendFollow:
             signal = self._signal(symbol, ctx.time, Direction.FLAT, reasons, 1.0)
             exit_side = Side.SELL if held > 0 else Side.BUY
             return signal, (_new_intent(symbol, exit_side, abs(held), reduce_only=True),)
-        if not entry[i]:
+        if not entry[i] or symbol in ctx.closed:  # (the risk gate would refuse it)
             return None, ()
         return self._enter(symbol, ctx, f, i, Side.BUY if entry[i] > 0 else Side.SELL)
 

@@ -90,6 +90,7 @@ def test_the_sparse_kernel_trips_as_a_bar_by_bar_feed_of_its_equity_and_trades_w
     engine = kernel(config)
 
     outcome = engine.process(bars())
+    engine.observe_risk(outcome)  # the last close, as paper trading looks at every batch's
 
     sparse = changes(outcome.risk_events)
     assert sparse == changes(bar_by_bar(config, outcome))
@@ -113,6 +114,13 @@ def test_a_consecutive_losses_halt_stops_every_new_entry() -> None:
     assert all(o.reduce_only for o in created_after)  # at most exits of what was open
     assert any("trading is halted" in r and "consecutive losing" in r
                for r in outcome.rejections)  # fmt: skip
+    # The first cross after the halt found the gate behind (its screen refused the flip);
+    # once the gate had seen the halt, the strategy knew: no new exposure asked, and why.
+    later = [s for s in outcome.signals if s.time > halt.time]
+    assert len(later) > 10
+    assert all(any(r.component == "risk" for r in s.reasons) for s in later[1:])
+    assert not any(r.component == "risk" for s in outcome.signals if s.time <= halt.time
+                   for r in s.reasons)  # fmt: skip
 
 
 def test_a_daily_loss_trip_with_close_all_closes_every_position_at_the_trip() -> None:

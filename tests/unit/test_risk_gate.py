@@ -161,6 +161,30 @@ def test_a_manual_halt_refuses_every_order_and_says_why() -> None:
     assert "trading is halted" in notes[0] and "news at 14:30" in notes[0]
 
 
+def test_closed_names_the_symbols_a_lasting_hold_keeps_from_new_exposure() -> None:
+    g = gate()
+    assert g.closed((BTC, ETH), T0) == frozenset()
+
+    g.halt(T0, "news", "alice", scope=BTC, state=TradingState.REDUCING)
+    assert g.closed((BTC, ETH), T0 + 1) == {BTC}
+
+    g.halt(T0 + 2, "fed day", "bob")  # the account's hold closes every symbol
+    assert g.closed((BTC, ETH), T0 + 3) == {BTC, ETH}
+
+    g.resume(T0 + 4)
+    g.resume(T0 + 4, scope=BTC)
+    assert g.closed((BTC, ETH), T0 + 5) == frozenset()
+
+
+def test_a_volatility_hold_does_not_close_a_symbol_for_sure() -> None:
+    g = gate({"volatility_spike": {"enabled": True}})
+    g.breakers.on_bar(BTC, T0, 99.5, 1.0)  # lifts on the bars: not known before catching up
+    g.halt(T0, "news", "alice", scope=ETH)
+
+    assert [h.scope for h in g.breakers.holds_of(Breaker.VOLATILITY_SPIKE)] == [BTC]
+    assert g.closed((BTC, ETH), T0 + 1) == {ETH}
+
+
 def test_entries_are_counted_as_they_pass_within_one_decision() -> None:
     g = gate({"max_open_positions": {"enabled": True, "limit": 1}})
 
