@@ -129,11 +129,13 @@ class PipelineEventOut(BaseModel):
     """A stored change in a symbol's adaptive pipeline: a thresholds adjustment (``values``:
     ``old_adx``, ``new_adx`` in ADX points, ``old_rvol``, ``new_rvol`` ratios,
     ``volatility_pct`` percent, ``multiplier``) or a regime change (``values``: ``from``,
-    ``to``; ``from`` null for the first regime), at ``time`` (ms UTC, the bar close from which
-    it holds), with the one-line ``message`` the log shows."""
+    ``to``; ``from`` null for the first regime) or an ML predictor disabling itself below its
+    minimum accuracy (``values``: ``model_id``, ``accuracy``, ``min_accuracy`` fractions,
+    ``window``), at ``time`` (ms UTC, the bar close from which it holds), with the one-line
+    ``message`` the log shows."""
 
     time: int
     symbol: str
-    kind: Literal["thresholds", "regime"]
+    kind: Literal["thresholds", "regime", "ml"]
     values: dict[str, float | str | None]
     message: str

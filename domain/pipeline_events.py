@@ -20,6 +20,7 @@ from domain.thresholds import ThresholdChange
 
 THRESHOLDS = "thresholds"
 REGIME = "regime"
+ML = "ml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,9 @@ class PipelineEvent:
     ``kind`` :data:`THRESHOLDS`: ``values`` holds ``old_adx``, ``new_adx`` (points),
     ``old_rvol``, ``new_rvol`` (ratios), ``volatility_pct`` (percent) and ``multiplier`` (the
     band's). ``kind`` :data:`REGIME`: ``values`` holds ``from`` and ``to``, regime names (``from``
-    None for the first regime confirmed).
+    None for the first regime confirmed). ``kind`` :data:`ML`: the symbol's ML predictor
+    disabled itself (Property 14): ``values`` holds ``model_id``, ``accuracy`` and
+    ``min_accuracy`` (fractions) and ``window`` (resolved predictions).
     """
 
     time: int
@@ -43,6 +46,12 @@ class PipelineEvent:
         v = self.values
         if self.kind == REGIME:
             return f"{self.symbol} regime {v['from'] or 'none'} -> {v['to'] or 'none'}"
+        if self.kind == ML:
+            return (
+                f"{self.symbol} ML predictor {v['model_id']} disabled: accuracy "
+                f"{float(v['accuracy'] or 0):.1%} over the last {v['window']} resolved "
+                f"predictions is below {float(v['min_accuracy'] or 0):.1%}"
+            )
         return (
             f"{self.symbol} thresholds ADX {v['old_adx']:.4g} -> {v['new_adx']:.4g}, RVOL "
             f"{v['old_rvol']:.4g} -> {v['new_rvol']:.4g} (volatility percentile "

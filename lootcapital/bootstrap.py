@@ -42,6 +42,7 @@ from domain.ports import (
     UnitOfWork,
 )
 from domain.strategies import build_strategy
+from lootcapital.ml_models import hand_over_models
 from lootcapital.settings import Settings
 from lootcapital.simulation import (
     candle_store,
@@ -266,6 +267,7 @@ def bootstrap(
             limits = uow.risk.latest_limits()
         execution, matcher = make_execution(state, clock, positions, orders)
         strategy = build_strategy(state.strategy, state.params, state.timeframe, incremental=True)
+        hand_over_models(strategy, settings, state.symbols)
         engine = Engine(
             strategy=strategy,
             execution=execution,

@@ -158,6 +158,7 @@ def print_report(
     _print_metrics(result.metrics, result.bars)
     _print_ledger(result)
     _print_breakdown(report)
+    _print_models(result)
     if trades:
         _print_trades(result.trades, numbers)
     print()
@@ -179,6 +180,19 @@ def document(
         "breakdown": breakdown_json(report, numbers, result.instruments),
         "units": {"currency": header.currency, **UNITS, "note": _UNITS_NOTE},
     }
+
+
+def _print_models(result: BacktestResult) -> None:
+    """Which ML model predicted on which symbol when (nothing without ML)."""
+    if not result.models:
+        return
+    print()
+    print("ML models that acted:")
+    for m in result.models:
+        print(
+            f"  {m.symbol:<10} {m.model_id:<36} {fmt_ms(m.first)} .. {fmt_ms(m.last)}"
+            f"  {m.predictions} prediction(s)"
+        )
 
 
 def _print_metrics(m: PerformanceMetrics, bars: int) -> None:

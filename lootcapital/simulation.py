@@ -33,6 +33,7 @@ from domain.ports import Clock, LimitsChange
 from domain.strategies import build_strategy
 from domain.timeframes import timeframe_ms
 from lootcapital.futures import beside, sample_files
+from lootcapital.ml_models import hand_over_models
 from lootcapital.settings import Settings
 from service_layer.backtest import BacktestResult, run_backtest
 from service_layer.market_data import check_spacing
@@ -286,8 +287,11 @@ def backtest(
         participation=settings.participation,
         futures=book,
     )
+    built = build_strategy(strategy, params, timeframe)
+    starts = [int(c.open_time[0]) for c in candles.values() if len(c)]
+    hand_over_models(built, settings, list(candles), backtest_start=min(starts, default=None))
     return run_backtest(
-        strategy=build_strategy(strategy, params, timeframe),
+        strategy=built,
         feed=HistoricalFeed(candles, timeframe),
         venue=venue,
         matcher=venue,

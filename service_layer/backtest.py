@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -18,10 +18,13 @@ from domain.model import ExitReason, Fill, Instrument, Signal, Trade
 from domain.pipeline_events import PipelineEvent
 from domain.ports import BarMatcher, Clock, ExecutionClient, MarginAccount, MarketData
 from domain.report import Breakdown, TradeStats
-from domain.strategies.base import Strategy
+from domain.strategies.base import Strategy, UsesModels
 from domain.timeframes import timeframe_ms
 from service_layer.engine import BatchOutcome, Engine
 from service_layer.risk_gate import RiskGate
+
+if TYPE_CHECKING:  # (scikit-learn loads only when a strategy uses ML)
+    from domain.ml.signal_input import ModelSpan
 
 
 class NumberFormat(Protocol):
@@ -69,7 +72,8 @@ class BacktestResult:
     exact start and end equity and fees; ``instruments`` the trading rules it ran with
     (symbol → rules); ``fundings`` the funding settlements booked and ``leverage`` the
     leverage per symbol (None: not margined as futures); ``pipeline_events`` the strategy's
-    threshold adjustments and regime changes (:mod:`domain.pipeline_events`)."""
+    threshold adjustments and regime changes (:mod:`domain.pipeline_events`); ``models``
+    which ML model predicted on which symbol when (empty without ML)."""
 
     metrics: PerformanceMetrics
     trades: list[Trade]
@@ -84,6 +88,7 @@ class BacktestResult:
     fundings: list[FundingPayment] = field(default_factory=list)
     leverage: Mapping[str, int] | None = None
     pipeline_events: list[PipelineEvent] = field(default_factory=list)
+    models: list[ModelSpan] = field(default_factory=list)
 
     @property
     def liquidations(self) -> int:
@@ -109,6 +114,16 @@ class BacktestResult:
         metrics["liquidations"] = self.liquidations
         return {
             "metrics": metrics,
+            "models": [
+                {
+                    "symbol": m.symbol,
+                    "model_id": m.model_id,
+                    "first": m.first,
+                    "last": m.last,
+                    "predictions": m.predictions,
+                }
+                for m in self.models
+            ],
             "trades": [self._trade_json(t, numbers) for t in self.trades],
             "equity": [
                 [t, numbers.money(Decimal(repr(e)))]
@@ -244,6 +259,8 @@ def run_backtest(
     outcomes = [engine.process(batch) for batch in feed.batches()]
     final = engine.finish()
     result = _result(outcomes, final, initial_cash, engine.ledger.cash, engine, instruments)
+    if isinstance(strategy, UsesModels):
+        result = replace(result, models=strategy.model_spans())
     return result if margin is None else replace(result, leverage=dict(margin.leverage))
 
 

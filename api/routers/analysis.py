@@ -33,8 +33,8 @@ def list_pipeline_events(
     response: Response,
     symbol: SymbolQuery = None,
     kind: Annotated[
-        Literal["thresholds", "regime"] | None,
-        Query(description="thresholds adjustments or regime changes only"),
+        Literal["thresholds", "regime", "ml"] | None,
+        Query(description="thresholds adjustments, regime changes or ML disablings only"),
     ] = None,
     start: StartQuery = None,
     end: EndQuery = None,

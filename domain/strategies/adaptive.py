@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from domain.errors import ConfigError
 from domain.execution import to_decimal
 from domain.isolation import FeatureGuard, FeatureStatus
 from domain.model import Direction, Instrument, Reason, Side, Signal
-from domain.pipeline_events import LastValues, PipelineEvent, find_events
+from domain.pipeline_events import ML, LastValues, PipelineEvent, find_events
 from domain.regime import REGIMES, Regime, RegimeConfig
 from domain.signal_assembly import PipelineInputs, assemble
 from domain.strategies.adaptive_pipeline import (
@@ -57,6 +57,9 @@ from domain.strategies.base import (
 from domain.strategies.params import param
 from domain.thresholds import ThresholdConfig, Thresholds, thresholds_for
 from domain.timeframes import timeframe_ms
+
+if TYPE_CHECKING:  # scikit-learn loads only when ML is on (it takes a second)
+    from domain.ml.signal_input import ActiveModel, MLInput, ModelSpan
 
 _TRENDING = (Regime.TRENDING_BULLISH, Regime.TRENDING_BEARISH)
 _NOTHING = Decision()
@@ -80,10 +83,23 @@ class AdaptiveParams:
     regime: bool = param(True, "market regime gating, sizing and stops (off: neutral)")
     volume_profile: bool = param(True, "volume profile: half size in low-volume areas")
     portfolio: bool = param(True, "portfolio manager caps (off: equal shares of equity)")
+    ml: bool = param(
+        False,
+        "the ML trend probability as an input of entries: the registry's active trend model "
+        "per symbol, or walk-forward fits in the run (ml_train_days > 0)",
+    )
+    ml_train_days: int = param(
+        0, "walk-forward: days of bars each weekly fit reads (0: registry models; 2 to 365)"
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.risk <= 0.1:
             raise ConfigError(f"risk is out of range, was {self.risk}", field="risk")
+        if self.ml_train_days != 0 and not 2 <= self.ml_train_days <= 365:
+            raise ConfigError(
+                f"ml_train_days must be 0 or 2 to 365, was {self.ml_train_days}",
+                field="ml_train_days",
+            )
 
 
 class Adaptive:
@@ -123,18 +139,44 @@ class Adaptive:
         self._armed: dict[str, tuple[float, str]] = {}  # ATR and qty of entries to arm
         self._instruments: Mapping[str, Instrument] = {}
         self._guard = FeatureGuard({"portfolio": self.p.portfolio})
+        self._ml: MLInput | None = None
+        if self.p.ml:
+            from domain.ml.predictor import MLRules
+            from domain.ml.signal_input import MLInput, fit_trend_model
+
+            days = self.p.ml_train_days
+            trainer = fit_trend_model(days, bar_ms=self.tf_ms) if days else None
+            self._ml = MLInput(MLRules(), tf_ms=self.tf_ms, trainer=trainer, train_days=days or 90)
 
     def params(self) -> dict[str, float | int | str | bool]:
         """Every parameter by name."""
         p = self.p
         return {
             "risk": p.risk, "thresholds": p.thresholds, "regime": p.regime,
-            "volume_profile": p.volume_profile, "portfolio": p.portfolio,
+            "volume_profile": p.volume_profile, "portfolio": p.portfolio, "ml": p.ml,
+            "ml_train_days": p.ml_train_days,
         }  # fmt: skip
 
+    @property
+    def wants_models(self) -> bool:
+        """True when the strategy reads the registry's active trend models: the composition
+        root hands each symbol's over with :meth:`use_model`."""
+        return self._ml is not None and self._ml.trainer is None
+
+    def use_model(self, symbol: str, model: ActiveModel | None, error: str | None = None) -> None:
+        """Put ``model`` in effect on ``symbol`` (None: ML off there, ``error`` saying why;
+        the rest of the pipeline runs on)."""
+        if self._ml is not None:
+            self._ml.use(symbol, model, error)
+
+    def model_spans(self) -> list[ModelSpan]:
+        """Which ML model predicted on which symbol when (empty with ML off)."""
+        return [] if self._ml is None else self._ml.spans()
+
     def warmup_bars(self) -> int:
-        """Bars to the 4h EMA(50), the slowest input (about 8 days of 5m bars)."""
-        return 51 * 48
+        """Bars to the 4h EMA(50), the slowest input (about 8 days of 5m bars); with ML on,
+        the bars its predictions (and walk-forward fits) read, when more."""
+        return max(51 * 48, 0 if self._ml is None else self._ml.keep_bars)
 
     def prepare(self, symbols: tuple[str, ...], instruments: Mapping[str, Instrument]) -> None:
         """One pipeline per symbol."""
@@ -153,6 +195,8 @@ class Adaptive:
         the regime changes or the 1h MACD histogram changes sign."""
         out: dict[str, np.ndarray] = {}
         for symbol, block in bars.items():
+            if self._ml is not None:
+                self._ml.take(symbol, block)
             rows = self._pipelines[symbol].update(block)
             before = self._last.get(symbol, (-1, np.nan))
             if len(rows):
@@ -227,6 +271,8 @@ class Adaptive:
         for wake in ctx.woken:
             woken.setdefault(wake.symbol, set()).add(wake.tag)
         reasons: dict[str, tuple[Reason, ...]] = {}
+        if self._ml is not None:
+            self._ml_alerts(ctx.time)
         for symbol in sorted(ctx.due | set(woken)):
             held = ctx.portfolio.position(symbol)
             if held.qty != 0:
@@ -285,7 +331,24 @@ class Adaptive:
         )
         atr = float(rows.atr[i])
         enter = result.enter and np.isfinite(atr) and atr > 0
-        return result.signal, enter, result.size_factor, result.stop_multiplier
+        signal, size = result.signal, result.size_factor
+        if enter and self._ml is not None:
+            signal, enter, size = self._ml.adjust(signal, enter, size)
+        return signal, enter, size, result.stop_multiplier
+
+    def _ml_alerts(self, time: int) -> None:
+        """Resolve the predictions due by ``time``; a predictor that disables itself is a
+        pipeline event (Property 14)."""
+        assert self._ml is not None
+        for symbol, alert in self._ml.resolve(time):
+            model = self._ml.model_of(symbol)
+            self._events.append(
+                PipelineEvent(
+                    alert.time, symbol, ML,
+                    {"model_id": model.model_id if model else "", "accuracy": alert.accuracy,
+                     "min_accuracy": alert.min_accuracy, "window": float(alert.window)},
+                )
+            )  # fmt: skip
 
     @staticmethod
     def _levels(rows: PipelineRows, i: int) -> Thresholds:
@@ -379,11 +442,22 @@ class Adaptive:
                     volatility_pct=pct,
                     adx_threshold=adx,
                     rvol_threshold=rvol,
-                    features={k: v.state.value for k, v in status.items()},
+                    features={k: v.state.value for k, v in status.items()}
+                    | {"ml": self._ml_state(symbol)},
                     failures={k: v.total_failures for k, v in status.items()},
                 )
             )
         return views
+
+    def _ml_state(self, symbol: str) -> str:
+        """``on`` while a model acts on ``symbol``, ``off`` with ML off or no model yet,
+        ``failed`` when its model failed to load or fit or fell below the minimum accuracy."""
+        if self._ml is None:
+            return "off"
+        why = self._ml.status(symbol)
+        if why is None:
+            return "on"
+        return "off" if why.startswith(("no ", "waiting")) else "failed"
 
     def _failures(self, time: int) -> list[Signal]:
         """A FLAT signal per symbol whose features failed since the last decision, each failure
@@ -473,6 +547,7 @@ class Adaptive:
             "version": _VERSION,
             "exits": {s: e.to_json() for s, e in self._exits.items()},
             "armed": {s: list(a) for s, a in self._armed.items()},
+            "ml": None if self._ml is None else self._ml.state(),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -491,6 +566,8 @@ class Adaptive:
             s: exit_rules.ExitState.from_json(e) for s, e in state.get("exits", {}).items()
         }
         self._armed = {s: (float(a), str(q)) for s, (a, q) in state.get("armed", {}).items()}
+        if self._ml is not None and state.get("ml"):
+            self._ml.restore(state["ml"])
 
 
 def _code(regime: Regime) -> int:

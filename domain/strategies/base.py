@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from domain.model import (
     TimeInForce,
 )
 from domain.pipeline_events import PipelineEvent
+
+if TYPE_CHECKING:  # (scikit-learn loads only when a strategy uses ML)
+    from domain.ml.signal_input import ActiveModel, ModelSpan
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +304,26 @@ class ReportsEvents(Protocol):
 
     def drain_events(self) -> list[PipelineEvent]:
         """The events of the bars taken since the last call, then forgets them."""
+        ...
+
+
+@runtime_checkable
+class UsesModels(Protocol):
+    """A strategy with trained models as inputs (:mod:`domain.ml.signal_input`): the
+    composition root hands over the registry's active model per symbol when
+    :attr:`wants_models`, and the run reports which model acted when."""
+
+    @property
+    def wants_models(self) -> bool:
+        """True when the registry's active models are to be handed over."""
+        ...
+
+    def use_model(self, symbol: str, model: ActiveModel | None, error: str | None = None) -> None:
+        """Put ``model`` in effect on ``symbol`` (None: none, ``error`` saying why)."""
+        ...
+
+    def model_spans(self) -> list[ModelSpan]:
+        """Which model predicted on which symbol when."""
         ...
 
 

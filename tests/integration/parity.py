@@ -76,11 +76,15 @@ def assert_parity(
     timeout: float,
     min_trades: int = 20,
     min_fundings: int = 20,
+    params: dict[str, object] | None = None,
 ) -> None:
-    """The backtest of ``strategy`` on the 5m files of ``symbols`` in ``data`` trades as its
-    paper replay, which stores what a replay stopped, crashed and restarted stores (trades,
-    fills, orders, positions, equity, funding and the pipeline's events)."""
-    settings = paper_settings(tmp_path / "paper", data, symbols, strategy=strategy)
+    """The backtest of ``strategy`` (with ``params``) on the 5m files of ``symbols`` in
+    ``data`` trades as its paper replay, which stores what a replay stopped, crashed and
+    restarted stores (trades, fills, orders, positions, equity, funding and the pipeline's
+    events)."""
+    settings = paper_settings(
+        tmp_path / "paper", data, symbols, strategy=strategy, strategy_params=params or {}
+    )
     files = [data / f"binance_usdm_{s}_5m.csv.gz" for s in symbols]
     times = bar_times(data, symbols)
 

@@ -117,6 +117,7 @@ def test_backtest_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
         "header",
         "breakdown",
         "units",
+        "models",
     }
 
 

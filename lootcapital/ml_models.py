@@ -1,0 +1,93 @@
+"""Hand the model registry's active models to a strategy that reads them (composition root).
+
+A strategy with ML inputs (:class:`~domain.strategies.base.UsesModels`) gets each traded
+symbol's active ``trend`` model from the :class:`~domain.ports.ModelStore`. A model that
+cannot be loaded (none active, a tampered artifact, other library versions) leaves ML off on
+that symbol with the reason, logged; the rest of the strategy runs on. In a backtest, a model
+trained on bars after the backtest's first bar is refused: it would have seen the future.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from domain.errors import ConfigError, DomainError
+from domain.ml.features import DEFAULT_FEATURE_SET, TAKER_FEATURE_SET, FeatureSet
+from domain.ml.models import ModelKind, Predictor
+from domain.ml.signal_input import ActiveModel
+from domain.ports import ModelMetadata, ModelStore
+from domain.strategies.base import Strategy, UsesModels
+from lootcapital.settings import Settings
+
+log = logging.getLogger(__name__)
+_FEATURE_SETS = {f.key: f for f in (DEFAULT_FEATURE_SET, TAKER_FEATURE_SET)}
+
+
+def hand_over_models(
+    strategy: Strategy,
+    settings: Settings,
+    symbols: Sequence[str],
+    *,
+    backtest_start: int | None = None,
+) -> None:
+    """Give ``strategy`` the active trend model of each of ``symbols`` when it wants them,
+    from the registry under ``<data_dir>/models``.
+
+    ``backtest_start`` (ms UTC, the open of the backtest's first bar; None in paper and live):
+    a model whose training labels read bars at or after it is refused.
+
+    Raises
+    ------
+    ConfigError
+        (field ``model``) In a backtest, a model trained on bars after the backtest starts;
+        the message names both dates and the ways out.
+    """
+    if not isinstance(strategy, UsesModels) or not strategy.wants_models:
+        return
+    store = _registry(settings)
+    for symbol in symbols:
+        meta = store.active(ModelKind.TREND, symbol)
+        if meta is None:
+            strategy.use_model(symbol, None, f"no active trend model for {symbol}")
+            log.warning("ML off on %s: no active trend model in the registry", symbol)
+            continue
+        if backtest_start is not None and meta.train_end_ms > backtest_start:
+            raise ConfigError(
+                f"model {meta.model_id} for {symbol} was trained on bars up to "
+                f"{_utc(meta.train_end_ms)}, after the backtest starts ({_utc(backtest_start)}):"
+                " it would have seen the future; start the backtest after its training window,"
+                " activate an older model, or fit walk-forward (ml_train_days=N)",
+                field="model",
+            )
+        try:
+            model, meta = store.load(meta.model_id)
+            active = _active(model, meta)
+        except DomainError as exc:
+            strategy.use_model(symbol, None, f"model {meta.model_id} not loaded: {exc}")
+            log.warning("ML off on %s: model %s not loaded: %s", symbol, meta.model_id, exc)
+            continue
+        strategy.use_model(symbol, active)
+        log.info("ML on %s: model %s (trained to %s)", symbol, meta.model_id,
+                 _utc(meta.train_end_ms))  # fmt: skip
+
+
+def _registry(settings: Settings) -> ModelStore:
+    from adapters.models.filesystem import FilesystemModelStore  # joblib: only when needed
+
+    return FilesystemModelStore(settings.data_dir / "models")
+
+
+def _active(model: object, meta: ModelMetadata) -> ActiveModel:
+    feature_set = _FEATURE_SETS.get(meta.feature_set)
+    if feature_set is None or feature_set.names != tuple(meta.feature_names):
+        feature_set = FeatureSet(meta.feature_set.split("@")[0] or "custom", 1, meta.feature_names)
+    if not hasattr(model, "predict_proba"):
+        raise ConfigError(f"model {meta.model_id} is not a predictor", field="model")
+    predictor: Predictor = model  # type: ignore[assignment]
+    return ActiveModel(predictor, meta.model_id, feature_set, meta.train_end_ms)
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
