@@ -12,17 +12,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from domain.errors import ConfigError, DomainError
-from domain.ml.features import DEFAULT_FEATURE_SET, TAKER_FEATURE_SET, FeatureSet
-from domain.ml.models import ModelKind, Predictor
-from domain.ml.signal_input import ActiveModel
 from domain.ports import ModelMetadata, ModelStore
 from domain.strategies.base import Strategy, UsesModels
 from lootcapital.settings import Settings
 
+if TYPE_CHECKING:  # scikit-learn (a second to import) loads only when a strategy uses ML
+    from domain.ml.signal_input import ActiveModel
+
 log = logging.getLogger(__name__)
-_FEATURE_SETS = {f.key: f for f in (DEFAULT_FEATURE_SET, TAKER_FEATURE_SET)}
+TREND = "trend"
+"""The model kind the strategies with ML inputs read."""
 
 
 def hand_over_models(
@@ -48,7 +50,7 @@ def hand_over_models(
         return
     store = _registry(settings)
     for symbol in symbols:
-        meta = store.active(ModelKind.TREND, symbol)
+        meta = store.active(TREND, symbol)
         if meta is None:
             strategy.use_model(symbol, None, f"no active trend model for {symbol}")
             log.warning("ML off on %s: no active trend model in the registry", symbol)
@@ -80,13 +82,16 @@ def _registry(settings: Settings) -> ModelStore:
 
 
 def _active(model: object, meta: ModelMetadata) -> ActiveModel:
-    feature_set = _FEATURE_SETS.get(meta.feature_set)
+    from domain.ml.features import DEFAULT_FEATURE_SET, TAKER_FEATURE_SET, FeatureSet
+    from domain.ml.signal_input import ActiveModel
+
+    known = {f.key: f for f in (DEFAULT_FEATURE_SET, TAKER_FEATURE_SET)}
+    feature_set = known.get(meta.feature_set)
     if feature_set is None or feature_set.names != tuple(meta.feature_names):
         feature_set = FeatureSet(meta.feature_set.split("@")[0] or "custom", 1, meta.feature_names)
     if not hasattr(model, "predict_proba"):
         raise ConfigError(f"model {meta.model_id} is not a predictor", field="model")
-    predictor: Predictor = model  # type: ignore[assignment]
-    return ActiveModel(predictor, meta.model_id, feature_set, meta.train_end_ms)
+    return ActiveModel(model, meta.model_id, feature_set, meta.train_end_ms)  # type: ignore[arg-type]
 
 
 def _utc(ms: int) -> str:
