@@ -18,12 +18,14 @@ from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.hub import EventHub
 from api.metrics import Metrics
-from api.routers import account, analysis, engine, health, margin, market, orders, risk
+from api.routers import account, analysis, engine, health, margin, market, models, orders, risk
 from api.timing import RequestTimer
 from api.ws import router as ws_router
 from domain.errors import EndOfData, EngineStateError, InvalidOrder
+from service_layer.model_registry import ModelRegistry
 from service_layer.risk_service import RiskControl
 from service_layer.trading import TradingService
+from service_layer.training_jobs import TrainingJobs
 
 API_PREFIX = "/api/v1"
 
@@ -38,13 +40,16 @@ class AppContainer(Protocol):
     metrics: Metrics
     api_token: str
     autostart: bool
+    models: ModelRegistry
+    training: TrainingJobs
 
 
 def create_app(container: AppContainer) -> FastAPI:
     """Build the app around ``container`` (see ``lootcapital.bootstrap``).
 
     On start-up the hub attaches to the event loop and, when ``container.autostart``, the engine
-    starts; on shutdown the engine stops after its current batch. The web panel is mounted on
+    starts; on shutdown the engine stops after its current batch and a running training job at
+    its next step. The web panel is mounted on
     it by the composition root (``lootcapital.bootstrap.build_app``): the API never imports the
     panel.
     """
@@ -59,6 +64,7 @@ def create_app(container: AppContainer) -> FastAPI:
                 logger.info("not started: %s", exc.message)
         yield
         await asyncio.to_thread(container.service.stop, "server shut down")
+        await asyncio.to_thread(container.training.shutdown)
 
     app = FastAPI(
         title="LootCapital",
@@ -74,12 +80,14 @@ def create_app(container: AppContainer) -> FastAPI:
     app.state.metrics = container.metrics
     app.state.api_token = container.api_token
     app.state.risk = risk_control = RiskControl(container.service)
+    app.state.models = container.models
+    app.state.training = container.training
     install_error_handlers(app)
     install_docs(app)
     strict = [Depends(reject_unknown_query)]
     app.include_router(health.router, prefix=API_PREFIX, dependencies=strict)
     secured = [Depends(require_token), *strict]
-    routers = (engine, market, analysis, orders, account, margin, risk)
+    routers = (engine, market, analysis, orders, account, margin, risk, models)
     for router in (r.router for r in routers):
         app.include_router(router, prefix=API_PREFIX, dependencies=secured)
     app.include_router(ws_router, prefix=API_PREFIX)

@@ -15,15 +15,25 @@ from domain.errors import (
     DuplicateOrder,
     EngineStateError,
     InvalidOrder,
+    ModelMismatch,
+    ModelNotFound,
+    NoEarlierModel,
     OrderNotCancelable,
     OrderNotFound,
     OrderRejected,
+    TrainingBusy,
+    TrainingJobNotFound,
     UnknownSymbol,
 )
 
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     UnknownSymbol: 404,
     OrderNotFound: 404,
+    ModelNotFound: 404,
+    TrainingJobNotFound: 404,
+    ModelMismatch: 409,
+    NoEarlierModel: 409,
+    TrainingBusy: 409,
     OrderNotCancelable: 409,
     DuplicateOrder: 409,
     OrderRejected: 409,
@@ -51,9 +61,10 @@ def status_for(exc: DomainError) -> int:
 _MEANING = {
     400: "Refused input (an order the instrument's rules refuse, a malformed cursor)",
     401: "Missing or invalid bearer token",
-    404: "Unknown symbol or order",
+    404: "Unknown symbol, order, model or training job",
     409: "Conflict with the current state (order final or rejected, duplicate client id, "
-    "engine running or at the end of its data)",
+    "engine running or at the end of its data, a model that fails its sha256 or library "
+    "check, nothing to roll back to, a training job already running)",
     422: "Invalid input: `field` names it (`errors` lists every one)",
 }
 

@@ -2,14 +2,17 @@
 
 ``candle``, ``signal``, ``order``, ``fill``, ``position`` (with mark price and unrealized PnL),
 ``equity``, ``status`` (the body of ``GET /api/v1/status``, pushed on every start and stop,
-end of data included) and ``risk`` (a trading-state change or a risk alert, as ``GET
-/api/v1/risk`` lists them). ``ts`` is the market clock (ms UTC) when the message was built.
+end of data included), ``risk`` (a trading-state change or a risk alert, as ``GET
+/api/v1/risk`` lists them) and ``training`` (a training job's state at each step, the body of
+``GET /api/v1/models/train/{job_id}``). ``ts`` is the market clock (ms UTC) when the message was
+built.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from api.model_schemas import training_job_out
 from api.numbers import Numbers, numbers_of
 from api.risk_schemas import event_out
 from api.schemas import (
@@ -34,6 +37,7 @@ from domain.events import (
 from domain.risk import RiskAlert, StateChange
 from domain.timeframes import timeframe_ms
 from service_layer.trading import TradingService
+from service_layer.training_jobs import TrainingJob
 
 
 class WsMessages:
@@ -78,4 +82,6 @@ def _body(event: object, service: TradingService, n: Numbers) -> tuple[str, Any]
             return "status", status_out(service.status(), n).model_dump(mode="json")
         case StateChange() | RiskAlert():
             return "risk", event_out(event).model_dump(mode="json")
+        case TrainingJob():
+            return "training", training_job_out(event).model_dump(mode="json")
     return "", None

@@ -145,3 +145,27 @@ class ModelMismatch(DomainError):
     metadata, or it was saved with other library versions than the running ones."""
 
     code = "model_mismatch"
+
+
+class ModelNotFound(ConfigError):
+    """No stored model has the given id (field ``model_id``)."""
+
+    code = "model_not_found"
+
+
+class NoEarlierModel(ConfigError):
+    """A roll-back of a model kind and symbol with no earlier activation to return to."""
+
+    code = "no_earlier_model"
+
+
+class TrainingBusy(DomainError):
+    """A training job is asked for while another one runs (one at a time)."""
+
+    code = "training_running"
+
+
+class TrainingJobNotFound(DomainError):
+    """No training job has the given id (jobs are kept in memory, for this server's life)."""
+
+    code = "training_job_not_found"

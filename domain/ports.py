@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from domain.candles import Candles, Gap
 from domain.funding import FundingPayment
@@ -442,10 +442,11 @@ class PipelineEventRepository(Protocol):
 class UnitOfWork(Protocol):
     """A transaction over the repositories of one run: ``with uow: ...; uow.commit()``.
 
-    Every repository but ``runs`` reads and writes only the rows of the run the unit of work
-    was opened for. Leaving the block without ``commit()`` rolls back, so nothing is
-    half-written. An instance may be entered again after it is left; :meth:`close` releases
-    what it holds between uses (a database connection kept for a run's writer).
+    Every repository but ``runs`` and ``models`` (the model registry, shared by every run)
+    reads and writes only the rows of the run the unit of work was opened for. Leaving the
+    block without ``commit()`` rolls back, so nothing is half-written. An instance may be
+    entered again after it is left; :meth:`close` releases what it holds between uses (a
+    database connection kept for a run's writer).
     """
 
     orders: OrderRepository
@@ -458,6 +459,7 @@ class UnitOfWork(Protocol):
     runs: RunRepository
     risk: RiskRepository
     pipeline: PipelineEventRepository
+    models: ModelRepository
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -538,7 +540,12 @@ class ModelStore(Protocol):
         ...
 
     def get(self, model_id: str) -> ModelMetadata:
-        """The metadata of ``model_id``; ``ConfigError`` for an unknown id."""
+        """The metadata of ``model_id``; ``ModelNotFound`` (a ``ConfigError``) for an unknown
+        id."""
+        ...
+
+    def ids(self) -> list[str]:
+        """The ids of every stored model, whether or not its metadata reads (sorted)."""
         ...
 
     def list(self, kind: str | None = None, symbol: str | None = None) -> list[ModelMetadata]:
@@ -556,10 +563,60 @@ class ModelStore(Protocol):
 
     def rollback(self, kind: str, symbol: str) -> ModelMetadata:
         """Re-activate the model that was active before the current one of ``kind`` on
-        ``symbol``; ``ConfigError`` when there is none."""
+        ``symbol``; ``NoEarlierModel`` (a ``ConfigError``) when there is none."""
         ...
 
     def compare(self, model_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Metrics side by side: ``{metric: {model_id: value}}`` (dotted metric paths, a
         missing one is None)."""
+        ...
+
+
+ActivationAction = Literal["activate", "rollback", "sync"]
+"""How an activation came about: by hand (``activate``), by a roll-back, or found in the
+model store's files at start-up (``sync``: the CLI changed them while the server was down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelActivation:
+    """``model_id`` became the active model of ``kind`` on ``symbol`` at ``time`` (ms UTC, wall
+    clock) by ``who`` (``api``, ``cli``, ``sync``) through ``action``; ``model_id`` None: no
+    model is active any more (the store's index lost it)."""
+
+    kind: str
+    symbol: str
+    model_id: str | None
+    time: int
+    who: str
+    action: ActivationAction
+
+
+class ModelRepository(Protocol):
+    """The model registry's rows (one per stored model, mirroring its metadata) and the
+    history of activations, shared by every run. The artifacts live in a
+    :class:`ModelStore`; :mod:`service_layer.model_registry` keeps the two consistent."""
+
+    def add(self, meta: ModelMetadata) -> None:
+        """Store ``meta`` (again in place when its ``model_id`` is stored)."""
+        ...
+
+    def get(self, model_id: str) -> ModelMetadata | None: ...
+    def ids(self) -> set[str]: ...
+    def remove(self, model_id: str) -> None:
+        """Forget the row of ``model_id`` (its activations stay in the history)."""
+        ...
+
+    def list(self, kind: str | None = None, symbol: str | None = None) -> list[ModelMetadata]:
+        """Models of ``kind`` on ``symbol`` (each when given), newest first (``created_ms``,
+        then id)."""
+        ...
+
+    def add_activation(self, activation: ModelActivation) -> None: ...
+    def active(self) -> dict[tuple[str, str], str]:
+        """``{(kind, symbol): model_id}``: the latest activation of each kind and symbol that
+        names a model."""
+        ...
+
+    def activations(self, model_id: str | None = None, limit: int = 100) -> list[ModelActivation]:
+        """The activation history (of ``model_id`` when given), newest first."""
         ...

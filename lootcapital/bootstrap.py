@@ -29,6 +29,7 @@ from api.app import create_app
 from api.hub import EventHub
 from api.messages import WsMessages
 from api.metrics import Metrics
+from domain.candles import Candles
 from domain.errors import ConfigError
 from domain.ledger import Ledger
 from domain.model import Order, Position
@@ -55,7 +56,9 @@ from lootcapital.simulation import (
 from service_layer.engine import Engine
 from service_layer.market_data import ImportReport, import_files, list_series
 from service_layer.messagebus import MessageBus
+from service_layer.model_registry import ModelRegistry
 from service_layer.trading import FeedFactory, TradingService
+from service_layer.training_jobs import TrainingJobs
 from web.routes import mount_web
 
 if TYPE_CHECKING:
@@ -80,6 +83,8 @@ class Container:
     api_token: str
     token_generated: bool
     autostart: bool
+    models: ModelRegistry
+    training: TrainingJobs
 
 
 def api_token(settings: Settings) -> tuple[str, bool]:
@@ -178,6 +183,10 @@ def _run_state(settings: Settings, sessions: Callable[[], Any], params: dict) ->
     return run
 
 
+TRAINING_THREADS = max(1, (os.cpu_count() or 1) - 1)
+"""Threads of a background training job's native pools: a core stays with the engine and the
+API (and OpenMP threads that share a busy core spin, many times slower than one)."""
+
 PAPER_WINDOW = 10_000
 """Bars kept per symbol in paper mode (35 days of 5m bars: the panel's and API's charts)."""
 
@@ -222,7 +231,8 @@ def bootstrap(
 ) -> Container:
     """Wire the paper-trading server: storage (migrated to head), candles (the shipped sample
     imported on first start), the run's kernel restored from storage (strategy state, ledger,
-    execution client), bus and metrics.
+    execution client), bus and metrics, the model registry (its SQL rows synced with the model
+    store's files) and background training on the stored bars.
 
     Every port can be injected: ``feed_factory`` replaces the replay of the candle store,
     ``execution_factory`` the simulated venue, ``market_clock`` makes the kernel's clock (one
@@ -320,7 +330,22 @@ def bootstrap(
     )
     hub = EventHub(WsMessages(service))
     bus.subscribe(object, hub.handle)
-    return Container(settings, service, hub, metrics, bus, token, generated, settings.autostart)
+    models = ModelRegistry(model_store(settings), uow_factory, wall)
+    models.sync()  # models the CLI trained or activated while the server was down
+
+    def stored_bars(symbol: str, timeframe: str) -> Candles:
+        return store.read(settings.exchange, symbol, timeframe)
+
+    training = TrainingJobs(
+        candles=stored_bars,
+        registry=models,
+        publish=bus.publish,
+        clock=wall,
+        threads=TRAINING_THREADS,
+    )
+    return Container(
+        settings, service, hub, metrics, bus, token, generated, settings.autostart, models, training
+    )
 
 
 def build_app(container: Container) -> FastAPI:

@@ -1,12 +1,12 @@
-"""Training a predictor (issue 7): the use case behind ``lootcapital ml train`` and, later, the
-API's background training.
+"""Training a predictor (issue 7): the use case behind ``lootcapital ml train`` and the API's
+background training (:mod:`service_layer.training_jobs`).
 
 :func:`train_model` builds the samples of a model kind on the last days of a symbol's bars
 (:func:`domain.ml.dataset.build_dataset`), holds out the last 20 % in time (never shuffled, the
 label horizon purged before it), cross-validates on the rest by purged walk-forward folds (the
 embargo is the label horizon), fits the calibrated model on the whole training part, scores it on
 the holdout beside the majority baseline, and registers it in a :class:`~domain.ports.ModelStore`
-(not activated). The registered model is the one scored: it never saw the holdout.
+or the registry (not activated). The registered model is the one scored: it never saw the holdout.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,8 +28,18 @@ from domain.ml.validation import (
     chronological_split,
     purged_walk_forward,
 )
-from domain.ports import ModelMetadata, ModelStore
+from domain.ports import ModelMetadata
 from domain.timeframes import timeframe_ms
+
+
+class ModelSaver(Protocol):
+    """Where a trained model is registered: a :class:`~domain.ports.ModelStore`, or the
+    registry of files and SQL rows (:class:`service_layer.model_registry.ModelRegistry`)."""
+
+    def save(self, model: object, meta: ModelMetadata) -> ModelMetadata:
+        """Store ``model`` with ``meta`` (not activated); ``meta`` with id and sha256 filled."""
+        ...
+
 
 Progress = Callable[[float, str], None]
 """Called with the fraction done (0 to 1) and what is happening, e.g. ``(0.3, "fold 2/5")``."""
@@ -101,7 +111,7 @@ def train_model(
     candles: Candles,
     request: TrainingRequest,
     *,
-    store: ModelStore,
+    store: ModelSaver,
     created_ms: int,
     progress: Progress | None = None,
 ) -> dict[str, Any]:

@@ -25,7 +25,15 @@ from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Signal
 from domain.orders import ExecutionEvent
 from domain.orders import ExecutionEventKind as K
 from domain.pipeline_events import PipelineEvent
-from domain.ports import Balance, LimitsChange, Page, RiskRecord, RunState
+from domain.ports import (
+    Balance,
+    LimitsChange,
+    ModelActivation,
+    ModelMetadata,
+    Page,
+    RiskRecord,
+    RunState,
+)
 from domain.risk import RiskEvent
 
 
@@ -62,6 +70,8 @@ class MemoryStore:
     risk_events: list[tuple[str, RiskRecord]] = field(default_factory=list)
     risk_limits: list[tuple[str, LimitsChange]] = field(default_factory=list)
     pipeline_events: dict[tuple[str, str, str, int], PipelineEvent] = field(default_factory=dict)
+    models: dict[str, ModelMetadata] = field(default_factory=dict)
+    activations: list[ModelActivation] = field(default_factory=list)
 
 
 def _within(time: int, start: int | None, end: int | None) -> bool:
@@ -264,6 +274,41 @@ class _Pipeline(_Repo):
         return _page(mine, lambda e: e.time, limit, cursor)
 
 
+class _Models(_Repo):
+    """The model registry's rows, shared by every run."""
+
+    def add(self, meta: ModelMetadata) -> None:
+        self.s.models[meta.model_id] = meta
+
+    def get(self, model_id: str) -> ModelMetadata | None:
+        return self.s.models.get(model_id)
+
+    def ids(self) -> set[str]:
+        return set(self.s.models)
+
+    def remove(self, model_id: str) -> None:
+        self.s.models.pop(model_id, None)
+
+    def list(self, kind: str | None = None, symbol: str | None = None) -> list[ModelMetadata]:
+        chosen = [
+            m
+            for m in self.s.models.values()
+            if (kind is None or m.kind == kind) and (symbol is None or symbol in m.symbols)
+        ]
+        return sorted(chosen, key=lambda m: (m.created_ms, m.model_id), reverse=True)
+
+    def add_activation(self, activation: ModelActivation) -> None:
+        self.s.activations.append(activation)
+
+    def active(self) -> dict[tuple[str, str], str]:
+        latest = {(a.kind, a.symbol): a.model_id for a in self.s.activations}
+        return {key: model_id for key, model_id in latest.items() if model_id is not None}
+
+    def activations(self, model_id: str | None = None, limit: int = 100) -> list[ModelActivation]:
+        mine = [a for a in self.s.activations if model_id is None or a.model_id == model_id]
+        return mine[::-1][:limit]
+
+
 class InMemoryUnitOfWork:
     """A unit of work of run ``run_id`` over ``store``: changes are staged on a copy and
     replace the store's content on :meth:`commit`; leaving without commit discards them."""
@@ -283,6 +328,7 @@ class InMemoryUnitOfWork:
         self.runs = _Runs(self)
         self.risk = _Risk(self)
         self.pipeline = _Pipeline(self)
+        self.models = _Models(self)
 
     def __enter__(self) -> InMemoryUnitOfWork:
         self.staged = copy.copy(self.store)
@@ -292,6 +338,8 @@ class InMemoryUnitOfWork:
         self.staged.risk_events = list(self.store.risk_events)
         self.staged.risk_limits = list(self.store.risk_limits)
         self.staged.pipeline_events = dict(self.store.pipeline_events)
+        self.staged.models = dict(self.store.models)
+        self.staged.activations = list(self.store.activations)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -304,6 +352,8 @@ class InMemoryUnitOfWork:
         self.store.risk_events = self.staged.risk_events
         self.store.risk_limits = self.staged.risk_limits
         self.store.pipeline_events = self.staged.pipeline_events
+        self.store.models = self.staged.models
+        self.store.activations = self.staged.activations
         self.commits += 1
 
     def rollback(self) -> None:

@@ -40,7 +40,8 @@ from typing import Any
 
 import joblib
 
-from domain.errors import ConfigError, ModelMismatch
+from domain.errors import ConfigError, ModelMismatch, ModelNotFound, NoEarlierModel
+from domain.ml.comparison import side_by_side
 from domain.ports import ModelMetadata
 
 ARTIFACT = "model.joblib"
@@ -84,18 +85,6 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested metrics as ``{"holdout.accuracy": 0.52, ...}``; lists are kept as values."""
-    out: dict[str, Any] = {}
-    for key, value in metrics.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
-
-
 def plain(value: Any) -> Any:
     """``value`` with JSON's types only: mappings → dicts, sequences → lists, numpy scalars →
     Python numbers, NaN and ±inf → None (JSON has no NaN)."""
@@ -130,8 +119,10 @@ class FilesystemModelStore:
 
     Raises (every method)
     ------
-    ConfigError
-        An unknown model id (field ``model_id``); nothing to roll back to (field ``model``).
+    ModelNotFound
+        An unknown model id (field ``model_id``; a ``ConfigError``).
+    NoEarlierModel
+        Nothing to roll back to (field ``model``; a ``ConfigError``).
     ModelMismatch
         A model that fails its sha256 or library-version check, or unreadable metadata.
     """
@@ -201,18 +192,23 @@ class FilesystemModelStore:
         meta = self.verify(model_id)
         return joblib.load(self._folder(model_id) / ARTIFACT), meta
 
+    def ids(self) -> builtins.list[str]:
+        """The ids of every stored model folder (with a metadata file), sorted; a folder being
+        written (``.saving-…``) is not one."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and _SAFE_ID.match(p.name) and (p / METADATA).is_file()
+        )
+
     def list(
         self, kind: str | None = None, symbol: str | None = None
     ) -> builtins.list[ModelMetadata]:
         """Stored models of ``kind`` on ``symbol`` (each when given), oldest first (by
         ``created_ms``, then id)."""
-        if not self.root.is_dir():
-            return []
-        metas = [
-            self.get(p.name)
-            for p in self.root.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / METADATA).is_file()
-        ]
+        metas = [self.get(model_id) for model_id in self.ids()]
         chosen = [
             m
             for m in metas
@@ -251,7 +247,7 @@ class FilesystemModelStore:
         key = _key(kind, symbol)
         history = index["history"].get(key, [])
         if len(history) < 2:
-            raise ConfigError(
+            raise NoEarlierModel(
                 f"no earlier {kind} model of {symbol} to roll back to "
                 f"({'none' if not history else history[-1]} is active)",
                 field="model",
@@ -266,16 +262,14 @@ class FilesystemModelStore:
     def compare(self, model_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """``{metric: {model_id: value}}`` over the union of the models' flattened metrics
         (dotted paths), in first-seen order; None where a model lacks one."""
-        flat = {model_id: flatten(self.get(model_id).metrics) for model_id in model_ids}
-        names = dict.fromkeys(name for metrics in flat.values() for name in metrics)
-        return {name: {mid: flat[mid].get(name) for mid in model_ids} for name in names}
+        return side_by_side({model_id: self.get(model_id).metrics for model_id in model_ids})
 
     # -- files -----------------------------------------------------------------------------
 
     def _folder(self, model_id: str) -> Path:
         folder = self.root / model_id
         if not _SAFE_ID.match(model_id) or not (folder / METADATA).is_file():
-            raise ConfigError(f"no model {model_id!r} in {self.root}", field="model_id")
+            raise ModelNotFound(f"no model {model_id!r} in {self.root}", field="model_id")
         return folder
 
     def _index(self) -> dict[str, dict[str, Any]]:

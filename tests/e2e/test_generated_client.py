@@ -140,12 +140,21 @@ LEVERAGE = ("PUT", "/api/v1/positions/{symbol}/leverage")
 FUNDING = ("GET", "/api/v1/funding")
 ANALYSIS = ("GET", "/api/v1/analysis/{symbol}")
 PIPELINE_EVENTS = ("GET", "/api/v1/pipeline/events")
+MODELS = ("GET", "/api/v1/models")
+MODEL = ("GET", "/api/v1/models/{model_id}")
+ACTIVATE_MODEL = ("POST", "/api/v1/models/{model_id}/activate")
+ROLLBACK_MODEL = ("POST", "/api/v1/models/rollback")
+COMPARE_MODELS = ("GET", "/api/v1/models/compare")
+TRAIN_MODEL = ("POST", "/api/v1/models/train")
+TRAINING_JOB = ("GET", "/api/v1/models/train/{job_id}")
 
 PLACED_ID = "generated-client-1"
 PLACED_QTY = Decimal("0.002")
 FILLED_ID = "generated-client-filled"
 BRACKET_ID = "generated-client-bracket"
 MODIFIED_QTY = Decimal("0.003")
+TRAIN = {"kind": "trend", "symbol": "BTCUSDT", "days": 3, "folds": 2, "params": {"max_iter": 20}}
+"""A training of well under a second on the sample."""
 
 
 def _wait_for(what: str, ready: Callable[[], bool]) -> None:
@@ -223,6 +232,7 @@ def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
     calls[FUNDING] = generated.call(FUNDING, symbol="BTCUSDT")
     calls[ANALYSIS] = generated.call(ANALYSIS, "BTCUSDT")
     calls[PIPELINE_EVENTS] = generated.call(PIPELINE_EVENTS, symbol="BTCUSDT", limit=10)
+    _call_model_routes(generated, raw, calls)
     calls[RISK] = generated.call(RISK)
     limits = generated.body_model(RISK_LIMITS).from_dict({"max_open_positions": {"limit": 7}})
     calls[RISK_LIMITS] = generated.call(RISK_LIMITS, body=limits)
@@ -234,6 +244,28 @@ def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
     calls[START] = generated.call(START)
     raw.close()
     return calls
+
+
+def _call_model_routes(generated: Generated, raw: httpx.Client, calls: dict[Route, Any]) -> None:
+    """Train two models (hgb through the generated client, rf over raw HTTP), then read, list,
+    activate the first, activate the second (raw), roll back to the first and compare them."""
+    body = generated.body_model(TRAIN_MODEL).from_dict(TRAIN)
+    calls[TRAIN_MODEL] = generated.call(TRAIN_MODEL, body=body)
+    job_id = json.loads(calls[TRAIN_MODEL].content)["job_id"]
+    _wait_for("training", lambda: raw.get(f"/models/train/{job_id}").json()["status"] != "running")
+    calls[TRAINING_JOB] = generated.call(TRAINING_JOB, job_id)
+    first = json.loads(calls[TRAINING_JOB].content)["model_id"]
+    other = raw.post("/models/train", json={**TRAIN, "algo": "rf", "params": {"n_estimators": 10}})
+    other_job = other.json()["job_id"]
+    _wait_for("training", lambda: raw.get(f"/models/train/{other_job}").json()["status"] == "done")
+    second = raw.get(f"/models/train/{other_job}").json()["model_id"]
+    calls[MODELS] = generated.call(MODELS, symbol="BTCUSDT")
+    calls[MODEL] = generated.call(MODEL, first)
+    calls[ACTIVATE_MODEL] = generated.call(ACTIVATE_MODEL, first)
+    raw.post(f"/models/{second}/activate")
+    back = generated.body_model(ROLLBACK_MODEL).from_dict({"kind": "trend", "symbol": "BTCUSDT"})
+    calls[ROLLBACK_MODEL] = generated.call(ROLLBACK_MODEL, body=back)
+    calls[COMPARE_MODELS] = generated.call(COMPARE_MODELS, ids=f"{first},{second}")
 
 
 def _buy_when_margin_allows(raw: httpx.Client, market: dict[str, str]) -> str:
@@ -375,6 +407,42 @@ def _check_pipeline_events(parsed: Any) -> None:
     assert parsed == []  # sma_cross has no adaptive pipeline: nothing to report
 
 
+def _check_training_started(parsed: Any) -> None:
+    assert (parsed.status, parsed.progress) == ("running", 0.0)
+    assert (parsed.kind, parsed.symbol, parsed.algo, parsed.days) == ("trend", "BTCUSDT", "hgb", 3)
+
+
+def _check_training_job(parsed: Any) -> None:
+    assert (parsed.status, parsed.progress, parsed.error) == ("done", 1.0, None)
+    assert parsed.model_id.startswith("trend-BTCUSDT-hgb-")
+    assert 0 <= parsed.metrics["accuracy"] <= 1
+
+
+def _check_models(parsed: Any) -> None:
+    assert [m.algo for m in parsed] == ["rf", "hgb"]  # newest first
+    assert all(m.kind == "trend" and m.symbols == ["BTCUSDT"] for m in parsed)
+    assert not any(m.active for m in parsed)  # listed before the activations
+
+
+def _check_model(parsed: Any) -> None:
+    assert (parsed.kind, parsed.algo, parsed.active) == ("trend", "hgb", False)
+    assert len(parsed.sha256) == 64 and parsed.activations == []
+
+
+def _check_model_activated(parsed: Any) -> None:
+    assert (parsed.algo, parsed.active, parsed.active_on) == ("hgb", True, ["BTCUSDT"])
+
+
+def _check_model_rolled_back(parsed: Any) -> None:
+    assert (parsed.algo, parsed.active, parsed.active_on) == ("hgb", True, ["BTCUSDT"])
+
+
+def _check_models_compared(parsed: Any) -> None:
+    assert len(parsed.model_ids) == 2
+    assert "holdout.log_loss" in [row.name for row in parsed.metrics]
+    assert all(len(row.values) == 2 for row in parsed.metrics)
+
+
 def _check_risk(parsed: Any) -> None:
     assert parsed.status.account_state == "active"
     assert len(parsed.breakers) == 7
@@ -429,6 +497,13 @@ CHECKS: dict[Route, Callable[[Any], None]] = {
     FUNDING: _check_funding,
     ANALYSIS: _check_analysis,
     PIPELINE_EVENTS: _check_pipeline_events,
+    TRAIN_MODEL: _check_training_started,
+    TRAINING_JOB: _check_training_job,
+    MODELS: _check_models,
+    MODEL: _check_model,
+    ACTIVATE_MODEL: _check_model_activated,
+    ROLLBACK_MODEL: _check_model_rolled_back,
+    COMPARE_MODELS: _check_models_compared,
 }
 """What each route's parsed response must say; one entry for every route of the schema."""
 

@@ -7,9 +7,9 @@ domain objects. The schema is created and changed only through Alembic
 
 Conventions: times are ``BigInteger`` ms UTC; money and quantities are :class:`ExactDecimal`
 (``NUMERIC(38, 18)`` on PostgreSQL); enums are stored as their string values; nested values
-(signal reasons, run parameters, run state, exit plans) are JSON. Every row but a run's belongs
-to one run (``run_id``); the repositories read and write only the rows of their unit of work's
-run.
+(signal reasons, run parameters, run state, exit plans) are JSON. Every row but a run's and the
+model registry's (``models``, ``model_symbols``, ``model_activations``) belongs to one run
+(``run_id``); the repositories read and write only the rows of their unit of work's run.
 """
 
 from __future__ import annotations
@@ -407,6 +407,74 @@ class PipelineEventRow(SQLModel, table=True):
     data: dict[str, Any] = _json()
 
 
+class ModelRow(SQLModel, table=True):
+    """One stored ML model of the registry (issue 7), shared by every run: its metadata
+    (:class:`~domain.ports.ModelMetadata`) as the model store's ``metadata.json`` holds it.
+    ``symbols`` keeps their order (``model_symbols`` indexes them for filtering); times are ms
+    UTC; ``metrics``, ``versions`` (library → version), ``params``, ``label`` and
+    ``feature_names`` are JSON. The artifact itself stays in the model store's files."""
+
+    __tablename__ = "models"
+    __table_args__ = (sa.Index("ix_models_kind_created_ms", "kind", "created_ms", "model_id"),)
+
+    model_id: str = Field(sa_type=sa.String(), primary_key=True)
+    kind: str = _text()
+    algo: str = _text()
+    symbols: list[str] = _json()
+    timeframe: str = _text()
+    feature_set: str = _text()
+    feature_names: list[str] = _json()
+    label: dict[str, Any] = _json()
+    train_start_ms: int = _time()
+    train_end_ms: int = _time()
+    created_ms: int = _time()
+    metrics: dict[str, Any] = _json()
+    versions: dict[str, Any] = _json()
+    params: dict[str, Any] = _json()
+    sha256: str = _text()
+
+
+class ModelSymbolRow(SQLModel, table=True):
+    """One symbol a stored model was trained on (``GET /models?symbol=`` filters on it); goes
+    with its model."""
+
+    __tablename__ = "model_symbols"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["model_id"],
+            ["models.model_id"],
+            name="fk_model_symbols_model_id_models",
+            ondelete="CASCADE",
+        ),
+        sa.Index("ix_model_symbols_symbol", "symbol"),
+    )
+
+    model_id: str = Field(sa_type=sa.String(), primary_key=True)
+    symbol: str = Field(sa_type=sa.String(), primary_key=True)
+
+
+class ModelActivationRow(SQLModel, table=True):
+    """One activation (append-only): ``model_id`` became the active model of ``kind`` on
+    ``symbol`` at ``time`` (ms UTC, wall clock) by ``who`` through ``action`` (``activate``,
+    ``rollback``, ``sync``); a null ``model_id`` means none is active any more. The latest row
+    of a kind and symbol is its active model. No foreign key: the history outlives a model
+    whose files were deleted."""
+
+    __tablename__ = "model_activations"
+    __table_args__ = (
+        sa.Index("ix_model_activations_kind_symbol", "kind", "symbol", "id"),
+        sa.Index("ix_model_activations_model_id", "model_id"),
+    )
+
+    id: int | None = _serial_id()
+    kind: str = _text()
+    symbol: str = _text()
+    model_id: str | None = _text(nullable=True)
+    time: int = _time()
+    who: str = _text()
+    action: str = _text()
+
+
 metadata: sa.MetaData = SQLModel.metadata
 """The metadata holding every table above; Alembic's ``env.py`` compares against it."""
 
@@ -422,5 +490,8 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     RiskEventRow,
     RiskLimitsRow,
     PipelineEventRow,
+    ModelRow,
+    ModelSymbolRow,
+    ModelActivationRow,
 )
 """Every row class, parents before children (orders before fills)."""

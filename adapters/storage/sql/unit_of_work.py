@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
+from adapters.storage.sql.model_repository import SqlModelRepository
 from adapters.storage.sql.pipeline_repository import SqlPipelineEventRepository
 from adapters.storage.sql.repositories import (
     SqlEquityRepository,
@@ -33,6 +34,7 @@ from domain.errors import ConfigError
 from domain.ports import (
     EquityRepository,
     FillRepository,
+    ModelRepository,
     OrderRepository,
     PipelineEventRepository,
     PositionRepository,
@@ -151,11 +153,11 @@ class SqlUnitOfWork:
 
     ``with uow: ...; uow.commit()``: entering checks a connection out of the pool and opens the
     repositories on it; leaving rolls back whatever was not committed (always on an exception)
-    and returns the connection, so nothing is half-written. Every repository but ``runs`` reads
-    and writes only the rows of ``run_id``. After ``commit()`` or ``rollback()`` the unit of
-    work stays usable: the next statement starts a new transaction. An instance may be entered
-    again after it is left, but not while it is in use: give each thread (or request) its own
-    instance; they may share one factory.
+    and returns the connection, so nothing is half-written. Every repository but ``runs`` and
+    ``models`` (the model registry) reads and writes only the rows of ``run_id``. After
+    ``commit()`` or ``rollback()`` the unit of work stays usable: the next statement starts a
+    new transaction. An instance may be entered again after it is left, but not while it is in
+    use: give each thread (or request) its own instance; they may share one factory.
 
     Parameters
     ----------
@@ -185,6 +187,7 @@ class SqlUnitOfWork:
     runs: RunRepository
     risk: RiskRepository
     pipeline: PipelineEventRepository
+    models: ModelRepository
 
     def __init__(
         self,
@@ -211,6 +214,7 @@ class SqlUnitOfWork:
         self.runs = SqlRunRepository(connect)
         self.risk = SqlRiskRepository(connect, run_id)
         self.pipeline = SqlPipelineEventRepository(connect, run_id)
+        self.models = SqlModelRepository(connect)
 
     def __enter__(self) -> SqlUnitOfWork:
         """Check out a connection (or take the one kept since the last use).
