@@ -384,6 +384,34 @@ class XGBoostModel(CalibratedTrees):
             random_state=self.random_state,
         )
 
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """As :meth:`CalibratedTrees.predict_proba`; with isotonic calibration, by XGBoost's
+        ``Booster.inplace_predict`` (no DMatrix, no scikit-learn checks) through each fold's
+        fitted isotonic step function (``IsotonicRegression.X_thresholds_`` /
+        ``y_thresholds_``, clipped at the ends as it predicts), averaged over the folds as
+        ``CalibratedClassifierCV(ensemble=True)`` does: the same probabilities (to float32
+        rounding) at a fraction of the cost for one row (well under a millisecond).
+
+        Raises
+        ------
+        DataError
+            As :meth:`CalibratedTrees.predict_proba`.
+        """
+        model = self._model
+        if model is None or self.calibration != "isotonic":
+            return super().predict_proba(X)
+        x = self._filled(self._matrix(np.atleast_2d(X)))
+        if len(x) == 0:
+            return np.empty(0)
+        if list(model.classes_) != [0, 1]:
+            return super().predict_proba(X)
+        total = np.zeros(len(x))
+        for pair in model.calibrated_classifiers_:
+            (calibrator,) = pair.calibrators
+            p_up = pair.estimator.get_booster().inplace_predict(x)
+            total += np.interp(p_up, calibrator.X_thresholds_, calibrator.y_thresholds_)
+        return as_probabilities(total / len(model.calibrated_classifiers_))
+
     def library_versions(self) -> dict[str, str]:
         """As :meth:`CalibratedTrees.library_versions`, plus ``xgboost``."""
         import xgboost

@@ -148,6 +148,19 @@ def test_property_11_every_probability_is_in_0_1_for_any_row(algo: str, rows: np
     assert np.all((proba >= 0.0) & (proba <= 1.0))
 
 
+def test_xgboost_s_fast_path_gives_the_calibrated_ensemble_s_probabilities() -> None:
+    model = fitted("xgb")
+    rows = trend_data().X[N_FIT:].copy()
+    rows[::7, 3] = np.nan  # missing values take the trees' default branches in both paths
+
+    fast = model.predict_proba(rows)
+    library = model._model.predict_proba(model._filled(rows))[:, 1]
+
+    assert len(rows) > 1_000
+    np.testing.assert_allclose(fast, library, rtol=0, atol=1e-6)  # float32 in XGBoost
+    assert [model.predict_proba(r)[0] for r in rows[:20]] == list(fast[:20])
+
+
 def test_a_single_row_may_be_given_flat() -> None:
     row = trend_data().X[N_FIT]
 
