@@ -327,10 +327,11 @@ def bootstrap(
         on_batch=metrics.on_batch,
         perf_counter=time.perf_counter,
         writer_factory=lambda: SqlUnitOfWork(sessions, run.id, keep_connection=True),
+        model_loader=lambda strategy, symbols: hand_over_models(strategy, settings, symbols),
     )
     hub = EventHub(WsMessages(service))
     bus.subscribe(object, hub.handle)
-    models = ModelRegistry(model_store(settings), uow_factory, wall)
+    models = ModelRegistry(model_store(settings), uow_factory, wall, on_activate=service.use_models)
     models.sync()  # models the CLI trained or activated while the server was down
 
     def stored_bars(symbol: str, timeframe: str) -> Candles:

@@ -72,6 +72,9 @@ class ModelRegistry:
         Units of work whose ``models`` repository holds the registry rows.
     clock:
         The wall clock: when an activation happened (ms UTC).
+    on_activate:
+        Called with the symbols whose active model changed (an activation or a roll-back), after
+        the change is stored: the server hands the new models to the running strategy.
 
     Raises (every method naming a model)
     ------
@@ -84,12 +87,17 @@ class ModelRegistry:
     """
 
     def __init__(
-        self, store: ModelStore, uow_factory: Callable[[], UnitOfWork], clock: Clock
+        self,
+        store: ModelStore,
+        uow_factory: Callable[[], UnitOfWork],
+        clock: Clock,
+        on_activate: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         self._store = store
         self._uow = uow_factory
         self._clock = clock
         self._lock = threading.Lock()
+        self._on_activate = on_activate
 
     # -- changes: files first, then the rows ----------------------------------------------
 
@@ -113,7 +121,9 @@ class ModelRegistry:
             stored = self._store.get(model_id)
             self._catch_up([(stored.kind, symbol) for symbol in stored.symbols])
             meta = self._store.activate(model_id)
-            return self._record(meta, meta.symbols, who, "activate")
+            done = self._record(meta, meta.symbols, who, "activate")
+        self._activated(meta.symbols)
+        return done
 
     def rollback(self, kind: str, symbol: str, who: str) -> RegisteredModel:
         """Re-activate the model of ``kind`` that was active on ``symbol`` before the current
@@ -121,7 +131,13 @@ class ModelRegistry:
         with self._lock:
             self._catch_up([(kind, symbol)])
             meta = self._store.rollback(kind, symbol)
-            return self._record(meta, (symbol,), who, "rollback")
+            done = self._record(meta, (symbol,), who, "rollback")
+        self._activated((symbol,))
+        return done
+
+    def _activated(self, symbols: tuple[str, ...]) -> None:
+        if self._on_activate is not None:
+            self._on_activate(tuple(symbols))
 
     def _catch_up(self, keys: Iterable[tuple[str, str]]) -> None:
         """Record (as ``sync``) the store's active models of ``keys`` (kind, symbol) that SQL

@@ -8,7 +8,7 @@ positions come from the snapshot the engine publishes after each bar, history fr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -38,7 +38,7 @@ from domain.model import (
 from domain.pipeline_events import PipelineEvent
 from domain.ports import END_OF_DATA, MarketData, Page, RunState, UnitOfWork
 from domain.resample import resample
-from domain.strategies.base import ExplainsPipeline, PipelineView
+from domain.strategies.base import ExplainsPipeline, PipelineView, Strategy
 from domain.timeframes import timeframe_ms
 from service_layer.commands import CommandQueue
 from service_layer.engine import BatchOutcome, Engine
@@ -98,7 +98,8 @@ class TradingService:
 
     ``uow_factory`` gives the units of work of reads and commands; ``writer_factory`` (default:
     the same) the engine thread's own, used for every bar's commit of a run and closed when
-    the run stops.
+    the run stops; ``model_loader`` hands the registry's active models of some symbols to a
+    strategy (:meth:`use_models`).
     """
 
     def __init__(
@@ -112,6 +113,7 @@ class TradingService:
         on_batch: Callable[[BatchOutcome, float], None] | None = None,
         perf_counter: Callable[[], float],
         writer_factory: Callable[[], UnitOfWork] | None = None,
+        model_loader: Callable[[Strategy, Sequence[str]], None] | None = None,
     ) -> None:
         self.engine_factory = engine_factory
         self.feed_factory = feed_factory
@@ -121,6 +123,7 @@ class TradingService:
         self.run = run
         self.on_batch = on_batch
         self.perf_counter = perf_counter
+        self.model_loader = model_loader
         self.commands = CommandQueue()
         self._runner: EngineRunner | None = None
         self._stop_requested: str | None = None
@@ -441,6 +444,17 @@ class TradingService:
         """
         self.desk.instrument(symbol)
         return self.commands.call(lambda: self._set_leverage(symbol, leverage))
+
+    def use_models(self, symbols: Sequence[str]) -> None:
+        """Hand the registry's active models of those of ``symbols`` the run trades to the
+        running strategy (on the engine's thread), after an activation or a roll-back: the
+        next prediction uses them, with a fresh accuracy (a disabled predictor is enabled
+        again). Nothing without a model loader or for a strategy without ML inputs."""
+        loader = self.model_loader
+        traded = [s for s in symbols if s in self.run.symbols]
+        if loader is None or not traded:
+            return
+        self.commands.call(lambda: loader(self.engine.strategy, traded))
 
     def _set_leverage(self, symbol: str, leverage: int) -> int:
         engine = self.engine

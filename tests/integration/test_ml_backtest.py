@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from lootcapital.cli import main
 from tests.fixtures.data import sample_dir
+from tests.integration.paper_harness import paper_settings, run_until, start
 
 BTC = sample_dir() / "binance_usdm_BTCUSDT_5m.csv.gz"
 ETH = sample_dir() / "binance_usdm_ETHUSDT_5m.csv.gz"
@@ -122,3 +124,30 @@ def test_no_model_or_a_tampered_one_runs_with_ml_off_and_says_why(
     assert result["models"] == [] and result["metrics"]["trades"] > 0
     assert f"ML off on BTCUSDT: model {_model_id(registry)} not loaded" in caplog.text
     assert "sha256" in caplog.text
+
+
+def test_activating_a_model_hands_it_to_the_running_strategy(
+    registry: Path, tmp_path: Path
+) -> None:
+    """A paper server trading adaptive with ML on starts with no active model (ML off); an
+    activation (API, panel or CLI through the registry service) reaches the strategy at once."""
+    data_dir = tmp_path / "var"
+    shutil.copytree(registry / "models", data_dir / "models")
+    (data_dir / "models" / "index.json").unlink()  # stored, none active
+    model_id = _model_id(registry)
+    settings = paper_settings(
+        data_dir, sample_dir(), ["BTCUSDT", "ETHUSDT"], strategy="adaptive",
+        strategy_params={"ml": True},
+    )  # fmt: skip
+    container = start(settings)
+    run_until(container, candles=2 * 6_000, timeout=120)
+
+    def ml_states() -> dict[str, str]:
+        return {v.symbol: v.features["ml"] for v in container.service.pipeline_view()}
+
+    before = ml_states()
+    container.models.activate(model_id, "alice")
+    after = ml_states()
+
+    assert before == {"BTCUSDT": "off", "ETHUSDT": "off"}
+    assert after == {"BTCUSDT": "on", "ETHUSDT": "off"}
