@@ -25,6 +25,7 @@ from domain.ml.models import (
     ALGOS,
     CalibratedTrees,
     ModelKind,
+    XGBoostModel,
     build_model,
     label_for,
 )
@@ -159,6 +160,25 @@ def test_xgboost_s_fast_path_gives_the_calibrated_ensemble_s_probabilities() -> 
     assert len(rows) > 1_000
     np.testing.assert_allclose(fast, library, rtol=0, atol=1e-6)  # float32 in XGBoost
     assert [model.predict_proba(r)[0] for r in rows[:20]] == list(fast[:20])
+
+
+def test_xgboost_explains_by_treeshap_adding_up_to_the_probability_s_change() -> None:
+    model = fitted("xgb")
+    assert isinstance(model, XGBoostModel)
+    base = model.base_probability()
+    rows = trend_data().X[N_FIT : N_FIT + 200 : 20]
+
+    for row in rows:
+        every = model.explain(row, top=K)
+        top = model.explain(row, top=5)
+        p = model.predict_proba(row)[0]
+
+        assert sum(c.contribution for c in every) == pytest.approx(p - base, abs=1e-9)
+        assert top == every[:5]
+        assert [abs(c.contribution) for c in every] == sorted(
+            (abs(c.contribution) for c in every), reverse=True
+        )
+        assert sorted(c.feature for c in every) == sorted(model.feature_names)
 
 
 def test_a_single_row_may_be_given_flat() -> None:
