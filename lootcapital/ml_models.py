@@ -1,10 +1,12 @@
 """Hand the model registry's active models to a strategy that reads them (composition root).
 
 A strategy with ML inputs (:class:`~domain.strategies.base.UsesModels`) gets each traded
-symbol's active ``trend`` model from the :class:`~domain.ports.ModelStore`. A model that
-cannot be loaded (none active, a tampered artifact, other library versions) leaves ML off on
-that symbol with the reason, logged; the rest of the strategy runs on. In a backtest, a model
-trained on bars after the backtest's first bar is refused: it would have seen the future.
+symbol's active model of the kind it names in ``model_kind`` (``trend`` when it names none, as
+``adaptive``; ``mean_reversion`` for ``ml_mean_reversion``) from the
+:class:`~domain.ports.ModelStore`. A model that cannot be loaded (none active, a tampered
+artifact, other library versions) leaves ML off on that symbol with the reason, logged; the
+rest of the strategy runs on. In a backtest, a model trained on bars after the backtest's first
+bar is refused: it would have seen the future.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from domain.errors import ConfigError, DomainError
 from domain.ports import ModelMetadata, ModelStore
@@ -24,7 +26,15 @@ if TYPE_CHECKING:  # scikit-learn (a second to import) loads only when a strateg
 
 log = logging.getLogger(__name__)
 TREND = "trend"
-"""The model kind the strategies with ML inputs read."""
+"""The model kind a strategy with ML inputs reads when it names none."""
+
+
+@runtime_checkable
+class NamesModelKind(Protocol):
+    """A strategy that names the kind of model it reads (a
+    :class:`~domain.ml.models.ModelKind` value: ``trend``, ``mean_reversion``)."""
+
+    model_kind: str
 
 
 def hand_over_models(
@@ -34,8 +44,9 @@ def hand_over_models(
     *,
     backtest_start: int | None = None,
 ) -> None:
-    """Give ``strategy`` the active trend model of each of ``symbols`` when it wants them,
-    from the registry under ``<data_dir>/models``.
+    """Give ``strategy`` the active model of each of ``symbols`` when it wants them, of the
+    kind it names (:class:`NamesModelKind`; ``trend`` otherwise), from the registry under
+    ``<data_dir>/models``.
 
     ``backtest_start`` (ms UTC, the open of the backtest's first bar; None in paper and live):
     a model whose training labels read bars at or after it is refused.
@@ -48,12 +59,13 @@ def hand_over_models(
     """
     if not isinstance(strategy, UsesModels) or not strategy.wants_models:
         return
+    kind = strategy.model_kind if isinstance(strategy, NamesModelKind) else TREND
     store = _registry(settings)
     for symbol in symbols:
-        meta = store.active(TREND, symbol)
+        meta = store.active(kind, symbol)
         if meta is None:
-            strategy.use_model(symbol, None, f"no active trend model for {symbol}")
-            log.warning("ML off on %s: no active trend model in the registry", symbol)
+            strategy.use_model(symbol, None, f"no active {kind} model for {symbol}")
+            log.warning("ML off on %s: no active %s model in the registry", symbol, kind)
             continue
         if backtest_start is not None and meta.train_end_ms > backtest_start:
             raise ConfigError(

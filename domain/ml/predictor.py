@@ -12,8 +12,10 @@ its times must ascend and the symbols' bars share times; the first symbol whose 
 resolved predictions fall below ``min_accuracy`` disables the predictor as a whole (the model is
 the suspect), until :meth:`MLPredictor.enable` activates a new one. A prediction at time ``t``
 resolves ``horizon_ms`` later in market time: label 1 when the close keyed ``t + horizon_ms``
-is above the close keyed ``t`` (:class:`~domain.ml.labels.TrendLabel`). Times are int ms UTC,
-all keys of one convention (e.g. the open time of the bar whose close the features read).
+is above the close keyed ``t`` (:class:`~domain.ml.labels.TrendLabel`), or the label the caller
+computes for another model kind (:class:`~domain.ml.labels.MeanReversionLabel`). Times are int
+ms UTC, all keys of one convention (e.g. the open time of the bar whose close the features
+read).
 
 Pure: no I/O, no clock, no logging; an error of the model is returned in the prediction for the
 caller to log.
@@ -261,13 +263,20 @@ class MLPredictor:
         return prediction
 
     def resolve(
-        self, symbol: str, latest_ms: int, close_at: Callable[[int], float | None]
+        self,
+        symbol: str,
+        latest_ms: int,
+        close_at: Callable[[int], float | None],
+        *,
+        label_at: Callable[[int], int | None] | None = None,
     ) -> AccuracyAlert | None:
         """Resolve ``symbol``'s predictions keyed ``t <= latest_ms − horizon_ms`` (``latest_ms``
         the key of the latest closed bar): label 1 when ``close_at(t + horizon_ms) >
-        close_at(t)``; a ``None`` close drops the prediction uncounted. Returns the alert when
-        this call disables the predictor (Property 14); pending predictions still resolve
-        while disabled."""
+        close_at(t)`` (the trend label), or ``label_at(t)`` when given (another model kind's
+        label, e.g. mean reversion, 0/1 resolved from bars up to ``t + horizon_ms``); a
+        ``None`` close or label drops the prediction uncounted. Returns the alert when this
+        call disables the predictor (Property 14); pending predictions still resolve while
+        disabled."""
         tracker = self._trackers.get(symbol)
         if tracker is None:
             return None
@@ -277,7 +286,7 @@ class MLPredictor:
             now, later = close_at(t), close_at(t + horizon)
             return None if now is None or later is None else int(later > now)
 
-        alerts = tracker.resolve(int(latest_ms), label_of)
+        alerts = tracker.resolve(int(latest_ms), label_of if label_at is None else label_at)
         if alerts and self._alert is None:
             self._alert = alerts[0]
             return alerts[0]

@@ -16,8 +16,10 @@ its features and its walk-forward fits read. A model comes from one of two place
 
 A prediction at the bar close ``t`` reads the features of the last :attr:`MLInput.tail_bars`
 bars closed by ``t`` (the same fixed window in the batch and incremental forms, longer than
-every feature's warm-up) and resolves ``horizon_ms`` later (label 1 when the close then is
-above the close at ``t``). Keys are bar close times (ms UTC).
+every feature's warm-up) and resolves ``horizon_ms`` later with the label of the model's kind:
+for a trend model, 1 when the close then is above the close at ``t``; for a mean-reversion
+model, :class:`~domain.ml.labels.MeanReversionLabel` computed from the closes held (the mean's
+``period`` bars to ``t``, the ``horizon`` bars after it). Keys are bar close times (ms UTC).
 
 How a prediction acts on an entry (:func:`with_prediction`, Properties 11–13): the model's
 P(the signal's direction is right) ``p`` sets the signal's confidence multiplier ``2p`` (1 at a
@@ -40,11 +42,12 @@ from typing import Any
 import numpy as np
 
 from domain.candles import Candles
-from domain.errors import DomainError
+from domain.errors import ConfigError, DomainError
 from domain.ml.accuracy import AccuracyAlert
 from domain.ml.dataset import build_dataset
 from domain.ml.features import DAY_MS, FeatureSet, compute_features, warmup_bars
-from domain.ml.models import ModelKind, Predictor, build_model
+from domain.ml.labels import MeanReversionLabel
+from domain.ml.models import ModelKind, Predictor, build_model, label_for
 from domain.ml.predictor import MLPredictor, MLRules, Prediction, adjust_signal
 from domain.model import Direction, Reason, Signal
 
@@ -126,6 +129,17 @@ class MLInput:
         The days of bars a walk-forward fit reads (ignored without ``trainer``).
     retrain_ms:
         The walk-forward schedule (ms of market time between fits).
+    kind:
+        What the models predict (:class:`~domain.ml.models.ModelKind`), which sets the label
+        a prediction resolves with: ``trend`` (the default) or ``mean_reversion`` (its default
+        :class:`~domain.ml.labels.MeanReversionLabel`, whose horizon ``rules.horizon_ms`` must
+        equal in bars).
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``kind`` (field ``model``), or a mean-reversion ``rules.horizon_ms`` other
+        than the label's horizon × ``tf_ms`` (field ``horizon_ms``).
     """
 
     def __init__(
@@ -136,9 +150,19 @@ class MLInput:
         trainer: Trainer | None = None,
         train_days: int = 90,
         retrain_ms: int = WEEK_MS,
+        kind: ModelKind | str = ModelKind.TREND,
     ) -> None:
         self.rules = rules or MLRules()
         self.tf_ms = tf_ms
+        label = label_for(kind)
+        self.kind = ModelKind(kind)
+        self._reversion = label if isinstance(label, MeanReversionLabel) else None
+        if self._reversion is not None and self.rules.horizon_ms != label.horizon * tf_ms:
+            raise ConfigError(
+                f"horizon_ms must be the mean-reversion label's {label.horizon} bars of "
+                f"{tf_ms} ms, was {self.rules.horizon_ms}",
+                field="horizon_ms",
+            )
         self.trainer = trainer
         self.train_days = train_days
         self.retrain_ms = retrain_ms
@@ -216,6 +240,25 @@ class MLInput:
             return Candles.empty()
         return bars.between(None, time - self.tf_ms + 1)
 
+    def _reverted_at(self, symbol: str, time: int) -> int | None:
+        """The mean-reversion label (0/1) of ``symbol``'s bar closing at ``time`` (ms UTC),
+        from the closes held: the label's ``period`` bars to it and ``horizon`` bars after
+        (:meth:`MeanReversionLabel.compute` on that slice gives bar ``t`` the value it has on
+        the whole series). None when a bar of the slice is missing or the close sits at its
+        mean (no gap to revert)."""
+        label, bars = self._reversion, self._bars.get(symbol)
+        assert label is not None
+        if bars is None:
+            return None
+        i = int(np.searchsorted(bars.open_time, time - self.tf_ms))
+        lo, hi = i - label.period + 1, i + label.horizon + 1
+        if lo < 0 or hi > len(bars) or bars.open_time[i] != time - self.tf_ms:
+            return None
+        if int(bars.open_time[hi - 1] - bars.open_time[lo]) != (hi - 1 - lo) * self.tf_ms:
+            return None  # a gap: the label would read other bars than it was trained on
+        value = float(label.compute(bars.close[lo:hi])[label.period - 1])
+        return None if np.isnan(value) else int(value)
+
     def _close_at(self, symbol: str, time: int) -> float | None:
         bars = self._bars.get(symbol)
         if bars is None or not len(bars):
@@ -234,6 +277,9 @@ class MLInput:
                 symbol,
                 time,
                 lambda t, s=symbol: self._close_at(s, t),  # type: ignore[misc]
+                label_at=None
+                if self._reversion is None
+                else lambda t, s=symbol: self._reverted_at(s, t),  # type: ignore[misc]
             )
             if alert is not None:
                 alerts.append((symbol, alert))

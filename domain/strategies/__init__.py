@@ -8,14 +8,18 @@ from collections.abc import Mapping
 from domain.errors import ConfigError
 from domain.strategies.adaptive import Adaptive
 from domain.strategies.base import Strategy
+from domain.strategies.ml_mean_reversion import MLMeanReversion
 from domain.strategies.params import parse_param
 from domain.strategies.sma_cross import SmaCross
 from domain.strategies.trend_follow import TrendFollow
 
-STRATEGIES: Mapping[str, type[SmaCross] | type[TrendFollow] | type[Adaptive]] = {
+STRATEGIES: Mapping[
+    str, type[SmaCross] | type[TrendFollow] | type[Adaptive] | type[MLMeanReversion]
+] = {
     "sma_cross": SmaCross,
     "trend_follow": TrendFollow,
     "adaptive": Adaptive,
+    "ml_mean_reversion": MLMeanReversion,
 }
 
 

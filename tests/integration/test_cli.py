@@ -389,7 +389,7 @@ def test_strategies_json_matches_the_parameters_in_effect(
 
     listed = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert set(listed) == {"sma_cross", "trend_follow", "adaptive"}
+    assert set(listed) == {"sma_cross", "trend_follow", "adaptive", "ml_mean_reversion"}
     for name, entry in listed.items():
         defaults = {k: p["default"] for k, p in entry["params"].items()}
         assert defaults == build_strategy(name, {}, "5m").params()
