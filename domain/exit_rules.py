@@ -215,6 +215,21 @@ def start(
     return ExitActions(state, wake=wakes, reasons=(reason,))
 
 
+def entry_fill(orders: Iterable[Order], intended: Decimal) -> Decimal:
+    """The qty (base asset) the entry of a newly filled position filled, for :func:`start`'s
+    ``entry_qty``: its working stop exit's (placed for the whole fill when the entry filled,
+    :func:`service_layer.exits.exit_orders`), at most ``intended`` (what the strategy asked);
+    ``intended`` when no stop works. The risk gate may have cut the entry below ``intended``:
+    taken as the entry, the shortfall would pass for a take-profit already filled. ``orders``
+    are the symbol's working orders (``Portfolio.open_orders[symbol]``)."""
+    stops = [
+        o.qty
+        for o in orders
+        if o.type is OrderType.STOP and o.reduce_only and (o.tag or "").endswith(":stop")
+    ]
+    return min(intended, max(stops)) if stops else intended
+
+
 def observe(state: ExitState, position: Position, orders: Iterable[Order]) -> ExitState | None:
     """``state`` brought up to date with ``position`` and the symbol's working ``orders``
     (``Portfolio.open_orders[symbol]``): None when the position is flat or on the other side

@@ -87,7 +87,8 @@ class BatchOutcome:
     ``skipped`` the feed's duplicate or out-of-order bars. ``equity_time`` holds bar close
     times (ms UTC), ``equity`` and ``cash`` the account value there (float, quote currency).
     ``risk_events`` are the risk gate's trading-state changes and alerts, in time order;
-    ``pipeline_events`` the strategy's threshold adjustments and regime changes on these bars.
+    ``pipeline_events`` the strategy's threshold adjustments and regime changes on these bars
+    and what its decisions reported (an ML predictor disabled).
     """
 
     bars: dict[str, Candles]
@@ -264,6 +265,8 @@ class Engine:
         before = self._snapshot()
         self._funding_start = self.ledger.account.funding_paid
         log = self._run_events(starts, candidates, outcome)
+        if isinstance(self.strategy, ReportsEvents):  # what its decisions found (ML alerts)
+            outcome.pipeline_events += self.strategy.drain_events()
         self._mark_last_closes(outcome.bars)
         self._apply_events(outcome, self.clock.now_ms())  # funding settled by the marks
         self._drain(outcome)

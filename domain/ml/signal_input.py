@@ -10,7 +10,7 @@ its features and its walk-forward fits read. A model comes from one of two place
 * **walk-forward** fits inside the run (``train_days > 0``): at the first prediction at or
   after each ``retrain_ms`` boundary of market time (weekly by default, boundaries at
   multiples of ``retrain_ms`` since the epoch), the model is fitted on the ``train_days``
-  days of bars closed by the boundary (:func:`fit_trend_model`). Backtest and paper fit at
+  days of bars closed by the boundary (:func:`fit_model`). Backtest and paper fit at
   the same boundaries on the same bars, and the fit is deterministic, so both give the same
   predictions; a fitted model never saw a bar after the one it predicts.
 
@@ -89,7 +89,7 @@ Trainer = Callable[[str, Candles, int], ActiveModel]
 UTC); raises :class:`~domain.errors.DomainError` when they are too few."""
 
 
-def fit_trend_model(
+def fit_model(
     days: int, *, algo: str = "hgb", bar_ms: int = 300_000, kind: str = ModelKind.TREND
 ) -> Trainer:
     """A :data:`Trainer` fitting model ``kind`` with ``algo`` on the last ``days`` days of the
@@ -191,7 +191,11 @@ class MLInput:
 
     def use(self, symbol: str, model: ActiveModel | None, error: str | None = None) -> None:
         """Put ``model`` in effect on ``symbol`` (None: ML off there, ``error`` saying why);
-        its accuracy starts afresh, unless a restored state of the same model id waits."""
+        its accuracy starts afresh, unless a restored state of the same model id waits. The
+        model already in effect (same id) keeps its accuracy and pending predictions."""
+        current = self._predictors.get(symbol)
+        if model is not None and current is not None and current.model_id == model.model_id:
+            return
         self._models[symbol] = model
         if model is None:
             self._why[symbol] = error or "no model"

@@ -142,10 +142,10 @@ class Adaptive:
         self._ml: MLInput | None = None
         if self.p.ml:
             from domain.ml.predictor import MLRules
-            from domain.ml.signal_input import MLInput, fit_trend_model
+            from domain.ml.signal_input import MLInput, fit_model
 
             days = self.p.ml_train_days
-            trainer = fit_trend_model(days, bar_ms=self.tf_ms) if days else None
+            trainer = fit_model(days, bar_ms=self.tf_ms) if days else None
             self._ml = MLInput(MLRules(), tf_ms=self.tf_ms, trainer=trainer, train_days=days or 90)
 
     def params(self) -> dict[str, float | int | str | bool]:
@@ -524,7 +524,9 @@ class Adaptive:
             armed = self._armed.pop(symbol, None)
             if armed is None:
                 return done
-            done = exit_rules.start(position, armed[0], ctx.time, entry_qty=Decimal(armed[1]))
+            working = portfolio.open_orders.get(symbol, ())
+            qty = exit_rules.entry_fill(working, Decimal(armed[1]))
+            done = exit_rules.start(position, armed[0], ctx.time, entry_qty=qty)
             state = done.state
             assert state is not None
         orders = portfolio.open_orders.get(symbol, ())

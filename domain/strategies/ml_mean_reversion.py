@@ -96,7 +96,7 @@ class MLMeanReversion:
     ) -> None:
         from domain.ml.models import ModelKind, label_for
         from domain.ml.predictor import MLRules
-        from domain.ml.signal_input import MLInput, fit_trend_model
+        from domain.ml.signal_input import MLInput, fit_model
 
         self.p = params or MLMeanReversionParams()
         self.timeframe = timeframe
@@ -105,7 +105,7 @@ class MLMeanReversion:
         kind = ModelKind.MEAN_REVERSION
         days = self.p.ml_train_days
         rules = MLRules(horizon_ms=label_for(kind).horizon * self.tf_ms)
-        trainer = fit_trend_model(days, bar_ms=self.tf_ms, kind=kind) if days else None
+        trainer = fit_model(days, bar_ms=self.tf_ms, kind=kind) if days else None
         self._ml: MLInput = MLInput(
             rules, tf_ms=self.tf_ms, trainer=trainer, train_days=days or 90, kind=kind
         )
@@ -303,7 +303,9 @@ class MLMeanReversion:
             armed = self._armed.pop(symbol, None)
             if armed is None:
                 return done  # a position this strategy did not open: left alone
-            done = exit_rules.start(position, armed[0], ctx.time, entry_qty=Decimal(armed[1]))
+            working = portfolio.open_orders.get(symbol, ())
+            qty = exit_rules.entry_fill(working, Decimal(armed[1]))
+            done = exit_rules.start(position, armed[0], ctx.time, entry_qty=qty)
             state = done.state
             assert state is not None
         f = self._blocks[symbol]

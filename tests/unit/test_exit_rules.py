@@ -36,6 +36,7 @@ from domain.exit_rules import (
     ExitState,
     breakeven,
     close_positions,
+    entry_fill,
     exit_plan,
     fill_wake,
     manage,
@@ -182,6 +183,22 @@ def test_take_profits_close_33_then_66_then_100_percent_and_never_more_than_the_
     assert closed == qty
     (stop,) = [o for o in placed if o.type is OrderType.STOP]
     assert stop.qty == qty and stop.stop_price == price - side.sign * plan.stop_distance
+
+
+def test_the_entry_fill_is_the_stop_the_engine_placed_for_it_not_what_was_asked() -> None:
+    price = Decimal(100)
+    entry = Order(
+        "entry", SYM, Side.BUY, OrderType.MARKET, Decimal("0.6"), 0, status=OrderStatus.FILLED,
+        filled_qty=Decimal("0.6"), avg_fill_price=price, tag="adaptive",
+        exits=exit_plan(2.0, 1.5, TICK_INSTRUMENT),
+    )  # fmt: skip
+    placed = exit_orders(entry, Position(SYM, Decimal("0.6"), price, 0), TICK_INSTRUMENT, 0)
+    take_profits = [o for o in placed if o.type is OrderType.TAKE_PROFIT]
+
+    # The strategy asked for 1.0; the risk gate cut the entry to 0.6.
+    assert entry_fill(placed, Decimal("1.0")) == Decimal("0.6")
+    assert entry_fill(placed, Decimal("0.5")) == Decimal("0.5")
+    assert entry_fill(take_profits, Decimal("1.0")) == Decimal("1.0")  # no stop working
 
 
 def test_exit_plan_rounds_each_distance_up_to_the_tick() -> None:

@@ -26,7 +26,7 @@ from domain.ml.signal_input import (
     WEEK_MS,
     ActiveModel,
     MLInput,
-    fit_trend_model,
+    fit_model,
     with_prediction,
 )
 from domain.model import Direction, Reason, Signal
@@ -115,7 +115,7 @@ def test_a_missing_bar_gives_no_prediction_and_no_model_says_why() -> None:
 
 def test_walk_forward_fits_once_per_week_on_bars_closed_by_the_boundary() -> None:
     seen: list[tuple[int, int]] = []
-    fit = fit_trend_model(5, bar_ms=TF)
+    fit = fit_model(5, bar_ms=TF)
 
     def trainer(symbol: str, given: Candles, boundary: int) -> ActiveModel:
         seen.append((boundary, int(given.open_time[-1]) + TF))
@@ -136,7 +136,7 @@ def test_walk_forward_fits_once_per_week_on_bars_closed_by_the_boundary() -> Non
 
 
 def test_a_fit_without_enough_bars_leaves_ml_off_until_the_next_boundary() -> None:
-    source = MLInput(tf_ms=TF, trainer=fit_trend_model(30, bar_ms=TF), train_days=30)
+    source = MLInput(tf_ms=TF, trainer=fit_model(30, bar_ms=TF), train_days=30)
     source.take(BTC, bars().slice(0, 3 * 288))
 
     assert source.predict(BTC, close_time(3 * 288 - 1)) is None
@@ -248,6 +248,18 @@ def test_the_state_round_trips_in_either_order_of_restore_and_model() -> None:
         assert again.state() == first.state()
         assert again._predictors[BTC].pending(BTC) == first._predictors[BTC].pending(BTC)
         assert again.spans() == first.spans()
+
+
+def test_the_model_in_effect_handed_over_again_keeps_its_accuracy_and_pending() -> None:
+    source = ml()
+    source.take(BTC, bars())
+    for i in range(30 * 288, 31 * 288, 24):
+        source.predict(BTC, close_time(i))
+    before = source.state()
+
+    source.use(BTC, model())  # e.g. another kind's model was activated meanwhile
+
+    assert source.state() == before and source._predictors[BTC].pending(BTC)
 
 
 def test_a_malformed_state_is_refused() -> None:
