@@ -184,6 +184,12 @@ class TrainingJobs:
             raise TrainingJobNotFound(f"no training job {job_id!r}", field="job_id")
         return job
 
+    def recent(self, limit: int = 10) -> list[TrainingJob]:
+        """The latest ``limit`` jobs (kept ones, the running one among them), newest first."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return jobs[::-1][:limit]
+
     def shutdown(self, timeout_s: float = 10.0) -> bool:
         """Ask a running job, and any started later, to stop at its next step and wait up to
         ``timeout_s`` seconds for it; True when no job runs any more."""

@@ -29,6 +29,7 @@ from api.deps import (
 )
 from domain.errors import DomainError
 from service_layer.trading import TradingService
+from web.ai_routes import ai
 from web.analysis_routes import analysis
 from web.control import control
 from web.stream import event_stream
@@ -53,6 +54,7 @@ STREAMS: dict[str, tuple[tuple[str, ...], bool]] = {
     "dashboard": (DASHBOARD_PANELS, True),
     "control": (CONTROL_PANELS, False),
     "analysis": (("status",), False),
+    "ai": (("status",), False),
 }
 """Per page: the live panels its stream sends and whether it sends the equity chart's points."""
 
@@ -205,13 +207,13 @@ async def stream(
     request: Request,
     service: ServiceDep,
     hub: HubDep,
-    page: Literal["dashboard", "control", "analysis"] = "dashboard",
+    page: Literal["dashboard", "control", "analysis", "ai"] = "dashboard",
 ) -> EventStreamResponse:
     """Server-Sent Events of ``page``, until the client disconnects: re-rendered panels (the
     dashboard's ``status``, ``positions``, ``orders``, ``trades``, ``signals``, and equity
     points, ``equity``; the control centre's ``status``, ``risk``, ``balance``,
-    ``positions``, ``alerts``; the adaptive-pipeline page's ``status``, whose events make it
-    reload its own partials)."""
+    ``positions``, ``alerts``; the adaptive-pipeline page's and the AI signal page's
+    ``status``, whose events make them reload their own partials)."""
     panels, chart = STREAMS[page]
     return EventStreamResponse(
         event_stream(service, hub, request.is_disconnected, panels=panels, chart=chart),
@@ -223,6 +225,7 @@ async def stream(
 router.include_router(ui)
 router.include_router(control)
 router.include_router(analysis)
+router.include_router(ai)
 
 
 def mount_web(app: FastAPI) -> None:

@@ -144,3 +144,15 @@ def test_a_symbol_without_stored_bars_and_an_unknown_job_are_not_found(jobs: Job
         jobs.jobs.start(**{**SMALL, "symbol": "DOGEUSDT"})
     with pytest.raises(TrainingJobNotFound, match="'abc'"):
         jobs.jobs.get("abc")
+
+
+def test_recent_lists_the_latest_jobs_newest_first_the_running_one_included(jobs: Jobs) -> None:
+    first = jobs.jobs.start(**SMALL)
+    jobs.run_pending()
+    second = jobs.jobs.start(**SMALL)
+
+    recent = jobs.jobs.recent(limit=5)
+
+    assert [j.job_id for j in recent] == [second.job_id, first.job_id]
+    assert [j.status for j in recent] == ["running", "done"]
+    assert [j.job_id for j in jobs.jobs.recent(limit=1)] == [second.job_id]
