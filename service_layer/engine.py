@@ -439,7 +439,7 @@ class Engine:
                     self._push_fill(heap, symbol, cursors)
                     self._touched.discard(symbol)
                     if looks is not None:
-                        looks.changed(t, heap)
+                        looks.changed(t, heap, held=bool(self.ledger.account.positions))
                 continue
             elif t not in decided:
                 self.clock.advance_to(t)
@@ -572,7 +572,7 @@ class Engine:
         if orders:
             self._place(orders, t, outcome, send=send, portfolio=portfolio)
             if self.looks is not None:
-                self.looks.changed(t, heap)
+                self.looks.changed(t, heap, held=bool(self.ledger.account.positions))
         self._apply_events(outcome, t)
 
     def _refused_for_sure(

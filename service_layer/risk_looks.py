@@ -41,12 +41,17 @@ class RiskLooks:
         self.look: int | None = None
         self.stale = False
 
-    def changed(self, t: int, heap: list) -> None:
+    def changed(self, t: int, heap: list, *, held: bool = True) -> None:
         """The book changed at ``t`` (a fill at a bar's open, orders decided at a close): plan
-        again at the next close."""
-        if self.risk.watching:
-            self.stale = True
-            self.push(heap, t + self.tf_ms)
+        again at the next close. A flat book (``held`` false) cannot reach the daily-loss
+        floor: no look until a fill opens a position (the pending one is dropped)."""
+        if not self.risk.watching:
+            return
+        if not held:
+            self.look, self.stale = None, False
+            return
+        self.stale = True
+        self.push(heap, t + self.tf_ms)
 
     def push(self, heap: list, at: int | None) -> None:
         """Look at ``at`` (ms UTC), unless a look is due sooner."""

@@ -255,7 +255,7 @@ class CircuitBreakers:
         """Take ``symbol``'s features at its bar close ``time`` (ms UTC): the ATR percentile
         (percent, :func:`atr_percentile`) and the RVOL (:func:`relative_volume`); NaN (still
         warming up) changes nothing."""
-        events = self.advance(time)
+        events = self.advance(time) if self._holds else []  # (nothing to lift: the usual case)
         now = self._at(time)
         vol = self.config.volatility_spike
         if vol.enabled and not math.isnan(atr_percentile_pct):
