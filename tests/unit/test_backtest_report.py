@@ -251,7 +251,7 @@ def test_json_trades_say_long_short_at_the_instruments_precision_with_fee_curren
             "exit_reason": "signal",
         }
     ]
-    assert set(document) == {"metrics", "trades", "equity"}
+    assert set(document) == {"metrics", "trades", "equity", "models"}
 
 
 def test_json_money_metrics_and_equity_are_strings_at_the_quote_precision() -> None:
