@@ -131,11 +131,12 @@ class PipelineEventOut(BaseModel):
     ``volatility_pct`` percent, ``multiplier``) or a regime change (``values``: ``from``,
     ``to``; ``from`` null for the first regime) or an ML predictor disabling itself below its
     minimum accuracy (``values``: ``model_id``, ``accuracy``, ``min_accuracy`` fractions,
-    ``window``), at ``time`` (ms UTC, the bar close from which it holds), with the one-line
+    ``window``) or a failed prediction taken as 0.5 (``values``: ``model_id``, ``error``), at
+    ``time`` (ms UTC, the bar close from which it holds), with the one-line
     ``message`` the log shows."""
 
     time: int
     symbol: str
-    kind: Literal["thresholds", "regime", "ml"]
+    kind: Literal["thresholds", "regime", "ml", "ml_error"]
     values: dict[str, float | str | None]
     message: str

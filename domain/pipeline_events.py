@@ -21,6 +21,7 @@ from domain.thresholds import ThresholdChange
 THRESHOLDS = "thresholds"
 REGIME = "regime"
 ML = "ml"
+ML_ERROR = "ml_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,9 @@ class PipelineEvent:
     band's). ``kind`` :data:`REGIME`: ``values`` holds ``from`` and ``to``, regime names (``from``
     None for the first regime confirmed). ``kind`` :data:`ML`: the symbol's ML predictor
     disabled itself (Property 14): ``values`` holds ``model_id``, ``accuracy`` and
-    ``min_accuracy`` (fractions) and ``window`` (resolved predictions).
+    ``min_accuracy`` (fractions) and ``window`` (resolved predictions). ``kind``
+    :data:`ML_ERROR`: a prediction failed and was taken as 0.5: ``values`` holds ``model_id``
+    and ``error``.
     """
 
     time: int
@@ -46,6 +49,8 @@ class PipelineEvent:
         v = self.values
         if self.kind == REGIME:
             return f"{self.symbol} regime {v['from'] or 'none'} -> {v['to'] or 'none'}"
+        if self.kind == ML_ERROR:
+            return f"{self.symbol} ML model {v['model_id']}: {v['error']}; taken as 0.5"
         if self.kind == ML:
             return (
                 f"{self.symbol} ML predictor {v['model_id']} disabled: accuracy "

@@ -31,6 +31,7 @@ from domain.execution import to_decimal
 from domain.futures import MarginReport
 from domain.ledger import LedgerChanges
 from domain.model import EquityPoint, Position, fast_constructor
+from domain.pipeline_events import ML, ML_ERROR
 from domain.ports import END_OF_DATA, MarketData, RunState, UnitOfWork
 from domain.strategies.base import Portfolio
 from service_layer.commands import CommandQueue
@@ -38,6 +39,8 @@ from service_layer.engine import BatchOutcome, Engine
 from service_layer.messagebus import MessageBus
 
 logger = logging.getLogger(__name__)
+_WARNINGS = (ML, ML_ERROR)
+"""Pipeline events logged as warnings: an ML predictor disabled, a prediction failed."""
 
 
 def store_changes(uow: UnitOfWork, changes: LedgerChanges) -> None:
@@ -74,7 +77,7 @@ def persist(
         uow.risk.add_event(event)
     for change in outcome.pipeline_events:
         uow.pipeline.add(change)
-        logger.info("%s", change.message)
+        logger.log(logging.WARNING if change.kind in _WARNINGS else logging.INFO, change.message)
     times = outcome.equity_time.tolist()
     points = [
         EquityPoint(t, to_decimal(e).quantize(money), to_decimal(c).quantize(money))

@@ -33,8 +33,8 @@ def list_pipeline_events(
     response: Response,
     symbol: SymbolQuery = None,
     kind: Annotated[
-        Literal["thresholds", "regime", "ml"] | None,
-        Query(description="thresholds adjustments, regime changes or ML disablings only"),
+        Literal["thresholds", "regime", "ml", "ml_error"] | None,
+        Query(description="thresholds adjustments, regime changes, ML disablings or failures"),
     ] = None,
     start: StartQuery = None,
     end: EndQuery = None,

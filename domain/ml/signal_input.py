@@ -50,6 +50,8 @@ from domain.ml.labels import MeanReversionLabel
 from domain.ml.models import ModelKind, Predictor, build_model, label_for
 from domain.ml.predictor import MLPredictor, MLRules, Prediction, adjust_signal
 from domain.model import Direction, Reason, Signal
+from domain.pipeline_events import ML as ML_DISABLED
+from domain.pipeline_events import ML_ERROR, PipelineEvent
 
 WEEK_MS = 7 * DAY_MS
 ML = "ml"
@@ -173,6 +175,7 @@ class MLInput:
         self._fitted_at: dict[str, int] = {}  # the boundary of the walk-forward model in use
         self._restored: dict[str, Mapping[str, Any]] = {}  # predictor states awaiting a model
         self._spans: list[ModelSpan] = []
+        self._events: list[PipelineEvent] = []
 
     # -- models ------------------------------------------------------------------------------
     @property
@@ -287,7 +290,21 @@ class MLInput:
             )
             if alert is not None:
                 alerts.append((symbol, alert))
+                self._events.append(
+                    PipelineEvent(
+                        alert.time, symbol, ML_DISABLED,
+                        {"model_id": predictor.model_id, "accuracy": alert.accuracy,
+                         "min_accuracy": alert.min_accuracy, "window": float(alert.window)},
+                    )
+                )  # fmt: skip
         return alerts
+
+    def drain_events(self) -> list[PipelineEvent]:
+        """What happened since the last call, as pipeline events: each predictor that
+        disabled itself (kind ``ml``, at the resolution that did it) and each prediction that
+        failed and was taken as 0.5 (kind ``ml_error``), for the run to store and log."""
+        events, self._events = self._events, []
+        return events
 
     def predict(self, symbol: str, time: int) -> Prediction | None:
         """The prediction for ``symbol``'s bar closing at ``time`` (ms UTC), None when ML does
@@ -310,6 +327,9 @@ class MLInput:
             return None
         prediction = predictor.predict(symbol, time, row)
         self._note(symbol, model.model_id, time)
+        if prediction is not None and prediction.error is not None:
+            values = {"model_id": model.model_id, "error": prediction.error}
+            self._events.append(PipelineEvent(time, symbol, ML_ERROR, values))
         return prediction
 
     def adjust(self, signal: Signal, enter: bool, size_factor: float) -> tuple[Signal, bool, float]:

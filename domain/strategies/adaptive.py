@@ -38,7 +38,7 @@ from domain.errors import ConfigError
 from domain.execution import to_decimal
 from domain.isolation import FeatureGuard, FeatureStatus
 from domain.model import Direction, Instrument, Reason, Side, Signal
-from domain.pipeline_events import ML, LastValues, PipelineEvent, find_events
+from domain.pipeline_events import LastValues, PipelineEvent, find_events
 from domain.regime import REGIMES, Regime, RegimeConfig
 from domain.signal_assembly import PipelineInputs, assemble
 from domain.strategies.adaptive_pipeline import (
@@ -290,6 +290,8 @@ class Adaptive:
                 if enter:
                     entries[symbol] = (signal, size, stop)
         signals += self._failures(ctx.time)
+        if self._ml is not None:  # disabled predictors, failed predictions
+            self._events += self._ml.drain_events()
         entered = self._enter(entries, ctx)
         orders = list(actions.orders) + entered
         wake = actions.wake + tuple(exit_rules.fill_wake(o.symbol, ctx.time) for o in entered)
@@ -337,18 +339,11 @@ class Adaptive:
         return signal, enter, size, result.stop_multiplier
 
     def _ml_alerts(self, time: int) -> None:
-        """Resolve the predictions due by ``time``; a predictor that disables itself is a
-        pipeline event (Property 14)."""
+        """Resolve the predictions due by ``time``: a predictor that disables itself reports a
+        pipeline event (Property 14), collected with the failed predictions' after the
+        entries are assembled."""
         assert self._ml is not None
-        for symbol, alert in self._ml.resolve(time):
-            model = self._ml.model_of(symbol)
-            self._events.append(
-                PipelineEvent(
-                    alert.time, symbol, ML,
-                    {"model_id": model.model_id if model else "", "accuracy": alert.accuracy,
-                     "min_accuracy": alert.min_accuracy, "window": float(alert.window)},
-                )
-            )  # fmt: skip
+        self._ml.resolve(time)
 
     @staticmethod
     def _levels(rows: PipelineRows, i: int) -> Thresholds:

@@ -149,7 +149,8 @@ class MLMeanReversion:
         return self._ml.spans()
 
     def drain_events(self) -> list[PipelineEvent]:
-        """The ML predictors that disabled themselves since the last call (Property 14)."""
+        """The ML predictors that disabled themselves (Property 14) and the predictions that
+        failed since the last call."""
         events, self._events = self._events, []
         return events
 
@@ -213,6 +214,7 @@ class MLMeanReversion:
                 signals.append(signal)
                 if intent is not None:
                     entries.append(intent)
+        self._events += self._ml.drain_events()  # disabled predictors, failed predictions
         wake = actions.wake + tuple(exit_rules.fill_wake(o.symbol, ctx.time) for o in entries)
         orders = actions.orders + tuple(entries)
         if not (signals or orders or actions.modify or wake or actions.drop_wakes):
@@ -226,17 +228,9 @@ class MLMeanReversion:
         )
 
     def _resolve(self, time: int) -> None:
-        """Resolve the predictions due by ``time`` on the mean-reversion label; a predictor
-        that disables itself is a pipeline event."""
-        for symbol, alert in self._ml.resolve(time):
-            model = self._ml.model_of(symbol)
-            self._events.append(
-                PipelineEvent(
-                    alert.time, symbol, ML,
-                    {"model_id": model.model_id if model else "", "accuracy": alert.accuracy,
-                     "min_accuracy": alert.min_accuracy, "window": float(alert.window)},
-                )
-            )  # fmt: skip
+        """Resolve the predictions due by ``time`` on the mean-reversion label (a predictor
+        that disables itself reports a pipeline event, collected after the entries)."""
+        self._ml.resolve(time)
 
     def _entry(
         self, symbol: str, ctx: DecisionContext, f: FeatureBlock, i: int, side: int

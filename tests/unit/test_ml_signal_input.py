@@ -229,6 +229,34 @@ def test_an_always_up_model_is_disabled_below_55_percent_on_real_bars() -> None:
     ((symbol, alert),) = alerts
     assert symbol == BTC and alert.accuracy < 0.55 and alert.window == 100
     assert "disabled" in (source.status(BTC) or "")
+    (event,) = source.drain_events()
+    assert (event.time, event.symbol, event.kind) == (alert.time, BTC, "ml")
+    assert event.values["model_id"] == "up" and event.values["accuracy"] == alert.accuracy
+    assert "ML predictor up disabled" in event.message
+
+
+class Broken(AlwaysUp):
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        raise RuntimeError("corrupt tree")
+
+
+def test_a_failing_model_gives_one_half_and_reports_the_error() -> None:
+    source = MLInput(tf_ms=TF)
+    source.use(BTC, ActiveModel(Broken(), "bad", DEFAULT_FEATURE_SET, 0))  # type: ignore[arg-type]
+    source.take(BTC, bars())
+
+    prediction = source.predict(BTC, close_time(30 * 288))
+    (event,) = source.drain_events()
+
+    assert prediction is not None and prediction.probability == 0.5
+    assert prediction.error is not None and "corrupt tree" in prediction.error
+    assert (event.kind, event.time, event.values["model_id"]) == (
+        "ml_error",
+        close_time(30 * 288),
+        "bad",
+    )
+    assert "corrupt tree" in event.message and "taken as 0.5" in event.message
+    assert source.drain_events() == []
 
 
 def test_the_state_round_trips_in_either_order_of_restore_and_model() -> None:
