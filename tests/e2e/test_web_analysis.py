@@ -10,24 +10,22 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from websockets.sync.client import ClientConnection, connect
 
 from api.deps import SESSION_COOKIE, session_value
 from domain.allocation import portfolio_metrics
 from domain.correlation import correlation_at
 from lootcapital.bootstrap import Container, bootstrap, build_app
 from lootcapital.settings import Settings
+from tests.e2e.devtools import CHROMIUM, DevTools, chromium_page
+from tests.e2e.html_elements import by_attr, elements
 from tests.e2e.web_fixtures import live_server, sample_server
 
 TOKEN = "e2e-analysis-page-token-0123"
@@ -37,7 +35,6 @@ BARS_WANTED = 7_000
 returns in common (the correlation's minimum) and a warm pipeline."""
 HELD = {"BTCUSDT": "0.01", "ETHUSDT": "0.2"}
 """Positions the API opens so the diversification ratio has something to measure."""
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PARTIALS = [
     "/ui/analysis/symbol/BTCUSDT",
     "/ui/analysis/symbol/BTCUSDT/chart.json",
@@ -45,45 +42,6 @@ PARTIALS = [
     "/ui/analysis/features",
     "/ui/stream?page=analysis",
 ]
-
-
-class _Elements(HTMLParser):
-    """Every start tag's attributes and the text inside it, in document order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.elements: list[dict[str, Any]] = []
-        self._open: list[dict[str, Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        element = {"tag": tag, "attrs": dict(attrs), "text": ""}
-        self.elements.append(element)
-        self._open.append(element)
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._open:
-            if self._open.pop()["tag"] == tag:
-                break
-
-    def handle_data(self, data: str) -> None:
-        for element in self._open:
-            element["text"] += data
-
-
-def _elements(html: str) -> list[dict[str, Any]]:
-    parser = _Elements()
-    parser.feed(html)
-    return parser.elements
-
-
-def _by(html: str, attr: str) -> dict[str, dict[str, Any]]:
-    """The elements of ``html`` that carry ``attr``, by its value (the first of each)."""
-    found: dict[str, dict[str, Any]] = {}
-    for element in _elements(html):
-        value = element["attrs"].get(attr)
-        if value is not None and value not in found:
-            found[value] = element
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +193,7 @@ def test_the_symbol_partial_shows_what_the_analysis_api_says_about_the_same_bars
     response = browser.get(f"/ui/analysis/symbol/{symbol}")
 
     assert response.status_code == 200
-    figures = _by(response.text, "data-key")
+    figures = by_attr(response.text, "data-key")
     value = {key: element["attrs"].get("data-value") for key, element in figures.items()}
     assert int(value["time"]) == expected["time"]
     assert float(value["price"]) == expected["price"]
@@ -248,7 +206,7 @@ def test_the_symbol_partial_shows_what_the_analysis_api_says_about_the_same_bars
     for key in ("poc", "vah", "val", "bin_width", "total_volume"):
         assert float(value[f"volume_profile.{key}"]) == expected["volume_profile"][key], key
         assert figures[f"volume_profile.{key}"]["text"].strip() not in ("", "—")
-    rows = _by(response.text, "data-timeframe")
+    rows = by_attr(response.text, "data-timeframe")
     assert list(rows) == ["5m", "15m", "1h", "4h"]
     for tf, row in rows.items():
         api_row, attrs = expected["timeframes"][tf], row["attrs"]
@@ -257,16 +215,16 @@ def test_the_symbol_partial_shows_what_the_analysis_api_says_about_the_same_bars
         assert float(attrs["data-momentum"]) == api_row["momentum"]
         assert float(attrs["data-volatility"]) == api_row["volatility"]
         assert api_row["trend"].lower() in row["text"]
-    (summary,) = _by(response.text, "data-aligned").values()
+    (summary,) = by_attr(response.text, "data-aligned").values()
     assert int(summary["attrs"]["data-aligned"]) == expected["timeframes"]["aligned"]
     assert summary["attrs"]["data-direction"] == expected["timeframes"]["direction"]
     assert float(summary["attrs"]["data-confidence"]) == expected["timeframes"]["confidence"]
-    reasons = _by(response.text, "data-component")
+    reasons = by_attr(response.text, "data-component")
     assert list(reasons) == [r["component"] for r in expected["signal"]["reasons"]]
     for reason in expected["signal"]["reasons"]:
         assert reason["message"] in reasons[reason["component"]]["text"]
     stored = api.get("/pipeline/events", params={"symbol": symbol, "limit": 10}).json()
-    shown = [e for e in _elements(response.text) if "data-kind" in e["attrs"]]
+    shown = [e for e in elements(response.text) if "data-kind" in e["attrs"]]
     assert stored and [int(e["attrs"]["data-time"]) for e in shown] == [e["time"] for e in stored]
     assert all(s["message"] in e["text"] for s, e in zip(stored, shown, strict=True))
 
@@ -327,7 +285,7 @@ def test_the_portfolio_shows_pnl_per_symbol_the_correlation_matrix_and_the_diver
     response = browser.get("/ui/analysis/portfolio")
 
     assert response.status_code == 200
-    rows = _by(response.text, "data-symbol")
+    rows = by_attr(response.text, "data-symbol")
     assert [s for s in rows if s != "total"][: len(symbols)] == list(symbols)
     for symbol in symbols:
         assert Decimal(rows[symbol]["attrs"]["data-total"]) == expected.per_symbol_pnl.get(
@@ -337,7 +295,7 @@ def test_the_portfolio_shows_pnl_per_symbol_the_correlation_matrix_and_the_diver
         row = rows[view.position.symbol]["attrs"]
         assert Decimal(row["data-unrealized"]) == view.unrealized_pnl
     assert Decimal(rows["total"]["attrs"]["data-total"]) == expected.total_pnl
-    cells = [e for e in _elements(response.text) if "data-with" in e["attrs"]]
+    cells = [e for e in elements(response.text) if "data-with" in e["attrs"]]
     assert len(cells) == len(symbols) ** 2
     assert correlation.observations >= 168
     for i, a in enumerate(symbols):
@@ -347,7 +305,7 @@ def test_the_portfolio_shows_pnl_per_symbol_the_correlation_matrix_and_the_diver
             assert float(cell["attrs"]["data-value"]) == correlation.get(a, b)
             if a == b:
                 assert cell["text"].strip() == "1.00"
-    ratio = _by(response.text, "data-key")["diversification_ratio"]["attrs"]
+    ratio = by_attr(response.text, "data-key")["diversification_ratio"]["attrs"]
     assert float(ratio["data-value"]) == pytest.approx(expected.diversification_ratio, rel=1e-12)
     assert expected.diversification_ratio > 1.0  # two positions, correlation below 1
 
@@ -364,7 +322,7 @@ def test_the_feature_panel_lists_each_feature_of_each_symbol_with_its_state(
 
     assert response.status_code == 200
     assert views, "the adaptive strategy shows its pipeline"
-    cells = [e["attrs"] for e in _elements(response.text) if "data-feature" in e["attrs"]]
+    cells = [e["attrs"] for e in elements(response.text) if "data-feature" in e["attrs"]]
     shown = {(a["data-feature"], a["data-state"], a["data-failures"]) for a in cells}
     assert len(cells) == sum(len(v.features) for v in views)
     for view in views:
@@ -407,58 +365,6 @@ def test_a_strategy_without_a_pipeline_gets_a_clear_message_not_an_error(
 # -- in a browser -------------------------------------------------------------------------------
 
 
-class _DevTools:
-    """A page of a headless Chromium driven over the DevTools protocol: commands in order, the
-    events that come meanwhile kept in :attr:`events`."""
-
-    def __init__(self, socket: ClientConnection) -> None:
-        self.socket = socket
-        self.events: list[dict[str, Any]] = []
-        self._id = 0
-
-    def send(self, method: str, **params: Any) -> dict[str, Any]:
-        self._id += 1
-        self.socket.send(json.dumps({"id": self._id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv(timeout=30))
-            if message.get("id") == self._id:
-                assert "error" not in message, message
-                return message.get("result", {})
-            self.events.append(message)
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result["result"].get("value")
-
-    def problems(self) -> list[str]:
-        """Console errors and warnings, uncaught exceptions and logged errors (a failed load)."""
-        found = []
-        for event in self.events:
-            method, params = event.get("method"), event.get("params", {})
-            if method == "Runtime.consoleAPICalled" and params["type"] in (
-                "error", "warning", "assert",
-            ):  # fmt: skip
-                found.append(f"console.{params['type']}: {params['args']}")
-            elif method == "Runtime.exceptionThrown":
-                found.append(f"exception: {params['exceptionDetails']}")
-            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-                found.append(f"log: {params['entry']}")
-        return found
-
-
-def _devtools_url(user_data: Path, process: subprocess.Popen[bytes]) -> str:
-    """The websocket of the first page of the Chromium started with ``user_data``."""
-    port_file = user_data / "DevToolsActivePort"
-    deadline = time.monotonic() + 30
-    while not port_file.is_file() or not port_file.read_text().strip():
-        assert process.poll() is None, "Chromium exited at start"
-        assert time.monotonic() < deadline, "Chromium opened no DevTools port"
-        time.sleep(0.1)
-    port = port_file.read_text().split()[0]
-    targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-    return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
-
-
 @pytest.mark.skipif(
     CHROMIUM is None and os.environ.get("CI") != "true",
     reason="needs Chromium (Debian package: chromium; `make test` installs it)",
@@ -466,21 +372,8 @@ def _devtools_url(user_data: Path, process: subprocess.Popen[bytes]) -> str:
 def test_the_charts_render_in_a_browser_without_a_console_error(
     base_url: str, symbols: tuple[str, ...], tmp_path: Path
 ) -> None:
-    user_data = tmp_path / "chromium"
-    command = [
-        str(CHROMIUM), "--headless=new", "--no-sandbox", "--disable-gpu",
-        f"--user-data-dir={user_data}",
-        # Every host name but the server's fails to resolve: a CDN load would fail.
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-        "--remote-debugging-port=0", "--window-size=1400,2400", "about:blank",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with connect(_devtools_url(user_data, process), max_size=None, open_timeout=20) as ws:
-            state, problems = _load_the_page(_DevTools(ws), base_url, len(symbols))
-    finally:
-        process.terminate()
-        process.wait(15)
+    with chromium_page(tmp_path / "chromium", width=1400, height=2400) as page:
+        state, problems = _load_the_page(page, base_url, len(symbols))
 
     assert [c["symbol"] for c in state["charts"]] == list(symbols)
     for chart in state["charts"]:
@@ -492,9 +385,9 @@ def test_the_charts_render_in_a_browser_without_a_console_error(
     assert problems == []
 
 
-def _load_the_page(page: _DevTools, base_url: str, count: int) -> tuple[dict[str, Any], list[str]]:
+def _load_the_page(page: DevTools, base_url: str, count: int) -> tuple[dict[str, Any], list[str]]:
     """Give ``page`` the session cookie, open ``/analysis`` and wait for its charts: what
-    :func:`_wait_for_charts` saw and the page's :meth:`~_DevTools.problems`."""
+    :func:`_wait_for_charts` saw and the page's :meth:`~DevTools.problems`."""
     for domain in ("Page", "Runtime", "Log", "Network"):
         page.send(f"{domain}.enable")
     cookie = {"name": SESSION_COOKIE, "value": session_value(TOKEN), "url": base_url}
@@ -513,7 +406,7 @@ CHART_STATE = """JSON.stringify({
 })"""
 
 
-def _wait_for_charts(page: _DevTools, count: int) -> dict[str, Any]:
+def _wait_for_charts(page: DevTools, count: int) -> dict[str, Any]:
     """The page's charts and partials once every chart has drawn its bars and every symbol's
     partial has loaded (or what there is after 30 s)."""
     deadline = time.monotonic() + 30
