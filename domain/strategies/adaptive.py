@@ -91,6 +91,11 @@ class AdaptiveParams:
     ml_train_days: int = param(
         0, "walk-forward: days of bars each weekly fit reads (0: registry models; 2 to 365)"
     )
+    ml_algo: str = param(
+        "hgb",
+        "the model walk-forward fits train: hgb (HistGradientBoosting), rf (random forest) or "
+        "xgb (XGBoost: the fastest to predict; needs the ml extra)",
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.risk <= 0.1:
@@ -99,6 +104,10 @@ class AdaptiveParams:
             raise ConfigError(
                 f"ml_train_days must be 0 or 2 to 365, was {self.ml_train_days}",
                 field="ml_train_days",
+            )
+        if self.ml_algo not in ("hgb", "rf", "xgb"):
+            raise ConfigError(
+                f"ml_algo must be hgb, rf or xgb, was {self.ml_algo!r}", field="ml_algo"
             )
 
 
@@ -145,7 +154,7 @@ class Adaptive:
             from domain.ml.signal_input import MLInput, fit_model
 
             days = self.p.ml_train_days
-            trainer = fit_model(days, bar_ms=self.tf_ms) if days else None
+            trainer = fit_model(days, algo=self.p.ml_algo, bar_ms=self.tf_ms) if days else None
             self._ml = MLInput(MLRules(), tf_ms=self.tf_ms, trainer=trainer, train_days=days or 90)
 
     def params(self) -> dict[str, float | int | str | bool]:
@@ -154,7 +163,7 @@ class Adaptive:
         return {
             "risk": p.risk, "thresholds": p.thresholds, "regime": p.regime,
             "volume_profile": p.volume_profile, "portfolio": p.portfolio, "ml": p.ml,
-            "ml_train_days": p.ml_train_days,
+            "ml_train_days": p.ml_train_days, "ml_algo": p.ml_algo,
         }  # fmt: skip
 
     @property

@@ -63,6 +63,11 @@ class MLMeanReversionParams:
         "walk-forward: days of bars each weekly fit reads (0: the registry's active "
         "mean_reversion model per symbol; 2 to 365)",
     )
+    ml_algo: str = param(
+        "hgb",
+        "the model walk-forward fits train: hgb (HistGradientBoosting), rf (random forest) or "
+        "xgb (XGBoost: the fastest to predict; needs the ml extra)",
+    )
 
     def __post_init__(self) -> None:
         checks = {
@@ -78,6 +83,7 @@ class MLMeanReversionParams:
             "stop_atr": 0 < self.stop_atr <= 20,
             "risk": 0 < self.risk <= 0.1,
             "ml_train_days": self.ml_train_days == 0 or 2 <= self.ml_train_days <= 365,
+            "ml_algo": self.ml_algo in ("hgb", "rf", "xgb"),
         }
         for name, ok in checks.items():
             if not ok:

@@ -105,7 +105,9 @@ class MLMeanReversion:
         kind = ModelKind.MEAN_REVERSION
         days = self.p.ml_train_days
         rules = MLRules(horizon_ms=label_for(kind).horizon * self.tf_ms)
-        trainer = fit_model(days, bar_ms=self.tf_ms, kind=kind) if days else None
+        trainer = (
+            fit_model(days, algo=self.p.ml_algo, bar_ms=self.tf_ms, kind=kind) if days else None
+        )
         self._ml: MLInput = MLInput(
             rules, tf_ms=self.tf_ms, trainer=trainer, train_days=days or 90, kind=kind
         )

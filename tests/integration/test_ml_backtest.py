@@ -13,14 +13,19 @@ import io
 import json
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from threadpoolctl import threadpool_limits
 
+from domain.errors import ConfigError
+from domain.strategies import build_strategy
 from lootcapital.cli import main
-from tests.fixtures.data import sample_dir
+from lootcapital.settings import Settings
+from lootcapital.simulation import backtest
+from tests.fixtures.data import load_sample_candles, sample_dir
 from tests.integration.paper_harness import paper_settings, run_until, start
 
 BTC = sample_dir() / "binance_usdm_BTCUSDT_5m.csv.gz"
@@ -151,3 +156,24 @@ def test_activating_a_model_hands_it_to_the_running_strategy(
 
     assert before == {"BTCUSDT": "off", "ETHUSDT": "off"}
     assert after == {"BTCUSDT": "on", "ETHUSDT": "off"}
+
+
+def test_walk_forward_fits_the_chosen_algorithm_and_a_bad_one_names_the_field(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "var")
+    candles = {"BTCUSDT": load_sample_candles("BTCUSDT").slice(0, 30 * 288)}
+    params = {"ml": "true", "ml_train_days": "5", "ml_algo": "xgb"}
+
+    with threadpool_limits(limits=1):
+        result = backtest(
+            settings, strategy="adaptive", params=params, candles=candles, timeframe="5m",
+            cash=Decimal(10_000), fee=Decimal("0.0005"), slippage_bps=Decimal(2),
+        )  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        build_strategy("adaptive", {**params, "ml_algo": "svm"}, "5m")
+
+    assert result.models and all(m.model_id.startswith("wf-BTCUSDT-") for m in result.models)
+    ml = [r for s in result.signals for r in s.reasons if r.component == "ml" and r.values]
+    assert ml and all(any(k.startswith("contribution.") for k in r.values) for r in ml)
+    assert caught.value.field == "ml_algo"
