@@ -291,6 +291,10 @@ class TradeRepository(Protocol):
     """Closed round-trip trades of the run, append-only."""
 
     def add(self, trade: Trade) -> None: ...
+    def realized_by_symbol(self) -> dict[str, Decimal]:
+        """Each symbol's closed trades' PnL summed exactly (quote currency, net of fees)."""
+        ...
+
     def page(
         self,
         *,

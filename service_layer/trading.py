@@ -490,6 +490,12 @@ class TradingService:
         with self.uow_factory() as uow:
             return uow.trades.page(symbol=symbol, start=start, end=end, limit=limit, cursor=cursor)
 
+    def realized_by_symbol(self) -> dict[str, Decimal]:
+        """The run's realized PnL per symbol: its closed trades' PnL summed (quote currency,
+        net of fees)."""
+        with self.uow_factory() as uow:
+            return uow.trades.realized_by_symbol()
+
     def equity(self, *, since_ms: int | None = None, limit: int = 10_000) -> list[EquityPoint]:
         """The latest ``limit`` equity snapshots (one per processed bar time), oldest first."""
         with self.uow_factory() as uow:

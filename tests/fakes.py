@@ -140,6 +140,13 @@ class _Trades(_Repo):
     def add(self, trade: Trade) -> None:
         self.s.trades[trade.id] = (self.uow.run_id, trade)
 
+    def realized_by_symbol(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for r, t in self.s.trades.values():
+            if r == self.uow.run_id:
+                out[t.symbol] = out.get(t.symbol, Decimal(0)) + t.pnl
+        return out
+
     def page(self, *, symbol=None, start=None, end=None, limit=100, cursor=None):
         mine = [t for r, t in self.s.trades.values() if r == self.uow.run_id]
         mine = [t for t in mine if symbol is None or t.symbol == symbol]

@@ -11,7 +11,7 @@ money quote currency; correlations and ratios float64, NaN shown as None.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +22,6 @@ from domain.analysis import snapshot
 from domain.candles import Candles
 from domain.correlation import CorrelationMatrix, correlation_at
 from domain.errors import ConfigError
-from domain.model import Trade
 from domain.strategies.base import ExplainsPipeline, PipelineView
 from domain.timeframes import timeframe_ms
 from service_layer.trading import PositionView, TradingService
@@ -33,8 +32,6 @@ CHART_BARS = 500
 """Bars the price chart shows (the last ones kept, about 42 hours of 5m bars)."""
 LEVELS = ("poc", "vah", "val")
 """The volume profile's levels drawn on the chart: point of control, value area high and low."""
-TRADES_PAGE = 1_000
-"""Trades read per storage page when summing the realized PnL."""
 MAX_PLACES = 8
 NO_BARS = "No closed bar yet: start the engine."
 
@@ -127,7 +124,7 @@ def portfolio_view(
     symbols: Sequence[str],
     histories: Mapping[str, Candles],
     positions: Sequence[PositionView],
-    trades: Iterable[Trade],
+    realized: Mapping[str, Decimal],
     equity: Decimal,
     timeframe: str,
     config: AllocationConfig | None = None,
@@ -135,7 +132,7 @@ def portfolio_view(
     """Per-symbol PnL, the correlation matrix and the diversification ratio of the account.
 
     PnL as :func:`domain.allocation.portfolio_metrics` counts it: ``realized`` the sum of the
-    closed ``trades``' PnL (net of fees), ``unrealized`` the open position's at its mark
+    closed trades' PnL per symbol (net of fees), ``unrealized`` the open position's at its mark
     (before fees), ``total`` their sum, quote currency, per symbol (the traded ``symbols``
     first, in their order) and for the account (``totals``). The correlation is
     :func:`domain.correlation.correlation_at` of the ``histories`` (bars of ``timeframe``) at
@@ -146,9 +143,7 @@ def portfolio_view(
     why, when nothing is held or a held symbol's correlation or volatility is unknown.
     """
     config = config or AllocationConfig()
-    realized: dict[str, Decimal] = dict.fromkeys(symbols, Decimal(0))
-    for trade in trades:
-        realized[trade.symbol] = realized.get(trade.symbol, Decimal(0)) + trade.pnl
+    realized = dict.fromkeys(symbols, Decimal(0)) | dict(realized)
     unrealized = {v.position.symbol: v.unrealized_pnl for v in positions}
     order = list(dict.fromkeys([*symbols, *realized, *unrealized]))
     rows = []
@@ -316,27 +311,15 @@ def chart_context(service: TradingService, symbol: str, bars: int = CHART_BARS) 
     return chart_data(candles, symbol, shot, bars)
 
 
-def all_trades(service: TradingService) -> list[Trade]:
-    """Every closed trade of the run (read page by page, newest first)."""
-    trades: list[Trade] = []
-    cursor = None
-    while True:
-        page = service.trades(limit=TRADES_PAGE, cursor=cursor)
-        trades.extend(page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            return trades
-
-
 def portfolio_context(service: TradingService) -> dict[str, Any]:
     """:func:`portfolio_view` of the run: its traded symbols and the bars the engine keeps of
-    them, its open positions, every closed trade and its equity."""
+    them, its open positions, its realized PnL per symbol and its equity."""
     status = service.status()
     return portfolio_view(
         symbols=status.symbols,
         histories={s: service.recent_candles(s) for s in status.symbols},
         positions=service.positions(),
-        trades=all_trades(service),
+        realized=service.realized_by_symbol(),
         equity=status.equity,
         timeframe=status.timeframe,
     )

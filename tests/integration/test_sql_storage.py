@@ -462,6 +462,23 @@ def test_cursor_pages_read_a_long_fill_history_exactly_once_in_order(new_uow: Ne
     assert of_o1 == [f for f in newest_first if f.order_id == "o1"]
 
 
+def test_realized_pnl_per_symbol_is_the_exact_sum_of_the_run_s_trades(new_uow: NewUow) -> None:
+    pnls = {"BTCUSDT": ["499.70", "-0.01", "0.000001"], "ETHUSDT": ["-12.345678"]}
+    with new_uow("r1") as uow:
+        for symbol, values in pnls.items():
+            for k, value in enumerate(values):
+                uow.trades.add(trade(f"{symbol}-{k}", symbol=symbol, pnl=Decimal(value)))
+        uow.commit()
+    with new_uow("r2") as uow:
+        uow.trades.add(trade("other", pnl=Decimal("1000")))
+        uow.commit()
+
+    with new_uow("r1") as uow:
+        realized = uow.trades.realized_by_symbol()
+
+    assert realized == {"BTCUSDT": Decimal("499.690001"), "ETHUSDT": Decimal("-12.345678")}
+
+
 # --- run scoping ------------------------------------------------------------------------------
 
 

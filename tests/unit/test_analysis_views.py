@@ -166,7 +166,7 @@ def test_portfolio_correlation_is_the_domains_matrix_of_the_traded_symbols() -> 
     expected = correlation_at(history, SYMBOLS, time)
 
     view = portfolio_view(
-        symbols=SYMBOLS, histories=history, positions=[], trades=[], equity=D(10_000),
+        symbols=SYMBOLS, histories=history, positions=[], realized={}, equity=D(10_000),
         timeframe="5m",
     )  # fmt: skip
 
@@ -200,7 +200,8 @@ def test_portfolio_pnl_and_diversification_are_what_portfolio_metrics_says() -> 
     )
 
     view = portfolio_view(
-        symbols=SYMBOLS, histories=history, positions=positions, trades=trades, equity=equity,
+        symbols=SYMBOLS, histories=history, positions=positions, realized=realized_of(trades),
+        equity=equity,
         timeframe="5m",
     )  # fmt: skip
 
@@ -218,10 +219,18 @@ def test_portfolio_pnl_and_diversification_are_what_portfolio_metrics_says() -> 
     assert view["ratio_note"] is None
 
 
+def realized_of(trades: list[Trade]) -> dict[str, D]:
+    """What the trade repository sums per symbol."""
+    out: dict[str, D] = {}
+    for t in trades:
+        out[t.symbol] = out.get(t.symbol, D(0)) + t.pnl
+    return out
+
+
 def test_portfolio_without_a_week_of_common_hours_shows_unknown_correlations_as_none() -> None:
     view = portfolio_view(
         symbols=SYMBOLS, histories=histories(600), positions=[held("ETHUSDT", "1", "4000", "4100")],
-        trades=[], equity=D(10_000), timeframe="5m",
+        realized={}, equity=D(10_000), timeframe="5m",
     )  # fmt: skip
 
     for i, row in enumerate(view["matrix"]):
@@ -234,7 +243,7 @@ def test_portfolio_without_a_week_of_common_hours_shows_unknown_correlations_as_
 def test_portfolio_lists_a_symbol_traded_before_after_the_traded_ones() -> None:
     view = portfolio_view(
         symbols=SYMBOLS[:2], histories=histories(300), positions=[],
-        trades=[trade("SOLUSDT", "3")], equity=D(10_000), timeframe="5m",
+        realized={"SOLUSDT": D(3)}, equity=D(10_000), timeframe="5m",
     )  # fmt: skip
 
     assert [r["symbol"] for r in view["rows"]] == [*SYMBOLS[:2], "SOLUSDT"]
@@ -307,7 +316,7 @@ def test_the_symbol_partial_renders_from_no_bars_to_a_warm_pipeline(n: int) -> N
 
 def test_the_portfolio_partial_shows_unknown_correlations_as_a_dash() -> None:
     view = portfolio_view(
-        symbols=SYMBOLS, histories=histories(600), positions=[], trades=[], equity=D(10_000),
+        symbols=SYMBOLS, histories=histories(600), positions=[], realized={}, equity=D(10_000),
         timeframe="5m",
     )  # fmt: skip
 

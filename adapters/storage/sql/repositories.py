@@ -283,6 +283,15 @@ class SqlTradeRepository:
         """
         _append_once(self._connect, TRADES, m.trade_values(trade, self._run_id), "trade")
 
+    def realized_by_symbol(self) -> dict[str, Decimal]:
+        """Each symbol's closed trades' PnL (quote currency, net of fees), summed exactly: two
+        columns read, not whole trades."""
+        query = sa.select(TRADES.c.symbol, TRADES.c.pnl).where(TRADES.c.run_id == self._run_id)
+        out: dict[str, Decimal] = {}
+        for row in self._connect().execute(query):
+            out[row.symbol] = out.get(row.symbol, Decimal(0)) + row.pnl
+        return out
+
     def page(
         self,
         *,
