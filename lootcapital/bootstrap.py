@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -43,7 +43,7 @@ from domain.ports import (
     UnitOfWork,
 )
 from domain.strategies import build_strategy
-from lootcapital.ml_models import hand_over_models
+from lootcapital.ml_models import hand_over_models, model_store
 from lootcapital.settings import Settings
 from lootcapital.simulation import (
     candle_store,
@@ -60,9 +60,6 @@ from service_layer.model_registry import ModelRegistry
 from service_layer.trading import FeedFactory, TradingService
 from service_layer.training_jobs import TrainingJobs
 from web.routes import mount_web
-
-if TYPE_CHECKING:
-    from adapters.models.filesystem import FilesystemModelStore
 
 logger = logging.getLogger(__name__)
 
@@ -354,11 +351,3 @@ def build_app(container: Container) -> FastAPI:
     app = create_app(container)
     mount_web(app)
     return app
-
-
-def model_store(settings: Settings) -> FilesystemModelStore:
-    """The model registry of ``settings``: ``<data_dir>/models`` (joblib is imported only
-    here, when a command needs the registry)."""
-    from adapters.models.filesystem import FilesystemModelStore
-
-    return FilesystemModelStore(settings.data_dir / "models")

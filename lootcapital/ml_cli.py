@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from domain.errors import DomainError
 from domain.symbols import venue_symbol
+from lootcapital.ml_models import model_store
 from lootcapital.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -112,9 +113,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _store(args: argparse.Namespace) -> FilesystemModelStore:
-    """The model registry of the command's settings (bootstrap imports it only when asked)."""
-    from lootcapital.bootstrap import model_store
-
+    """The model registry of the command's settings."""
     return model_store(_settings(args))
 
 
@@ -143,7 +142,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train and register a model; print the report (JSON with ``--json``)."""
     from adapters.clock import SystemClock
     from adapters.models.filesystem import plain
-    from lootcapital.bootstrap import model_store
     from lootcapital.simulation import load_candles
     from service_layer.training import TrainingRequest, train_model
 

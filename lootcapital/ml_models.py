@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from domain.errors import ConfigError, DomainError
-from domain.ports import ModelMetadata, ModelStore
+from domain.ports import ModelMetadata
 from domain.strategies.base import Strategy, UsesModels
 from lootcapital.settings import Settings
 
 if TYPE_CHECKING:  # scikit-learn (a second to import) loads only when a strategy uses ML
+    from adapters.models.filesystem import FilesystemModelStore
     from domain.ml.signal_input import ActiveModel
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def hand_over_models(
     if not isinstance(strategy, UsesModels) or not strategy.wants_models:
         return
     kind = strategy.model_kind if isinstance(strategy, NamesModelKind) else TREND
-    store = _registry(settings)
+    store = model_store(settings)
     for symbol in symbols:
         meta = store.active(kind, symbol)
         if meta is None:
@@ -87,8 +88,10 @@ def hand_over_models(
                  _utc(meta.train_end_ms))  # fmt: skip
 
 
-def _registry(settings: Settings) -> ModelStore:
-    from adapters.models.filesystem import FilesystemModelStore  # joblib: only when needed
+def model_store(settings: Settings) -> FilesystemModelStore:
+    """The model registry of ``settings``: ``<data_dir>/models`` (joblib is imported only
+    here, when a command or a strategy needs the registry)."""
+    from adapters.models.filesystem import FilesystemModelStore
 
     return FilesystemModelStore(settings.data_dir / "models")
 
