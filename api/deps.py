@@ -21,7 +21,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.hub import EventHub
 from api.numbers import Numbers, numbers_of
 from domain.symbols import venue_symbol
+from service_layer.model_registry import ModelRegistry
 from service_layer.trading import TradingService
+from service_layer.training_jobs import TrainingJobs
 
 SESSION_COOKIE = "lootcapital_session"
 
@@ -81,8 +83,20 @@ async def get_hub(request: Request) -> EventHub:
     return request.app.state.hub
 
 
+async def get_registry(request: Request) -> ModelRegistry:
+    """The model registry of this app."""
+    return request.app.state.models
+
+
+async def get_training(request: Request) -> TrainingJobs:
+    """The background training of this app."""
+    return request.app.state.training
+
+
 ServiceDep = Annotated[TradingService, Depends(get_service)]
 HubDep = Annotated[EventHub, Depends(get_hub)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+TrainingDep = Annotated[TrainingJobs, Depends(get_training)]
 
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
 """Response header of paginated listings: pass its value as ``?cursor=`` to read the next

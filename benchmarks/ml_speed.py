@@ -5,12 +5,12 @@ walk-forward calibration folds × 200 trees each) is trained on the last 90 days
 bars of ``../shared/data``, then:
 
 * **single**: one row, p50/p99 over ``--rows`` real rows of the following bars, for
-  (a) the model's ``predict_proba``, (b) (a) plus the row's features built
-  from the tail of the window the engine keeps (``warmup_bars`` bars; there is no incremental
-  form of the ML features: the batch form over the tail is how the engine builds a row), and
-  (c) ``MLPredictor.predict`` (probability + top-5 occlusion explanation + text). For
-  ``hgb`` (a) is scikit-learn's ``predict_proba`` (a Python call per tree and fold); for
-  ``xgb`` it is XGBoost's ``inplace_predict`` through the folds' isotonic calibrators;
+  (a) the model's ``predict_proba`` (for ``hgb`` scikit-learn's, a Python call per tree and
+  fold; for ``xgb`` XGBoost's ``inplace_predict`` through the folds' isotonic calibrators),
+  (b) (a) plus the row's features built from the tail the engine reads (``warmup_bars`` +
+  ``TAIL_MARGIN`` bars; the batch form over the tail is how the engine builds a row), and
+  (c) ``MLPredictor.predict`` (probability + top-5 explanation, occlusion for ``hgb`` and
+  TreeSHAP for ``xgb``, + text);
 * **batch**: rows/s of ``predict_proba`` over the 90 days of rows;
 * **training**: features and labels of 90 days, then the fit, with ``--threads`` OpenMP threads.
 
@@ -41,6 +41,7 @@ from domain.ml.dataset import build_dataset  # noqa: E402
 from domain.ml.features import compute_features, feature_set_for, warmup_bars  # noqa: E402
 from domain.ml.models import ModelKind, build_model  # noqa: E402
 from domain.ml.predictor import MLPredictor  # noqa: E402
+from domain.ml.signal_input import TAIL_MARGIN  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAYS = 90
@@ -72,7 +73,7 @@ def main() -> None:
     test_bars = args.rows + 48 + 1  # rows after the training window's last label
     train_candles = candles.slice(0, len(candles) - test_bars)
     feature_set = feature_set_for(candles)
-    warm = warmup_bars(feature_set, bar_ms=BAR_MS)
+    warm = warmup_bars(feature_set, bar_ms=BAR_MS) + TAIL_MARGIN  # as MLInput reads
     first = len(candles) - args.rows
     rows = compute_features(candles.slice(first - warm, len(candles)), feature_set).values[warm:]
     for algo in args.algos.split(","):

@@ -114,16 +114,7 @@ class BacktestResult:
         metrics["liquidations"] = self.liquidations
         return {
             "metrics": metrics,
-            "models": [
-                {
-                    "symbol": m.symbol,
-                    "model_id": m.model_id,
-                    "first": m.first,
-                    "last": m.last,
-                    "predictions": m.predictions,
-                }
-                for m in self.models
-            ],
+            "models": [asdict(m) for m in self.models],
             "trades": [self._trade_json(t, numbers) for t in self.trades],
             "equity": [
                 [t, numbers.money(Decimal(repr(e)))]

@@ -157,9 +157,13 @@ class TrainingJobs:
             params=params_in,
         )
         try:  # refuses a parameter the algorithm does not take now, not after the job started
-            build_model(request.algo, ("probe",), embargo=0, calibration="isotonic", **params_in)
+            build_model(
+                request.algo, ("probe",), embargo=0, calibration=request.calibration, **params_in
+            )
         except TypeError as exc:  # a parameter that is also one of build_model's own
             raise ConfigError(f"params: {exc}", field="params") from None
+        with self._lock:
+            self._refuse_if_busy()  # before reading the bars, which a busy answer would waste
         bars = self._candles(request.symbol, request.timeframe)
         now = self._clock.now_ms()
         with self._lock:

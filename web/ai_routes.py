@@ -26,9 +26,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import SESSION_COOKIE, ServiceDep, cookie_valid, require_session
+from api.deps import (
+    SESSION_COOKIE,
+    RegistryDep,
+    ServiceDep,
+    TrainingDep,
+    cookie_valid,
+    require_session,
+)
 from api.model_schemas import ModelTrainIn
-from api.routers.models import RegistryDep, TrainingDep
 from domain.errors import DomainError, UnknownSymbol
 from domain.symbols import venue_symbol
 from web.ai_views import page_context, signals_context, symbols_context

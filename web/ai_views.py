@@ -34,9 +34,6 @@ from domain.pipeline_events import ML, PipelineEvent
 from domain.strategies.base import UsesModels
 from service_layer.trading import TradingService
 
-ML_COMPONENT = "ml"
-"""The component of the ML reasons (``domain.ml.signal_input.ML``; importing that module would
-load scikit-learn into the web process)."""
 OFF_PREFIX = "ML off: "
 HORIZON_MS = 4 * 3_600_000
 """How far ahead a call is judged: the trend label's horizon (the predictor's default
@@ -126,7 +123,7 @@ class MLScan:
 def ml_reason(signal: Signal) -> Reason | None:
     """The ``ml`` reason of ``signal`` that carries a prediction (None: the ML did not act)."""
     for reason in signal.reasons:
-        if reason.component == ML_COMPONENT and "probability_up" in reason.values:
+        if reason.component == ML and "probability_up" in reason.values:
             return reason
     return None
 
@@ -134,7 +131,7 @@ def ml_reason(signal: Signal) -> Reason | None:
 def ml_off_reason(signal: Signal) -> str | None:
     """Why ML did not act on ``signal`` (its ``"ML off: <why>"`` reason), else None."""
     for reason in signal.reasons:
-        if reason.component == ML_COMPONENT and reason.message.startswith(OFF_PREFIX):
+        if reason.component == ML and reason.message.startswith(OFF_PREFIX):
             return reason.message.removeprefix(OFF_PREFIX)
     return None
 
@@ -356,7 +353,7 @@ def symbols_context(service: TradingService) -> dict[str, Any]:
     ``strategy`` and the scan's ``scanned`` and ``truncated``."""
     status = service.status()
     on = uses_ml(service)
-    states = {v.symbol: v.features.get(ML_COMPONENT) for v in service.pipeline_view()}
+    states = {v.symbol: v.features.get(ML) for v in service.pipeline_view()}
     found = scan(stored_signals(service), want=0, symbols=status.symbols if on else ())
     tf_ms = service.engine.tf_ms
     cards = []

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, status
 
-from api.deps import SymbolQuery, invalid
+from api.deps import RegistryDep, SymbolQuery, TrainingDep, invalid
 from api.errors import error_responses
 from api.model_schemas import (
     MODEL_ID_PATTERN,
@@ -24,8 +24,6 @@ from api.model_schemas import (
     training_job_out,
 )
 from domain.errors import ConfigError
-from service_layer.model_registry import ModelRegistry
-from service_layer.training_jobs import TrainingJobs
 
 router = APIRouter(tags=["models"])
 
@@ -37,18 +35,6 @@ _FIELDS = {"model": "kind", "n_splits": "folds"}
 """The training request's field names → the body's, for errors."""
 
 
-async def get_registry(request: Request) -> ModelRegistry:
-    """The model registry of this app."""
-    return request.app.state.models
-
-
-async def get_training(request: Request) -> TrainingJobs:
-    """The background training of this app."""
-    return request.app.state.training
-
-
-RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
-TrainingDep = Annotated[TrainingJobs, Depends(get_training)]
 ModelIdPath = Annotated[
     str, Path(min_length=1, max_length=200, pattern=MODEL_ID_PATTERN, description="A model id")
 ]

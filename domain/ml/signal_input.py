@@ -111,7 +111,10 @@ def fit_model(
         model.fit(data.X, data.y)
         return ActiveModel(model, f"wf-{symbol}-{fit_time}", data.feature_set, fit_time)
 
-    build_model(algo, ("x",))  # an unknown algo fails now, not at the first fit
+    if days < 1:
+        raise ConfigError(f"days must be >= 1, was {days}", field="days")
+    label_for(kind)  # an unknown kind fails now, not at the first fit
+    build_model(algo, ("x",))  # so does an unknown algo
     return fit
 
 
@@ -171,7 +174,7 @@ class MLInput:
         self._bars: dict[str, Candles] = {}
         self._models: dict[str, ActiveModel | None] = {}
         self._predictors: dict[str, MLPredictor] = {}
-        self._why: dict[str, str] = {}  # why a symbol has no model
+        self._why: dict[str, str] = {}  # why ML does not act on a symbol
         self._fitted_at: dict[str, int] = {}  # the boundary of the walk-forward model in use
         self._restored: dict[str, Mapping[str, Any]] = {}  # predictor states awaiting a model
         self._spans: list[ModelSpan] = []
@@ -213,17 +216,13 @@ class MLInput:
 
     def status(self, symbol: str) -> str | None:
         """None while ML acts on ``symbol``; else why not (no model, a failed fit, the
-        accuracy below the minimum)."""
+        accuracy below the minimum, features that failed at the last prediction)."""
         predictor = self._predictors.get(symbol)
         if predictor is None:
             if self.trainer is not None and symbol not in self._why:
                 return "waiting for the first walk-forward fit"
             return self._why.get(symbol, "no model")
-        return predictor.disabled_reason
-
-    def model_of(self, symbol: str) -> ActiveModel | None:
-        """The model in effect on ``symbol``."""
-        return self._models.get(symbol)
+        return predictor.disabled_reason or self._why.get(symbol)
 
     def spans(self) -> list[ModelSpan]:
         """Which model predicted on which symbol when, in order of first prediction."""
@@ -294,7 +293,7 @@ class MLInput:
                     PipelineEvent(
                         alert.time, symbol, ML_DISABLED,
                         {"model_id": predictor.model_id, "accuracy": alert.accuracy,
-                         "min_accuracy": alert.min_accuracy, "window": float(alert.window)},
+                         "min_accuracy": alert.min_accuracy, "window": alert.window},
                     )
                 )  # fmt: skip
         return alerts
@@ -323,8 +322,12 @@ class MLInput:
         try:
             row = compute_features(tail, model.feature_set, bar_ms=self.tf_ms).values[-1]
         except DomainError as exc:
-            self._why[symbol] = f"features failed: {exc}"
+            self._why[symbol] = why = f"features failed: {exc}"
+            self._events.append(
+                PipelineEvent(time, symbol, ML_ERROR, {"model_id": model.model_id, "error": why})
+            )
             return None
+        self._why.pop(symbol, None)
         prediction = predictor.predict(symbol, time, row)
         self._note(symbol, model.model_id, time)
         if prediction is not None and prediction.error is not None:

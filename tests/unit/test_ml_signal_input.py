@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from domain.candles import Candles
 from domain.ml.dataset import build_dataset
-from domain.ml.features import DEFAULT_FEATURE_SET
+from domain.ml.features import DEFAULT_FEATURE_SET, TAKER_FEATURE_SET
 from domain.ml.models import CalibratedTrees, Contribution, ModelKind, build_model
 from domain.ml.predictor import MLRules, Prediction
 from domain.ml.signal_input import (
@@ -96,7 +96,9 @@ def test_a_prediction_reads_only_bars_closed_by_its_time() -> None:
     whole.take(BTC, bars())
     cut.take(BTC, bars().slice(0, i + 1))
 
-    assert whole.predict(BTC, close_time(i)) == cut.predict(BTC, close_time(i))
+    prediction = whole.predict(BTC, close_time(i))
+    assert prediction is not None
+    assert prediction == cut.predict(BTC, close_time(i))
 
 
 def test_a_missing_bar_gives_no_prediction_and_no_model_says_why() -> None:
@@ -257,6 +259,18 @@ def test_a_failing_model_gives_one_half_and_reports_the_error() -> None:
     )
     assert "corrupt tree" in event.message and "taken as 0.5" in event.message
     assert source.drain_events() == []
+
+
+def test_features_that_fail_leave_ml_off_saying_why_and_report_it() -> None:
+    source = MLInput(tf_ms=TF)  # a model of taker features on bars without the taker column
+    source.use(BTC, ActiveModel(AlwaysUp(), "taker", TAKER_FEATURE_SET, 0))  # type: ignore[arg-type]
+    source.take(BTC, bars())
+
+    assert source.predict(BTC, close_time(30 * 288)) is None
+    (event,) = source.drain_events()
+
+    assert (source.status(BTC) or "").startswith("features failed:")
+    assert event.kind == "ml_error" and "taker" in event.message
 
 
 def test_the_state_round_trips_in_either_order_of_restore_and_model() -> None:
