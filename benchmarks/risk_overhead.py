@@ -5,7 +5,7 @@ no settlement), no risk gate. On: 3x isolated margin with Binance's leverage bra
 (liquidation searched on the 1 h mark prices), funding from the funding files, and the risk
 gate with every rule on (sizing with caps and drawdown steps, daily loss, consecutive losses,
 volatility spike, unusual volume, max open positions, max leverage). Same strategy, data and
-costs; the full 305-day 5m USD-M files of ``../shared/data``, one core, best of ``--repeat``.
+costs; the full 305-day 5m USD-M files of ``../shared/data``, one core.
 Three strategies:
 
 * ``adaptive``, the pipeline ``serve`` runs by default: what a trader's backtest costs. The
@@ -22,7 +22,12 @@ the slowdown is the median of the pairs' ratios, with its quartiles (this VM's s
 up to 25 % within minutes: a pair's two runs share the same minutes, the best of each mode
 need not). The bars/s are the best runs'.
 
-Usage: ``python benchmarks/risk_overhead.py [--repeat 11]``
+With ``--instructions`` the targeted cases are also counted in instructions, one run of each
+mode under valgrind's callgrind (:mod:`instructions`): the same code on the same data gives
+the same count however busy the machine is, so the slowdown there does not drift; it leaves
+out what instructions do not show (cache misses), which the wall-clock pairs include.
+
+Usage: ``python benchmarks/risk_overhead.py [--repeat 11] [--instructions]``
 """
 
 from __future__ import annotations
@@ -34,8 +39,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import time  # noqa: E402
+from argparse import SUPPRESS  # noqa: E402
 from decimal import Decimal  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+import instructions  # noqa: E402
 
 from adapters.marketdata.binance_csv import read_klines  # noqa: E402
 from lootcapital.settings import Settings  # noqa: E402
@@ -85,22 +93,39 @@ def _run(
     )
 
 
-def main() -> None:
-    """Print, per strategy and symbol count, bars/s off and on and the slowdown."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=11, help="off/on pairs per case")
-    args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    candles = {s: read_klines(DATA / f"binance_usdm_{s}_5m.csv.gz") for s in SYMBOLS}
-    funding = read_funding_feeds({s: DATA / f"binance_usdm_{s}_funding.csv.gz" for s in SYMBOLS})
+def _cases(count: int) -> tuple[dict, dict[str, tuple[Settings, dict | None]]]:
+    """The first ``count`` symbols' candles, and the off and on cases on them."""
+    subset = SYMBOLS[:count]
+    candles = {s: read_klines(DATA / f"binance_usdm_{s}_5m.csv.gz") for s in subset}
+    funding = read_funding_feeds({s: DATA / f"binance_usdm_{s}_funding.csv.gz" for s in subset})
     off = Settings(data_dir=Path("var/bench"), leverage_brackets_file=None)
     on = Settings(data_dir=Path("var/bench"), risk=ALL_ON)  # type: ignore[arg-type]
-    for strategy in ("sma_cross", "trend_follow", "adaptive"):
-        for count in (1, 5):
-            subset = {s: candles[s] for s in SYMBOLS[:count]}
-            feeds = {s: funding[s] for s in subset}
-            cases = {"off": (off, None), "on": (on, feeds)}
+    return candles, {"off": (off, None), "on": (on, funding)}
+
+
+def main() -> None:
+    """Print, per strategy and symbol count, bars/s off and on and the slowdown; with
+    ``--instructions``, the instruction counts of the targeted strategies too."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=11, help="off/on pairs per case")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the instructions of one run per targeted case (valgrind; minutes)",
+    )
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "STRATEGY", "COUNT"), help=SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, strategy, count = args.child
+        candles, cases = _cases(int(count))
+        settings, fed = cases[mode]
+        instructions.measure(lambda: _run(settings, candles, strategy, fed))
+        return
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    for count in (1, 5):
+        candles, cases = _cases(count)
+        for strategy in ("sma_cross", "trend_follow", "adaptive"):
             best = {"off": float("inf"), "on": float("inf")}
             ratios: list[float] = []
             results: dict[str, BacktestResult] = {}
@@ -109,11 +134,36 @@ def main() -> None:
                 for name in ("off", "on") if k % 2 == 0 else ("on", "off"):
                     settings, fed = cases[name]
                     t0 = time.perf_counter()
-                    results[name] = _run(settings, subset, strategy, fed)
+                    results[name] = _run(settings, candles, strategy, fed)
                     took[name] = time.perf_counter() - t0
                     best[name] = min(best[name], took[name])
                 ratios.append(took["on"] / took["off"] - 1)
             _report(strategy, count, results, best, sorted(ratios))
+    if args.instructions:
+        _count_instructions()
+
+
+def _count_instructions() -> None:
+    """One line per targeted case: instructions of one run off and on, and the difference."""
+    why = instructions.unavailable()
+    if why is not None:
+        print(f"instructions: not counted ({why})")
+        return
+    script = str(Path(__file__).resolve())
+    with instructions.scratch() as tmp:
+        for strategy in TARGETED:
+            for count in (1, 5):
+                n = {
+                    mode: instructions.count(
+                        [script, "--child", mode, strategy, str(count)], Path(tmp)
+                    )
+                    for mode in ("off", "on")
+                }
+                print(
+                    f"{strategy:<13} {count} symbol(s) instructions off {n['off']:,} on"
+                    f" {n['on']:,}: {n['on'] / n['off'] - 1:+.1%} (target < +{TARGET:.0%}: "
+                    + ("ok)" if n["on"] / n["off"] - 1 < TARGET else "MISSED)")
+                )
 
 
 def _report(
