@@ -24,6 +24,15 @@ $(CHROMIUM):
 	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); export DEBIAN_FRONTEND=noninteractive; \
 	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null
 
+# Debian's Prometheus and promtool run the monitoring test (tests/e2e/test_prometheus.py); the
+# package lists are updated only when they are too old to install it.
+PROMETHEUS := /usr/bin/prometheus
+
+$(PROMETHEUS):
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); export DEBIAN_FRONTEND=noninteractive; \
+	INSTALL="$$SUDO apt-get install -y -qq --no-install-recommends prometheus"; \
+	$$INSTALL >/dev/null 2>&1 || { $$SUDO apt-get update -qq && $$INSTALL >/dev/null; }
+
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
@@ -36,7 +45,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-test: lint $(CHROMIUM)
+test: lint $(CHROMIUM) $(PROMETHEUS)
 	$(BIN)/pytest -q
 
 bench: install-dev

@@ -17,11 +17,26 @@ from api.deps import reject_unknown_query, require_token
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.hub import EventHub
-from api.metrics import Metrics
-from api.routers import account, analysis, engine, health, margin, market, models, orders, risk
+from api.metrics import Metrics, open_orders
+from api.routers import (
+    account,
+    analysis,
+    analytics,
+    engine,
+    health,
+    margin,
+    market,
+    models,
+    orders,
+    risk,
+)
+from api.routers import alerts as alert_log
+from api.routers import backtests as backtest_jobs
 from api.timing import RequestTimer
 from api.ws import router as ws_router
 from domain.errors import EndOfData, EngineStateError, InvalidOrder
+from service_layer.alerts import AlertDispatcher
+from service_layer.backtest_jobs import BacktestJobs
 from service_layer.model_registry import ModelRegistry
 from service_layer.risk_service import RiskControl
 from service_layer.trading import TradingService
@@ -42,6 +57,8 @@ class AppContainer(Protocol):
     autostart: bool
     models: ModelRegistry
     training: TrainingJobs
+    backtests: BacktestJobs
+    alerts: AlertDispatcher
 
 
 def create_app(container: AppContainer) -> FastAPI:
@@ -65,6 +82,8 @@ def create_app(container: AppContainer) -> FastAPI:
         yield
         await asyncio.to_thread(container.service.stop, "server shut down")
         await asyncio.to_thread(container.training.shutdown)
+        await asyncio.to_thread(container.backtests.shutdown)
+        await asyncio.to_thread(container.alerts.close)
 
     app = FastAPI(
         title="LootCapital",
@@ -82,20 +101,23 @@ def create_app(container: AppContainer) -> FastAPI:
     app.state.risk = risk_control = RiskControl(container.service)
     app.state.models = container.models
     app.state.training = container.training
+    app.state.backtests = container.backtests
     install_error_handlers(app)
     install_docs(app)
     strict = [Depends(reject_unknown_query)]
     app.include_router(health.router, prefix=API_PREFIX, dependencies=strict)
     secured = [Depends(require_token), *strict]
-    routers = (engine, market, analysis, orders, account, margin, risk, models)
+    routers = (engine, market, analysis, orders, account, margin, risk, models, alert_log)
     for router in (r.router for r in routers):
         app.include_router(router, prefix=API_PREFIX, dependencies=secured)
+    app.include_router(analytics.router, prefix=API_PREFIX, dependencies=secured)
+    app.include_router(backtest_jobs.router, prefix=API_PREFIX, dependencies=secured)
     app.include_router(ws_router, prefix=API_PREFIX)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        status = container.service.status()
-        container.metrics.equity.set(float(status.equity))
+        service = container.service
+        container.metrics.set_engine(service.status(), service.positions(), open_orders(service))
         with contextlib.suppress(EngineStateError):  # a run without a risk gate: no gauges
             container.metrics.set_risk(risk_control.gauges())
         with contextlib.suppress(InvalidOrder):  # no perpetuals: no margin gauges

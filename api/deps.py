@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.hub import EventHub
 from api.numbers import Numbers, numbers_of
 from domain.symbols import venue_symbol
+from service_layer.backtest_jobs import BacktestJobs
 from service_layer.model_registry import ModelRegistry
 from service_layer.trading import TradingService
 from service_layer.training_jobs import TrainingJobs
@@ -93,10 +94,16 @@ async def get_training(request: Request) -> TrainingJobs:
     return request.app.state.training
 
 
+async def get_backtests(request: Request) -> BacktestJobs:
+    """The background backtests of this app."""
+    return request.app.state.backtests
+
+
 ServiceDep = Annotated[TradingService, Depends(get_service)]
 HubDep = Annotated[EventHub, Depends(get_hub)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 TrainingDep = Annotated[TrainingJobs, Depends(get_training)]
+BacktestsDep = Annotated[BacktestJobs, Depends(get_backtests)]
 
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
 """Response header of paginated listings: pass its value as ``?cursor=`` to read the next

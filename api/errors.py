@@ -10,6 +10,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import ErrorOut
 from domain.errors import (
+    BacktestBusy,
+    BacktestNotFound,
     ConfigError,
     DomainError,
     DuplicateOrder,
@@ -31,9 +33,11 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     OrderNotFound: 404,
     ModelNotFound: 404,
     TrainingJobNotFound: 404,
+    BacktestNotFound: 404,
     ModelMismatch: 409,
     NoEarlierModel: 409,
     TrainingBusy: 409,
+    BacktestBusy: 409,
     OrderNotCancelable: 409,
     DuplicateOrder: 409,
     OrderRejected: 409,
@@ -61,10 +65,10 @@ def status_for(exc: DomainError) -> int:
 _MEANING = {
     400: "Refused input (an order the instrument's rules refuse, a malformed cursor)",
     401: "Missing or invalid bearer token",
-    404: "Unknown symbol, order, model or training job",
+    404: "Unknown symbol, order, model, training job or backtest",
     409: "Conflict with the current state (order final or rejected, duplicate client id, "
     "engine running or at the end of its data, a model that fails its sha256 or library "
-    "check, nothing to roll back to, a training job already running)",
+    "check, nothing to roll back to, a training job or a backtest already running)",
     422: "Invalid input: `field` names it (`errors` lists every one)",
 }
 

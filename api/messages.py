@@ -3,15 +3,19 @@
 ``candle``, ``signal``, ``order``, ``fill``, ``position`` (with mark price and unrealized PnL),
 ``equity``, ``status`` (the body of ``GET /api/v1/status``, pushed on every start and stop,
 end of data included), ``risk`` (a trading-state change or a risk alert, as ``GET
-/api/v1/risk`` lists them) and ``training`` (a training job's state at each step, the body of
-``GET /api/v1/models/train/{job_id}``). ``ts`` is the market clock (ms UTC) when the message was
-built.
+/api/v1/risk`` lists them), ``training`` (a training job's state at each step, the body of
+``GET /api/v1/models/train/{job_id}``) and ``alert`` (an alert as it fired, as ``GET
+/api/v1/alerts`` lists it). ``ts`` is the market clock (ms UTC) when the message was
+built. ``backtest`` messages carry a backtest job's state as it runs (the body of ``POST
+/api/v1/backtests``: ``progress`` 0 to 1, then ``done`` or ``failed``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from api.alert_schemas import alert_out
+from api.backtest_schemas import job_out
 from api.model_schemas import training_job_out
 from api.numbers import Numbers, numbers_of
 from api.risk_schemas import event_out
@@ -24,6 +28,7 @@ from api.schemas import (
     signal_out,
     status_out,
 )
+from domain.alerts import AlertRaised
 from domain.events import (
     CandleClosed,
     EngineStarted,
@@ -36,6 +41,7 @@ from domain.events import (
 )
 from domain.risk import RiskAlert, StateChange
 from domain.timeframes import timeframe_ms
+from service_layer.backtest_jobs import BacktestJob
 from service_layer.trading import TradingService
 from service_layer.training_jobs import TrainingJob
 
@@ -84,4 +90,8 @@ def _body(event: object, service: TradingService, n: Numbers) -> tuple[str, Any]
             return "risk", event_out(event).model_dump(mode="json")
         case TrainingJob():
             return "training", training_job_out(event).model_dump(mode="json")
+        case BacktestJob():
+            return "backtest", job_out(event).model_dump(mode="json")
+        case AlertRaised(record=record):
+            return "alert", alert_out(record).model_dump(mode="json")
     return "", None

@@ -6,14 +6,43 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from domain.events import EquityUpdated, OrderFilled, OrderUpdated, PositionChanged, SignalGenerated
+from domain.events import (
+    EngineStarted,
+    EquityUpdated,
+    OrderFilled,
+    OrderUpdated,
+    PositionChanged,
+    SignalGenerated,
+)
 from domain.futures import MarginReport
-from domain.model import ExitReason, OrderStatus
+from domain.model import ExitReason, Order, OrderStatus
 from domain.regime import Regime
 from domain.risk import AlertKind, RiskAlert, StateChange, TradingState
 from domain.strategies.base import PipelineView
+from domain.timeframes import timeframe_ms
 from service_layer.engine import BatchOutcome
 from service_layer.risk_service import RiskGauges
+from service_layer.trading import PositionView, Status, TradingService
+
+OPEN_STATUSES = tuple(s for s in OrderStatus if not s.is_final)
+_ORDERS_PAGE = 500
+_ACKS = frozenset(
+    (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.REJECTED,
+     OrderStatus.EXPIRED)
+)  # fmt: skip
+"""The venue's first answers to an order (a local cancel of a ``pending_new`` order is none)."""
+
+
+def open_orders(service: TradingService) -> list[Order]:
+    """Every order of ``service``'s run that is not final yet (as stored: all pages)."""
+    orders: list[Order] = []
+    cursor = None
+    while True:
+        page = service.orders(statuses=OPEN_STATUSES, limit=_ORDERS_PAGE, cursor=cursor)
+        orders += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return orders
 
 
 class Metrics:
@@ -116,13 +145,91 @@ class Metrics:
             ["symbol", "feature"],
             registry=r,
         )
+        self.alerts = Counter(
+            "lootcapital_alerts",
+            "Alert deliveries by channel and result (delivered, retried, failed, dropped).",
+            ["channel", "result"],
+            registry=r,
+        )
+        self._add_engine_metrics()
         self._feature_failures: dict[tuple[str, str], int] = {}
+        self._awaiting_ack: dict[str, int] = {}  # pending_new order id -> created_time (ms)
         self._positions: dict[str, bool] = {}
         self._realized = 0.0
         self._candle_counters: dict[str, Counter] = {}  # per symbol: labels() costs a lookup
 
+    def _add_engine_metrics(self) -> None:
+        """The engine's and the account's gauges set on each scrape (:meth:`set_engine`), the
+        time of the last processed bar and the order acknowledgement latency."""
+        r = self.registry
+        self.engine_running = Gauge(
+            "lootcapital_engine_running", "1 while the engine runs, else 0.", registry=r
+        )
+        self.engine_error = Gauge(
+            "lootcapital_engine_error",
+            "1 when the engine stopped on an error (GET /api/v1/engine/status says which), else 0.",
+            registry=r,
+        )
+        self.last_bar = Gauge(
+            "lootcapital_last_bar_processed_timestamp_seconds",
+            "Wall-clock Unix time at which the engine last processed a bar (or started, before "
+            "its first bar; 0 before any start).",
+            registry=r,
+        )
+        self.bar_timeframe = Gauge(
+            "lootcapital_bar_timeframe_seconds", "Market time between two bars of the engine.",
+            registry=r,
+        )  # fmt: skip
+        self.bar_timeframe.set(timeframe_ms(self.timeframe) / 1000)
+        self.exposure = Gauge(
+            "lootcapital_exposure",
+            "Signed notional of each symbol's position, qty x mark (quote currency; short < 0).",
+            ["symbol"], registry=r,
+        )  # fmt: skip
+        self.unrealized_pnl = Gauge(
+            "lootcapital_unrealized_pnl",
+            "Unrealized PnL of each symbol's position at its mark (quote currency).",
+            ["symbol"], registry=r,
+        )  # fmt: skip
+        self.open_orders = Gauge(
+            "lootcapital_open_orders",
+            "Orders not final yet (pending_new, new, partially_filled, pending_cancel).",
+            ["symbol"], registry=r,
+        )  # fmt: skip
+        self.order_ack = Histogram(
+            "lootcapital_order_ack_latency_seconds",
+            "Engine-clock time from an order's creation to the venue's first answer (accepted, "
+            "filled, rejected or expired). 0 in paper mode: the simulated venue answers at once.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )  # fmt: skip
+
+    def set_engine(
+        self, status: Status, positions: Sequence[PositionView], orders: Sequence[Order]
+    ) -> None:
+        """Set the engine's and the account's gauges (read on each scrape): running, stopped
+        on an error, equity; every traded symbol's exposure, unrealized PnL and open orders
+        (0 when flat or none), from ``positions`` and the ``orders`` not final yet."""
+        self.engine_running.set(1.0 if status.running else 0.0)
+        self.engine_error.set(1.0 if not status.running and status.error is not None else 0.0)
+        self.equity.set(float(status.equity))
+        exposure = dict.fromkeys(status.symbols, 0.0)
+        unrealized = dict.fromkeys(status.symbols, 0.0)
+        working = dict.fromkeys(status.symbols, 0)
+        for view in positions:
+            p = view.position
+            exposure[p.symbol] = float(p.qty * (view.mark_price or p.entry_price))
+            unrealized[p.symbol] = float(view.unrealized_pnl)
+        for order in orders:
+            working[order.symbol] = working.get(order.symbol, 0) + 1
+        for symbol, value in exposure.items():
+            self.exposure.labels(symbol).set(value)
+            self.unrealized_pnl.labels(symbol).set(unrealized[symbol])
+        for symbol, count in working.items():
+            self.open_orders.labels(symbol).set(count)
+
     def on_batch(self, outcome: BatchOutcome, seconds: float) -> None:
-        """Count a processed batch's bars and time them."""
+        """Count a processed batch's bars, time them and note when it was processed."""
         bars = 0
         counters = self._candle_counters
         for symbol, candles in outcome.bars.items():
@@ -133,11 +240,16 @@ class Metrics:
             counter.inc(len(candles))
         if bars:
             self.bar_seconds.observe(seconds / bars)
+            self.last_bar.set_to_current_time()
         liquidated = sum(
             1 for t in outcome.changes.trades if t.exit_reason is ExitReason.LIQUIDATION
         )
         if liquidated:
             self.liquidations.inc(liquidated)
+
+    def on_alert(self, channel: str, result: str) -> None:
+        """Count one alert delivery's ``result`` on ``channel``."""
+        self.alerts.labels(channel, result).inc()
 
     def set_margin(self, report: MarginReport) -> None:
         """Set the margin gauges from the balance breakdown (read on each scrape)."""
@@ -154,6 +266,7 @@ class Metrics:
                 if o.status in (OrderStatus.NEW, OrderStatus.FILLED, OrderStatus.CANCELED,
                                 OrderStatus.REJECTED):  # fmt: skip
                     self.orders.labels(o.symbol, str(o.side), str(o.type), str(o.status)).inc()
+                self._observe_ack(o)
             case OrderFilled(fill=f):
                 self.fills.labels(f.symbol, str(f.side)).inc()
                 self._realized += float(f.realized_pnl - f.fee)
@@ -163,6 +276,8 @@ class Metrics:
                 self.open_positions.set(sum(self._positions.values()))
             case EquityUpdated(point=p):
                 self.equity.set(float(p.equity))
+            case EngineStarted():
+                self.last_bar.set_to_current_time()
             case StateChange(scope=scope, from_state=before, to_state=after, source=source):
                 if after.severity > before.severity:
                     self.breaker_trips.labels(source or "manual").inc()
@@ -194,9 +309,21 @@ class Metrics:
             for feature, total in view.failures.items():
                 key = (view.symbol, feature)
                 new = total - self._feature_failures.get(key, 0)
+                # created at 0 before any failure, so that increase() sees the first one
+                errors = self.feature_errors.labels(view.symbol, feature)
                 if new > 0:
-                    self.feature_errors.labels(view.symbol, feature).inc(new)
+                    errors.inc(new)
                 self._feature_failures[key] = total
+
+    def _observe_ack(self, order: Order) -> None:
+        """Time an order from its creation (``pending_new``) to the venue's first answer, in
+        the engine's clock (market time; the wall clock with a live venue)."""
+        if order.status is OrderStatus.PENDING_NEW:
+            self._awaiting_ack[order.id] = order.created_time
+            return
+        created = self._awaiting_ack.pop(order.id, None)
+        if created is not None and order.status in _ACKS and order.updated_time is not None:
+            self.order_ack.observe(max(order.updated_time - created, 0) / 1000)
 
     def _set_state(self, scope: str, state: TradingState) -> None:
         for s in TradingState:

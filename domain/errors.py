@@ -140,6 +140,26 @@ class PermanentVenueError(VenueError):
     code = "venue_permanent"
 
 
+class DeliveryError(Exception):
+    """A failure delivering an alert to a channel (a webhook, an SMTP server). Messages never
+    hold a secret (a password, a webhook URL's token)."""
+
+    code = "delivery_error"
+
+
+class TransientDeliveryError(DeliveryError):
+    """A delivery failure that a retry with backoff can fix (timeouts, refused connections,
+    HTTP 429 and 5xx, SMTP 4xx)."""
+
+    code = "delivery_transient"
+
+
+class PermanentDeliveryError(DeliveryError):
+    """A delivery failure that a retry cannot fix (HTTP 4xx, SMTP authentication or 5xx)."""
+
+    code = "delivery_permanent"
+
+
 class ModelMismatch(DomainError):
     """A stored model that must not be loaded: its artifact differs from the sha256 in its
     metadata, or it was saved with other library versions than the running ones."""
@@ -169,3 +189,15 @@ class TrainingJobNotFound(DomainError):
     """No training job has the given id (jobs are kept in memory, for this server's life)."""
 
     code = "training_job_not_found"
+
+
+class BacktestBusy(DomainError):
+    """A backtest is asked for while another one runs (one at a time)."""
+
+    code = "backtest_running"
+
+
+class BacktestNotFound(DomainError):
+    """No stored or running backtest has the given id."""
+
+    code = "backtest_not_found"

@@ -70,6 +70,28 @@ class EngineStopped:
     time: int
 
 
+@dataclass(frozen=True, slots=True)
+class VenueDisconnected:
+    """The connection to ``venue`` was lost at ``time`` (ms UTC); ``reason`` says how. Raised by
+    a live venue adapter; the alert rules tell the user."""
+
+    venue: str
+    reason: str
+    time: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStale:
+    """No bar of ``symbol`` has closed for ``silent_ms`` (ms) at ``time`` (ms UTC), more than a
+    live feed allows; ``last_bar_time`` is the open time of the last bar received (None:
+    none yet)."""
+
+    symbol: str
+    silent_ms: int
+    time: int
+    last_bar_time: int | None = None
+
+
 Event = (
     CandleClosed
     | SignalGenerated
@@ -79,4 +101,6 @@ Event = (
     | EquityUpdated
     | EngineStarted
     | EngineStopped
+    | VenueDisconnected
+    | FeedStale
 )

@@ -11,6 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from domain.alerts import Alert, AlertRecord
+from domain.attribution import TradeEntry
 from domain.candles import Candles, Gap
 from domain.funding import FundingPayment
 from domain.futures import MarginReport
@@ -18,6 +20,7 @@ from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Signal
 from domain.orders import ExecutionEvent
 from domain.pipeline_events import PipelineEvent
 from domain.risk import RiskEvent
+from domain.trade_history import TradeQuery
 
 T = TypeVar("T")
 
@@ -306,6 +309,32 @@ class TradeRepository(Protocol):
     ) -> Page[Trade]: ...
 
 
+class TradeHistoryRepository(Protocol):
+    """Reads of the run's closed trades for the trade history and its analytics."""
+
+    def page(
+        self, query: TradeQuery, *, limit: int = 100, cursor: str | None = None
+    ) -> Page[Trade]:
+        """Trades matching ``query``, newest ``(exit_time, id)`` first, one keyset page."""
+        ...
+
+    def window(self, query: TradeQuery, *, offset: int, limit: int) -> list[Trade]:
+        """Trades matching ``query``, newest first, from the ``offset``-th (a numbered page)."""
+        ...
+
+    def count(self, query: TradeQuery) -> int:
+        """How many trades match ``query``."""
+        ...
+
+    def entries(
+        self, query: TradeQuery, *, tags: bool = False, reasons: bool = False, equity: bool = False
+    ) -> list[TradeEntry]:
+        """Trades matching ``query`` in exit order, each with what is asked for: its entry
+        order's tag, its entry signal's reasons (:mod:`domain.attribution`), the equity before
+        its entry."""
+        ...
+
+
 class PositionRepository(Protocol):
     """Current net position per symbol of the run (a flat position is stored with qty 0)."""
 
@@ -464,6 +493,8 @@ class UnitOfWork(Protocol):
     risk: RiskRepository
     pipeline: PipelineEventRepository
     models: ModelRepository
+    alerts: AlertRepository
+    trade_history: TradeHistoryRepository
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -473,9 +504,50 @@ class UnitOfWork(Protocol):
 
 
 class Notifier(Protocol):
-    """Pushes events to the outside (WebSocket clients, alerts)."""
+    """One channel that takes alerts to a person (a webhook, e-mail, the WebSocket), named by
+    ``name`` (a metrics label, shown in the alert log). ``send`` runs on the alert
+    dispatcher's event loop, never on the engine's thread."""
 
-    def publish(self, events: Sequence[object]) -> None: ...
+    name: str
+
+    async def send(self, record: AlertRecord) -> None:
+        """Deliver the alert of ``record`` once (its ``id`` lets a receiver drop a repeat: a
+        retry after an answer was lost sends it again).
+
+        Raises
+        ------
+        TransientDeliveryError
+            When a retry may succeed (the dispatcher retries with backoff).
+        PermanentDeliveryError
+            When it cannot (not retried).
+        """
+        ...
+
+
+class AlertRepository(Protocol):
+    """The run's alert log: each alert stored when it fires, then its delivery's outcome."""
+
+    def add(self, alert: Alert, channels: Sequence[str]) -> AlertRecord:
+        """Store ``alert`` as sent to ``channels`` (none delivered yet); its record with the
+        assigned id."""
+        ...
+
+    def record(self, alert_id: int, delivered: Sequence[str], failed: Sequence[str]) -> None:
+        """Set which channels took alert ``alert_id`` and which refused it."""
+        ...
+
+    def page(
+        self,
+        *,
+        rule: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[AlertRecord]:
+        """Alerts (of ``rule``, fired from ``start`` to ``end`` ms UTC inclusive, each when
+        given), newest first."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,21 +105,15 @@ class Comparison:
     key_levels: dict[str, Group]
 
 
-def check_options(
-    strategy: str, params: Mapping[str, str], *, ab: bool, report: str | None
-) -> None:
-    """Refuse ``--ab`` and ``--report`` where they cannot apply.
+def check_options(strategy: str, params: Mapping[str, str], *, ab: bool) -> None:
+    """Refuse ``--ab`` where it cannot apply.
 
     Raises
     ------
     DomainError
-        ``--report`` without ``--ab``; ``--ab`` with a strategy other than ``adaptive``; ``--ab``
-        with a ``--param`` that sets one of the :data:`FEATURES` (the A/B sets them itself).
+        ``--ab`` with a strategy other than ``adaptive``; ``--ab`` with a ``--param`` that sets
+        one of the :data:`FEATURES` (the A/B sets them itself).
     """
-    if report is not None and not ab:
-        raise DomainError(
-            f"--report {report} needs --ab (it writes the A/B comparison)", field="report"
-        )
     if not ab:
         return
     if strategy != STRATEGY:

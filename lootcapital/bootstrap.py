@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from fastapi import FastAPI
 
 from adapters.clock import SimulatedClock, SystemClock
 from adapters.marketdata.binance_csv import infer_symbol_timeframe, read_klines
-from adapters.marketdata.feeds import ReplayFeed
+from adapters.marketdata.feeds import ReplayFeed, history_cut
 from adapters.marketdata.parquet_store import ParquetCandleStore
+from adapters.storage.sql.backtest_repository import SqlBacktestStore
 from adapters.storage.sql.migrations import upgrade_to_head
 from adapters.storage.sql.unit_of_work import SqlUnitOfWork, make_engine, make_session_factory
 from adapters.venues.simulated.venue import SimulatedVenue
@@ -43,6 +45,9 @@ from domain.ports import (
     UnitOfWork,
 )
 from domain.strategies import build_strategy
+from domain.timeframes import timeframe_ms
+from lootcapital.alerts import alert_dispatcher
+from lootcapital.backtest_runs import prepare_backtest
 from lootcapital.ml_models import hand_over_models, model_store
 from lootcapital.settings import Settings
 from lootcapital.simulation import (
@@ -53,12 +58,15 @@ from lootcapital.simulation import (
     simulated_venue,
     with_brackets,
 )
+from service_layer.alerts import AlertDispatcher
+from service_layer.backtest_jobs import BacktestJobs
 from service_layer.engine import Engine
 from service_layer.market_data import ImportReport, import_files, list_series
 from service_layer.messagebus import MessageBus
 from service_layer.model_registry import ModelRegistry
 from service_layer.trading import FeedFactory, TradingService
 from service_layer.training_jobs import TrainingJobs
+from web.backtest_views import stored_view
 from web.routes import mount_web
 
 logger = logging.getLogger(__name__)
@@ -82,6 +90,8 @@ class Container:
     autostart: bool
     models: ModelRegistry
     training: TrainingJobs
+    backtests: BacktestJobs
+    alerts: AlertDispatcher
 
 
 def api_token(settings: Settings) -> tuple[str, bool]:
@@ -229,7 +239,7 @@ def bootstrap(
     """Wire the paper-trading server: storage (migrated to head), candles (the shipped sample
     imported on first start), the run's kernel restored from storage (strategy state, ledger,
     execution client), bus and metrics, the model registry (its SQL rows synced with the model
-    store's files) and background training on the stored bars.
+    store's files), background training and backtests on the stored bars.
 
     Every port can be injected: ``feed_factory`` replaces the replay of the candle store,
     ``execution_factory`` the simulated venue, ``market_clock`` makes the kernel's clock (one
@@ -298,6 +308,8 @@ def bootstrap(
             s: store.read(settings.exchange, s, settings.timeframe) for s in settings.symbols
         }
 
+        history = history_cut(candles, round(settings.history_days * timeframe_ms("1d")))
+
         def replay(
             start_after: dict[str, int] | None, sleep: Callable[[float], object]
         ) -> ReplayFeed:
@@ -306,7 +318,7 @@ def bootstrap(
                 settings.timeframe,
                 speed=settings.speed,
                 clock=wall,
-                start_after=start_after,
+                start_after=start_after if start_after is not None else history,
                 sleep=sleep,
             )
 
@@ -328,6 +340,15 @@ def bootstrap(
     )
     hub = EventHub(WsMessages(service))
     bus.subscribe(object, hub.handle)
+    alerts = alert_dispatcher(
+        settings.alerts,
+        initial_equity=run.initial_cash,
+        uow_factory=uow_factory,
+        push=hub.handle,
+        on_result=metrics.on_alert,
+    )
+    if settings.alerts.enabled:
+        bus.subscribe(object, alerts.handle)
     models = ModelRegistry(model_store(settings), uow_factory, wall, on_activate=service.use_models)
     models.sync()  # models the CLI trained or activated while the server was down
 
@@ -341,9 +362,18 @@ def bootstrap(
         clock=wall,
         threads=TRAINING_THREADS,
     )
-    return Container(
-        settings, service, hub, metrics, bus, token, generated, settings.autostart, models, training
+    backtests = BacktestJobs(
+        store=SqlBacktestStore(sessions),
+        prepare=partial(prepare_backtest, settings),
+        publish=bus.publish,
+        clock=wall,
+        summarize=stored_view,  # the panel's view, stored with each done backtest
     )
+    backtests.recover()  # those a stopped server left running
+    return Container(
+        settings, service, hub, metrics, bus, token, generated, settings.autostart, models,
+        training, backtests=backtests, alerts=alerts,
+    )  # fmt: skip
 
 
 def build_app(container: Container) -> FastAPI:

@@ -26,15 +26,14 @@ from domain.candles import Candles
 from domain.errors import DomainError
 from domain.margin import MarginMode
 from domain.report import breakdown
-from domain.resample import resample
 from domain.strategies import STRATEGIES, build_strategy
 from domain.strategies.params import param_specs
 from domain.symbols import venue_symbol
 from domain.timeframes import timeframe_ms
 from lootcapital import analyze_cli, ml_cli
-from lootcapital.report import Header, fmt_ms, print_report
+from lootcapital.progress_bar import ProgressBar
+from lootcapital.report import fmt_ms, print_report
 from lootcapital.settings import Settings, describe_error, load_settings
-from service_layer.backtest import BacktestResult, source_timeframe
 
 EXIT_USAGE = 2
 
@@ -157,48 +156,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _maker_fee(settings: Settings, taker: Decimal) -> Decimal:
-    """The maker rate :func:`lootcapital.simulation.backtest` uses: the settings' maker/taker
-    ratio applied to ``taker``."""
-    if not settings.fee_taker:
-        return taker
-    return taker * settings.fee_maker / settings.fee_taker
-
-
-def _stored_candles(
-    settings: Settings, symbols: Sequence[str], timeframe: str, start: int | None, end: int | None
-) -> tuple[dict[str, Candles], dict[str, str]]:
-    """Bars of ``symbols`` from the candle store on ``timeframe``, resampled (epoch-aligned,
-    complete buckets only, as the API's candles) from the longest stored timeframe dividing it
-    when ``timeframe`` itself is not stored. Also returns the timeframe each was read at."""
-    from lootcapital.bootstrap import list_data
-    from lootcapital.simulation import load_candles
-
-    stored = list_data(settings)
-    out: dict[str, Candles] = {}
-    sources: dict[str, str] = {}
-    target = timeframe_ms(timeframe)
-    for symbol in symbols:
-        have = [
-            s.timeframe for s in stored if (s.exchange, s.symbol) == (settings.exchange, symbol)
-        ]
-        source = source_timeframe(timeframe, have)
-        if source is None:
-            found = f"only {', '.join(sorted(have, key=timeframe_ms))}" if have else "none"
-            raise DomainError(
-                f"--symbol {symbol}: no {timeframe} candles stored on {settings.exchange}, nor a "
-                f"timeframe that divides it ({found}); import some with "
-                "`lootcapital data import FILE`",
-                field="symbol",
-            )
-        bars = load_candles(
-            settings, data=[], symbols=[symbol], timeframe=source, start_ms=start, end_ms=end
-        )[symbol]
-        out[symbol] = bars if source == timeframe else resample(bars, timeframe_ms(source), target)
-        sources[symbol] = source
-    return out, sources
-
-
 def _backtest_bars(
     settings: Settings, args: argparse.Namespace, symbols: list[str], timeframe: str
 ) -> tuple[dict[str, Candles], dict[str, str]]:
@@ -210,6 +167,7 @@ def _backtest_bars(
     DomainError
         A bad date, a file or stored series that cannot be read, or no bar in the period.
     """
+    from lootcapital.backtest_runs import stored_candles
     from lootcapital.simulation import load_candles
 
     start, end = _iso_ms(args.start, "start"), _iso_ms(args.end, "end")
@@ -220,7 +178,7 @@ def _backtest_bars(
         )
         sources = dict.fromkeys(candles, timeframe)
     else:
-        candles, sources = _stored_candles(settings, symbols, timeframe, start, end)
+        candles, sources = stored_candles(settings, symbols, timeframe, start, end)
     for symbol, bars in candles.items():
         if not len(bars):
             raise DomainError(f"no {timeframe} bars for {symbol} in the period", field="start")
@@ -284,32 +242,30 @@ def _funding_files(
     return out
 
 
-def _futures_header(
-    result: BacktestResult, settings: Settings, funding: dict[str, Path | None]
-) -> dict[str, object]:
-    """The header's margin, leverage and funding files, when the run was margined as futures."""
-    if result.leverage is None:
-        return {}
-    return {
-        "margin": str(settings.margin_mode),
-        "leverage": dict(result.leverage),
-        "funding": {s: None if p is None else str(p) for s, p in funding.items()},
-    }
+def _progress_bar(args: argparse.Namespace) -> ProgressBar | None:
+    """The console's progress bar on stderr: with ``--progress``, or when stderr is a
+    terminal; else None."""
+    if args.progress or sys.stderr.isatty():
+        return ProgressBar(sys.stderr)
+    return None
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    """Run a backtest and print its header, summary and breakdown (JSON with ``--json``)."""
+    """Run a backtest and print its header, summary and breakdown (JSON with ``--json``, the
+    HTML report with ``--report``)."""
     from lootcapital import ab_test
+    from lootcapital.backtest_runs import report_header, result_document
+    from lootcapital.html_report import write_report
     from lootcapital.simulation import backtest, data_markets, read_funding_feeds
 
     if not args.data and not args.symbol:
         raise DomainError("give --data FILE or --symbol S", field="data")
     settings = _settings(args)
     timeframe = args.timeframe or settings.timeframe
-    step = timeframe_ms(timeframe)
+    timeframe_ms(timeframe)
     symbols = _venue_symbols(args.symbol, "--symbol")
     params = _params(args.param)
-    ab_test.check_options(args.strategy, params, ab=args.ab, report=args.report)
+    ab_test.check_options(args.strategy, params, ab=args.ab)
     in_effect = build_strategy(args.strategy, params, timeframe).params()
     cash = _decimal(args.cash, "cash", settings.initial_cash)
     fee = _decimal(args.fee, "fee", settings.fee_taker)
@@ -331,29 +287,22 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         markets=data_markets(settings, data=[Path(p) for p in args.data], symbols=symbols),
         funding=read_funding_feeds(funding),
         leverage=leverage,
+        progress=_progress_bar(args),
     )
     result = run(params=params)
-    rules = result.instruments
-    header = Header(
-        strategy=args.strategy,
-        params=in_effect,
-        markets={s: str(rules[s].market) for s in candles},
-        timeframe=timeframe,
-        resampled_from={s: f for s, f in sources.items() if f != timeframe},
-        start=min(int(c.open_time[0]) for c in candles.values()),
-        end=max(int(c.open_time[-1]) for c in candles.values()) + step,
-        bars={s: len(c) for s, c in candles.items()},
-        cash=cash,
-        currency=",".join(sorted({r.quote_asset for r in rules.values()})),
-        fee_taker=fee,
-        fee_maker=_maker_fee(settings, fee),
-        slippage_bps=slippage,
-        **_futures_header(result, settings, funding),
-    )
+    header = report_header(
+        settings, result, strategy=args.strategy, params=in_effect, candles=candles,
+        timeframe=timeframe, sources=sources, cash=cash, fee=fee, slippage_bps=slippage,
+        funding=funding,
+    )  # fmt: skip
     if args.ab:  # the run above is the A/B's all-features run
         return ab_test.run_ab(result, header, run, params, json_to=args.json, html_to=args.report)
     report = breakdown(result.trades, candles)
     print_report(result, header, report, trades=args.trades, json_to=args.json)
+    if args.report:
+        write_report(Path(args.report), result_document(result, header, candles))
+        if args.json != "-":
+            print(f"wrote {args.report}")
     return 0
 
 
@@ -584,7 +533,14 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument(
         "--report",
         metavar="FILE.html",
-        help="with --ab: also write the comparison as one self-contained HTML page (default: none)",
+        help="also write the report as one self-contained HTML page (metrics, equity and "
+        "drawdown curves, the trades on each symbol's price chart; with --ab, the comparison) "
+        "that opens offline in a browser (default: none)",
+    )
+    bt.add_argument(
+        "--progress",
+        action="store_true",
+        help="draw a progress bar on stderr (default: only when stderr is a terminal)",
     )
     bt.set_defaults(func=cmd_backtest)
 

@@ -27,8 +27,10 @@ from domain.futures import DEFAULT_LIQUIDATION_FEE
 from domain.margin import MarginMode
 from domain.strategies import STRATEGIES
 from domain.timeframes import timeframe_ms
+from lootcapital.alert_settings import AlertSettings
 
 _SECRETS = {"api_token", "database_url"}
+_ALERT_SECRETS = {"url", "password"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
 SAMPLE_INFO = (
@@ -176,6 +178,16 @@ class Settings(BaseSettings):
     strategy: str = "adaptive"
     strategy_params: dict[str, str | int | float | bool] = Field(default_factory=dict)
     speed: float = Field(300.0, gt=0, le=10_000_000)
+    history_days: float = Field(
+        14,
+        ge=0,
+        le=3650,
+        description=(
+            "Days of the stored bars that a new paper run reads as history before it trades "
+            "(they warm the strategy up and fill the price chart; at most half of the bars); 0 "
+            "replays from the first stored bar."
+        ),
+    )
     initial_cash: Decimal = Field(Decimal(10_000), gt=0)
     fee_taker: Decimal = Field(Decimal("0.0005"), ge=0, lt=1)
     fee_maker: Decimal = Field(Decimal("0.0002"), ge=0, lt=1)
@@ -226,6 +238,7 @@ class Settings(BaseSettings):
     autostart: bool = True
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     risk: RiskSettings = Field(default_factory=lambda: RiskSettings())
+    alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
 
     @field_validator("instruments_files", mode="before")
     @classmethod
@@ -334,8 +347,9 @@ def describe_error(exc: Exception) -> str:
         name = ".".join(str(p) for p in e.get("loc", ())) or "settings"
         parts = name.split(".")
         # Nested sections are set one key at a time: LOOTCAPITAL_RISK__DAILY_LOSS__LIMIT.
-        env = "LOOTCAPITAL_" + ("__".join(parts) if parts[0] == "risk" else parts[0]).upper()
-        secret = name.split(".")[0] in _SECRETS
+        nested = parts[0] in ("risk", "alerts")
+        env = "LOOTCAPITAL_" + ("__".join(parts) if nested else parts[0]).upper()
+        secret = parts[0] in _SECRETS or (parts[0] == "alerts" and parts[-1] in _ALERT_SECRETS)
         shown = "***" if secret else repr(e.get("input"))
         lines.append(f"invalid setting {name} ({env}): {e.get('msg')} (got {shown})")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ trading) so that a backtest imports neither the HTTP app nor SQL storage.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -256,6 +256,7 @@ def backtest(
     markets: Mapping[str, MarketType] | None = None,
     funding: Mapping[str, FundingFeed] | None = None,
     leverage: int | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` on ``candles`` against a fresh simulated venue and clock.
 
@@ -264,7 +265,8 @@ def backtest(
     Perpetuals are margined as futures (:func:`futures_book`): ``leverage`` (default
     ``settings.leverage``) for every symbol, the settings' margin mode, and funding from the
     feeds ``funding`` holds per symbol (:func:`read_funding_feeds`; none for a symbol it does
-    not name).
+    not name). ``progress`` is told the fraction of the period done as the run goes
+    (:func:`~service_layer.backtest.run_backtest`); it changes nothing in the result.
 
     Raises
     ------
@@ -300,6 +302,7 @@ def backtest(
         initial_cash=cash,
         margin=None if book is None else venue,
         risk=risk_gate(settings, timeframe, leverage=leverage),
+        progress=progress,
     )
 
 

@@ -4,13 +4,15 @@ stored bars to build a higher timeframe from, and shape the result as the docume
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from domain.candles import Candles
 from domain.funding import FundingPayment
 from domain.ledger import Ledger
 from domain.metrics import PerformanceMetrics, performance
@@ -209,6 +211,61 @@ def source_timeframe(target: str, stored: Iterable[str]) -> str | None:
     return max(divisors, key=timeframe_ms, default=None)
 
 
+PROGRESS_STEP = 0.01
+"""The least rise of a backtest's progress fraction between two calls of its callback."""
+
+
+class ProgressClock:
+    """The run's ``clock`` as the engine sees it during a backtest that reports progress:
+    every call goes to ``clock``; moving it also tells ``progress`` the fraction of the
+    expected batch's period passed (rising by :data:`PROGRESS_STEP` at least between calls)."""
+
+    def __init__(self, clock: Clock, timeframe: str, progress: Callable[[float], None]) -> None:
+        self._clock = clock
+        self._tf_ms = timeframe_ms(timeframe)
+        self._progress = progress
+        self._span: tuple[int, int] | None = None
+        self._next = 0.0
+        self._told = 0.0
+
+    def expect(self, batch: Mapping[str, Candles]) -> None:
+        """Measure progress over ``batch``'s period: its first bar's open to its last close
+        (ms UTC)."""
+        opens = [c.open_time for c in batch.values() if len(c)]
+        if opens:
+            first = min(int(t[0]) for t in opens)
+            self._span = (first, max(int(t[-1]) for t in opens) + self._tf_ms)
+            self._next = self._told = 0.0
+
+    def now_ms(self) -> int:
+        """The run's clock, ms UTC."""
+        return self._clock.now_ms()
+
+    def now(self) -> datetime:
+        """The run's clock as a timezone-aware UTC datetime."""
+        return self._clock.now()
+
+    def advance_to(self, ms: int) -> None:
+        """Move the run's clock to ``ms``, then tell the progress when it rose enough."""
+        self._clock.advance_to(ms)
+        if self._span is None:
+            return
+        start, end = self._span
+        fraction = min(max((ms - start) / max(end - start, 1), 0.0), 1.0)
+        if fraction >= self._next:
+            self._tell(fraction)
+
+    def finish(self) -> None:
+        """Tell the progress 1.0, unless the clock's last move did."""
+        if self._told < 1.0:
+            self._tell(1.0)
+
+    def _tell(self, fraction: float) -> None:
+        self._next = fraction + PROGRESS_STEP
+        self._told = fraction
+        self._progress(fraction)
+
+
 def run_backtest(
     *,
     strategy: Strategy,
@@ -221,23 +278,29 @@ def run_backtest(
     run_id: str = "backtest",
     margin: MarginAccount | None = None,
     risk: RiskGate | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> BacktestResult:
     """Run ``strategy`` over every batch of ``feed`` against the simulated ``venue`` (a fresh
     one holding ``initial_cash``; ``matcher`` is the same object); positions still open at the
     end close at the last bar's close. ``leverage`` is the venue's leverage per symbol (the
     strategy sees it; 1x when None). ``risk`` is the risk gate between the strategy and the
-    venue (None: none).
+    venue (None: none). ``progress`` (None: not told) is called with the fraction of each
+    batch's period (first bar open to last bar close) that the run's clock has passed, at most
+    once per :data:`PROGRESS_STEP` and with 1.0 at the end: the backtest feed's one batch
+    holds every bar, so it goes from 0 to 1 once. It only watches the clock; the result is the
+    same with or without it. An exception it raises ends the backtest (a cancelled job).
 
     Raises
     ------
     DomainError
         On bad configuration (unknown symbol, invalid parameters).
     """
+    meter = None if progress is None else ProgressClock(clock, feed.timeframe, progress)
     engine = Engine(
         strategy=strategy,
         execution=venue,
         matcher=matcher,
-        clock=clock,
+        clock=clock if meter is None else meter,
         instruments=instruments,
         symbols=feed.symbols,
         timeframe=feed.timeframe,
@@ -247,8 +310,14 @@ def run_backtest(
         risk=risk,
     )
     engine.warm_up({s: feed.history(s) for s in feed.symbols})
-    outcomes = [engine.process(batch) for batch in feed.batches()]
+    outcomes = []
+    for batch in feed.batches():
+        if meter is not None:
+            meter.expect(batch)
+        outcomes.append(engine.process(batch))
     final = engine.finish()
+    if meter is not None:
+        meter.finish()
     result = _result(outcomes, final, initial_cash, engine.ledger.cash, engine, instruments)
     if isinstance(strategy, UsesModels):
         result = replace(result, models=strategy.model_spans())

@@ -113,6 +113,7 @@ def batch_events(
     events += change_events(outcome.changes, marks)
     events += [EquityUpdated(p) for p in points]
     events += outcome.risk_events  # trading-state changes and alerts: published as they are
+    events += outcome.pipeline_events  # thresholds, regimes, ML disabled (the alert rules)
     return events
 
 

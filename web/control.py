@@ -80,6 +80,12 @@ def alerts_partial(service: ServiceDep) -> HTMLResponse:
     return _html(render_panel("alerts", service))
 
 
+@control.get("/alert_log", response_class=HTMLResponse)
+def alert_log_partial(service: ServiceDep) -> HTMLResponse:
+    """The latest alerts (trades, thresholds, risk, ML, venue, health) and their delivery."""
+    return _html(render_panel("alert_log", service))
+
+
 # -- halt and resume ----------------------------------------------------------------------------
 
 

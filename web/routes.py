@@ -31,8 +31,11 @@ from domain.errors import DomainError
 from service_layer.trading import TradingService
 from web.ai_routes import ai
 from web.analysis_routes import analysis
+from web.backtest_routes import backtests
+from web.chart_routes import chart as price_chart
 from web.control import control
 from web.stream import event_stream
+from web.trades_routes import trades
 from web.views import (
     ALERTS_SHOWN,
     CONTROL_PANELS,
@@ -55,6 +58,9 @@ STREAMS: dict[str, tuple[tuple[str, ...], bool]] = {
     "control": (CONTROL_PANELS, False),
     "analysis": (("status",), False),
     "ai": (("status",), False),
+    "backtests": (("status",), False),
+    "trades": (("status",), False),
+    "chart": (("status", "positions", "orders"), False),
 }
 """Per page: the live panels its stream sends and whether it sends the equity chart's points."""
 
@@ -207,13 +213,22 @@ async def stream(
     request: Request,
     service: ServiceDep,
     hub: HubDep,
-    page: Literal["dashboard", "control", "analysis", "ai"] = "dashboard",
+    page: Literal[
+        "dashboard",
+        "control",
+        "analysis",
+        "ai",
+        "chart",
+        "trades",
+        "backtests",
+    ] = "dashboard",
 ) -> EventStreamResponse:
     """Server-Sent Events of ``page``, until the client disconnects: re-rendered panels (the
     dashboard's ``status``, ``positions``, ``orders``, ``trades``, ``signals``, and equity
     points, ``equity``; the control centre's ``status``, ``risk``, ``balance``,
     ``positions``, ``alerts``; the adaptive-pipeline page's and the AI signal page's
-    ``status``, whose events make them reload their own partials)."""
+    ``status``, whose events make them reload their own partials; the price chart page's
+    ``status``, ``positions`` and ``orders``, whose events also make it reload its chart)."""
     panels, chart = STREAMS[page]
     return EventStreamResponse(
         event_stream(service, hub, request.is_disconnected, panels=panels, chart=chart),
@@ -226,6 +241,9 @@ router.include_router(ui)
 router.include_router(control)
 router.include_router(analysis)
 router.include_router(ai)
+router.include_router(backtests)
+router.include_router(trades)
+router.include_router(price_chart)
 
 
 def mount_web(app: FastAPI) -> None:

@@ -43,6 +43,7 @@ PANELS_BY_MESSAGE: dict[str, tuple[str, ...]] = {
     "order": ("orders",),
     "signal": ("signals",),
     "risk": ("risk", "alerts"),  # a trading-state change or a risk alert
+    "alert": ("alert_log",),  # an alert fired (its delivery shows at the next refresh)
     "lagged": tuple(PANELS),  # messages were lost: refresh everything
 }
 """Panels to re-render per hub message type (a stream sends only those of its page)."""

@@ -21,8 +21,10 @@ from typing import Any
 
 from fastapi.templating import Jinja2Templates
 
+from api.alert_schemas import alert_out
 from api.risk_schemas import breakers_out, record_out
 from domain.errors import EngineStateError, InvalidOrder
+from service_layer.alerts import alert_log
 from service_layer.risk_gate import RiskStatus
 from service_layer.risk_service import RiskControl
 from service_layer.trading import TradingService
@@ -114,6 +116,13 @@ def alerts_context(service: TradingService) -> dict[str, Any]:
     return {"events": [record_out(r) for r in records]}
 
 
+def alert_log_context(service: TradingService) -> dict[str, Any]:
+    """The latest stored alerts (every rule), newest first, with the channels that took or
+    refused each, in the shape of ``GET /api/v1/alerts``."""
+    page = alert_log(service.uow_factory, limit=ALERTS_SHOWN)
+    return {"alerts": [alert_out(r) for r in page.items]}
+
+
 def limits_context(
     service: TradingService,
     *,
@@ -174,13 +183,14 @@ PANELS: Mapping[str, Panel] = {
     "risk": Panel("partials/risk.html", risk_context),
     "balance": Panel("partials/balance.html", balance_context),
     "alerts": Panel("partials/alerts.html", alerts_context),
+    "alert_log": Panel("partials/alert_log.html", alert_log_context),
 }
 """Every live panel by name; the name is also its SSE event name and its ``/ui/<name>``
 route."""
 
 DASHBOARD_PANELS = ("status", "positions", "orders", "trades", "signals")
 """The live panels of the dashboard (``/``)."""
-CONTROL_PANELS = ("status", "risk", "balance", "positions", "alerts")
+CONTROL_PANELS = ("status", "risk", "balance", "positions", "alerts", "alert_log")
 """The live panels of the control centre (``/control``)."""
 
 

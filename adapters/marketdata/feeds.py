@@ -220,3 +220,29 @@ def _check_known(keyed: Mapping[str, object], symbols: tuple[str, ...], name: st
     unknown = sorted(set(keyed) - set(symbols))
     if unknown:
         raise ConfigError(f"{name} names symbols not in the feed: {unknown}", field=name)
+
+
+def history_cut(candles_by_symbol: Mapping[str, Candles], history_ms: int) -> dict[str, int] | None:
+    """Where a new replay starts when the first ``history_ms`` (ms) of the stored bars are
+    history: per symbol, the open_time (ms UTC) of the last bar within ``history_ms`` of its
+    first bar, as :class:`ReplayFeed`'s ``start_after``; those bars warm the strategy up and
+    are charted, never traded on. At most half of a symbol's bars become history, so a short
+    store still replays; None when no bar does (``history_ms`` 0, or empty stores).
+
+    Raises
+    ------
+    ConfigError
+        When ``history_ms < 0``.
+    """
+    if history_ms < 0:
+        raise ConfigError(f"history must be >= 0 ms, was {history_ms}", field="history_days")
+    cut: dict[str, int] = {}
+    for symbol, candles in candles_by_symbol.items():
+        times = candles.open_time
+        if not len(times) or not history_ms:
+            continue
+        within = int(np.searchsorted(times, int(times[0]) + history_ms, "left"))
+        k = min(within, len(times) // 2)
+        if k > 0:
+            cut[symbol] = int(times[k - 1])
+    return cut or None

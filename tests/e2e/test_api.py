@@ -257,7 +257,7 @@ def test_websocket_accepts_the_panel_session_cookie(server: Server) -> None:
     ) as ws:
         message = json.loads(ws.recv(timeout=10))
 
-    assert message["type"] in {"candle", "signal", "order", "fill", "position", "equity"}
+    assert message["type"] in {"candle", "signal", "order", "fill", "position", "equity", "alert"}
     assert cookie != TOKEN
 
 

@@ -312,7 +312,7 @@ def test_openapi_declares_typed_bodies_and_error_statuses(server: Server) -> Non
 def test_a_replay_counts_the_whole_run_and_start_at_the_end_is_a_409(tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = Settings(
         data_dir=tmp_path, api_token=TOKEN, speed=10_000_000, autostart=False,
-        strategy="sma_cross", strategy_params={"fast": 5, "slow": 20},
+        strategy="sma_cross", strategy_params={"fast": 5, "slow": 20}, history_days=0,
     )  # fmt: skip
     first = bootstrap(settings)
     first.service.start()

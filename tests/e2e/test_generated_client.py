@@ -147,6 +147,16 @@ ROLLBACK_MODEL = ("POST", "/api/v1/models/rollback")
 COMPARE_MODELS = ("GET", "/api/v1/models/compare")
 TRAIN_MODEL = ("POST", "/api/v1/models/train")
 TRAINING_JOB = ("GET", "/api/v1/models/train/{job_id}")
+ATTRIBUTION = ("GET", "/api/v1/analytics/attribution")
+START_BACKTEST = ("POST", "/api/v1/backtests")
+BACKTESTS = ("GET", "/api/v1/backtests")
+BACKTEST = ("GET", "/api/v1/backtests/{backtest_id}")
+COMPARE_BACKTESTS = ("GET", "/api/v1/backtests/compare")
+BACKTEST_BODY = {
+    "strategy": "sma_cross", "params": {"fast": 5, "slow": 20}, "symbols": ["BTCUSDT"],
+    "start": 1_759_276_800_000, "end": 1_759_363_200_000,  # 2025-10-01, one day
+}  # fmt: skip
+ALERTS = ("GET", "/api/v1/alerts")
 
 PLACED_ID = "generated-client-1"
 PLACED_QTY = Decimal("0.002")
@@ -226,13 +236,18 @@ def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
     calls[TRADES] = generated.call(TRADES, limit=10)
     calls[EQUITY] = generated.call(EQUITY, limit=10)
     calls[SIGNALS] = generated.call(SIGNALS, limit=10)
+    _wait_for("alert", lambda: bool(raw.get("/alerts", params={"rule": "trade_executed"}).json()))
+    trade_rule = generated.model("AlertRule")("trade_executed")
+    calls[ALERTS] = generated.call(ALERTS, rule=trade_rule, limit=10)
     calls[BALANCE] = generated.call(BALANCE)
     leverage = generated.body_model(LEVERAGE).from_dict({"leverage": 3})
     calls[LEVERAGE] = generated.call(LEVERAGE, "ETHUSDT", body=leverage)
     calls[FUNDING] = generated.call(FUNDING, symbol="BTCUSDT")
     calls[ANALYSIS] = generated.call(ANALYSIS, "BTCUSDT")
     calls[PIPELINE_EVENTS] = generated.call(PIPELINE_EVENTS, symbol="BTCUSDT", limit=10)
+    calls[ATTRIBUTION] = generated.call(ATTRIBUTION, by=generated.model("Dimension")("symbol"))
     _call_model_routes(generated, raw, calls)
+    _call_backtest_routes(generated, raw, calls)
     calls[RISK] = generated.call(RISK)
     limits = generated.body_model(RISK_LIMITS).from_dict({"max_open_positions": {"limit": 7}})
     calls[RISK_LIMITS] = generated.call(RISK_LIMITS, body=limits)
@@ -266,6 +281,21 @@ def _call_model_routes(generated: Generated, raw: httpx.Client, calls: dict[Rout
     back = generated.body_model(ROLLBACK_MODEL).from_dict({"kind": "trend", "symbol": "BTCUSDT"})
     calls[ROLLBACK_MODEL] = generated.call(ROLLBACK_MODEL, body=back)
     calls[COMPARE_MODELS] = generated.call(COMPARE_MODELS, ids=f"{first},{second}")
+
+
+def _call_backtest_routes(generated: Generated, raw: httpx.Client, calls: dict[Route, Any]) -> None:
+    """Run two backtests (one through the generated client, one over raw HTTP, each waited
+    for), then list, read and compare them."""
+    body = generated.body_model(START_BACKTEST).from_dict(BACKTEST_BODY)
+    calls[START_BACKTEST] = generated.call(START_BACKTEST, body=body)
+    first = json.loads(calls[START_BACKTEST].content)["id"]
+    _wait_for("backtest", lambda: raw.get(f"/backtests/{first}").json()["status"] == "done")
+    other = raw.post("/backtests", json={**BACKTEST_BODY, "params": {"fast": 8, "slow": 30}})
+    second = other.json()["id"]
+    _wait_for("backtest", lambda: raw.get(f"/backtests/{second}").json()["status"] == "done")
+    calls[BACKTESTS] = generated.call(BACKTESTS, limit=10)
+    calls[BACKTEST] = generated.call(BACKTEST, first)
+    calls[COMPARE_BACKTESTS] = generated.call(COMPARE_BACKTESTS, ids=f"{first},{second}")
 
 
 def _buy_when_margin_allows(raw: httpx.Client, market: dict[str, str]) -> str:
@@ -403,6 +433,13 @@ def _check_analysis(parsed: Any) -> None:
     assert parsed.timeframes.aligned in range(5) and parsed.signal.reasons
 
 
+def _check_attribution(parsed: Any) -> None:
+    assert parsed.by == "symbol" and parsed.currency == "USDT"
+    assert parsed.trades > 0 and sum(g.trades for g in parsed.groups) == parsed.trades
+    assert {g.key for g in parsed.groups} <= set(SYMBOLS)
+    assert sum(_dec(g.pnl) for g in parsed.groups) == _dec(parsed.pnl)
+
+
 def _check_pipeline_events(parsed: Any) -> None:
     assert parsed == []  # sma_cross has no adaptive pipeline: nothing to report
 
@@ -440,6 +477,32 @@ def _check_model_rolled_back(parsed: Any) -> None:
 def _check_models_compared(parsed: Any) -> None:
     assert len(parsed.model_ids) == 2
     assert "holdout.log_loss" in [row.name for row in parsed.metrics]
+    assert all(len(row.values) == 2 for row in parsed.metrics)
+
+
+def _check_alerts(parsed: Any) -> None:
+    assert parsed
+    assert all(a.rule == "trade_executed" and a.data["symbol"] in SYMBOLS for a in parsed)
+    assert all("websocket" in a.channels for a in parsed)
+
+
+def _check_backtest_started(parsed: Any) -> None:
+    assert (parsed.status, parsed.progress, parsed.error) == ("running", 0.0, None)
+
+
+def _check_backtests(parsed: Any) -> None:
+    assert [b.request["params"]["fast"] for b in parsed] == [8, 5]  # newest first
+    assert all(b.status == "done" and b.symbols == ["BTCUSDT"] for b in parsed)
+
+
+def _check_backtest(parsed: Any) -> None:
+    assert (parsed.status, parsed.strategy, parsed.timeframe) == ("done", "sma_cross", "5m")
+    assert len(parsed.equity) == 288 and len(parsed.trades) == parsed.metrics["trades"]
+    assert all(p.drawdown_pct <= 0 for p in parsed.equity)
+
+
+def _check_backtests_compared(parsed: Any) -> None:
+    assert len(parsed.ids) == 2 and len(parsed.backtests) == 2
     assert all(len(row.values) == 2 for row in parsed.metrics)
 
 
@@ -497,6 +560,7 @@ CHECKS: dict[Route, Callable[[Any], None]] = {
     FUNDING: _check_funding,
     ANALYSIS: _check_analysis,
     PIPELINE_EVENTS: _check_pipeline_events,
+    ATTRIBUTION: _check_attribution,
     TRAIN_MODEL: _check_training_started,
     TRAINING_JOB: _check_training_job,
     MODELS: _check_models,
@@ -504,6 +568,11 @@ CHECKS: dict[Route, Callable[[Any], None]] = {
     ACTIVATE_MODEL: _check_model_activated,
     ROLLBACK_MODEL: _check_model_rolled_back,
     COMPARE_MODELS: _check_models_compared,
+    START_BACKTEST: _check_backtest_started,
+    BACKTESTS: _check_backtests,
+    BACKTEST: _check_backtest,
+    COMPARE_BACKTESTS: _check_backtests_compared,
+    ALERTS: _check_alerts,
 }
 """What each route's parsed response must say; one entry for every route of the schema."""
 

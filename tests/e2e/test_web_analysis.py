@@ -49,7 +49,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Cont
     """An ``adaptive`` paper server, run as fast as it goes until :data:`BARS_WANTED` bars,
     then holding :data:`HELD` bought through the API; stopped for the tests."""
     data_dir: Path = tmp_path_factory.mktemp("analysis-page")
-    settings = Settings(data_dir=data_dir, api_token=TOKEN, speed=10_000_000.0, autostart=False)
+    settings = Settings(  # from the first bar: the pipeline's history from its first regime
+        data_dir=data_dir, api_token=TOKEN, speed=10_000_000.0, autostart=False, history_days=0
+    )
     container = bootstrap(settings)
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with (

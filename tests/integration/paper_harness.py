@@ -42,7 +42,8 @@ def trimmed_sample(target: Path, symbols: list[str], bars: int) -> Path:
 
 
 def paper_settings(data_dir: Path, sample: Path, symbols: list[str], **extra: object) -> Settings:
-    """Settings for a fast, non-autostarting paper run on ``sample``."""
+    """Settings for a fast, non-autostarting paper run on ``sample``, replaying from its first
+    bar (no history), as the backtest it is compared with trades from it."""
     values: dict[str, object] = {
         "data_dir": data_dir,
         "sample_dir": sample,
@@ -50,6 +51,7 @@ def paper_settings(data_dir: Path, sample: Path, symbols: list[str], **extra: ob
         "api_token": "test-token-0123456789",
         "speed": 10_000_000.0,
         "autostart": False,
+        "history_days": 0,
     }
     values.update(extra)
     return Settings(**values)  # type: ignore[arg-type]

@@ -148,16 +148,6 @@ def test_ab_refuses_a_param_that_sets_a_feature(capsys: pytest.CaptureFixture[st
     assert "--param regime" in capsys.readouterr().err
 
 
-def test_report_without_ab_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    page = tmp_path / "ab.html"
-
-    code = main(["backtest", "--strategy", "adaptive", "--data", str(BTC), "--report", str(page)])
-
-    assert code == EXIT_USAGE
-    assert "--ab" in capsys.readouterr().err
-    assert not page.exists()
-
-
 def _signal(time: int, direction: Direction, *reasons: Reason) -> Signal:
     confidence = 0.0 if direction is Direction.FLAT else 0.7
     return Signal("BTCUSDT", "5m", time, direction, confidence, reasons, "adaptive")

@@ -77,6 +77,7 @@ class Serve:
             LOOTCAPITAL_STRATEGY=self.strategy,
             LOOTCAPITAL_STRATEGY_PARAMS=json.dumps(self.params),
             LOOTCAPITAL_SPEED="10000000",
+            LOOTCAPITAL_HISTORY_DAYS="0",  # every bar replayed: TOTAL counts them all
             LOOTCAPITAL_AUTOSTART="true",
             LOOTCAPITAL_API_TOKEN=TOKEN,
             LOOTCAPITAL_PORT=str(port),

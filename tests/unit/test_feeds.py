@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from adapters.marketdata.feeds import MAX_SLEEP_S, HistoricalFeed, ReplayFeed
+from adapters.marketdata.feeds import MAX_SLEEP_S, HistoricalFeed, ReplayFeed, history_cut
 from domain.candles import Candles
 from domain.errors import ConfigError, UnknownSymbol
 from tests.fixtures.data import load_sample_candles
@@ -198,3 +198,41 @@ def test_historical_feed_stopped_before_start_yields_nothing() -> None:
 
     assert list(feed.batches()) == []
     assert feed.finished_reason == "stopped"
+
+
+DAY_MS = 86_400_000
+
+
+def test_history_cut_keeps_the_first_days_of_each_symbol_as_history() -> None:
+    candles = {s: load_sample_candles(s) for s in SYMBOLS}
+
+    cut = history_cut(candles, 14 * DAY_MS)
+
+    assert cut is not None
+    for symbol, bars in candles.items():
+        first = int(bars.open_time[0])
+        assert cut[symbol] == first + 14 * DAY_MS - 300_000  # the last 5m bar of day 14
+        feed = ReplayFeed(
+            candles, "5m", speed=math.inf, clock=FakeClock(), start_after=cut, sleep=lambda s: None
+        )
+        assert len(feed.history(symbol)) == 14 * 288
+        assert int(next(feed.batches())[symbol].open_time[0]) == first + 14 * DAY_MS
+
+
+def test_history_cut_leaves_at_least_half_of_a_short_store_to_replay() -> None:
+    bars = load_sample_candles("BTCUSDT")
+    short = bars.slice(0, 3 * 288)  # 3 days
+
+    cut = history_cut({"BTCUSDT": short}, 14 * DAY_MS)
+
+    assert cut == {"BTCUSDT": int(short.open_time[len(short) // 2 - 1])}
+
+
+def test_history_cut_of_zero_days_or_of_empty_stores_replays_from_the_first_bar() -> None:
+    bars = load_sample_candles("BTCUSDT")
+
+    assert history_cut({"BTCUSDT": bars}, 0) is None
+    assert history_cut({"BTCUSDT": bars.slice(0, 0)}, DAY_MS) is None
+    with pytest.raises(ConfigError) as err:
+        history_cut({"BTCUSDT": bars}, -1)
+    assert err.value.field == "history_days"

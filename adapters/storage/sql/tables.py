@@ -407,6 +407,28 @@ class PipelineEventRow(SQLModel, table=True):
     data: dict[str, Any] = _json()
 
 
+class AlertRow(SQLModel, table=True):
+    """One alert of one run (issue 10), stored when it fired: its ``rule``, ``severity``,
+    ``title``, ``message`` and ``data`` (JSON), at ``time`` (ms UTC, market clock), and its
+    delivery: the ``channels`` it was sent to, those that took it (``delivered``) and those
+    that refused it after every retry (``failed``), JSON lists of channel names."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (sa.Index("ix_alerts_run_id_time", "run_id", "time", "id"),)
+
+    id: int | None = _serial_id()
+    run_id: str = _run_id()
+    time: int = _time()
+    rule: str = _text()
+    severity: str = _text()
+    title: str = _text()
+    message: str = _text()
+    data: dict[str, Any] = _json()
+    channels: list[str] = _json()
+    delivered: list[str] = _json()
+    failed: list[str] = _json()
+
+
 class ModelRow(SQLModel, table=True):
     """One stored ML model of the registry (issue 7), shared by every run: its metadata
     (:class:`~domain.ports.ModelMetadata`) as the model store's ``metadata.json`` holds it.
@@ -475,6 +497,32 @@ class ModelActivationRow(SQLModel, table=True):
     action: str = _text()
 
 
+class BacktestRow(SQLModel, table=True):
+    """One backtest run from the API or the panel (issue 10), shared by every run: its
+    ``status`` (``running``, ``done``, ``failed``), what ran (``strategy``, ``symbols``,
+    ``timeframe``, the whole ``request`` as JSON), when it was asked and ended (ms UTC, wall
+    clock), and once done its ``metrics``, ``result`` (the CLI's ``--json`` document less
+    the metrics, with the closes of its symbols) and ``view`` (what the panel shows of the
+    result: the first trades and the thinned chart data; null before revision 0009) as JSON;
+    once failed, ``error``."""
+
+    __tablename__ = "backtests"
+    __table_args__ = (sa.Index("ix_backtests_created_ms", "created_ms", "id"),)
+
+    id: str = Field(sa_type=sa.String(), primary_key=True)
+    status: str = _text()
+    strategy: str = _text()
+    symbols: list[str] = _json()
+    timeframe: str = _text()
+    request: dict[str, Any] = _json()
+    created_ms: int = _time()
+    finished_ms: int | None = _time(nullable=True)
+    error: str | None = _text(nullable=True)
+    metrics: dict[str, Any] | None = _json(nullable=True)
+    result: dict[str, Any] | None = _json(nullable=True)
+    view: dict[str, Any] | None = _json(nullable=True)
+
+
 metadata: sa.MetaData = SQLModel.metadata
 """The metadata holding every table above; Alembic's ``env.py`` compares against it."""
 
@@ -493,5 +541,7 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     ModelRow,
     ModelSymbolRow,
     ModelActivationRow,
+    AlertRow,
+    BacktestRow,
 )
 """Every row class, parents before children (orders before fills)."""

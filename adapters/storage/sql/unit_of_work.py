@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
+from adapters.storage.sql.alert_repository import SqlAlertRepository
 from adapters.storage.sql.model_repository import SqlModelRepository
 from adapters.storage.sql.pipeline_repository import SqlPipelineEventRepository
 from adapters.storage.sql.repositories import (
@@ -30,8 +31,10 @@ from adapters.storage.sql.repositories import (
     SqlSignalRepository,
     SqlTradeRepository,
 )
+from adapters.storage.sql.trade_history import SqlTradeHistoryRepository
 from domain.errors import ConfigError
 from domain.ports import (
+    AlertRepository,
     EquityRepository,
     FillRepository,
     ModelRepository,
@@ -41,6 +44,7 @@ from domain.ports import (
     RiskRepository,
     RunRepository,
     SignalRepository,
+    TradeHistoryRepository,
     TradeRepository,
 )
 
@@ -181,6 +185,7 @@ class SqlUnitOfWork:
     orders: OrderRepository
     fills: FillRepository
     trades: TradeRepository
+    trade_history: TradeHistoryRepository
     positions: PositionRepository
     equity: EquityRepository
     signals: SignalRepository
@@ -188,6 +193,7 @@ class SqlUnitOfWork:
     risk: RiskRepository
     pipeline: PipelineEventRepository
     models: ModelRepository
+    alerts: AlertRepository
 
     def __init__(
         self,
@@ -207,6 +213,7 @@ class SqlUnitOfWork:
         self.orders = SqlOrderRepository(connect, run_id)
         self.fills = SqlFillRepository(connect, run_id)
         self.trades = SqlTradeRepository(connect, run_id)
+        self.trade_history = SqlTradeHistoryRepository(connect, run_id)
         self.funding = SqlFundingRepository(connect, run_id)
         self.positions = SqlPositionRepository(connect, run_id)
         self.equity = SqlEquityRepository(connect, run_id)
@@ -215,6 +222,7 @@ class SqlUnitOfWork:
         self.risk = SqlRiskRepository(connect, run_id)
         self.pipeline = SqlPipelineEventRepository(connect, run_id)
         self.models = SqlModelRepository(connect)
+        self.alerts = SqlAlertRepository(connect, run_id)
 
     def __enter__(self) -> SqlUnitOfWork:
         """Check out a connection (or take the one kept since the last use).

@@ -1,0 +1,107 @@
+// LootCapital backtests page (/backtests): the running backtest's progress, pushed, and the
+// charts of the results and comparisons the page loads.
+//
+// * the WebSocket (/api/v1/ws, authenticated by the session cookie) pushes a "backtest" message
+//   as a backtest's clock moves (its data is the body of POST /api/v1/backtests: id, status,
+//   progress 0..1, error): the bar in #bt-job moves; when the job ends, the page loads its result
+//   (/ui/backtests/{id}) into #bt-result and the list again ("bt-refresh"). A job started
+//   elsewhere (the API, another tab) shows up too. Nothing is polled: after a dropped
+//   connection the page reconnects and reloads the job's line (/ui/backtests/job).
+// * every result or comparison swapped into the page gets its charts drawn
+//   (web/static/backtest_charts.js).
+(function () {
+  "use strict";
+
+  var RETRY_MS = 1000;
+  var MAX_RETRY_MS = 30000;
+  var ended = {}; // backtest id -> its result was loaded
+
+  function jobBox() { return document.getElementById("bt-job"); }
+
+  function pct(progress) { return Math.round(progress * 100) + "%"; }
+
+  function bar(job) {
+    var box = jobBox();
+    if (!box) return;
+    var el = box.querySelector(".bt-job");
+    if (!el || el.getAttribute("data-job-id") !== job.id) {
+      box.innerHTML = "";
+      el = document.createElement("div");
+      el.className = "bt-job";
+      el.setAttribute("data-job-id", job.id);
+      el.innerHTML = '<span class="badge job-status"></span> <span class="mono small muted"></span>' +
+        ' <progress max="1" value="0"></progress> <span class="bt-pct mono"></span>' +
+        ' <span class="bt-job-error field-error"></span>';
+      el.querySelector(".mono.small").textContent = job.id;
+      box.appendChild(el);
+    }
+    var pushes = Number(el.getAttribute("data-pushes") || 0) + 1;
+    el.setAttribute("data-pushes", String(pushes));
+    el.setAttribute("data-status", job.status);
+    el.setAttribute("data-progress", String(job.progress));
+    var badge = el.querySelector(".badge");
+    badge.className = "badge job-status " + job.status;
+    badge.textContent = job.status;
+    var progress = el.querySelector("progress");
+    progress.value = job.progress;
+    progress.textContent = pct(job.progress);
+    el.querySelector(".bt-pct").textContent = pct(job.progress);
+    el.querySelector(".bt-job-error").textContent = job.error || "";
+  }
+
+  function showResult(id) {
+    var target = document.getElementById("bt-result");
+    if (!target || !window.htmx) return;
+    window.htmx.ajax("GET", "/ui/backtests/" + encodeURIComponent(id), {
+      target: "#bt-result", swap: "innerHTML",
+    });
+  }
+
+  function onBacktest(job) {
+    bar(job);
+    if (job.status === "running" || ended[job.id]) return;
+    ended[job.id] = true;
+    document.body.dispatchEvent(new CustomEvent("bt-refresh"));
+    showResult(job.id);
+  }
+
+  function resync() {
+    var box = jobBox();
+    if (box && window.htmx) {
+      window.htmx.ajax("GET", "/ui/backtests/job", { target: "#bt-job", swap: "innerHTML" });
+    }
+    document.body.dispatchEvent(new CustomEvent("bt-refresh"));
+  }
+
+  var delay = RETRY_MS;
+  var opened = false;
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + "/api/v1/ws");
+    socket.addEventListener("open", function () {
+      delay = RETRY_MS;
+      var box = jobBox();
+      if (box) box.setAttribute("data-ws", "open");
+      if (opened) resync(); // messages may have been missed while disconnected
+      opened = true;
+    });
+    socket.addEventListener("message", function (evt) {
+      var message;
+      try { message = JSON.parse(evt.data); } catch (err) { return; }
+      if (message.type === "backtest") onBacktest(message.data);
+      else if (message.type === "lagged") resync();
+    });
+    socket.addEventListener("close", function () {
+      var box = jobBox();
+      if (box) box.setAttribute("data-ws", "closed");
+      window.setTimeout(connect, delay);
+      delay = Math.min(delay * 2, MAX_RETRY_MS);
+    });
+  }
+
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (window.LootBacktestCharts) window.LootBacktestCharts.draw(evt.detail.target || document);
+  });
+  document.addEventListener("DOMContentLoaded", connect);
+})();
