@@ -16,8 +16,6 @@
   "use strict";
 
   var REFRESH_MS = 2000;
-  var RETRY_MS = 1000;
-  var MAX_RETRY_MS = 30000;
 
   var timer = null;
 
@@ -153,32 +151,7 @@
 
   // -- the WebSocket ------------------------------------------------------------------------
 
-  var delay = RETRY_MS;
-  var opened = false;
-
-  function connect() {
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + window.location.host + "/api/v1/ws");
-    socket.addEventListener("open", function () {
-      delay = RETRY_MS;
-      var jobs = list();
-      if (jobs) jobs.setAttribute("data-ws", "open");
-      if (opened) resync(); // messages may have been missed while disconnected
-      opened = true;
-    });
-    socket.addEventListener("message", function (evt) {
-      var message;
-      try { message = JSON.parse(evt.data); } catch (err) { return; }
-      if (message.type === "training") onTraining(message.data);
-      else if (message.type === "lagged") resync();
-    });
-    socket.addEventListener("close", function () {
-      var jobs = list();
-      if (jobs) jobs.setAttribute("data-ws", "closed");
-      window.setTimeout(connect, delay);
-      delay = Math.min(delay * 2, MAX_RETRY_MS);
-    });
-  }
-
-  document.addEventListener("DOMContentLoaded", connect);
+  document.addEventListener("DOMContentLoaded", function () {
+    window.LootCapital.followJobs("training", onTraining, resync, list);
+  });
 })();

@@ -3,7 +3,9 @@
 // * the equity chart (uPlot): loaded from /ui/equity.json, then extended by the SSE "equity"
 //   events, which are kept from being swapped into the page as HTML;
 // * the live-connection badge, the Start/Stop buttons' enabled state, and a return to the login
-//   page when the session is no longer valid (401).
+//   page when the session is no longer valid (401);
+// * LootCapital.followJobs: the WebSocket the pages with background jobs (/ai's trainings, the
+//   backtests) follow them on, reconnecting with backoff.
 // Times are UTC everywhere.
 (function () {
   "use strict";
@@ -202,3 +204,46 @@
     if (evt.detail.xhr && evt.detail.xhr.status === 401) window.location.assign("/");
   });
 })();
+
+// Follow the messages of one type on the API's WebSocket (/api/v1/ws, the session cookie
+// authenticates it): handle(message.data) for each; after a reconnect, and on a "lagged" notice
+// (messages were dropped), resync() reads the state again. marker() is the element whose
+// data-ws attribute says "open" or "closed" (tests and styles read it). Reconnects wait 1 s,
+// doubling up to 30 s.
+window.LootCapital = window.LootCapital || {};
+window.LootCapital.followJobs = function (type, handle, resync, marker) {
+  "use strict";
+  var RETRY_MS = 1000;
+  var MAX_RETRY_MS = 30000;
+  var delay = RETRY_MS;
+  var opened = false;
+
+  function mark(state) {
+    var el = marker();
+    if (el) el.setAttribute("data-ws", state);
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + "/api/v1/ws");
+    socket.addEventListener("open", function () {
+      delay = RETRY_MS;
+      mark("open");
+      if (opened) resync(); // messages may have been missed while disconnected
+      opened = true;
+    });
+    socket.addEventListener("message", function (evt) {
+      var message;
+      try { message = JSON.parse(evt.data); } catch (err) { return; }
+      if (message.type === type) handle(message.data);
+      else if (message.type === "lagged") resync();
+    });
+    socket.addEventListener("close", function () {
+      mark("closed");
+      window.setTimeout(connect, delay);
+      delay = Math.min(delay * 2, MAX_RETRY_MS);
+    });
+  }
+
+  connect();
+};

@@ -12,8 +12,6 @@
 (function () {
   "use strict";
 
-  var RETRY_MS = 1000;
-  var MAX_RETRY_MS = 30000;
   var ended = {}; // backtest id -> its result was loaded
 
   function jobBox() { return document.getElementById("bt-job"); }
@@ -73,35 +71,10 @@
     document.body.dispatchEvent(new CustomEvent("bt-refresh"));
   }
 
-  var delay = RETRY_MS;
-  var opened = false;
-
-  function connect() {
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + window.location.host + "/api/v1/ws");
-    socket.addEventListener("open", function () {
-      delay = RETRY_MS;
-      var box = jobBox();
-      if (box) box.setAttribute("data-ws", "open");
-      if (opened) resync(); // messages may have been missed while disconnected
-      opened = true;
-    });
-    socket.addEventListener("message", function (evt) {
-      var message;
-      try { message = JSON.parse(evt.data); } catch (err) { return; }
-      if (message.type === "backtest") onBacktest(message.data);
-      else if (message.type === "lagged") resync();
-    });
-    socket.addEventListener("close", function () {
-      var box = jobBox();
-      if (box) box.setAttribute("data-ws", "closed");
-      window.setTimeout(connect, delay);
-      delay = Math.min(delay * 2, MAX_RETRY_MS);
-    });
-  }
-
   document.addEventListener("htmx:afterSwap", function (evt) {
     if (window.LootBacktestCharts) window.LootBacktestCharts.draw(evt.detail.target || document);
   });
-  document.addEventListener("DOMContentLoaded", connect);
+  document.addEventListener("DOMContentLoaded", function () {
+    window.LootCapital.followJobs("backtest", onBacktest, resync, jobBox);
+  });
 })();
