@@ -45,8 +45,10 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# Test files run in parallel, one worker per core (at most 4): a file's module fixtures (a
+# server, a database) stay in one worker.
 test: lint $(CHROMIUM) $(PROMETHEUS)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 bench: install-dev
 	$(BIN)/python benchmarks/backtest_speed.py
