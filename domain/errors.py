@@ -140,6 +140,28 @@ class PermanentVenueError(VenueError):
     code = "venue_permanent"
 
 
+class RateLimited(TransientVenueError):
+    """The venue refused a request for its rate limit (HTTP 429); retry no sooner than
+    ``retry_after_ms`` (ms, from its ``Retry-After``; None when it gave none)."""
+
+    code = "venue_rate_limited"
+
+    def __init__(self, message: str, *, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+
+class VenueBanned(PermanentVenueError):
+    """The venue banned this client (Binance: HTTP 418 after ignoring 429s) until
+    ``until_ms`` (ms UTC): no request may be sent before then."""
+
+    code = "venue_banned"
+
+    def __init__(self, message: str, *, until_ms: int) -> None:
+        super().__init__(message)
+        self.until_ms = until_ms
+
+
 class DeliveryError(Exception):
     """A failure delivering an alert to a channel (a webhook, an SMTP server). Messages never
     hold a secret (a password, a webhook URL's token)."""

@@ -30,7 +30,7 @@ from domain.strategies import STRATEGIES, build_strategy
 from domain.strategies.params import param_specs
 from domain.symbols import venue_symbol
 from domain.timeframes import timeframe_ms
-from lootcapital import analyze_cli, ml_cli
+from lootcapital import analyze_cli, download_cli, ml_cli
 from lootcapital.progress_bar import ProgressBar
 from lootcapital.report import fmt_ms, print_report
 from lootcapital.settings import Settings, describe_error, load_settings
@@ -571,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_data_import)
     lst = data_sub.add_parser("list", help="list stored candle series")
     lst.set_defaults(func=cmd_data_list)
+    download_cli.add_parser(data_sub)
     return parser
 
 

@@ -22,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
 from domain.errors import ConfigError
 from domain.futures import DEFAULT_LIQUIDATION_FEE
 from domain.margin import MarginMode
@@ -140,6 +141,13 @@ class RiskSettings(_Section):
     max_leverage: MaxLeverageSettings = Field(default_factory=lambda: MaxLeverageSettings())
 
 
+class VenuesSettings(_Section):
+    """Live venues' connections, one section per venue. Environment:
+    ``LOOTCAPITAL_VENUES__BINANCE_USDM__REST_URL``, ``..._WS_URL``, ``..._DEMO``."""
+
+    binance_usdm: BinanceUsdmSettings = Field(default_factory=lambda: BinanceUsdmSettings())
+
+
 class Settings(BaseSettings):
     """Every setting of the server and the CLI (env prefix ``LOOTCAPITAL_``).
 
@@ -239,6 +247,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     risk: RiskSettings = Field(default_factory=lambda: RiskSettings())
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
+    venues: VenuesSettings = Field(default_factory=lambda: VenuesSettings())
 
     @field_validator("instruments_files", mode="before")
     @classmethod
@@ -347,7 +356,7 @@ def describe_error(exc: Exception) -> str:
         name = ".".join(str(p) for p in e.get("loc", ())) or "settings"
         parts = name.split(".")
         # Nested sections are set one key at a time: LOOTCAPITAL_RISK__DAILY_LOSS__LIMIT.
-        nested = parts[0] in ("risk", "alerts")
+        nested = parts[0] in ("risk", "alerts", "venues")
         env = "LOOTCAPITAL_" + ("__".join(parts) if nested else parts[0]).upper()
         secret = parts[0] in _SECRETS or (parts[0] == "alerts" and parts[-1] in _ALERT_SECRETS)
         shown = "***" if secret else repr(e.get("input"))

@@ -1,0 +1,256 @@
+"""Closed bars from Binance USDⓈ-M: history over REST and live bars from the kline stream.
+
+A bar is *closed* when the venue says so: the stream's final update of a bar (``k.x``, which
+ccxt's ``watch_ohlcv`` drops and :class:`~adapters.venues.binance_usdm.client.UsdmExchange`
+hands on), or over REST once its close (``open_time + period``) is ``close_grace_s`` behind the
+venue's clock (REST answers include the bar still forming; it is never returned). The venue's
+clock is our :class:`~domain.ports.Clock` plus the offset measured against ``GET
+/fapi/v1/time``.
+
+The live stream (:class:`KlineStream`) yields closed bars in order, each once: a bar at or
+before the last one yielded is a duplicate and dropped; when a bar arrives after a hole, or the
+next bar is overdue (its close ``close_grace_s`` past with no closed update: a dropped
+connection, a lost message, a quiet market), the missing closed bars are fetched over REST and
+yielded first. Holes the venue's REST answer also lacks are reported, never filled. A timeframe
+with no closed bar for more than 2 periods is stale (spec 001, "Data staleness").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
+
+from adapters.venues.binance_usdm.capabilities import CAPABILITIES, VENUE, Capabilities
+from adapters.venues.binance_usdm.client import Retrying, Sleep, UsdmExchange
+from adapters.venues.binance_usdm.kline_stream import KlineStream
+from adapters.venues.binance_usdm.parsing import ohlcv_candles
+from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
+from domain.candles import Candles
+from domain.errors import ConfigError, UnknownSymbol
+from domain.ports import Clock
+from domain.timeframes import timeframe_ms
+
+
+class Page(NamedTuple):
+    """One REST page of closed bars (in order, no duplicates) and the duplicates it dropped."""
+
+    candles: Candles
+    duplicates: int
+
+
+class BinanceUsdmMarketData:
+    """Binance USDⓈ-M market data through one ccxt exchange; an async context manager.
+
+    Parameters
+    ----------
+    settings:
+        URLs, timeouts, retries and the stream's grace and polling.
+    clock:
+        Our time (ms UTC); the venue's is this plus :attr:`offset_ms`.
+    capabilities:
+        The venue's timeframes and page size.
+    sleep:
+        Waits between retries (see :class:`~adapters.venues.binance_usdm.client.Retrying`).
+
+    Attributes
+    ----------
+    exchange:
+        The ccxt exchange (its ``responses`` count REST answers by path and status).
+    call:
+        Runs a venue call, retrying transient failures (its ``retries`` count them).
+    offset_ms:
+        Venue clock minus ours (ms), from :meth:`sync_time`.
+    """
+
+    def __init__(
+        self,
+        settings: BinanceUsdmSettings,
+        *,
+        clock: Clock,
+        capabilities: Capabilities = CAPABILITIES,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.capabilities = capabilities
+        self._clock = clock
+        self.exchange = UsdmExchange(settings, clock=clock, on_kline=self._on_kline)
+        self.call = Retrying(settings, sleep=sleep)
+        self.offset_ms = 0
+        self._streams: dict[tuple[str, str], KlineStream] = {}
+
+    async def __aenter__(self) -> BinanceUsdmMarketData:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Load the venue's markets and measure the clock offset.
+
+        Raises
+        ------
+        VenueError
+            When the venue cannot be reached after the retries, or refuses.
+        """
+        await self.call(self.exchange.load_markets)
+        await self.sync_time()
+
+    async def close(self) -> None:
+        """Stop every stream and close the connections."""
+        for stream in list(self._streams.values()):
+            await stream.aclose()
+        await self.exchange.close()
+
+    async def sync_time(self) -> int:
+        """Measure :attr:`offset_ms` as the venue's time minus the midpoint of our request's
+        send and receive times (ms); returns it."""
+        sent = self._clock.now_ms()
+        server = await self.call(self.exchange.fetch_time)
+        received = self._clock.now_ms()
+        self.offset_ms = int(server) - (sent + received) // 2
+        return self.offset_ms
+
+    def venue_now(self) -> int:
+        """The venue's time now (ms UTC)."""
+        return self._clock.now_ms() + self.offset_ms
+
+    def last_closed(self, timeframe: str) -> int:
+        """Open time (ms UTC) of the newest bar whose close is ``close_grace_s`` behind the
+        venue's clock."""
+        step = timeframe_ms(timeframe)
+        return (self.venue_now() - int(self.settings.close_grace_s * 1000)) // step * step - step
+
+    def market(self, symbol: str) -> str:
+        """ccxt's symbol of the venue's ``symbol`` (``BTCUSDT`` → ``BTC/USDT:USDT``).
+
+        Raises
+        ------
+        UnknownSymbol
+            (``field="symbol"``) When the venue lists no such USDⓈ-M market.
+        """
+        for market in (self.exchange.markets_by_id or {}).get(symbol, []):
+            if market.get("linear") and market.get("contract"):
+                return str(market["symbol"])
+        raise UnknownSymbol(f"{symbol!r} is not a {VENUE} market", field="symbol")
+
+    def check_timeframe(self, timeframe: str) -> int:
+        """``timeframe``'s length in ms.
+
+        Raises
+        ------
+        ConfigError
+            (``field="timeframe"``) Not a timeframe name, or not one of the venue's.
+        """
+        step = timeframe_ms(timeframe)
+        if timeframe not in self.capabilities.timeframes:
+            raise ConfigError(
+                f"timeframe {timeframe!r} is not served by {VENUE}; choose one of "
+                f"{', '.join(self.capabilities.timeframes)}",
+                field="timeframe",
+            )
+        return step
+
+    async def pages(
+        self, symbol: str, timeframe: str, start_ms: int, end_ms: int | None = None
+    ) -> AsyncIterator[Page]:
+        """Closed bars with ``start_ms <= open_time < end_ms``, page by page, over REST.
+
+        Parameters
+        ----------
+        symbol:
+            The venue's symbol, e.g. ``"BTCUSDT"``.
+        timeframe:
+            One of the venue's timeframes, e.g. ``"5m"``.
+        start_ms, end_ms:
+            The period (ms UTC); without ``end_ms``, up to the last closed bar (bars still
+            forming are never returned, whatever ``end_ms`` says).
+
+        Yields
+        ------
+        Page
+            Up to ``capabilities.klines_per_page`` bars each, validated as imported files are;
+            bars repeated across pages dropped and counted. Holes in the venue's answer stay.
+
+        Raises
+        ------
+        UnknownSymbol, ConfigError
+            A symbol or timeframe the venue does not have.
+        DataError
+            A malformed bar (naming the page and row).
+        VenueError
+            A transient failure after the retries, or a permanent one.
+        """
+        step = self.check_timeframe(timeframe)
+        unified = self.market(symbol)
+        stop = self.last_closed(timeframe)  # the last open_time to return
+        if end_ms is not None:
+            stop = min(stop, end_ms - 1)
+        size = self.capabilities.klines_per_page
+        since, last = start_ms, None
+        while since <= stop:
+            rows = await self._klines(unified, timeframe, since, stop)
+            source = f"{VENUE} {symbol} {timeframe} klines from {since}"
+            parsed = ohlcv_candles(rows, source=source, after_ms=last)
+            bars = parsed.candles.between(None, stop + 1)
+            if not len(bars):
+                return
+            yield Page(bars, parsed.duplicates)
+            last = int(bars.open_time[-1])
+            if len(rows) < size:
+                return
+            since = last + step
+
+    async def backfill(
+        self, symbol: str, timeframe: str, start_ms: int, end_ms: int | None = None
+    ) -> Candles:
+        """Every closed bar of :meth:`pages` in one series (same arguments and errors)."""
+        out = Candles.empty()
+        async for page in self.pages(symbol, timeframe, start_ms, end_ms):
+            out = out.concat(page.candles)
+        return out
+
+    def stream(self, symbol: str, timeframe: str, *, after_ms: int | None = None) -> KlineStream:
+        """The live closed bars of ``symbol`` on ``timeframe`` (see :class:`KlineStream`); call
+        it on the event loop: the subscription starts at once.
+
+        Parameters
+        ----------
+        after_ms:
+            Open time (ms UTC) of the last bar the caller has: the stream starts with the
+            closed bars after it, fetched over REST. None: from the first closed bar streamed.
+
+        Raises
+        ------
+        UnknownSymbol, ConfigError
+            A symbol or timeframe the venue does not have, or one already streamed.
+        """
+        self.check_timeframe(timeframe)
+        self.market(symbol)
+        key = (symbol, timeframe)
+        if key in self._streams:
+            raise ConfigError(f"{symbol} {timeframe} is already streamed", field="symbol")
+        stream = KlineStream(self, symbol, timeframe, after_ms=after_ms)
+        self._streams[key] = stream
+        stream.start()
+        return stream
+
+    def _forget(self, stream: KlineStream) -> None:
+        self._streams.pop((stream.symbol, stream.timeframe), None)
+
+    async def _klines(self, unified: str, timeframe: str, since: int, stop: int) -> list[list]:
+        size = self.capabilities.klines_per_page
+        params = {"until": stop}
+        return await self.call(
+            lambda: self.exchange.fetch_ohlcv(unified, timeframe, since, size, params)
+        )
+
+    def _on_kline(self, event: dict[str, Any]) -> None:
+        """Route a kline-stream event to its stream (ccxt calls this on its event loop)."""
+        k = event.get("k")
+        if not isinstance(k, dict):
+            return
+        stream = self._streams.get((str(k.get("s")), str(k.get("i"))))
+        if stream is not None:
+            stream.receive(event)

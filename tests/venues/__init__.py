@@ -1,0 +1,1 @@
+"""Fake venues on loopback, speaking real venues' wire formats."""
