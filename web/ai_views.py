@@ -3,11 +3,13 @@ latest call and whether ML acts there (and why not), and the last ML signals wit
 outcomes.
 
 A signal the ML acted on carries an ``ml`` reason whose values are the prediction's
-(``probability_up``, ``probability_signal``, ``contribution.<feature>`` for the top features) and
-whose message is the one-line explanation, the rule applied and the model id in brackets
-(:func:`domain.ml.signal_input.with_prediction`); an entry on a symbol where ML is off carries an
-``ml`` reason ``"ML off: <why>"`` instead. :func:`ml_call` and :func:`ml_off_reason` read them
-back from the stored signals, so the page shows what ``GET /api/v1/signals`` holds.
+(the trend model's ``probability_up`` and ``probability_signal``, or the mean-reversion model's
+``probability``, P(reversion); ``contribution.<feature>`` for the top features) and whose
+message is the one-line explanation, the rule applied and the model id in brackets
+(:func:`domain.ml.signal_input.with_prediction`,
+:func:`domain.strategies.mean_reversion_rules.ml_reason`); an entry on a symbol where ML is off
+carries an ``ml`` reason ``"ML off: <why>"`` instead. :func:`ml_call` and :func:`ml_off_reason`
+read them back from the stored signals, so the page shows what ``GET /api/v1/signals`` holds.
 
 A call's outcome (:func:`outcome`) is judged as the trend model's label is: the close
 :data:`HORIZON_MS` after the signal's bar close against the close at it, both read from the bars
@@ -68,10 +70,12 @@ class MLCall:
 
     ``action`` is ``buy``, ``sell`` or ``hold`` (the signal's ``direction``: ``long``, ``short``
     or ``flat``, an entry the ML filtered); ``confidence`` the signal's, after the ML; the
-    model's ``probability_up`` (P(the close 4 hours on is higher)) and ``probability_signal``
-    (P(the signal's direction is right)); ``explanation`` the ML reason's message; ``model_id``
-    the model that predicted (None when the message names none); ``contributions`` the top
-    features, largest effect first.
+    model's ``probability`` of the event its ``question`` names: ``up`` (the trend model: P(the
+    close 4 hours on is higher)) or ``reversion`` (the mean-reversion model: P(the stretch
+    reverts)); ``probability_signal`` (P(the signal's direction is right); None for the
+    mean-reversion model, whose probability is that already); ``explanation`` the ML reason's
+    message; ``model_id`` the model that predicted (None when the message names none);
+    ``contributions`` the top features, largest effect first.
     """
 
     symbol: str
@@ -79,7 +83,8 @@ class MLCall:
     direction: str
     action: str
     confidence: float
-    probability_up: float
+    probability: float
+    question: Literal["up", "reversion"]
     probability_signal: float | None
     explanation: str
     model_id: str | None
@@ -123,7 +128,9 @@ class MLScan:
 def ml_reason(signal: Signal) -> Reason | None:
     """The ``ml`` reason of ``signal`` that carries a prediction (None: the ML did not act)."""
     for reason in signal.reasons:
-        if reason.component == ML and "probability_up" in reason.values:
+        if reason.component == ML and (
+            "probability_up" in reason.values or "probability" in reason.values
+        ):
             return reason
     return None
 
@@ -146,6 +153,7 @@ def ml_call(signal: Signal) -> MLCall | None:
     if reason is None:
         return None
     values = reason.values
+    up = "probability_up" in values
     contributions = sorted(
         (
             Contribution(key.removeprefix(CONTRIBUTION), float(value))
@@ -162,7 +170,8 @@ def ml_call(signal: Signal) -> MLCall | None:
         direction=signal.direction.value,
         action=ACTIONS[signal.direction],
         confidence=signal.confidence,
-        probability_up=float(values["probability_up"]),
+        probability=float(values["probability_up" if up else "probability"]),
+        question="up" if up else "reversion",
         probability_signal=None if p_signal is None else float(p_signal),
         explanation=reason.message,
         model_id=None if found is None else found.group(1),

@@ -209,7 +209,7 @@ def test_the_list_shows_the_last_ten_ml_signals_with_the_probabilities_of_the_ap
     for row, text, signal in zip(rows, explained, expected, strict=True):
         reason = _ml_reason(signal)
         assert reason is not None
-        assert float(row["data-p-up"]) == reason["values"]["probability_up"]
+        assert float(row["data-probability"]) == reason["values"]["probability_up"]
         assert row["data-direction"] == signal["direction"]
         assert text == reason["message"]
 
@@ -284,7 +284,7 @@ def test_each_symbol_shows_its_latest_call_and_whether_ml_acts_there(
     call = by_attr(response.text, "data-p-up")
     (shown,) = call.values()
     assert int(shown["attrs"]["data-time"]) == latest["time"]
-    assert float(shown["attrs"]["data-p-up"]) == reason["values"]["probability_up"]
+    assert float(shown["attrs"]["data-probability"]) == reason["values"]["probability_up"]
     assert float(shown["attrs"]["data-confidence"]) == latest["confidence"]
     actions = {"long": "buy", "short": "sell", "flat": "hold"}
     assert shown["attrs"]["data-action"] == actions[latest["direction"]]

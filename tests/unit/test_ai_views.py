@@ -17,6 +17,7 @@ from domain.ml.predictor import MLRules, Prediction
 from domain.ml.signal_input import with_prediction
 from domain.model import Direction, Reason, Signal
 from domain.pipeline_events import ML, PipelineEvent
+from domain.strategies.mean_reversion_rules import ml_reason as mr_reason
 from tests.fixtures.data import load_sample_candles
 from web.ai_views import (
     HORIZON_MS,
@@ -93,10 +94,33 @@ def test_a_call_is_read_back_from_the_ml_reason_the_strategy_writes() -> None:
     (reason,) = [r for r in stored.reasons if r.component == ML]
     assert call.explanation == reason.message and call.explanation.startswith("long 0.78: ")
     assert call.model_id == MODEL
-    assert (call.probability_up, call.probability_signal) == (0.78, 0.78)
+    assert (call.probability, call.question, call.probability_signal) == (0.78, "up", 0.78)
     assert (call.action, call.direction) == ("buy", "long")
     assert call.confidence == stored.confidence > 0.6  # lifted above 0.7
     assert call.contributions == tuple(Contribution(p.feature, p.contribution) for p in PARTS)
+
+
+def test_a_mean_reversion_call_is_read_back_with_its_probability_of_reversion() -> None:
+    """The ml_mean_reversion strategy's ``ml`` reason (P(reversion), no P(up)) is a call too:
+    the page shows that strategy's calls, labelled as what its model predicts."""
+    mr_model = "mean_reversion-BTCUSDT-hgb-20250920T000000-5e6f7a8b"
+    prediction = Prediction("BTCUSDT", 1_758_600_000_000, 0.71, PARTS[:3], "", None, mr_model)
+    reasons = (Reason("bands", "close 2.3 ATR under the mean", {}), mr_reason(prediction, 0.6))
+    stored = Signal("BTCUSDT", "5m", 1_758_600_000_000, Direction.LONG, 0.71, reasons,
+                    "ml_mean_reversion")  # fmt: skip
+
+    call = ml_call(stored)
+
+    assert call is not None
+    assert (call.probability, call.question, call.probability_signal) == (0.71, "reversion", None)
+    assert call.model_id == mr_model and call.explanation.startswith("P(reversion) 0.71 >= 0.6")
+    assert call.contributions[0] == Contribution(PARTS[0].feature, PARTS[0].contribution)
+    rows = recent_rows([call], {}, M5)
+    html = render("partials/ai_signals.html", {
+        "rows": rows, "counts": tally(rows), "symbol": None, "symbols": ["BTCUSDT"],
+        "horizon_h": 4, "scanned": 1, "truncated": False, "uses_ml": True,
+    })  # fmt: skip
+    assert 'data-question="reversion"' in html and "71.0%" in html
 
 
 def test_a_short_calls_signal_probability_is_the_complement_of_up() -> None:
@@ -104,7 +128,7 @@ def test_a_short_calls_signal_probability_is_the_complement_of_up() -> None:
 
     assert call is not None
     assert call.action == "sell"
-    assert call.probability_up == 0.35
+    assert call.probability == 0.35
     assert call.probability_signal == pytest.approx(0.65)
 
 
@@ -294,7 +318,7 @@ def test_the_partials_show_each_call_with_its_numbers_and_outcome(btc: Candles) 
     cards = render("partials/ai_symbols.html", common | {"cards": [card, off]})
 
     judged = rows[0]["outcome"]
-    assert f'data-time="{time}"' in listing and 'data-p-up="0.73"' in listing
+    assert f'data-time="{time}"' in listing and 'data-probability="0.73"' in listing
     assert f'data-outcome="{judged.status}"' in listing and f'data-move="{judged.move}"' in listing
     assert "73.0%" in listing and MODEL in listing
     assert 'data-ml-state="on"' in cards and 'data-ml-state="off"' in cards
