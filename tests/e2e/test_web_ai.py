@@ -255,7 +255,7 @@ def test_the_symbol_filter_lists_only_that_symbols_ml_signals(browser: httpx.Cli
     btc = browser.get("/ui/ai/signals", params={"symbol": "BTCUSDT"}).text
     eth = browser.get("/ui/ai/signals", params={"symbol": "ETHUSDT"}).text
 
-    symbols = [e["attrs"]["data-symbol"] for e in elements(btc) if "data-p-up" in e["attrs"]]
+    symbols = [e["attrs"]["data-symbol"] for e in elements(btc) if "data-probability" in e["attrs"]]
     assert len(symbols) == 10 and set(symbols) == {"BTCUSDT"}
     assert "No ML signal yet on ETHUSDT" in eth
     assert browser.get("/ui/ai/signals", params={"symbol": "not a symbol!"}).status_code == 404
@@ -281,7 +281,7 @@ def test_each_symbol_shows_its_latest_call_and_whether_ml_acts_there(
         assert cards[symbol]["attrs"]["data-ml-state"] == features[symbol]["ml"]
     assert features["BTCUSDT"]["ml"] == "on" and features["ETHUSDT"]["ml"] == "off"
     btc, eth = cards["BTCUSDT"]["text"], cards["ETHUSDT"]["text"]
-    call = by_attr(response.text, "data-p-up")
+    call = by_attr(response.text, "data-probability")
     (shown,) = call.values()
     assert int(shown["attrs"]["data-time"]) == latest["time"]
     assert float(shown["attrs"]["data-probability"]) == reason["values"]["probability_up"]
