@@ -53,8 +53,10 @@ LOG.setLevel(logging.INFO)  # the screenshots' paths reach pytest's log capture 
 T = TypeVar("T")
 
 TOKEN = "browser-test-token-for-the-panel"  # bootstrap wants at least 16 characters
-WAIT_MS = 10_000
-"""How long an expectation or a wait may take: the replay brings a bar every 50 ms."""
+WAIT_MS = 30_000
+"""How long an expectation or a wait may take at most (one that holds returns at once): the
+replay brings a bar every 50 ms, but a backtest launched from the panel took over 10 s on a
+2-core machine running the test files in parallel."""
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 CHROMIUM_ARGS = [
