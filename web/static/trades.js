@@ -17,6 +17,7 @@
   var plots = {}; // element id -> uPlot
   var series = null; // the last charts.json
   var period = "day";
+  var PERIOD_S = { day: 86400, week: 7 * 86400, month: 31 * 86400 }; // a bar's width at most
 
   function query() {
     var form = document.getElementById("trade-filters");
@@ -56,6 +57,16 @@
   function timeAxis() {
     return Object.assign({}, axisStyle, {
       values: function (u, splits) { return splits.map(function (ts) { return utcDay(ts).slice(5); }); },
+    });
+  }
+
+  // The PnL bars start at 00:00 UTC: a tick between days (uPlot's hours on a short range) gets
+  // no label, so each day is named once.
+  function dayAxis() {
+    return Object.assign({}, axisStyle, {
+      values: function (u, splits) {
+        return splits.map(function (ts) { return ts % 86400 ? "" : utcDay(ts).slice(5); });
+      },
     });
   }
 
@@ -103,9 +114,15 @@
     var parts = split(rows.map(function (r) { return r[1]; }));
     place("pnl-chart", {
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
-      scales: { x: { time: true }, y: { range: function (u, min, max) { return [Math.min(min || 0, 0), Math.max(max || 0, 0)]; } } },
+      // Half a period either side of the data, so that the first and last bars show whole; a
+      // lone bar's range is taken from the data too: uPlot widens one point by 86,400,000 (a
+      // day in ms, 1000 days of these seconds) before it asks.
+      scales: { x: { time: true, range: function (u) {
+        var xs = u.data[0], pad = PERIOD_S[period] / 2;
+        return [xs[0] - pad, xs[xs.length - 1] + pad];
+      } }, y: { range: function (u, min, max) { return [Math.min(min || 0, 0), Math.max(max || 0, 0)]; } } },
       series: [{ label: period, value: function (u, ts) { return ts == null ? "—" : utcDay(ts); } }].concat(barSeries("PnL")),
-      axes: [timeAxis(), valueAxis("")],
+      axes: [dayAxis(), valueAxis("")],
     }, [t, parts[0], parts[1]]);
   }
 
