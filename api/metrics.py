@@ -203,13 +203,20 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=r,
         )  # fmt: skip
+        self.feed_stale = Gauge(
+            "lootcapital_feed_stale",
+            "1 while a symbol's live feed has had no closed bar for more than 2 bar periods, "
+            "else 0 (live feeds only: a replay is never stale).",
+            ["venue", "symbol"], registry=r,
+        )  # fmt: skip
 
     def set_engine(
         self, status: Status, positions: Sequence[PositionView], orders: Sequence[Order]
     ) -> None:
         """Set the engine's and the account's gauges (read on each scrape): running, stopped
         on an error, equity; every traded symbol's exposure, unrealized PnL and open orders
-        (0 when flat or none), from ``positions`` and the ``orders`` not final yet."""
+        (0 when flat or none), from ``positions`` and the ``orders`` not final yet; with a live
+        feed, whether each symbol's feed is stale."""
         self.engine_running.set(1.0 if status.running else 0.0)
         self.engine_error.set(1.0 if not status.running and status.error is not None else 0.0)
         self.equity.set(float(status.equity))
@@ -227,6 +234,10 @@ class Metrics:
             self.unrealized_pnl.labels(symbol).set(unrealized[symbol])
         for symbol, count in working.items():
             self.open_orders.labels(symbol).set(count)
+        if status.feed_venue is not None:
+            stale = {f.symbol for f in status.stale_feeds}
+            for symbol in status.symbols:
+                self.feed_stale.labels(status.feed_venue, symbol).set(float(symbol in stale))
 
     def on_batch(self, outcome: BatchOutcome, seconds: float) -> None:
         """Count a processed batch's bars, time them and note when it was processed."""

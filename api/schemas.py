@@ -260,11 +260,24 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
 
 
+class StaleFeedOut(BaseModel):
+    """A symbol whose live feed has had no closed bar for ``silent_ms`` (ms), more than 2 bar
+    periods, at ``time`` (ms UTC); ``last_bar_time`` is the open time of its last bar (null:
+    none yet)."""
+
+    symbol: str
+    silent_ms: int
+    time: int
+    last_bar_time: int | None
+
+
 class StatusOut(BaseModel):
     """What the engine is doing. ``clock_time`` is market time (ms UTC); ``equity`` and
     ``cash`` are in ``currency``; ``candles_processed`` counts the whole run (across restarts);
     ``stopped_reason`` says why it is not running (None while running: ``"end of data"``,
-    ``"stopped by user"``, ``"error: …"``, ``"not started"``); ``error`` the last error."""
+    ``"stopped by user"``, ``"error: …"``, ``"not started"``); ``error`` the last error;
+    ``feed_venue`` the venue whose live bars are traded (null: a replay of stored bars) and
+    ``stale_feeds`` its symbols gone stale (the strategy trades on without them)."""
 
     mode: str
     running: bool
@@ -278,6 +291,8 @@ class StatusOut(BaseModel):
     currency: str
     stopped_reason: str | None
     error: str | None
+    feed_venue: str | None
+    stale_feeds: list[StaleFeedOut]
 
 
 class CandleOut(BaseModel):
@@ -651,6 +666,13 @@ def status_out(s: Status, n: Numbers) -> StatusOut:
         currency=n.money_currency,
         stopped_reason=s.stopped_reason,
         error=s.error,
+        feed_venue=s.feed_venue,
+        stale_feeds=[
+            StaleFeedOut(
+                symbol=f.symbol, silent_ms=f.silent_ms, time=f.time, last_bar_time=f.last_bar_time
+            )
+            for f in s.stale_feeds
+        ],
     )
 
 

@@ -9,11 +9,12 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from domain.alerts import Alert, AlertRecord
 from domain.attribution import TradeEntry
 from domain.candles import Candles, Gap
+from domain.events import FeedStale
 from domain.funding import FundingPayment
 from domain.futures import MarginReport
 from domain.model import EquityPoint, Fill, Order, OrderStatus, Position, Signal, Trade
@@ -78,6 +79,20 @@ class MarketData(Protocol):
 
 END_OF_DATA = "end of data"
 """``MarketData.finished_reason`` (and a run's stop reason) when a finite feed has no bar left."""
+
+
+@runtime_checkable
+class VenueFeed(Protocol):
+    """A :class:`MarketData` feed of a venue's live bars, which can go stale (a replay of
+    stored bars cannot)."""
+
+    venue: str
+    """The venue's name, e.g. ``"binance-usdm"``."""
+
+    def stale(self) -> tuple[FeedStale, ...]:
+        """The symbols with no closed bar for more than 2 periods now (safe from any
+        thread)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from domain.ledger import Ledger
 from domain.model import Order, Position
 from domain.ports import (
     BarMatcher,
+    CandleStore,
     Clock,
     ExecutionClient,
     MarginAccount,
@@ -73,6 +74,8 @@ logger = logging.getLogger(__name__)
 
 TOKEN_FILE = "api_token"
 MODE = "paper"
+REPLAY = "replay"
+"""``settings.feed`` of a replay of the candle store (the other feeds are venues' live bars)."""
 
 
 @dataclass(slots=True)
@@ -228,6 +231,36 @@ def _applied_fill_ids(uow: UnitOfWork, orders: list[Order]) -> list[str]:
     return ids
 
 
+def live_feed_factory(
+    settings: Settings,
+    store: CandleStore,
+    clock: Clock,
+    publish: Callable[[list[object]], None],
+) -> FeedFactory:
+    """The live feed of ``settings.feed`` (``binance-usdm``), resuming after the given bars:
+    ``settings.history_days`` of warm-up for a new run, its bars appended to ``store``, timed
+    by ``clock``; each symbol going stale is handed to ``publish`` as a
+    :class:`~domain.events.FeedStale`."""
+    from adapters.venues.binance_usdm.live_feed import LiveFeed  # ccxt: loaded only when live
+
+    history_ms = round(settings.history_days * timeframe_ms("1d"))
+
+    def live(start_after: dict[str, int] | None, sleep: Callable[[float], object]) -> LiveFeed:
+        return LiveFeed(
+            settings.venues.binance_usdm,
+            symbols=settings.symbols,
+            timeframe=settings.timeframe,
+            clock=clock,
+            store=store,
+            history_ms=history_ms,
+            start_after=start_after,
+            sleep=sleep,
+            on_stale=lambda event: publish([event]),
+        )
+
+    return live
+
+
 def bootstrap(
     settings: Settings,
     *,
@@ -237,24 +270,29 @@ def bootstrap(
     wall_clock: Clock | None = None,
 ) -> Container:
     """Wire the paper-trading server: storage (migrated to head), candles (the shipped sample
-    imported on first start), the run's kernel restored from storage (strategy state, ledger,
-    execution client), bus and metrics, the model registry (its SQL rows synced with the model
-    store's files), background training and backtests on the stored bars.
+    imported on first start of a replay), the run's kernel restored from storage (strategy
+    state, ledger, execution client), bus and metrics, the model registry (its SQL rows synced
+    with the model store's files), background training and backtests on the stored bars.
 
-    Every port can be injected: ``feed_factory`` replaces the replay of the candle store,
-    ``execution_factory`` the simulated venue, ``market_clock`` makes the kernel's clock (one
-    per kernel build), ``wall_clock`` paces the replay (the system clock by default).
+    The feed is ``settings.feed``: a replay of the candle store, or a venue's live bars (each
+    appended to the candle store as it is traded; a stale symbol published as ``FeedStale``).
+    Every port can be injected: ``feed_factory`` replaces that feed, ``execution_factory`` the
+    simulated venue, ``market_clock`` makes the kernel's clock (one per kernel build),
+    ``wall_clock`` paces the replay and times the live feed (the system clock by default).
 
     Raises
     ------
     ConfigError
         On settings that cannot work together (unknown symbol data, another run's data dir).
+    VenueError
+        When a live feed's venue cannot be reached for the warm-up bars.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     token, generated = api_token(settings)
     sessions = _sessions(settings)
     store = candle_store(settings)
-    _ensure_sample(settings, store)
+    if settings.feed == REPLAY:
+        _ensure_sample(settings, store)
     rules = with_brackets(settings, instruments(settings, settings.symbols))
     funding = sample_funding(settings, settings.symbols)  # read once, not at every rebuild
     params = build_strategy(
@@ -303,6 +341,9 @@ def bootstrap(
         return engine
 
     wall = wall_clock or SystemClock()
+    bus = MessageBus()
+    if feed_factory is None and settings.feed != REPLAY:
+        feed_factory = live_feed_factory(settings, store, wall, bus.publish)
     if feed_factory is None:
         candles = {
             s: store.read(settings.exchange, s, settings.timeframe) for s in settings.symbols
@@ -324,7 +365,6 @@ def bootstrap(
 
         feed_factory = replay
 
-    bus = MessageBus()
     metrics = Metrics(settings.timeframe)
     bus.subscribe(object, metrics.handle)
     service = TradingService(

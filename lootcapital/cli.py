@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from domain.candles import Candles
-from domain.errors import DomainError
+from domain.errors import DomainError, VenueError
 from domain.margin import MarginMode
 from domain.report import breakdown
 from domain.strategies import STRATEGIES, build_strategy
@@ -36,6 +36,7 @@ from lootcapital.report import fmt_ms, print_report
 from lootcapital.settings import Settings, describe_error, load_settings
 
 EXIT_USAGE = 2
+EXIT_VENUE = 1
 
 
 class RedactTokens(logging.Filter):
@@ -117,7 +118,8 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start the server on the replayed sample (paper trading)."""
+    """Start the server: paper trading on the replayed candle store, or on a venue's live bars
+    (``--feed``); 1 when the venue cannot be reached."""
     import uvicorn
 
     from lootcapital.bootstrap import bootstrap, build_app
@@ -129,13 +131,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         speed=args.speed,
         symbols=_venue_symbols(args.symbols, "--symbols") or None,
         strategy=args.strategy,
+        feed=args.feed,
     )
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
     for name in ("uvicorn.access", "uvicorn.error"):  # WebSocket handshakes log via .error
         logging.getLogger(name).addFilter(RedactTokens())
-    container = bootstrap(settings)
+    try:
+        container = bootstrap(settings)
+    except VenueError as exc:
+        print(f"error: {settings.feed}: {exc}", file=sys.stderr)
+        return EXIT_VENUE
     url = f"http://{settings.host}:{settings.port}"
-    print(f"LootCapital paper trading {','.join(settings.symbols)} with {settings.strategy}")
+    source = "replayed bars" if settings.feed == "replay" else f"live {settings.feed} bars"
+    print(
+        f"LootCapital {args.mode} trading {','.join(settings.symbols)} with {settings.strategy} "
+        f"on {source}"
+    )
     print(f"  control panel: {url}/   API: {url}/api/v1   docs: {url}/docs")
     if settings.api_token is None:
         print(f"  API token: {container.api_token}  (saved in {settings.data_dir / 'api_token'})")
@@ -411,7 +422,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the API server and paper-trade the replayed data")
+    serve = sub.add_parser(
+        "serve", help="run the API server and paper-trade the replayed data or live bars"
+    )
+    serve.add_argument(
+        "--mode",
+        choices=("paper",),
+        default="paper",
+        help="paper: the simulated venue fills the strategy's orders against the bars "
+        "(default: paper)",
+    )
+    serve.add_argument(
+        "--feed",
+        choices=("replay", "binance-usdm"),
+        help="where the bars come from: replay (the candle store's bars at --speed) or "
+        "binance-usdm (the venue's live closed klines, stored as they are traded; no API key; "
+        "the URLs are LOOTCAPITAL_VENUES__BINANCE_USDM__REST_URL and _WS_URL) "
+        f"(default: {defaults['feed']}, the feed setting)",
+    )
     serve.add_argument("--host", help=f"address to listen on (default: {defaults['host']})")
     serve.add_argument("--port", type=int, help=f"TCP port (default: {defaults['port']})")
     serve.add_argument(

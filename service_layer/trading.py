@@ -22,7 +22,7 @@ from domain.errors import (
     OrderNotFound,
     UnknownSymbol,
 )
-from domain.events import EngineStarted
+from domain.events import EngineStarted, FeedStale
 from domain.funding import FundingPayment
 from domain.futures import MarginReport, PositionMargin
 from domain.ledger import LedgerChanges
@@ -36,7 +36,7 @@ from domain.model import (
     Trade,
 )
 from domain.pipeline_events import PipelineEvent
-from domain.ports import END_OF_DATA, MarketData, Page, RunState, UnitOfWork
+from domain.ports import END_OF_DATA, MarketData, Page, RunState, UnitOfWork, VenueFeed
 from domain.resample import resample
 from domain.strategies.base import ExplainsPipeline, PipelineView, Strategy
 from domain.timeframes import timeframe_ms
@@ -51,7 +51,9 @@ from service_layer.runner import EngineRunner, Snapshot, change_events, snapshot
 class Status:
     """What the engine is doing. ``clock_time`` is market time (ms UTC); ``equity`` and
     ``cash`` quote currency; ``candles_processed`` counts the whole run; ``stopped_reason``
-    says why it is not running (None while running); ``error`` the last error that stopped it."""
+    says why it is not running (None while running); ``error`` the last error that stopped it;
+    ``feed_venue`` the venue whose live bars are traded (None: a replay of stored bars) and
+    ``stale_feeds`` its symbols with no closed bar for more than 2 periods."""
 
     mode: str
     running: bool
@@ -64,6 +66,8 @@ class Status:
     cash: Decimal
     stopped_reason: str | None
     error: str | None = None
+    feed_venue: str | None = None
+    stale_feeds: tuple[FeedStale, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +239,8 @@ class TradingService:
             )
             error = runner.error
         snap = self._snapshot
+        feed = runner.feed if runner is not None else self._feed
+        live = feed if isinstance(feed, VenueFeed) else None
         return Status(
             mode=self.run.mode,
             running=running,
@@ -247,6 +253,8 @@ class TradingService:
             cash=snap.cash,
             stopped_reason=reason,
             error=error,
+            feed_venue=None if live is None else live.venue,
+            stale_feeds=() if live is None else live.stale(),
         )
 
     # -- market data ------------------------------------------------------------------------

@@ -1,0 +1,349 @@
+"""Paper trading on live data: the real server stack (bootstrap, SQLite, the simulated venue)
+on the live feed of a fake Binance USDⓈ-M on loopback streaming real 5m bars.
+
+The fake and the server share one simulated clock. Bars are closed one at a time, each once the
+engine has committed the previous one (as fast as the stack goes, and deterministic: a bar
+time's grace for stragglers never runs out while the clock stands still). Each run is then
+compared with a backtest over the bars it stored in the candle store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from adapters.clock import SimulatedClock
+from domain.candles import Candles
+from domain.errors import ConfigError
+from domain.events import FeedStale
+from domain.model import Trade
+from lootcapital.bootstrap import Container, bootstrap, build_app
+from lootcapital.cli import main
+from lootcapital.settings import Settings
+from lootcapital.simulation import backtest, candle_store, load_candles
+from tests.e2e.web_fixtures import live_server
+from tests.fixtures.data import load_candles as file_candles
+from tests.integration.paper_harness import (
+    every,
+    free_port,
+    paper_settings,
+    run_until,
+    trimmed_sample,
+)
+from tests.venues.binance_fake import FakeBinanceUsdm
+
+M5 = 300_000
+T0 = 1_746_403_200_000  # 2025-05-05 00:00 UTC: the first bar traded (history_days 0)
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+PARAMS = {"fast": 5, "slow": 20}  # sma_cross: about 25 trades on 200 bars of the two
+BARS = 200
+TOKEN = "test-token-0123456789"
+VENUE = "binance-usdm"
+CLOSE_GRACE_MS = 3_001  # just past BinanceUsdmSettings.close_grace_s
+
+
+@pytest.fixture
+def clock() -> SimulatedClock:
+    return SimulatedClock(T0 + 60_000)  # one minute into the bar opening at T0
+
+
+@pytest.fixture
+def fake(clock: SimulatedClock) -> Iterator[FakeBinanceUsdm]:
+    with FakeBinanceUsdm(clock=clock, symbols=tuple(SYMBOLS)) as venue:
+        yield venue
+
+
+def _settings(tmp_path: Path, fake: FakeBinanceUsdm, **extra: object) -> Settings:
+    sample = tmp_path / "sample"  # no kline or funding file: nothing replayed, nothing funded
+    sample.mkdir(exist_ok=True)
+    venue = {
+        "rest_url": fake.rest_url,
+        "ws_url": fake.ws_url,
+        "poll_s": 0.02,
+        "backoff_s": 0.01,
+        "max_backoff_s": 0.05,
+    }
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "sample_dir": sample,
+        "symbols": SYMBOLS,
+        "strategy": "sma_cross",
+        "strategy_params": PARAMS,
+        "api_token": TOKEN,
+        "autostart": False,
+        "history_days": 0,
+        "feed": VENUE,
+        "venues": {"binance_usdm": venue},
+    }
+    return Settings(**(values | extra))  # type: ignore[arg-type]
+
+
+def _start(settings: Settings, fake: FakeBinanceUsdm, clock: SimulatedClock) -> Container:
+    container = bootstrap(settings, wall_clock=clock)
+    container.service.start()
+    _wait_subscribed(fake)
+    return container
+
+
+def _wait_subscribed(fake: FakeBinanceUsdm) -> None:
+    streams = {f"{s.lower()}@kline_5m" for s in SYMBOLS}
+    _wait(lambda: streams <= fake.subscribed(), "the kline streams subscribed")
+
+
+def _wait(done: object, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} s for {what}")
+        time.sleep(0.002)
+
+
+def _processed(
+    container: Container, through: dict[str, int], *, ticking: FakeBinanceUsdm | None = None
+) -> None:
+    """Wait until the engine has committed each symbol's bar at ``through[symbol]``; with
+    ``ticking``, its clock moves on a second at a time meanwhile (a bar time held for a
+    straggler goes once its grace is over)."""
+
+    def done() -> bool:
+        status = container.service.status()
+        assert status.running, f"the engine stopped: {status.stopped_reason}"
+        last = container.service.current_run().last_bar_time
+        if ticking is not None:
+            ticking.advance_to(ticking.clock.now_ms() + 1_000)
+        return all(last.get(s, -1) >= t for s, t in through.items())
+
+    _wait(done, f"bars through {through}")
+
+
+def _play(fake: FakeBinanceUsdm, container: Container, first: int, last: int) -> None:
+    """Close bars ``T0 + k * M5`` for ``k`` in ``first..last``, each once the engine has the
+    previous."""
+    for k in range(first, last + 1):
+        fake.advance_to(T0 + (k + 1) * M5 + 1)
+        _processed(container, dict.fromkeys(SYMBOLS, T0 + k * M5))
+
+
+def _key(t: Trade) -> tuple:
+    return (t.symbol, t.side, t.qty, t.entry_time, t.entry_price, t.exit_time, t.exit_price)
+
+
+def _stored(settings: Settings) -> dict[str, Candles]:
+    return load_candles(
+        settings, data=[], symbols=settings.symbols, timeframe="5m", start_ms=None, end_ms=None
+    )
+
+
+def _backtest_of_stored(settings: Settings) -> list[Trade]:
+    """The backtest's trades over the candle store's bars, those closed before the data ends
+    (the backtest closes open positions at the last close; paper keeps them open)."""
+    candles = _stored(settings)
+    result = backtest(
+        settings,
+        strategy="sma_cross",
+        params={k: str(v) for k, v in PARAMS.items()},
+        candles=candles,
+        timeframe="5m",
+        cash=settings.initial_cash,
+        fee=settings.fee_taker,
+        slippage_bps=settings.slippage_bps,
+    )
+    end = max(int(c.open_time[-1]) for c in candles.values()) + M5
+    return [t for t in result.trades if t.exit_time < end]
+
+
+def _file_bars(symbol: str, start: int, end: int) -> Candles:
+    return file_candles(f"binance_usdm_{symbol}_5m.csv.gz").between(start, end)
+
+
+def _assert_same_bars(got: Candles, expected: Candles) -> None:
+    np.testing.assert_array_equal(got.open_time, expected.open_time)
+    for name in ("open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
+
+
+def _feed_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("live-feed")]
+
+
+def test_paper_on_the_live_feed_trades_as_a_backtest_of_the_bars_it_stored(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    settings = _settings(tmp_path, fake)
+    container = _start(settings, fake, clock)
+
+    _play(fake, container, 0, BARS - 1)
+    container.service.stop()
+    paper = every(container.service.trades)
+    stored = _stored(settings)
+    expected = _backtest_of_stored(settings)
+
+    for symbol in SYMBOLS:
+        _assert_same_bars(stored[symbol], _file_bars(symbol, T0, T0 + BARS * M5))
+    assert len(expected) > 15
+    assert sorted(map(_key, paper)) == sorted(map(_key, expected))
+    assert container.service.status().candles_processed == BARS * len(SYMBOLS)
+    assert container.service.status().stopped_reason == "stopped by user"
+    assert _feed_threads() == []
+
+
+def test_a_dropped_websocket_is_backfilled_over_rest_and_trades_the_same(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    settings = _settings(tmp_path, fake)
+    container = _start(settings, fake, clock)
+    half, away = BARS // 2, 6
+
+    _play(fake, container, 0, half - 1)
+    klines_before = fake.requests[("/fapi/v1/klines", 200)]
+    fake.drop_websockets(refuse=True)
+    # Six bars close while the venue is away, the last one the stream's close grace ago:
+    # REST serves a bar only once that grace is over.
+    fake.advance_to(T0 + (half + away) * M5 + CLOSE_GRACE_MS)
+    _processed(container, dict.fromkeys(SYMBOLS, T0 + (half + away - 1) * M5))
+    klines_while_away = fake.requests[("/fapi/v1/klines", 200)] - klines_before
+    fake.accept_websockets()
+    _wait_subscribed(fake)
+    _play(fake, container, half + away, BARS - 1)
+    container.service.stop()
+    paper = every(container.service.trades)
+    stored = _stored(settings)
+
+    for symbol in SYMBOLS:
+        _assert_same_bars(stored[symbol], _file_bars(symbol, T0, T0 + BARS * M5))
+    assert klines_while_away >= len(SYMBOLS)  # each symbol's missed bars over REST
+    assert fake.handshakes >= 2  # reconnected
+    assert sorted(map(_key, paper)) == sorted(map(_key, _backtest_of_stored(settings)))
+    assert container.service.status().candles_processed == BARS * len(SYMBOLS)
+
+
+def test_a_new_run_warms_up_on_history_days_of_bars_fetched_and_stored_but_never_traded(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    settings = _settings(tmp_path, fake, history_days=1)
+    day = 288
+
+    container = bootstrap(settings, wall_clock=clock)
+    before = container.service.status()
+    window = {s: container.service.recent_candles(s) for s in SYMBOLS}
+    stored = _stored(settings)
+
+    assert before.candles_processed == 0
+    assert before.feed_venue == VENUE
+    for symbol in SYMBOLS:
+        expected = _file_bars(symbol, T0 - day * M5, T0)
+        _assert_same_bars(window[symbol], expected)
+        _assert_same_bars(stored[symbol], expected)
+
+
+def test_a_restarted_run_catches_up_on_the_bars_closed_while_it_was_down(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    settings = _settings(tmp_path, fake)
+    first = _start(settings, fake, clock)
+    _play(fake, first, 0, 99)
+    first.service.stop()
+    fake.advance_to(T0 + 110 * M5 + CLOSE_GRACE_MS)  # ten bars close while the server is down
+
+    second = _start(settings, fake, clock)
+    _processed(second, dict.fromkeys(SYMBOLS, T0 + 109 * M5))
+    _play(fake, second, 110, BARS - 1)
+    second.service.stop()
+    paper = every(second.service.trades)
+    stored = _stored(settings)
+
+    for symbol in SYMBOLS:
+        _assert_same_bars(stored[symbol], _file_bars(symbol, T0, T0 + BARS * M5))
+    assert second.service.status().candles_processed == BARS * len(SYMBOLS)
+    assert sorted(map(_key, paper)) == sorted(map(_key, _backtest_of_stored(settings)))
+
+
+def test_a_silent_symbol_is_stale_in_status_metrics_and_alerts_and_the_others_trade_on(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    holes = [T0 + k * M5 for k in range(3, 7)]  # the venue has no ETHUSDT bar for 20 minutes
+    fake.omit("ETHUSDT", holes)
+    settings = _settings(tmp_path, fake)
+    container = bootstrap(settings, wall_clock=clock)
+    published: list[FeedStale] = []
+    container.bus.subscribe(FeedStale, published.append)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    with live_server(build_app(container)) as url, httpx.Client(base_url=url) as client:
+        container.service.start()
+        _wait_subscribed(fake)
+        _play(fake, container, 0, 2)
+        for k in range(3, 7):  # BTCUSDT's bars close, each traded after the grace without
+            fake.advance_to(T0 + (k + 1) * M5 + 1)  # ETHUSDT's, which do not
+            _processed(container, {"BTCUSDT": T0 + k * M5}, ticking=fake)
+        _wait(lambda: published, "a FeedStale event")
+        assert container.alerts.wait_idle(10)
+        stale = client.get("/api/v1/status", headers=headers).json()
+        stale_metrics = client.get("/metrics").text
+        alerts = client.get("/api/v1/alerts", headers=headers, params={"rule": "venue"}).json()
+        ethusdt_then = container.service.current_run().last_bar_time["ETHUSDT"]
+        _play(fake, container, 7, 8)  # ETHUSDT's bars again from 7 on
+        fresh = client.get("/api/v1/status", headers=headers).json()
+        fresh_metrics = client.get("/metrics").text
+    stored = _stored(settings)
+
+    assert [(e.symbol, e.last_bar_time) for e in published] == [("ETHUSDT", T0 + 2 * M5)]
+    assert stale["feed_venue"] == VENUE
+    assert [(f["symbol"], f["last_bar_time"]) for f in stale["stale_feeds"]] == [
+        ("ETHUSDT", T0 + 2 * M5)
+    ]
+    assert 'lootcapital_feed_stale{symbol="ETHUSDT",venue="binance-usdm"} 1.0' in stale_metrics
+    assert 'lootcapital_feed_stale{symbol="BTCUSDT",venue="binance-usdm"} 0.0' in stale_metrics
+    assert [a["title"] for a in alerts] == ["Feed of ETHUSDT stale"]
+    assert ethusdt_then == T0 + 2 * M5
+    assert fresh["stale_feeds"] == []
+    assert 'lootcapital_feed_stale{symbol="ETHUSDT",venue="binance-usdm"} 0.0' in fresh_metrics
+    _assert_same_bars(stored["BTCUSDT"], _file_bars("BTCUSDT", T0, T0 + 9 * M5))
+    expected_eth = _file_bars("ETHUSDT", T0, T0 + 9 * M5)
+    kept = ~np.isin(expected_eth.open_time, holes)
+    np.testing.assert_array_equal(stored["ETHUSDT"].open_time, expected_eth.open_time[kept])
+
+
+def test_a_data_directory_holding_a_replay_run_is_refused_for_the_live_feed(
+    tmp_path: Path, clock: SimulatedClock
+) -> None:
+    sample = trimmed_sample(tmp_path / "replay-sample", SYMBOLS, bars=100)
+    replay = paper_settings(
+        tmp_path / "data", sample, SYMBOLS, strategy="sma_cross", strategy_params=PARAMS
+    )
+    replayed = bootstrap(replay)
+    replayed.service.start()
+    run_until(replayed)
+    stored_before = candle_store(replay).list()
+    clock.advance_to(1_760_918_400_000)  # 2025-10-20, seven weeks after the replayed bars
+    with FakeBinanceUsdm(clock=clock, symbols=tuple(SYMBOLS)) as fake:
+        live = _settings(tmp_path, fake, data_dir=tmp_path / "data")
+
+        with pytest.raises(ConfigError) as refused:
+            bootstrap(live, wall_clock=clock)
+
+    assert refused.value.field == "data_dir"
+    assert "LOOTCAPITAL_DATA_DIR" in refused.value.message
+    assert candle_store(live).list() == stored_before
+
+
+def test_serve_says_which_venue_it_cannot_reach_and_exits_with_status_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOOTCAPITAL_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LOOTCAPITAL_API_TOKEN", TOKEN)
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("LOOTCAPITAL_VENUES__BINANCE_USDM__REST_URL", nobody)
+    monkeypatch.setenv("LOOTCAPITAL_VENUES__BINANCE_USDM__RETRIES", "0")
+
+    code = main(["serve", "--mode", "paper", "--feed", "binance-usdm", "--symbols", "BTCUSDT"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: binance-usdm: "), err
