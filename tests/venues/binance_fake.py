@@ -21,6 +21,14 @@ Faults for tests: an HTTP status answered instead of the next requests to a path
 ``Retry-After``, 418 with the ban's end, as Binance words them), websockets dropped (close
 1001, what Binance sends at a connection's 24-hour mark) and refused while "down", a closed
 kline sent twice, bars the venue leaves out. Every HTTP request is counted by path and status.
+
+Trading: one account (:attr:`FakeBinanceUsdm.account`, a
+:class:`~tests.venues.binance_fake_trading.FakeAccount`) behind the signed endpoints and the
+user-data stream (:attr:`FakeBinanceUsdm.private`, see
+:mod:`tests.venues.binance_fake_private`). Its orders fill against the same real bars: at the
+price now (the open of the bar forming at the fake's clock) at once, or on each bar's close for
+resting and conditional orders. The symbols' lot steps and ticks come from the exchange-info
+snapshot, their maximum leverage from the leverage-bracket snapshot.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -49,8 +58,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from adapters.clock import SimulatedClock
 from domain.timeframes import timeframe_ms
 from tests.fixtures.data import shared_file
+from tests.venues.binance_fake_private import PrivateApi
+from tests.venues.binance_fake_records import Rules
+from tests.venues.binance_fake_trading import FakeAccount
 
 EXCHANGE_INFO = "binance_usdm_exchange_info_20251030.json"
+LEVERAGE_BRACKETS = "binance_usdm_leverage_brackets_20241024.json"
 _PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 _EXTRA_COLUMNS = ("quote_volume", "trades", "taker_buy_base", "taker_buy_quote")
 _MAX_LIMIT = 1500
@@ -64,6 +77,27 @@ _DEFAULT_BODIES = {
     503: '{{"code":-1001,"msg":"Internal error; unable to process your request. Please try '
     'again."}}',
 }
+
+
+_OHLC = (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"))
+
+
+def _rules(symbols: Sequence[str]) -> dict[str, Rules]:
+    """Each symbol's lot step and tick (exchange-info snapshot) and maximum leverage (its
+    first leverage bracket)."""
+    info = json.loads(shared_file(EXCHANGE_INFO).read_text())
+    brackets = json.loads(shared_file(LEVERAGE_BRACKETS).read_text())
+    top = {b["symbol"]: int(b["brackets"][0]["initialLeverage"]) for b in brackets}
+    rules = {}
+    for entry in info["symbols"]:
+        if entry["symbol"] in symbols:
+            filters = {f["filterType"]: f for f in entry["filters"]}
+            rules[entry["symbol"]] = Rules(
+                Decimal(filters["LOT_SIZE"]["stepSize"]),
+                Decimal(filters["PRICE_FILTER"]["tickSize"]),
+                top.get(entry["symbol"], 20),
+            )
+    return rules
 
 
 @dataclass(frozen=True)
@@ -137,6 +171,8 @@ class FakeBinanceUsdm:
         self.requests: Counter[tuple[str, int]] = Counter()
         self.queries: list[dict[str, str]] = []
         self.handshakes = 0
+        self.account = FakeAccount(clock=clock, price=self.price_now, rules=_rules(symbols))
+        self.private = PrivateApi(self.account, clock, self._fault, self._count)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -151,6 +187,7 @@ class FakeBinanceUsdm:
                 Route("/fapi/v1/klines", self._klines_endpoint),
                 WebSocketRoute("/market/ws", self._websocket),
                 WebSocketRoute("/market/ws/{name:path}", self._websocket),
+                *self.private.routes(),
                 Route("/{path:path}", self._not_found),
             ]
         )
@@ -257,6 +294,33 @@ class FakeBinanceUsdm:
         """The streams subscribed on open connections."""
         return {s for c in list(self._connections) for s in c.streams}
 
+    def price_now(self, symbol: str) -> Decimal:
+        """The last price of ``symbol``: the open of the bar forming now, else the last close."""
+        series = self._bars[symbol]
+        i = max(0, int(np.searchsorted(series.open_time, self.clock.now_ms(), "right")) - 1)
+        column = "close" if self._closed(series, i) else "open"
+        return Decimal(str(series.columns[column][i]))
+
+    def liquidate(self, symbol: str) -> str:
+        """Liquidate the account's position in ``symbol`` now (see
+        :meth:`FakeAccount.liquidate`); returns the liquidation order's client id."""
+
+        async def run() -> str:
+            client_id = self.account.liquidate(symbol)
+            await self.private.publish()
+            return client_id
+
+        return str(self._call(run()))
+
+    def drop_user_streams(self, *, refuse: bool = False) -> None:
+        """Close the user-data websockets; with ``refuse``, refuse new ones until
+        ``self.private.refusing`` is set back to False."""
+        self.private.refusing = refuse
+        self._call(self.private.drop_streams())
+
+    def _count(self, path: str, status: int) -> None:
+        self.requests[(path, status)] += 1
+
     def _call(self, coroutine: Any) -> Any:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
@@ -295,7 +359,7 @@ class FakeBinanceUsdm:
         return self._faulted(request) or self._answer(request, 200, self._exchange_info, 1)
 
     async def _time_endpoint(self, request: Request) -> Response:
-        payload = {"serverTime": self.clock.now_ms()}
+        payload = {"serverTime": self.private.now()}
         return self._faulted(request) or self._answer(request, 200, payload, 1)
 
     async def _not_found(self, request: Request) -> Response:
@@ -460,6 +524,11 @@ class FakeBinanceUsdm:
             for conn in list(self._connections):
                 if stream in conn.streams:
                     await self._send(conn, event)
+            k = event["k"]
+            if k["x"]:
+                bar = {name: Decimal(str(k[key])) for name, key in _OHLC}
+                self.account.bar_closed(symbol, int(k["t"]), bar)
+                await self.private.publish()
 
     async def _send(self, conn: _Connection, event: dict[str, Any]) -> None:
         try:

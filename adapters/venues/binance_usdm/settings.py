@@ -4,11 +4,25 @@ The base URLs are roots (no path): the REST API lives under ``<rest_url>/fapi/..
 market streams under ``<ws_url>/market/ws`` (Binance routes USDⓈ-M streams by path since 2025:
 ``/public``, ``/market``, ``/private``). A proxy, a regional endpoint or a test server speaking
 the venue's wire format can stand in for the venue by setting them.
+
+The API key and secret (needed for orders only) come from the environment or from files
+readable by their owner alone (mode 600); they are ``SecretStr``, shown as ``**********``.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+import stat
+from pathlib import Path
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 PRODUCTION_REST_URL = "https://fapi.binance.com"
 PRODUCTION_WS_URL = "wss://fstream.binance.com"
@@ -51,6 +65,35 @@ class BinanceUsdmSettings(BaseModel):
     poll_s: float = Field(
         1.0, gt=0, le=60, description="How often the live stream checks for overdue bars."
     )
+    api_key: SecretStr | None = Field(None, description="API key (orders, account, user data).")
+    api_secret: SecretStr | None = Field(None, description="API secret (signs requests).")
+    api_key_file: Path | None = Field(
+        None, description="File holding the API key (mode 600), instead of api_key."
+    )
+    api_secret_file: Path | None = Field(
+        None, description="File holding the API secret (mode 600), instead of api_secret."
+    )
+    recv_window_ms: int = Field(
+        5000,
+        ge=100,
+        le=60_000,
+        description=(
+            "How long after its timestamp the venue may still execute a signed request (ms); "
+            "an order whose answer was lost is looked up again after it before it is re-sent."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _key_files(self) -> BinanceUsdmSettings:
+        """Read the key and secret from their files (owner-only), never both ways at once."""
+        for name in ("api_key", "api_secret"):
+            path = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            if getattr(self, name) is not None:
+                raise ValueError(f"set {name} or {name}_file, not both")
+            setattr(self, name, SecretStr(_read_secret(path)))
+        return self
 
     @model_validator(mode="after")
     def _demo_urls(self) -> BinanceUsdmSettings:
@@ -69,3 +112,25 @@ class BinanceUsdmSettings(BaseModel):
         if not value.startswith(schemes):
             raise ValueError(f"must start with {' or '.join(schemes)}, was {value!r}")
         return value.rstrip("/")
+
+
+def _read_secret(path: Path) -> str:
+    """The stripped text of the secret file ``path``.
+
+    Raises
+    ------
+    ValueError
+        When it is missing, empty, or readable by its group or others (naming the path and
+        the mode, never the content).
+    """
+    if not path.is_file():
+        raise ValueError(f"secret file {path} does not exist")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ValueError(
+            f"secret file {path} must be readable by its owner only (600), is {mode:o}"
+        )
+    value = path.read_text(encoding="utf-8").strip()
+    if not value:
+        raise ValueError(f"secret file {path} is empty")
+    return value

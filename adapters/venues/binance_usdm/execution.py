@@ -1,0 +1,380 @@
+"""Binance USDⓈ-M orders for the kernel: the ``ExecutionClient`` port (and the leverage side of
+``MarginAccount``) over ccxt, against the real venue, its demo, or a test server.
+
+The engine is synchronous; ccxt is asyncio. :class:`BinanceUsdmExecution` runs its own event
+loop on a thread: each port call runs there and waits for its answer, and the user-data stream
+(``ORDER_TRADE_UPDATE``, ``ALGO_UPDATE``) feeds the same loop, so all state changes on one
+thread. Every answer reaches the engine as the execution events the simulated venue emits
+(accepted, rejected, fills, canceled, expired, modified, cancel/modify refused, liquidation),
+through :meth:`~BinanceUsdmExecution.drain_events` (see
+:mod:`~adapters.venues.binance_usdm.order_tracker` for the ordering and deduplication).
+
+Submission never sends an order twice. Our deterministic client id goes as
+``newClientOrderId`` (``clientAlgoId`` for stop, take-profit and trailing orders, which live in
+the Algo Order API). When the answer to a submission is lost (a timeout, a 5xx, a dropped
+connection: Binance says the execution status is then unknown), the order is UNKNOWN and
+looked up by client id; only when the venue does not have it, also after the request's receive
+window has passed (Binance refuses a request older than ``recvWindow``, so one still on its way
+cannot land later), is it sent again, with the same client id. A lookup that fails too leaves
+it UNKNOWN (the engine's order stays ``pending_new``), looked up again in the background with
+backoff; meanwhile a cancel settles it first, and a second submit of the id does nothing.
+
+Modify amends a limit order in place (``PUT /fapi/v1/order``); an algo order, which Binance
+cannot amend, is canceled and placed again as ``<id>r<n>``, and the engine keeps seeing one
+order (its events carry our id). After the user-data stream reconnects, every order not final
+is looked up, and fills it missed come from ``GET /fapi/v1/userTrades``.
+
+At start the leverage and margin mode of each symbol are set and read back
+(``GET /fapi/v1/symbolConfig``); a symbol the venue does not hold as asked stops the start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Coroutine, Mapping
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import ccxt
+
+from adapters.venues.binance_usdm.account_exchange import (
+    AccountExchange,
+    VenueRefusal,
+    secret_free,
+)
+from adapters.venues.binance_usdm.capabilities import VENUE
+from adapters.venues.binance_usdm.client import Retrying, Sleep
+from adapters.venues.binance_usdm.order_tracker import OrderTracker
+from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
+from adapters.venues.binance_usdm.trading_api import TradingApi
+from adapters.venues.binance_usdm.venue_orders import VenueOrders
+from domain.errors import (
+    ConfigError,
+    InvalidOrder,
+    TransientVenueError,
+    UnknownSymbol,
+    VenueError,
+)
+from domain.margin import MarginMode
+from domain.model import Order, Position
+from domain.orders import ExecutionEvent
+from domain.ports import Balance, Clock
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class BinanceUsdmExecution:
+    """Orders, positions and balance at Binance USDⓈ-M; a context manager (or
+    :meth:`start` / :meth:`close`).
+
+    Parameters
+    ----------
+    settings:
+        URLs, keys, timeouts, retries and the receive window.
+    clock:
+        Our time (ms UTC): event times of our own decisions, request timestamps (plus the
+        venue's measured offset).
+    leverage:
+        The leverage to set on each traded symbol at start (the symbols this client trades).
+    margin_mode:
+        The margin mode to set on each of them.
+    quote_asset:
+        The account's currency (fees, balance).
+    sleep:
+        Waits between retries (``asyncio.sleep``; tests may pass one that returns at once).
+
+    Attributes
+    ----------
+    tracker:
+        Our orders as the venue has answered them (submission states, counters).
+    stream_opens:
+        Times the user-data websocket opened (1 after start; more after reconnections).
+    """
+
+    def __init__(
+        self,
+        settings: BinanceUsdmSettings,
+        *,
+        clock: Clock,
+        leverage: Mapping[str, int],
+        margin_mode: MarginMode,
+        quote_asset: str = "USDT",
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._wanted = dict(leverage)
+        self._mode = margin_mode
+        self._sleep = sleep
+        self.tracker = OrderTracker(quote_asset)
+        self._quote = quote_asset
+        self._leverage: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._exchange: AccountExchange | None = None
+        self._api: TradingApi | None = None
+        self._orders: VenueOrders | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stream_open: asyncio.Event | None = None
+        self.stream_opens = 0
+        attempts = settings.retries + 1
+        per_call = attempts * (settings.timeout_s + settings.max_backoff_s)
+        self._limit_s = attempts * 3 * per_call + attempts * settings.recv_window_ms / 1000
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def __enter__(self) -> BinanceUsdmExecution:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Connect: load the markets, measure the clock offset, set and verify leverage and
+        margin mode per symbol, open the user-data stream.
+
+        Raises
+        ------
+        ConfigError
+            No API key; a symbol whose leverage or margin mode reads back otherwise.
+        UnknownSymbol
+            A symbol the venue does not list.
+        VenueError
+            The venue cannot be reached, or refuses (e.g. a margin mode change with an open
+            position, code -4048).
+        """
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="binance-usdm", daemon=True)
+        self._thread.start()
+        try:
+            self._run(self._open())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the stream, close the connections and the loop."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            self._run(self._shutdown())
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
+            self._loop = self._thread = None
+
+    # -- ExecutionClient ----------------------------------------------------------------------
+    def submit(self, order: Order) -> None:
+        """Send ``order``; answered by ``accepted`` / ``rejected`` and then its fills. An id
+        this client already sent is ignored (a re-sent intent never trades twice)."""
+        self._run(self._desk().submit(order))
+
+    def cancel(self, order_id: str) -> None:
+        """Cancel the order; answered by ``canceled`` (once its fills are in) or
+        ``cancel_rejected``."""
+        self._run(self._desk().cancel(order_id))
+
+    def modify(
+        self,
+        order_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> None:
+        """Amend a working order: ``qty`` (base asset), ``price`` or ``stop_price`` (quote
+        currency), None keeping a value; answered by ``modified`` or ``modify_rejected``."""
+        self._run(self._desk().modify(order_id, qty, price, stop_price))
+
+    def fetch_order(self, order_id: str) -> Order | None:
+        """The venue's view of the order with client id ``order_id`` (our terms when we placed
+        it); None when the venue does not have it.
+
+        Raises
+        ------
+        VenueError
+            The venue cannot be asked.
+        """
+        return self._run(self._desk().fetch(order_id))
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Working orders and untriggered algo orders at the venue, oldest first.
+
+        Raises
+        ------
+        VenueError
+            The venue cannot be asked.
+        """
+        return self._run(self._desk().open_orders(symbol))
+
+    def positions(self) -> list[Position]:
+        """Every non-flat position at the venue (entry price as the venue computes it)."""
+        return self._run(self._rest().positions())
+
+    def balance(self) -> Balance:
+        """The quote asset's wallet balance and margin balance (wallet + unrealized PnL)."""
+        return self._run(self._rest().balance(self._quote))
+
+    def drain_events(self) -> list[ExecutionEvent]:
+        """Execution events since the last call, oldest first."""
+        return self._run(self._drain())
+
+    # -- MarginAccount (leverage) ---------------------------------------------------------------
+    @property
+    def leverage(self) -> Mapping[str, int]:
+        """Leverage per symbol as the venue confirmed it (read-only view)."""
+        return MappingProxyType(self._leverage)
+
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        """Set and verify ``symbol``'s leverage.
+
+        Raises
+        ------
+        InvalidOrder
+            (``field="leverage"``) The venue refused it (code -4028: above the bracket's
+            maximum).
+        """
+        self._run(self._set_leverage(symbol, leverage))
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the client's loop and wait for it."""
+        loop = self._loop
+        if loop is None:
+            coroutine.close()
+            raise RuntimeError(f"the {VENUE} execution client is not started")
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result(timeout=self._limit_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TransientVenueError(
+                f"{VENUE} did not answer within {self._limit_s:.0f} s"
+            ) from None
+
+    def _rest(self) -> TradingApi:
+        assert self._api is not None, "started"
+        return self._api
+
+    def _desk(self) -> VenueOrders:
+        assert self._orders is not None, "started"
+        return self._orders
+
+    def _now(self) -> int:
+        return self._clock.now_ms()
+
+    async def _open(self) -> None:
+        self._stream_open = asyncio.Event()
+        exchange = AccountExchange(
+            self.settings, clock=self._clock, on_user_event=self._on_user_event,
+            on_user_stream=self._on_stream_open,
+        )  # fmt: skip
+        self._exchange = exchange
+        call = Retrying(self.settings, sleep=self._sleep)
+        api = self._api = TradingApi(exchange, call, self._clock)
+        self._orders = VenueOrders(
+            api, self.tracker, self.settings, clock=self._clock, symbols=list(self._wanted),
+            spawn=self._spawn, sleep=self._sleep,
+        )  # fmt: skip
+        await call(exchange.load_markets)
+        await api.sync_time()
+        for symbol in self._wanted:
+            self._check_symbol(symbol)
+        for symbol, leverage in self._wanted.items():
+            await api.set_margin_mode(symbol, self._mode)
+            await api.set_leverage(symbol, leverage)
+        await self._verify(self._wanted)
+        self._spawn(self._watch())
+        try:
+            await asyncio.wait_for(self._stream_open.wait(), self.settings.timeout_s * 3)
+        except TimeoutError:
+            raise TransientVenueError(
+                f"{VENUE} user-data stream did not open within {self.settings.timeout_s * 3} s"
+            ) from None
+
+    async def _shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._exchange is not None:
+            await self._exchange.close()
+        # ccxt's own tasks (a reconnection waiting out its backoff) end with the loop.
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _check_symbol(self, symbol: str) -> None:
+        exchange = self._exchange
+        assert exchange is not None
+        markets = (exchange.markets_by_id or {}).get(symbol, [])
+        if not any(m.get("linear") and m.get("contract") for m in markets):
+            raise UnknownSymbol(f"{symbol!r} is not a {VENUE} market", field="symbol")
+
+    async def _verify(self, wanted: Mapping[str, int]) -> None:
+        """Read leverage and margin mode back; raise ConfigError on any difference."""
+        configs = await self._rest().symbol_configs()
+        for symbol, leverage in wanted.items():
+            got = configs.get(symbol)
+            if got != (leverage, self._mode):
+                shown = "nothing" if got is None else f"leverage {got[0]}, {got[1]} margin"
+                raise ConfigError(
+                    f"{VENUE} {symbol}: asked leverage {leverage}, {self._mode} margin; the "
+                    f"venue reports {shown}",
+                    field="leverage",
+                )
+            self._leverage[symbol] = leverage
+
+    async def _set_leverage(self, symbol: str, leverage: int) -> None:
+        self._check_symbol(symbol)
+        try:
+            await self._rest().set_leverage(symbol, leverage)
+        except VenueRefusal as exc:
+            raise InvalidOrder(
+                f"{VENUE} refused leverage {leverage} for {symbol}: {exc.reason}",
+                field="leverage",
+            ) from None
+        await self._verify({symbol: leverage})
+
+    async def _drain(self) -> list[ExecutionEvent]:
+        return self.tracker.drain()
+
+    # -- the user-data stream -----------------------------------------------------------------
+    def _on_user_event(self, message: dict[str, Any]) -> None:
+        if self._orders is not None:
+            self._orders.on_user_event(message)
+
+    def _on_stream_open(self) -> None:
+        self.stream_opens += 1
+        assert self._stream_open is not None
+        self._stream_open.set()
+        if self.stream_opens > 1:
+            self._spawn(self._desk().resync())
+
+    async def _watch(self) -> None:
+        """Keep the user-data stream open (events arrive through :meth:`_on_user_event`)."""
+        exchange = self._exchange
+        assert exchange is not None
+        delay = self.settings.backoff_s
+        while True:
+            try:
+                await exchange.watch_orders()
+            except (ccxt.BaseError, VenueError) as exc:
+                log.warning("%s user-data stream lost: %s", VENUE, secret_free(str(exc)))
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, self.settings.max_backoff_s)
+            else:
+                delay = self.settings.backoff_s
