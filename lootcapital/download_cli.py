@@ -31,7 +31,7 @@ from lootcapital.progress_bar import ProgressBar
 from lootcapital.report import fmt_ms
 from lootcapital.settings import Settings, load_settings
 
-VENUES = ("binance-usdm",)
+VENUES = ("binance-usdm", "mexc")
 FLUSH_BARS = 20_000
 """Bars fetched between two writes to the store (a write rewrites the series' file)."""
 EXIT_VENUE = 1
@@ -66,7 +66,8 @@ class Page(Protocol):
 
 class PageSource(Protocol):
     """What :func:`download` needs of a venue's market data
-    (:class:`~adapters.venues.binance_usdm.market_data.BinanceUsdmMarketData` has it)."""
+    (:class:`~adapters.venues.binance_usdm.market_data.BinanceUsdmMarketData` and
+    :class:`~adapters.venues.mexc.market_data.MexcMarketData` have it)."""
 
     def pages(
         self, symbol: str, timeframe: str, start_ms: int, end_ms: int | None = None
@@ -203,6 +204,17 @@ async def _from_binance_usdm(
         await source.close()
 
 
+async def _from_mexc(settings: Settings, store: CandleStore, **options: Any) -> DownloadReport:
+    from adapters.venues.mexc.market_data import MexcMarketData
+
+    source = MexcMarketData(settings.venues.mexc, clock=SystemClock())
+    try:
+        await source.open()
+        return await download(source, store, venue="mexc", **options)
+    finally:
+        await source.close()
+
+
 def cmd_data_download(args: argparse.Namespace) -> int:
     """Download a venue's history into the candle store and print what it did."""
     settings = load_settings(Path(args.config) if args.config else None)
@@ -212,7 +224,8 @@ def cmd_data_download(args: argparse.Namespace) -> int:
     store = ParquetCandleStore(settings.data_dir)
     options = {"symbol": symbol, "timeframe": timeframe, "start_ms": start, "end_ms": end}
     try:
-        report = asyncio.run(_from_binance_usdm(settings, store, progress=bar, **options))
+        fetch = _from_mexc if args.venue == "mexc" else _from_binance_usdm
+        report = asyncio.run(fetch(settings, store, progress=bar, **options))
     except VenueError as exc:
         _line(f"error: {exc}", sys.stderr)
         return EXIT_VENUE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +24,7 @@ from pydantic_settings import (
 )
 
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
+from adapters.venues.mexc.settings import MexcSettings
 from domain.errors import ConfigError
 from domain.futures import DEFAULT_LIQUIDATION_FEE
 from domain.margin import MarginMode
@@ -32,6 +34,7 @@ from lootcapital.alert_settings import AlertSettings
 
 _SECRETS = {"api_token", "database_url"}
 _ALERT_SECRETS = {"url", "password"}
+_VENUE_SECRETS = {"api_key", "api_secret"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
 SAMPLE_INFO = (
@@ -143,9 +146,11 @@ class RiskSettings(_Section):
 
 class VenuesSettings(_Section):
     """Live venues' connections, one section per venue. Environment:
-    ``LOOTCAPITAL_VENUES__BINANCE_USDM__REST_URL``, ``..._WS_URL``, ``..._DEMO``."""
+    ``LOOTCAPITAL_VENUES__BINANCE_USDM__REST_URL``, ``..._WS_URL``, ``..._DEMO``;
+    ``LOOTCAPITAL_VENUES__MEXC__REST_URL``, ``..._WS_URL``, ``..._API_KEY``, ``..._API_SECRET``."""
 
     binance_usdm: BinanceUsdmSettings = Field(default_factory=lambda: BinanceUsdmSettings())
+    mexc: MexcSettings = Field(default_factory=lambda: MexcSettings())
 
 
 class Settings(BaseSettings):
@@ -366,7 +371,17 @@ def describe_error(exc: Exception) -> str:
         # Nested sections are set one key at a time: LOOTCAPITAL_RISK__DAILY_LOSS__LIMIT.
         nested = parts[0] in ("risk", "alerts", "venues")
         env = "LOOTCAPITAL_" + ("__".join(parts) if nested else parts[0]).upper()
-        secret = parts[0] in _SECRETS or (parts[0] == "alerts" and parts[-1] in _ALERT_SECRETS)
-        shown = "***" if secret else repr(e.get("input"))
+        secret = (
+            parts[0] in _SECRETS
+            or (parts[0] == "alerts" and parts[-1] in _ALERT_SECRETS)
+            or (parts[0] == "venues" and parts[-1] in _VENUE_SECRETS)
+        )
+        value = e.get("input")
+        if secret:
+            shown = "***"
+        elif isinstance(value, Mapping):  # a section's check: its keys, never its values
+            shown = "a section setting " + (", ".join(sorted(map(str, value))) or "nothing")
+        else:
+            shown = repr(value)
         lines.append(f"invalid setting {name} ({env}): {e.get('msg')} (got {shown})")
     return "\n".join(lines)

@@ -66,3 +66,18 @@ def test_an_invalid_secret_is_named_but_not_shown(tmp_path: Path) -> None:
     message = describe_error(caught.value)
     assert "LOOTCAPITAL_ALERTS__EMAIL__PASSWORD" in message
     assert PASSWORD not in message and "***" in message
+
+
+def test_a_venue_section_that_fails_its_check_is_named_without_its_secrets(tmp_path: Path) -> None:
+    """A section-level check (here: a key given both inline and as a file) fails on the whole
+    section: the message names the section and the keys set, never their values."""
+    key_file = tmp_path / "key"
+    key_file.write_text("file-held-key-never-shown")
+    key_file.chmod(0o600)
+    venue = {"api_key": "inline-key-never-shown", "api_key_file": str(key_file)}
+    with pytest.raises(ValidationError) as caught:
+        Settings(data_dir=tmp_path, venues={"binance_usdm": venue})
+
+    message = describe_error(caught.value)
+    assert "venues.binance_usdm" in message and "api_key, api_key_file" in message
+    assert "never-shown" not in message
