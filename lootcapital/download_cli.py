@@ -195,8 +195,11 @@ async def _from_binance_usdm(
     settings: Settings, store: CandleStore, **options: Any
 ) -> DownloadReport:
     from adapters.venues.binance_usdm.market_data import BinanceUsdmMarketData
+    from adapters.venues.budget import VenueBudget
 
-    source = BinanceUsdmMarketData(settings.venues.binance_usdm, clock=SystemClock())
+    venue, clock = settings.venues.binance_usdm, SystemClock()
+    budget = VenueBudget("binance-usdm", limit=venue.weight_limit, clock=clock)
+    source = BinanceUsdmMarketData(venue, clock=clock, budget=budget)
     try:
         await source.open()
         return await download(source, store, venue="binance-usdm", **options)

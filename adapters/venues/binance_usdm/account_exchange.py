@@ -29,6 +29,7 @@ from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.client import UsdmExchange
 from adapters.venues.binance_usdm.errors import redact
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
+from adapters.venues.budget import VenueBudget
 from domain.errors import ConfigError, PermanentVenueError, TransientVenueError, VenueError
 from domain.ports import Clock
 
@@ -155,6 +156,7 @@ class AccountExchange(UsdmExchange):
         clock: Clock,
         on_user_event: UserListener,
         on_user_stream: StreamListener,
+        budget: VenueBudget | None = None,
     ) -> None:
         if settings.api_key is None or settings.api_secret is None:
             raise ConfigError(
@@ -162,7 +164,7 @@ class AccountExchange(UsdmExchange):
                 "LOOTCAPITAL_VENUES__BINANCE_USDM__API_KEY and ..._API_SECRET (or their _FILE)",
                 field="api_key",
             )
-        super().__init__(settings, clock=clock, on_kline=_ignore)
+        super().__init__(settings, clock=clock, on_kline=_ignore, budget=budget)
         self.logger = ccxt_logger()
         self.apiKey = settings.api_key.get_secret_value()
         self.secret = settings.api_secret.get_secret_value()

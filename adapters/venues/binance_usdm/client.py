@@ -1,10 +1,13 @@
 """The ccxt exchange pointed at the configured URLs, and the retrying call around it.
 
-One :class:`UsdmExchange` (``ccxt.pro.binanceusdm``: REST and WebSocket in one object, one rate
-limiter) per process and venue. It adds three hooks to ccxt: every REST answer is counted by
-path and status; a 418, 429 or 5xx becomes our venue error with the ban's end or the
-``Retry-After`` that ccxt drops; every kline-stream event is handed to a listener with its
-closed flag, which ccxt's ``watch_ohlcv`` does not return.
+A :class:`UsdmExchange` (``ccxt.pro.binanceusdm``: REST and WebSocket in one object) per caller:
+market data, execution. It adds hooks to ccxt: every REST request takes its weight (ccxt's
+per-endpoint cost, Binance's request weight) from the venue's shared
+:class:`~adapters.venues.budget.VenueBudget` when one is given (ccxt's own limiter, one per
+object, when not); every REST answer is counted by path and status; a 418, 429 or 5xx becomes
+our venue error with the ban's end or the ``Retry-After`` that ccxt drops, and bans or holds the
+budget; every kline-stream event is handed to a listener with its closed flag, which ccxt's
+``watch_ohlcv`` does not return.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from tenacity.wait import wait_random_exponential
 from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.errors import http_error, translate
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
-from domain.errors import RateLimited, TransientVenueError, VenueError
+from adapters.venues.budget import VenueBudget
+from domain.errors import RateLimited, TransientVenueError, VenueBanned, VenueError
 from domain.ports import Clock
 
 T = TypeVar("T")
@@ -69,6 +73,9 @@ class UsdmExchange(binanceusdm):  # type: ignore[misc]
         Our time (ms UTC), for the end of a ban given as ``Retry-After``.
     on_kline:
         Receives every kline-stream event.
+    budget:
+        The venue's request-weight budget, shared with its other callers; None: ccxt's own
+        limiter (this object's requests only).
 
     Attributes
     ----------
@@ -77,14 +84,46 @@ class UsdmExchange(binanceusdm):  # type: ignore[misc]
     """
 
     def __init__(
-        self, settings: BinanceUsdmSettings, *, clock: Clock, on_kline: KlineListener
+        self,
+        settings: BinanceUsdmSettings,
+        *,
+        clock: Clock,
+        on_kline: KlineListener,
+        budget: VenueBudget | None = None,
     ) -> None:
-        super().__init__({"timeout": int(settings.timeout_s * 1000), "enableRateLimit": True})
+        super().__init__(
+            {"timeout": int(settings.timeout_s * 1000), "enableRateLimit": budget is None}
+        )
+        self.budget = budget
         self.urls["api"].update(rest_urls(settings))
         self.urls["api"]["ws"]["linear"] = ws_url(settings)
         self._clock = clock
         self._on_kline = on_kline
         self.responses: Counter[tuple[str, int]] = Counter()
+
+    async def fetch2(
+        self,
+        path: str,
+        api: Any = None,
+        method: str = "GET",
+        params: Any = None,
+        config: Any = None,
+    ) -> Any:
+        """Take the request's weight from the shared budget (waiting for room), then send it
+        as ccxt does.
+
+        Raises
+        ------
+        VenueBanned
+            While the venue bans us (a 418 seen by any caller), at once.
+        """
+        api = ["public"] if api is None else api
+        params = {} if params is None else params
+        config = {} if config is None else config
+        if self.budget is not None:
+            cost = self.calculate_rate_limiter_cost(api, method, path, params, config)
+            await self.budget.acquire(max(1, round(float(cost))))
+        return await super().fetch2(path, api, method, params, config)
 
     def on_rest_response(
         self,
@@ -118,7 +157,13 @@ class UsdmExchange(binanceusdm):  # type: ignore[misc]
     ) -> Any:
         """A 418, 429 or 5xx as our venue error (with the ban's end or ``Retry-After``);
         anything else as ccxt decides."""
-        error = http_error(code, headers, body, now_ms=self._clock.now_ms(), venue=VENUE)
+        now = self._clock.now_ms()
+        error = http_error(code, headers, body, now_ms=now, venue=VENUE)
+        if error is not None and self.budget is not None:
+            if isinstance(error, VenueBanned):
+                self.budget.ban(error.until_ms)
+            elif isinstance(error, RateLimited) and error.retry_after_ms is not None:
+                self.budget.hold(now + error.retry_after_ms)
         if error is not None:
             raise error
         return super().handle_errors(

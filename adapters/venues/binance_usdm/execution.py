@@ -52,6 +52,7 @@ from adapters.venues.binance_usdm.order_tracker import OrderTracker
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
 from adapters.venues.binance_usdm.trading_api import TradingApi
 from adapters.venues.binance_usdm.venue_orders import VenueOrders
+from adapters.venues.budget import VenueBudget
 from domain.errors import (
     ConfigError,
     InvalidOrder,
@@ -87,6 +88,9 @@ class BinanceUsdmExecution:
         The account's currency (fees, balance).
     sleep:
         Waits between retries (``asyncio.sleep``; tests may pass one that returns at once).
+    budget:
+        The venue's request-weight budget shared with its market data (None: ccxt's own
+        limiter, this client's requests only).
 
     Attributes
     ----------
@@ -105,8 +109,10 @@ class BinanceUsdmExecution:
         margin_mode: MarginMode,
         quote_asset: str = "USDT",
         sleep: Sleep = asyncio.sleep,
+        budget: VenueBudget | None = None,
     ) -> None:
         self.settings = settings
+        self.budget = budget
         self._clock = clock
         self._wanted = dict(leverage)
         self._mode = margin_mode
@@ -275,7 +281,7 @@ class BinanceUsdmExecution:
         self._stream_open = asyncio.Event()
         exchange = AccountExchange(
             self.settings, clock=self._clock, on_user_event=self._on_user_event,
-            on_user_stream=self._on_stream_open,
+            on_user_stream=self._on_stream_open, budget=self.budget,
         )  # fmt: skip
         self._exchange = exchange
         call = Retrying(self.settings, sleep=self._sleep)

@@ -51,6 +51,7 @@ from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.kline_stream import KlineStream
 from adapters.venues.binance_usdm.market_data import BinanceUsdmMarketData
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
+from adapters.venues.budget import VenueBudget
 from domain.candles import Candles
 from domain.coordinator import STALE_PERIODS
 from domain.errors import ConfigError, TransientVenueError, UnknownSymbol
@@ -187,6 +188,9 @@ class LiveFeed:
     grace_ms:
         How long a bar time waits for stragglers (ms); default ``close_grace_s + poll_s +
         timeout_s`` of ``settings``.
+    budget:
+        The venue's request-weight budget, shared with its other callers (an execution
+        client); default: one of the feed's own, of ``settings.weight_limit``.
 
     Raises
     ------
@@ -210,6 +214,7 @@ class LiveFeed:
         sleep: Callable[[float], object] | None = None,
         on_stale: Callable[[FeedStale], None] | None = None,
         grace_ms: int | None = None,
+        budget: VenueBudget | None = None,
     ) -> None:
         self._step = timeframe_ms(timeframe)
         if history_ms < 0:
@@ -221,6 +226,7 @@ class LiveFeed:
         self.timeframe = timeframe
         self._settings = settings
         self._clock = clock
+        self.budget = budget or VenueBudget(VENUE, limit=settings.weight_limit, clock=clock)
         self._store = store
         self._history_ms = history_ms
         self._start_after = dict(start_after or {})
@@ -321,7 +327,7 @@ class LiveFeed:
         return self._history
 
     async def _fetch_history(self) -> dict[str, Candles]:
-        source = BinanceUsdmMarketData(self._settings, clock=self._clock)
+        source = BinanceUsdmMarketData(self._settings, clock=self._clock, budget=self.budget)
         try:
             await source.open()
             source.check_timeframe(self.timeframe)
@@ -430,7 +436,7 @@ class LiveFeed:
         """Open the venue, stream every symbol until cancelled; a failure goes to the queue."""
         self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
         started.set()
-        source = BinanceUsdmMarketData(self._settings, clock=self._clock)
+        source = BinanceUsdmMarketData(self._settings, clock=self._clock, budget=self.budget)
         pumps: list[asyncio.Task[None]] = []
         try:
             await source.open()

@@ -26,6 +26,7 @@ from adapters.venues.binance_usdm.client import Retrying, Sleep, UsdmExchange
 from adapters.venues.binance_usdm.kline_stream import KlineStream
 from adapters.venues.binance_usdm.parsing import ohlcv_candles
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
+from adapters.venues.budget import VenueBudget
 from domain.candles import Candles
 from domain.errors import ConfigError, UnknownSymbol
 from domain.ports import Clock
@@ -52,6 +53,9 @@ class BinanceUsdmMarketData:
         The venue's timeframes and page size.
     sleep:
         Waits between retries (see :class:`~adapters.venues.binance_usdm.client.Retrying`).
+    budget:
+        The venue's request-weight budget shared with its other callers (None: ccxt's own
+        limiter).
 
     Attributes
     ----------
@@ -70,11 +74,12 @@ class BinanceUsdmMarketData:
         clock: Clock,
         capabilities: Capabilities = CAPABILITIES,
         sleep: Sleep = asyncio.sleep,
+        budget: VenueBudget | None = None,
     ) -> None:
         self.settings = settings
         self.capabilities = capabilities
         self._clock = clock
-        self.exchange = UsdmExchange(settings, clock=clock, on_kline=self._on_kline)
+        self.exchange = UsdmExchange(settings, clock=clock, on_kline=self._on_kline, budget=budget)
         self.call = Retrying(settings, sleep=sleep)
         self.offset_ms = 0
         self._streams: dict[tuple[str, str], KlineStream] = {}

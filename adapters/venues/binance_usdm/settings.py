@@ -46,6 +46,15 @@ class BinanceUsdmSettings(BaseModel):
     ws_url: str = Field(PRODUCTION_WS_URL, description="WebSocket streams base URL (no path).")
     demo: bool = Field(False, description="Use Binance's demo-trading endpoints by default.")
     timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one REST request.")
+    weight_limit: int = Field(
+        2400,
+        ge=1,
+        le=100_000,
+        description=(
+            "Request weight a minute shared by every caller of the venue (Binance USDⓈ-M's "
+            "published IP limit is 2400); each request takes ccxt's cost of its endpoint."
+        ),
+    )
     retries: int = Field(
         5, ge=0, le=20, description="Retries of a transient failure (timeout, 5xx, 429)."
     )
