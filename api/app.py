@@ -29,6 +29,7 @@ from api.routers import (
     models,
     orders,
     risk,
+    venues,
 )
 from api.routers import alerts as alert_log
 from api.routers import backtests as backtest_jobs
@@ -107,7 +108,7 @@ def create_app(container: AppContainer) -> FastAPI:
     strict = [Depends(reject_unknown_query)]
     app.include_router(health.router, prefix=API_PREFIX, dependencies=strict)
     secured = [Depends(require_token), *strict]
-    routers = (engine, market, analysis, orders, account, margin, risk, models, alert_log)
+    routers = (engine, market, analysis, orders, account, margin, risk, models, alert_log, venues)
     for router in (r.router for r in routers):
         app.include_router(router, prefix=API_PREFIX, dependencies=secured)
     app.include_router(analytics.router, prefix=API_PREFIX, dependencies=secured)
@@ -123,6 +124,7 @@ def create_app(container: AppContainer) -> FastAPI:
         with contextlib.suppress(InvalidOrder):  # no perpetuals: no margin gauges
             container.metrics.set_margin(container.service.balance())
         container.metrics.set_pipeline(container.service.pipeline_view())
+        container.metrics.venues.update(service.venues())
         return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestTimer, histogram=container.metrics.http)

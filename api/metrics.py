@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from api.venue_metrics import VenueCollector
 from domain.events import (
     EngineStarted,
     EquityUpdated,
@@ -152,6 +153,9 @@ class Metrics:
             registry=r,
         )
         self._add_engine_metrics()
+        self.venues = VenueCollector()
+        """The live venues' metrics (:meth:`VenueCollector.update` on each scrape)."""
+        r.register(self.venues)
         self._feature_failures: dict[tuple[str, str], int] = {}
         self._awaiting_ack: dict[str, int] = {}  # pending_new order id -> created_time (ms)
         self._positions: dict[str, bool] = {}

@@ -22,6 +22,7 @@ from domain.orders import ExecutionEvent
 from domain.pipeline_events import PipelineEvent
 from domain.risk import RiskEvent
 from domain.trade_history import TradeQuery
+from domain.venues import VenueStatus
 
 T = TypeVar("T")
 
@@ -92,6 +93,10 @@ class VenueFeed(Protocol):
     def stale(self) -> tuple[FeedStale, ...]:
         """The symbols with no closed bar for more than 2 periods now (safe from any
         thread)."""
+        ...
+
+    def venue_status(self) -> VenueStatus:
+        """The connection now (safe from any thread)."""
         ...
 
 

@@ -40,6 +40,7 @@ from domain.ports import END_OF_DATA, MarketData, Page, RunState, UnitOfWork, Ve
 from domain.resample import resample
 from domain.strategies.base import ExplainsPipeline, PipelineView, Strategy
 from domain.timeframes import timeframe_ms
+from domain.venues import VenueStatus
 from service_layer.commands import CommandQueue
 from service_layer.engine import BatchOutcome, Engine
 from service_layer.messagebus import MessageBus
@@ -256,6 +257,13 @@ class TradingService:
             feed_venue=None if live is None else live.venue,
             stale_feeds=() if live is None else live.stale(),
         )
+
+    def venues(self) -> list[VenueStatus]:
+        """The live venues the run is connected to, each as it is now (none for a replay of
+        stored bars: the simulated venue has no connection)."""
+        runner = self._runner
+        feed = runner.feed if runner is not None else self._feed
+        return [feed.venue_status()] if isinstance(feed, VenueFeed) else []
 
     # -- market data ------------------------------------------------------------------------
     def pipeline_view(self) -> list[PipelineView]:

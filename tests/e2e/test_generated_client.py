@@ -157,6 +157,7 @@ BACKTEST_BODY = {
     "start": 1_759_276_800_000, "end": 1_759_363_200_000,  # 2025-10-01, one day
 }  # fmt: skip
 ALERTS = ("GET", "/api/v1/alerts")
+VENUES = ("GET", "/api/v1/venues")
 
 PLACED_ID = "generated-client-1"
 PLACED_QTY = Decimal("0.002")
@@ -239,6 +240,7 @@ def exchanged(base_url: str, generated: Generated) -> dict[Route, Any]:
     _wait_for("alert", lambda: bool(raw.get("/alerts", params={"rule": "trade_executed"}).json()))
     trade_rule = generated.model("AlertRule")("trade_executed")
     calls[ALERTS] = generated.call(ALERTS, rule=trade_rule, limit=10)
+    calls[VENUES] = generated.call(VENUES)
     calls[BALANCE] = generated.call(BALANCE)
     leverage = generated.body_model(LEVERAGE).from_dict({"leverage": 3})
     calls[LEVERAGE] = generated.call(LEVERAGE, "ETHUSDT", body=leverage)
@@ -486,6 +488,10 @@ def _check_alerts(parsed: Any) -> None:
     assert all("websocket" in a.channels for a in parsed)
 
 
+def _check_venues(parsed: Any) -> None:
+    assert parsed == []  # a replay of stored bars: the simulated venue has no connection
+
+
 def _check_backtest_started(parsed: Any) -> None:
     assert (parsed.status, parsed.progress, parsed.error) == ("running", 0.0, None)
 
@@ -573,6 +579,7 @@ CHECKS: dict[Route, Callable[[Any], None]] = {
     BACKTEST: _check_backtest,
     COMPARE_BACKTESTS: _check_backtests_compared,
     ALERTS: _check_alerts,
+    VENUES: _check_venues,
 }
 """What each route's parsed response must say; one entry for every route of the schema."""
 

@@ -50,6 +50,10 @@ LIVE_VENUE_METRICS = frozenset(
         "lootcapital_reconciliation_drift_total",
         "lootcapital_feed_stale",
         "lootcapital_venue_clock_offset_seconds",
+        "lootcapital_venue_requests_total",
+        "lootcapital_venue_weight_used",
+        "lootcapital_venue_weight_limit",
+        "lootcapital_ws_reconnects_total",
     }
 )
 """Metrics only a live venue's adapters export: the panels and rules reading them are parsed but

@@ -310,6 +310,47 @@ def test_a_silent_symbol_is_stale_in_status_metrics_and_alerts_and_the_others_tr
     np.testing.assert_array_equal(stored["ETHUSDT"].open_time, expected_eth.open_time[kept])
 
 
+def test_the_venue_connection_is_shown_with_its_requests_weight_reconnects_and_clock(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    settings = _settings(tmp_path, fake)
+    container = bootstrap(settings, wall_clock=clock)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    with live_server(build_app(container)) as url, httpx.Client(base_url=url) as client:
+        container.service.start()
+        _wait_subscribed(fake)
+        _play(fake, container, 0, 4)
+        fake.drop_websockets(refuse=False)
+        _wait(lambda: fake.handshakes >= 2, "a reconnection")
+        _wait_subscribed(fake)
+        _play(fake, container, 5, 6)
+        (venue,) = client.get("/api/v1/venues", headers=headers).json()
+        metrics = client.get("/metrics").text
+        container.service.stop()
+
+    answered = {k: v for k, v in fake.requests.items() if k[1] == 200}
+    assert venue["venue"] == VENUE and venue["connected"] is True
+    assert venue["requests"] == {f"{path} {status}": n for (path, status), n in answered.items()}
+    assert venue["weight_limit"] == 2_400  # (the requests were sent over half an hour ago)
+    assert venue["weight_used"] == 0 and venue["held_until"] is None
+    assert venue["clock_offset_ms"] == 0  # the fake's clock is ours
+    assert venue["banned_until"] is None and venue["last_reconciliation"] is None
+    assert set(venue["reconnects"]) == {f"{s}@kline_5m" for s in SYMBOLS}
+    assert sum(venue["reconnects"].values()) >= 1
+    assert venue["capabilities"]["closed_flag_in_stream"] is True and venue["stale"] == []
+    opened = answered[("/fapi/v1/exchangeInfo", 200)]  # the warm-up's and the stream's
+    assert opened == 2
+    assert (
+        'lootcapital_venue_requests_total{endpoint="/fapi/v1/exchangeInfo",status="200",'
+        'venue="binance-usdm"} 2.0'
+    ) in metrics
+    assert 'lootcapital_venue_connected{venue="binance-usdm"} 1.0' in metrics
+    assert 'lootcapital_venue_clock_offset_seconds{venue="binance-usdm"} 0.0' in metrics
+    assert 'lootcapital_venue_weight_limit{venue="binance-usdm"} 2400.0' in metrics
+    assert "lootcapital_ws_reconnects_total{" in metrics
+
+
 def test_a_data_directory_holding_a_replay_run_is_refused_for_the_live_feed(
     tmp_path: Path, clock: SimulatedClock
 ) -> None:

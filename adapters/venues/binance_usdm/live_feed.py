@@ -51,6 +51,7 @@ from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.kline_stream import KlineStream
 from adapters.venues.binance_usdm.market_data import BinanceUsdmMarketData
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
+from adapters.venues.binance_usdm.venue_status import venue_status
 from adapters.venues.budget import VenueBudget
 from domain.candles import Candles
 from domain.coordinator import STALE_PERIODS
@@ -58,6 +59,7 @@ from domain.errors import ConfigError, TransientVenueError, UnknownSymbol
 from domain.events import FeedStale
 from domain.ports import CandleStore, Clock
 from domain.timeframes import timeframe_ms
+from domain.venues import VenueStatus
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +241,8 @@ class LiveFeed:
         self._after: dict[str, int] = {}
         self._finished_reason: str | None = None
         self._streams: tuple[KlineStream, ...] = ()
+        self._source: BinanceUsdmMarketData | None = None  # the streaming connection
+        self._answered: Counter[tuple[str, int]] = Counter()  # REST answers of closed ones
         self._inbox: queue.SimpleQueue[Arrival | Exception] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -318,6 +322,18 @@ class LiveFeed:
             return ()
         return tuple(s for stream in self._streams if (s := stream.staleness()) is not None)
 
+    def venue_status(self) -> VenueStatus:
+        """The connection now: streams open, REST answers, request weight, clock offset and
+        stale symbols (safe from any thread)."""
+        return venue_status(
+            time=self._clock.now_ms(),
+            source=self._source,
+            answered=self._answered,
+            streams=self._streams,
+            budget=self.budget.state(),
+            stale=[s.symbol for s in self.stale()],
+        )
+
     # -- history ----------------------------------------------------------------------------
     def _prepared(self) -> dict[str, Candles]:
         if self._history is None:
@@ -352,6 +368,7 @@ class LiveFeed:
                 history[symbol] = bars
             return history
         finally:
+            self._answered.update(source.exchange.responses)
             await source.close()
 
     def _resume_points(self, newest: int) -> dict[str, int]:
@@ -440,11 +457,13 @@ class LiveFeed:
         pumps: list[asyncio.Task[None]] = []
         try:
             await source.open()
+            self._source = source
             streams = tuple(
                 source.stream(s, self.timeframe, after_ms=self._after[s]) for s in self.symbols
             )
             self._streams = streams
             pumps = [asyncio.create_task(self._pump(stream)) for stream in streams]
+            pumps.append(asyncio.create_task(source.keep_time()))  # ends only when cancelled
             done, _ = await asyncio.wait(pumps, return_when=asyncio.FIRST_EXCEPTION)
             failure = next(iter(done)).exception()  # a pump only ends on a failure
             self._inbox.put(failure if isinstance(failure, Exception) else RuntimeError(failure))
@@ -456,6 +475,8 @@ class LiveFeed:
             self._streams = ()
             for pump in pumps:
                 pump.cancel()
+            self._answered.update(source.exchange.responses)
+            self._source = None
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(source.close(), CLOSE_S)
 

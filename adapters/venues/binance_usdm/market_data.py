@@ -18,6 +18,7 @@ with no closed bar for more than 2 periods is stale (spec 001, "Data staleness")
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
@@ -28,9 +29,11 @@ from adapters.venues.binance_usdm.parsing import ohlcv_candles
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
 from adapters.venues.budget import VenueBudget
 from domain.candles import Candles
-from domain.errors import ConfigError, UnknownSymbol
+from domain.errors import ConfigError, UnknownSymbol, VenueError
 from domain.ports import Clock
 from domain.timeframes import timeframe_ms
+
+logger = logging.getLogger(__name__)
 
 
 class Page(NamedTuple):
@@ -116,6 +119,16 @@ class BinanceUsdmMarketData:
         received = self._clock.now_ms()
         self.offset_ms = int(server) - (sent + received) // 2
         return self.offset_ms
+
+    async def keep_time(self) -> None:
+        """Measure the clock offset again every ``time_sync_s`` until cancelled; a failed
+        measurement keeps the last offset (logged) and is tried at the next turn."""
+        while True:
+            await asyncio.sleep(self.settings.time_sync_s)
+            try:
+                await self.sync_time()
+            except VenueError as exc:
+                logger.warning("%s: clock offset not measured: %s", VENUE, exc)
 
     def venue_now(self) -> int:
         """The venue's time now (ms UTC)."""

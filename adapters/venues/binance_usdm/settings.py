@@ -71,6 +71,12 @@ class BinanceUsdmSettings(BaseModel):
             "kline before fetching the bar over REST instead."
         ),
     )
+    time_sync_s: float = Field(
+        600.0,
+        gt=0,
+        le=86_400,
+        description="How often the venue's clock offset is measured again while connected.",
+    )
     poll_s: float = Field(
         1.0, gt=0, le=60, description="How often the live stream checks for overdue bars."
     )

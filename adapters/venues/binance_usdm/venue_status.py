@@ -1,0 +1,48 @@
+"""A Binance USDⓈ-M connection's :class:`~domain.venues.VenueStatus`, read from its parts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+
+from adapters.venues.binance_usdm.capabilities import CAPABILITIES, VENUE
+from adapters.venues.binance_usdm.kline_stream import KlineStream
+from adapters.venues.binance_usdm.market_data import BinanceUsdmMarketData
+from adapters.venues.budget import BudgetState
+from domain.venues import VenueStatus
+
+
+def venue_status(
+    *,
+    time: int,
+    source: BinanceUsdmMarketData | None,
+    answered: Mapping[tuple[str, int], int],
+    streams: Sequence[KlineStream],
+    budget: BudgetState,
+    stale: Sequence[str],
+) -> VenueStatus:
+    """The venue at ``time`` (ms UTC): connected when ``streams`` are all open (False before
+    the first); the REST answers of the connections closed before (``answered``, by path and
+    status) and of the open ``source``, and its clock offset (none before it opened); the
+    ``budget``'s weight, hold and ban; the ``stale`` symbols. Reads counters another thread
+    writes: each is copied whole (one C-level copy under the GIL)."""
+    facts = asdict(CAPABILITIES)
+    capabilities = {k: list(v) if isinstance(v, tuple) else v for k, v in facts.items()}
+    responses = Counter(answered)
+    if source is not None:
+        responses.update(dict(source.exchange.responses))
+    return VenueStatus(
+        venue=VENUE,
+        time=time,
+        connected=bool(streams) and all(s.status().connected for s in streams),
+        capabilities=capabilities,
+        weight_used=budget.used,
+        weight_limit=budget.limit,
+        held_until=budget.held_until,
+        banned_until=budget.banned_until,
+        clock_offset_ms=None if source is None else source.offset_ms,
+        requests={f"{path} {status}": n for (path, status), n in sorted(responses.items())},
+        reconnects={f"{s.symbol}@kline_{s.timeframe}": s.reconnects for s in streams},
+        stale=tuple(stale),
+    )
