@@ -27,6 +27,7 @@ from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.errors import http_error, translate
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
 from adapters.venues.budget import VenueBudget
+from adapters.venues.ccxt_decimal import isolate
 from domain.errors import RateLimited, TransientVenueError, VenueBanned, VenueError
 from domain.ports import Clock
 
@@ -95,6 +96,7 @@ class UsdmExchange(binanceusdm):  # type: ignore[misc]
             {"timeout": int(settings.timeout_s * 1000), "enableRateLimit": budget is None}
         )
         self.budget = budget
+        isolate(self)  # ccxt's number formatting must not change our Decimal rounding
         self.urls["api"].update(rest_urls(settings))
         self.urls["api"]["ws"]["linear"] = ws_url(settings)
         self._clock = clock

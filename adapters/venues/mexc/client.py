@@ -22,6 +22,7 @@ from ccxt.pro import mexc
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from adapters.venues.ccxt_decimal import isolate
 from adapters.venues.mexc.errors import http_error, redact, refusal, translate
 from adapters.venues.mexc.settings import MexcSettings
 from domain.errors import RateLimited, TransientVenueError, VenueError
@@ -75,6 +76,7 @@ class MexcExchange(mexc):  # type: ignore[misc]
             config["apiKey"] = settings.api_key.get_secret_value()
             config["secret"] = settings.api_secret.get_secret_value()
         super().__init__(config)
+        isolate(self)  # ccxt's number formatting must not change our Decimal rounding
         self.urls["api"]["contract"] = {
             access: settings.rest_url + path for access, path in CONTRACT_PATHS.items()
         }
