@@ -58,7 +58,7 @@ def venue_out(v: VenueStatus) -> VenueOut:
     )
 
 
-@router.get("/venues", responses=error_responses(401))
+@router.get("/venues", responses=error_responses(401, 422))
 def list_venues(service: ServiceDep) -> list[VenueOut]:
     """The live venues the run is connected to: connection state, capabilities, the request
     budget used, bans, clock offset, last reconciliation, REST answers and stream reconnects.

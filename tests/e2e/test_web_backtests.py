@@ -195,6 +195,8 @@ PAGE_STATE = """(function () {
     charts: count('#bt-result .bt-chart[data-drawn=true] canvas'),
     compared: count('#bt-result .bt-compare [data-drawn=true] canvas'),
     rows: count('#bt-list tr[data-backtest-id]'),
+    newest: (document.querySelector('#bt-list tr[data-backtest-id]')
+             || {dataset: {}}).dataset.status,
     overflow: document.documentElement.scrollWidth - window.innerWidth,
   });
 })()"""
@@ -254,7 +256,9 @@ def test_a_backtest_from_the_form_runs_to_its_result_and_compares(
         )
         page.evaluate(SUBMIT)
         ran = _wait(page, lambda s: s["result"] and s["charts"] == 3, "the backtest's result drawn")
-        listed = _wait(page, lambda s: s["rows"] > loaded["rows"], "the backtest listed")
+        listed = _wait(
+            page, lambda s: s["rows"] > loaded["rows"] and s["newest"] == "done", "it listed done"
+        )
         page.evaluate(COMPARE)
         compared = _wait(page, lambda s: s["compared"] == 1, "the comparison drawn")
         _screenshot(page, tmp_path / "backtests-compare-1280.png")

@@ -71,8 +71,23 @@
     document.body.dispatchEvent(new CustomEvent("bt-refresh"));
   }
 
+  // The list is reloaded when a backtest ends or the socket resyncs: the backtests ticked for
+  // comparison stay ticked (a reload under the user's hand would otherwise lose them).
+  var ticked = [];
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    if (evt.detail.target && evt.detail.target.id === "bt-list") {
+      ticked = Array.prototype.map.call(
+        document.querySelectorAll("#bt-list input[name=ids]:checked"), function (b) { return b.value; });
+    }
+  });
   document.addEventListener("htmx:afterSwap", function (evt) {
-    if (window.LootBacktestCharts) window.LootBacktestCharts.draw(evt.detail.target || document);
+    var target = evt.detail.target;
+    if (target && target.id === "bt-list") {
+      target.querySelectorAll("input[name=ids]").forEach(function (b) {
+        if (!b.disabled && ticked.indexOf(b.value) >= 0) b.checked = true;
+      });
+    }
+    if (window.LootBacktestCharts) window.LootBacktestCharts.draw(target || document);
   });
   document.addEventListener("DOMContentLoaded", function () {
     window.LootCapital.followJobs("backtest", onBacktest, resync, jobBox);
