@@ -86,6 +86,12 @@ def alert_log_partial(service: ServiceDep) -> HTMLResponse:
     return _html(render_panel("alert_log", service))
 
 
+@control.get("/venues", response_class=HTMLResponse)
+def venues_partial(service: ServiceDep) -> HTMLResponse:
+    """The live venues: connection, request budget, clock offset, reconnects, stale feeds."""
+    return _html(render_panel("venues", service))
+
+
 # -- halt and resume ----------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.alert_schemas import alert_out
 from api.risk_schemas import breakers_out, record_out
+from api.routers.venues import venue_out
 from domain.errors import EngineStateError, InvalidOrder
 from service_layer.alerts import alert_log
 from service_layer.risk_gate import RiskStatus
@@ -123,6 +124,12 @@ def alert_log_context(service: TradingService) -> dict[str, Any]:
     return {"alerts": [alert_out(r) for r in page.items]}
 
 
+def venues_context(service: TradingService) -> dict[str, Any]:
+    """The live venues the run is connected to, in the shape of ``GET /api/v1/venues`` (none
+    for a replay of stored bars)."""
+    return {"venues": [venue_out(v) for v in service.venues()]}
+
+
 def limits_context(
     service: TradingService,
     *,
@@ -184,13 +191,14 @@ PANELS: Mapping[str, Panel] = {
     "balance": Panel("partials/balance.html", balance_context),
     "alerts": Panel("partials/alerts.html", alerts_context),
     "alert_log": Panel("partials/alert_log.html", alert_log_context),
+    "venues": Panel("partials/venues.html", venues_context),
 }
 """Every live panel by name; the name is also its SSE event name and its ``/ui/<name>``
 route."""
 
 DASHBOARD_PANELS = ("status", "positions", "orders", "trades", "signals")
 """The live panels of the dashboard (``/``)."""
-CONTROL_PANELS = ("status", "risk", "balance", "positions", "alerts", "alert_log")
+CONTROL_PANELS = ("status", "risk", "balance", "positions", "alerts", "alert_log", "venues")
 """The live panels of the control centre (``/control``)."""
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from adapters.clock import SimulatedClock
+from api.deps import SESSION_COOKIE, session_value
 from domain.candles import Candles
 from domain.errors import ConfigError
 from domain.events import FeedStale
@@ -388,3 +389,21 @@ def test_serve_says_which_venue_it_cannot_reach_and_exits_with_status_1(
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("error: binance-usdm: "), err
+
+
+def test_the_control_centre_shows_the_venue_connection(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    settings = _settings(tmp_path, fake)
+    container = bootstrap(settings, wall_clock=clock)
+
+    with live_server(build_app(container)) as url, httpx.Client(base_url=url) as client:
+        container.service.start()
+        _wait_subscribed(fake)
+        _play(fake, container, 0, 2)
+        client.cookies.set(SESSION_COOKIE, session_value(TOKEN))
+        html = client.get("/ui/venues").text
+        container.service.stop()
+
+    assert 'data-venue="binance-usdm" data-connected="true"' in html
+    assert ">connected</span>" in html and "/ 2400" in html and "0 ms" in html
