@@ -61,6 +61,10 @@ class AppContainer(Protocol):
     backtests: BacktestJobs
     alerts: AlertDispatcher
 
+    def close(self) -> None:
+        """Close the live venue's connections (after the run stopped)."""
+        ...
+
 
 def create_app(container: AppContainer) -> FastAPI:
     """Build the app around ``container`` (see ``lootcapital.bootstrap``).
@@ -82,6 +86,7 @@ def create_app(container: AppContainer) -> FastAPI:
                 logger.info("not started: %s", exc.message)
         yield
         await asyncio.to_thread(container.service.stop, "server shut down")
+        await asyncio.to_thread(container.close)
         await asyncio.to_thread(container.training.shutdown)
         await asyncio.to_thread(container.backtests.shutdown)
         await asyncio.to_thread(container.alerts.close)

@@ -37,7 +37,6 @@ from domain.ledger import Ledger
 from domain.model import Order, Position
 from domain.ports import (
     BarMatcher,
-    CandleStore,
     Clock,
     ExecutionClient,
     MarginAccount,
@@ -49,6 +48,7 @@ from domain.strategies import build_strategy
 from domain.timeframes import timeframe_ms
 from lootcapital.alerts import alert_dispatcher
 from lootcapital.backtest_runs import prepare_backtest
+from lootcapital.live import LIVE, LiveStart, LiveVenue, check_live_start, live_feed_factory
 from lootcapital.ml_models import hand_over_models, model_store
 from lootcapital.settings import Settings
 from lootcapital.simulation import (
@@ -95,6 +95,13 @@ class Container:
     training: TrainingJobs
     backtests: BacktestJobs
     alerts: AlertDispatcher
+    venue: LiveVenue | None = None
+
+    def close(self) -> None:
+        """Close a live run's venue connection (its execution client; nothing in paper
+        mode). Call after the run has stopped."""
+        if self.venue is not None:
+            self.venue.close()
 
 
 def api_token(settings: Settings) -> tuple[str, bool]:
@@ -162,9 +169,18 @@ def _sessions(settings: Settings) -> Callable[[], Any]:
     return make_session_factory(make_engine(url))
 
 
-def _run_state(settings: Settings, sessions: Callable[[], Any], params: dict) -> RunState:
+def _run_state(
+    settings: Settings, sessions: Callable[[], Any], params: dict, mode: str
+) -> RunState:
     with SqlUnitOfWork(sessions, "-") as uow:
-        previous = uow.runs.latest(MODE)
+        previous = uow.runs.latest(mode)
+        other = uow.runs.latest(LIVE if mode == MODE else MODE)
+    if other is not None:
+        raise ConfigError(
+            f"the data directory {settings.data_dir} holds a {other.mode} run; a {mode} run "
+            "needs a data directory of its own: use another LOOTCAPITAL_DATA_DIR",
+            field="data_dir",
+        )
     wanted = (settings.strategy, tuple(settings.symbols), settings.timeframe)
     if previous is not None:
         if (previous.strategy, previous.symbols, previous.timeframe) != wanted:
@@ -177,7 +193,7 @@ def _run_state(settings: Settings, sessions: Callable[[], Any], params: dict) ->
         return previous
     run = RunState(
         id=uuid.uuid4().hex,
-        mode=MODE,
+        mode=mode,
         strategy=settings.strategy,
         params=params,
         symbols=tuple(settings.symbols),
@@ -231,74 +247,53 @@ def _applied_fill_ids(uow: UnitOfWork, orders: list[Order]) -> list[str]:
     return ids
 
 
-def live_feed_factory(
-    settings: Settings,
-    store: CandleStore,
-    clock: Clock,
-    publish: Callable[[list[object]], None],
-) -> FeedFactory:
-    """The live feed of ``settings.feed`` (``binance-usdm``), resuming after the given bars:
-    ``settings.history_days`` of warm-up for a new run, its bars appended to ``store``, timed
-    by ``clock``; each symbol going stale is handed to ``publish`` as a
-    :class:`~domain.events.FeedStale`."""
-    from adapters.venues.binance_usdm.live_feed import LiveFeed  # ccxt: loaded only when live
-
-    history_ms = round(settings.history_days * timeframe_ms("1d"))
-
-    def live(start_after: dict[str, int] | None, sleep: Callable[[float], object]) -> LiveFeed:
-        return LiveFeed(
-            settings.venues.binance_usdm,
-            symbols=settings.symbols,
-            timeframe=settings.timeframe,
-            clock=clock,
-            store=store,
-            history_ms=history_ms,
-            start_after=start_after,
-            sleep=sleep,
-            on_stale=lambda event: publish([event]),
-        )
-
-    return live
-
-
 def bootstrap(
     settings: Settings,
     *,
+    live: LiveStart | None = None,
     feed_factory: FeedFactory | None = None,
     execution_factory: ExecutionFactory | None = None,
     market_clock: Callable[[], Clock] = SimulatedClock,
     wall_clock: Clock | None = None,
 ) -> Container:
-    """Wire the paper-trading server: storage (migrated to head), candles (the shipped sample
+    """Wire the trading server: storage (migrated to head), candles (the shipped sample
     imported on first start of a replay), the run's kernel restored from storage (strategy
     state, ledger, execution client), bus and metrics, the model registry (its SQL rows synced
     with the model store's files), background training and backtests on the stored bars.
 
-    The feed is ``settings.feed``: a replay of the candle store, or a venue's live bars (each
-    appended to the candle store as it is traded; a stale symbol published as ``FeedStale``).
-    Every port can be injected: ``feed_factory`` replaces that feed, ``execution_factory`` the
-    simulated venue, ``market_clock`` makes the kernel's clock (one per kernel build),
-    ``wall_clock`` paces the replay and times the live feed (the system clock by default).
+    Paper trading (``live`` None) fills on the simulated venue; its feed is ``settings.feed``:
+    a replay of the candle store, or a venue's live bars (each appended to the candle store as
+    it is traded; a stale symbol published as ``FeedStale``). A live run (``live``: see
+    :mod:`lootcapital.live`) trades the venue's live bars with its orders at the venue, once
+    :func:`~lootcapital.live.check_live_start` lets it. Every port can be injected:
+    ``feed_factory`` replaces the feed, ``execution_factory`` the simulated venue or the live
+    one, ``market_clock`` makes the kernel's clock (one per kernel build), ``wall_clock`` paces
+    the replay and times the live feed and venue (the system clock by default).
 
     Raises
     ------
     ConfigError
-        On settings that cannot work together (unknown symbol data, another run's data dir).
+        On settings that cannot work together (unknown symbol data, another run's data dir),
+        and a live start refused (the message says what to set).
     VenueError
-        When a live feed's venue cannot be reached for the warm-up bars.
+        When a live venue cannot be reached (warm-up bars, leverage and margin mode) or refuses
+        the leverage or margin mode.
     """
+    wall = wall_clock or SystemClock()
+    if live is not None:
+        check_live_start(settings, live, wall)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     token, generated = api_token(settings)
     sessions = _sessions(settings)
     store = candle_store(settings)
-    if settings.feed == REPLAY:
+    if settings.feed == REPLAY and live is None:
         _ensure_sample(settings, store)
     rules = with_brackets(settings, instruments(settings, settings.symbols))
     funding = sample_funding(settings, settings.symbols)  # read once, not at every rebuild
     params = build_strategy(
         settings.strategy, settings.strategy_params, settings.timeframe
     ).params()
-    run = _run_state(settings, sessions, params)
+    run = _run_state(settings, sessions, params, MODE if live is None else LIVE)
 
     def uow_factory() -> UnitOfWork:
         return SqlUnitOfWork(sessions, run.id)
@@ -312,6 +307,12 @@ def bootstrap(
         venue.restore(state.cash, positions, orders, fees, funding_paid)
         return venue, venue
 
+    bus = MessageBus()
+    venue = None
+    if live is not None:
+        venue = LiveVenue(settings, store=store, clock=wall, publish=bus.publish)
+        feed_factory = feed_factory or venue.feed
+        execution_factory = execution_factory or venue.execution
     make_execution = execution_factory or simulated
 
     def engine_factory(state: RunState) -> Engine:
@@ -335,13 +336,12 @@ def bootstrap(
             ledger=Ledger(state.cash, positions, orders, fill_ids=fill_ids),
             window=PAPER_WINDOW,
             margin=_margin(execution),
+            leverage=None if venue is None else venue.leverage,
             risk=risk_gate(settings, state.timeframe, limits, paper=True),
         )
         engine.restore(state.state)
         return engine
 
-    wall = wall_clock or SystemClock()
-    bus = MessageBus()
     if feed_factory is None and settings.feed != REPLAY:
         feed_factory = live_feed_factory(settings, store, wall, bus.publish)
     if feed_factory is None:
@@ -367,17 +367,22 @@ def bootstrap(
 
     metrics = Metrics(settings.timeframe)
     bus.subscribe(object, metrics.handle)
-    service = TradingService(
-        engine_factory=engine_factory,
-        feed_factory=feed_factory,
-        uow_factory=uow_factory,
-        bus=bus,
-        run=run,
-        on_batch=metrics.on_batch,
-        perf_counter=time.perf_counter,
-        writer_factory=lambda: SqlUnitOfWork(sessions, run.id, keep_connection=True),
-        model_loader=lambda strategy, symbols: hand_over_models(strategy, settings, symbols),
-    )
+    try:
+        service = TradingService(
+            engine_factory=engine_factory,
+            feed_factory=feed_factory,
+            uow_factory=uow_factory,
+            bus=bus,
+            run=run,
+            on_batch=metrics.on_batch,
+            perf_counter=time.perf_counter,
+            writer_factory=lambda: SqlUnitOfWork(sessions, run.id, keep_connection=True),
+            model_loader=lambda strategy, symbols: hand_over_models(strategy, settings, symbols),
+        )
+    except BaseException:
+        if venue is not None:  # a live venue's client started before the failure
+            venue.close()
+        raise
     hub = EventHub(WsMessages(service))
     bus.subscribe(object, hub.handle)
     alerts = alert_dispatcher(
@@ -412,7 +417,7 @@ def bootstrap(
     backtests.recover()  # those a stopped server left running
     return Container(
         settings, service, hub, metrics, bus, token, generated, settings.autostart, models,
-        training, backtests=backtests, alerts=alerts,
+        training, backtests=backtests, alerts=alerts, venue=venue,
     )  # fmt: skip
 
 

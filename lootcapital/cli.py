@@ -31,6 +31,7 @@ from domain.strategies.params import param_specs
 from domain.symbols import venue_symbol
 from domain.timeframes import timeframe_ms
 from lootcapital import analyze_cli, download_cli, ml_cli
+from lootcapital.live import LIVE, VENUES, LiveStart
 from lootcapital.progress_bar import ProgressBar
 from lootcapital.report import fmt_ms, print_report
 from lootcapital.settings import Settings, describe_error, load_settings
@@ -117,13 +118,41 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
     return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _live_start(args: argparse.Namespace) -> LiveStart | None:
+    """What ``serve --mode live`` asks for (None in paper mode).
+
+    Raises
+    ------
+    DomainError
+        Options that do not go together (the message names them).
+    """
+    if args.mode != LIVE:
+        given = [o for o, on in (("--venue", args.venue), ("--demo", args.demo),
+                                 ("--live", args.live)) if on]  # fmt: skip
+        if given:
+            raise DomainError(f"{', '.join(given)}: only with --mode live", field="mode")
+        return None
+    if args.venue is None:
+        raise DomainError(f"--mode live needs --venue ({' or '.join(VENUES)})", field="venue")
+    if args.feed not in (None, args.venue):
+        raise DomainError(
+            f"--mode live trades the bars of its --venue {args.venue}, not --feed {args.feed}",
+            field="feed",
+        )
+    if args.demo and args.venue != "binance-usdm":
+        raise DomainError(f"--demo: {args.venue} has no demo environment", field="demo")
+    return LiveStart(args.venue, real_money=args.live)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the server: paper trading on the replayed candle store, or on a venue's live bars
-    (``--feed``); 1 when the venue cannot be reached."""
+    (``--feed``), or live trading on a venue (``--mode live``); 1 when the venue cannot be
+    reached."""
     import uvicorn
 
     from lootcapital.bootstrap import bootstrap, build_app
 
+    live = _live_start(args)
     settings = _settings(
         args,
         host=args.host,
@@ -131,18 +160,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         speed=args.speed,
         symbols=_venue_symbols(args.symbols, "--symbols") or None,
         strategy=args.strategy,
-        feed=args.feed,
+        feed="binance-usdm" if live is not None and live.venue == "binance-usdm" else args.feed,
+        venues={"binance_usdm": {"demo": True}} if args.demo else None,
     )
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
     for name in ("uvicorn.access", "uvicorn.error"):  # WebSocket handshakes log via .error
         logging.getLogger(name).addFilter(RedactTokens())
     try:
-        container = bootstrap(settings)
+        container = bootstrap(settings, live=live)
     except VenueError as exc:
-        print(f"error: {settings.feed}: {exc}", file=sys.stderr)
+        print(f"error: {settings.feed if live is None else live.venue}: {exc}", file=sys.stderr)
         return EXIT_VENUE
     url = f"http://{settings.host}:{settings.port}"
     source = "replayed bars" if settings.feed == "replay" else f"live {settings.feed} bars"
+    if live is not None:
+        demo = settings.venues.binance_usdm.demo
+        source += f", orders on {live.venue} " + ("demo" if demo else "with REAL MONEY")
     print(
         f"LootCapital {args.mode} trading {','.join(settings.symbols)} with {settings.strategy} "
         f"on {source}"
@@ -423,14 +456,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser(
-        "serve", help="run the API server and paper-trade the replayed data or live bars"
+        "serve",
+        help="run the API server and paper-trade the replayed data or live bars, or trade live",
     )
     serve.add_argument(
         "--mode",
-        choices=("paper",),
+        choices=("paper", LIVE),
         default="paper",
-        help="paper: the simulated venue fills the strategy's orders against the bars "
-        "(default: paper)",
+        help="paper: the simulated venue fills the strategy's orders against the bars; live: "
+        "the orders go to --venue, which fills them (needs its API key and secret; real money "
+        "needs --live and live_confirm = true) (default: paper)",
+    )
+    serve.add_argument(
+        "--venue",
+        choices=VENUES,
+        help="--mode live: where the orders go, and whose live bars are traded (mexc: the "
+        "account's order entry is probed, and live mode refused: not built yet) (default: "
+        "none; --mode live needs it)",
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="--mode live on binance-usdm: trade Binance's demo environment (sets "
+        "venues.binance_usdm.demo: the demo URLs, unless REST_URL and WS_URL are set)",
+    )
+    serve.add_argument(
+        "--live",
+        action="store_true",
+        help="--mode live without --demo: trade real money (also needs live_confirm = true in "
+        "the settings, LOOTCAPITAL_LIVE_CONFIRM=true)",
     )
     serve.add_argument(
         "--feed",

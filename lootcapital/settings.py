@@ -257,6 +257,13 @@ class Settings(BaseSettings):
         ),
     )
     autostart: bool = True
+    live_confirm: bool = Field(
+        False,
+        description=(
+            "Allow trading with real money: `serve --mode live` without --demo starts only "
+            "with --live and this set to true."
+        ),
+    )
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     risk: RiskSettings = Field(default_factory=lambda: RiskSettings())
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())

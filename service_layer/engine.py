@@ -122,6 +122,10 @@ class Engine:
         The account's futures margining (the simulated venue's, or a live venue's): the
         strategy sees its leverage per symbol in its portfolio (1x for a symbol it does not
         name, and for every symbol without one), the API its balance breakdown.
+    leverage:
+        Without ``margin``: the account's leverage per symbol as a live venue confirmed it
+        (a read-only view the venue keeps current), what the strategy sees; None: none (1x,
+        no futures margining).
     risk:
         The risk gate between the strategy's orders and the execution client (None: none,
         at no cost): it catches up at each decision that places orders and screens them;
@@ -148,6 +152,7 @@ class Engine:
         ledger: Ledger,
         window: int | None = None,
         margin: MarginAccount | None = None,
+        leverage: Mapping[str, int] | None = None,
         risk: RiskGate | None = None,
     ) -> None:
         missing = [s for s in symbols if s not in instruments]
@@ -166,7 +171,7 @@ class Engine:
         self.ledger = ledger
         self.margin = margin
         self.leverage: Mapping[str, int] = (
-            MappingProxyType({}) if margin is None else margin.leverage
+            margin.leverage if margin is not None else leverage or MappingProxyType({})
         )
         limit = None if window is None else max(window, strategy.warmup_bars()) + 2
         self.history = {s: CandleHistory(limit=limit) for s in symbols}
@@ -179,6 +184,11 @@ class Engine:
         self._funding_start = ZERO  # funding paid before the batch being processed
         self.risk = risk
         self.looks = None if risk is None else RiskLooks(risk, matcher, self.tf_ms)
+        # A live venue's answers applied between batches (flush), which the risk gate reads
+        # with the next batch's changes (it reads one batch's changes as they grow).
+        self._between = LedgerChanges()
+        self._batch: BatchOutcome | None = None
+        self._gate_changes: LedgerChanges | None = None
 
     # -- state ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -249,7 +259,8 @@ class Engine:
         A bar not after the last one seen for its symbol (a feed's duplicate or out-of-order
         bar) is skipped with a log line.
         """
-        outcome = BatchOutcome(bars={})
+        outcome = self._batch = BatchOutcome(bars={})
+        self._gate_changes = self._take_between()
         starts: dict[str, int] = {}
         for symbol, bars in batch.items():
             if symbol not in self.history:
@@ -292,11 +303,19 @@ class Engine:
 
     def flush(self) -> LedgerChanges:
         """Apply what the execution client has said since the last call (answers to orders
-        sent, cancels and amendments asked for between bars, events of a reconciliation)."""
+        sent, cancels and amendments asked for between bars, events of a reconciliation; a
+        live venue's fills as they come). The risk gate reads a live venue's fills applied
+        here with the next batch, as it reads the simulated venue's fills on the bars."""
         outcome = BatchOutcome(bars={})
         self._apply_events(outcome, self.clock.now_ms())
         self._drain(outcome)
         outcome.changes.refused.extend(outcome.rejections)
+        if self.risk is not None and self.matcher is None:  # a live venue's fills
+            between, changes = self._between, outcome.changes
+            between.fills += changes.fills
+            between.positions += changes.positions
+            between.trades += changes.trades
+            between.fundings += changes.fundings
         return outcome.changes
 
     def submit_now(self, orders: list[Order]) -> None:
@@ -629,7 +648,8 @@ class Engine:
         assert risk is not None
         if drain:
             self._drain(outcome)
-        risk.observe(t, portfolio, self.history, outcome.changes)
+        changes = outcome.changes if self._gate_changes is None else self._gate_changes
+        risk.observe(t, portfolio, self.history, changes)
         closed = risk.close_all_due
         if closed:
             for order in self.ledger.open_orders():
@@ -749,18 +769,35 @@ class Engine:
         changes = self.ledger.drain()
         for refused in changes.refused:
             logger.warning("execution event refused: %s", refused)
-        outcome.changes.orders.extend(changes.orders)
-        outcome.changes.fills.extend(changes.fills)
-        outcome.changes.fundings.extend(changes.fundings)
-        outcome.changes.trades.extend(changes.trades)
-        outcome.changes.positions.extend(changes.positions)
-        outcome.changes.refused.extend(changes.refused)
+        _extend(outcome.changes, changes)
+        if self._gate_changes is not None and outcome is self._batch:
+            _extend(self._gate_changes, changes)
+
+    def _take_between(self) -> LedgerChanges | None:
+        """What the risk gate reads this batch when a live venue's answers were applied
+        between batches: those first, then the batch's own changes as they come (None: the
+        batch's changes alone)."""
+        between = self._between
+        if not (between.fills or between.trades or between.fundings):
+            return None
+        self._between = LedgerChanges()
+        return between
 
 
 # Built once per decision, with every field given: they have no checks to skip.
 _portfolio = fast_constructor(Portfolio, validate=False)
 _context = fast_constructor(DecisionContext, validate=False)
 _NOTHING_CLOSED: frozenset[str] = frozenset()
+
+
+def _extend(into: LedgerChanges, changes: LedgerChanges) -> None:
+    """Append ``changes`` to ``into``, list by list."""
+    into.orders.extend(changes.orders)
+    into.fills.extend(changes.fills)
+    into.fundings.extend(changes.fundings)
+    into.trades.extend(changes.trades)
+    into.positions.extend(changes.positions)
+    into.refused.extend(changes.refused)
 
 
 def _closing_side(held: Decimal) -> Side:

@@ -160,7 +160,16 @@ class TradingService:
         return engine
 
     def _new_feed(self, run: RunState) -> MarketData:
-        return self.feed_factory(dict(run.last_bar_time) or None, self.commands.wait)
+        return self.feed_factory(dict(run.last_bar_time) or None, self._between_bars)
+
+    def _between_bars(self, seconds: float) -> None:
+        """The feed's wait for its next bar (engine thread): the commands queued meanwhile
+        run; with a live venue (no bar matcher: its fills come between bars), what it said
+        since is applied, stored and published as it comes (the stop of a filled entry is
+        placed then, not at the next bar)."""
+        self.commands.wait(seconds)
+        if self.engine.matcher is None:
+            self._commit(self.engine.flush())
 
     def _set_snapshot(self, value: Snapshot) -> None:
         self._snapshot = value
