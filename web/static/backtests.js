@@ -13,6 +13,7 @@
   "use strict";
 
   var ended = {}; // backtest id -> its result was loaded
+  var following = null; // the running backtest the page follows, if any
 
   function jobBox() { return document.getElementById("bt-job"); }
 
@@ -57,18 +58,32 @@
 
   function onBacktest(job) {
     bar(job);
+    if (job.status === "running") following = job.id;
     if (job.status === "running" || ended[job.id]) return;
     ended[job.id] = true;
     document.body.dispatchEvent(new CustomEvent("bt-refresh"));
     showResult(job.id);
   }
 
+  // After a dropped connection or lost messages ("lagged"): the job's line again, and the
+  // result of the followed backtest if it ended meanwhile (its last message was lost with them).
   function resync() {
     var box = jobBox();
     if (box && window.htmx) {
-      window.htmx.ajax("GET", "/ui/backtests/job", { target: "#bt-job", swap: "innerHTML" });
+      window.htmx.ajax("GET", "/ui/backtests/job", { target: "#bt-job", swap: "innerHTML" })
+        .then(catchUp);
     }
     document.body.dispatchEvent(new CustomEvent("bt-refresh"));
+  }
+
+  function catchUp() {
+    var id = following;
+    if (!id || ended[id]) return;
+    var el = document.querySelector("#bt-job .bt-job[data-job-id]");
+    if (el && el.getAttribute("data-job-id") === id && el.getAttribute("data-status") === "running") return;
+    ended[id] = true;
+    document.body.dispatchEvent(new CustomEvent("bt-refresh"));
+    showResult(id);
   }
 
   // The list is reloaded when a backtest ends or the socket resyncs: the backtests ticked for
@@ -82,6 +97,7 @@
   });
   document.addEventListener("htmx:afterSwap", function (evt) {
     var target = evt.detail.target;
+    noteStarted(target);
     if (target && target.id === "bt-list") {
       target.querySelectorAll("input[name=ids]").forEach(function (b) {
         if (!b.disabled && ticked.indexOf(b.value) >= 0) b.checked = true;
@@ -89,6 +105,12 @@
     }
     if (window.LootBacktestCharts) window.LootBacktestCharts.draw(target || document);
   });
+  // The form's answer puts the started backtest's line into #bt-job (out of band): follow it.
+  function noteStarted(target) {
+    var started = target && target.id === "bt-job" && target.querySelector(".bt-job[data-status=running]");
+    if (started) following = started.getAttribute("data-job-id");
+  }
+  document.addEventListener("htmx:oobAfterSwap", function (evt) { noteStarted(evt.detail.target); });
   document.addEventListener("DOMContentLoaded", function () {
     window.LootCapital.followJobs("backtest", onBacktest, resync, jobBox);
   });
