@@ -4,8 +4,10 @@
 ``equity``, ``status`` (the body of ``GET /api/v1/status``, pushed on every start and stop,
 end of data included), ``risk`` (a trading-state change or a risk alert, as ``GET
 /api/v1/risk`` lists them), ``training`` (a training job's state at each step, the body of
-``GET /api/v1/models/train/{job_id}``) and ``alert`` (an alert as it fired, as ``GET
-/api/v1/alerts`` lists it). ``ts`` is the market clock (ms UTC) when the message was
+``GET /api/v1/models/train/{job_id}``), ``alert`` (an alert as it fired, as ``GET
+/api/v1/alerts`` lists it) and ``reconciliation`` (a difference between the ledger and
+a live venue that reconciliation found and repaired: kind, venue, symbol, details, time).
+``ts`` is the market clock (ms UTC) when the message was
 built. ``backtest`` messages carry a backtest job's state as it runs (the body of ``POST
 /api/v1/backtests``: ``progress`` 0 to 1, then ``done`` or ``failed``).
 """
@@ -39,6 +41,7 @@ from domain.events import (
     PositionChanged,
     SignalGenerated,
 )
+from domain.reconciliation import ReconciliationEvent
 from domain.risk import RiskAlert, StateChange
 from domain.timeframes import timeframe_ms
 from service_layer.backtest_jobs import BacktestJob
@@ -94,4 +97,8 @@ def _body(event: object, service: TradingService, n: Numbers) -> tuple[str, Any]
             return "backtest", job_out(event).model_dump(mode="json")
         case AlertRaised(record=record):
             return "alert", alert_out(record).model_dump(mode="json")
+        case ReconciliationEvent(kind=kind, venue=venue, symbol=symbol, details=d, time=t):
+            return "reconciliation", {
+                "kind": str(kind), "venue": venue, "symbol": symbol, "details": d, "time": t,
+            }  # fmt: skip
     return "", None

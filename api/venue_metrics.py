@@ -17,7 +17,9 @@ class VenueCollector(Collector):
     ``lootcapital_ws_reconnects_total{venue,stream}``, ``lootcapital_venue_weight_used{venue}``
     (request weight in the shared budget's minute), ``lootcapital_venue_weight_limit{venue}``,
     ``lootcapital_venue_clock_offset_seconds{venue}`` (the venue's clock minus ours) and
-    ``lootcapital_venue_connected{venue}`` (1 while every stream is open), of the venues last
+    ``lootcapital_venue_connected{venue}`` (1 while every stream is open) and
+    ``lootcapital_reconciliation_drift_total{venue,kind}`` (differences reconciliation found
+    between the ledger and the venue), of the venues last
     given to :meth:`update`; nothing for a replay of stored bars."""
 
     def __init__(self) -> None:
@@ -59,7 +61,15 @@ class VenueCollector(Collector):
             "1 while every stream of the venue is open, else 0.",
             labels=["venue"],
         )
+        drift = CounterMetricFamily(
+            "lootcapital_reconciliation_drift",
+            "Differences between the ledger and a live venue found (and repaired) by "
+            "reconciliation, by kind.",
+            labels=["venue", "kind"],
+        )
         for v in self._venues:
+            for kind, count in v.drift.items():
+                drift.add_metric([v.venue, kind], count)
             for key, count in v.requests.items():
                 endpoint, _, status = key.rpartition(" ")
                 requests.add_metric([v.venue, endpoint, status], count)
@@ -70,4 +80,4 @@ class VenueCollector(Collector):
             if v.clock_offset_ms is not None:
                 offset.add_metric([v.venue], v.clock_offset_ms / 1000)
             connected.add_metric([v.venue], 1.0 if v.connected else 0.0)
-        yield from (requests, reconnects, used, limit, offset, connected)
+        yield from (requests, reconnects, used, limit, offset, connected, drift)

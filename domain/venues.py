@@ -19,7 +19,8 @@ class VenueStatus:
     venue (ms UTC), None when never (a market-data connection has nothing to reconcile);
     ``requests``: REST answers so far by ``"<path> <HTTP status>"``; ``reconnects``: streams'
     reopened connections by stream (``"BTCUSDT@kline_5m"``); ``stale``: the symbols whose
-    feed has had no closed bar for more than 2 periods.
+    feed has had no closed bar for more than 2 periods; ``drift``: differences between the
+    ledger and the venue that reconciliation found (and repaired), by kind.
     """
 
     venue: str
@@ -35,3 +36,4 @@ class VenueStatus:
     requests: Mapping[str, int] = field(default_factory=dict)
     reconnects: Mapping[str, int] = field(default_factory=dict)
     stale: tuple[str, ...] = ()
+    drift: Mapping[str, int] = field(default_factory=dict)

@@ -25,6 +25,7 @@ from adapters.marketdata.feeds import ReplayFeed, history_cut
 from adapters.marketdata.parquet_store import ParquetCandleStore
 from adapters.storage.sql.backtest_repository import SqlBacktestStore
 from adapters.storage.sql.migrations import upgrade_to_head
+from adapters.storage.sql.reconciliation_repository import SqlReconciliationLog
 from adapters.storage.sql.unit_of_work import SqlUnitOfWork, make_engine, make_session_factory
 from adapters.venues.simulated.venue import SimulatedVenue
 from api.app import create_app
@@ -65,6 +66,7 @@ from service_layer.engine import Engine
 from service_layer.market_data import ImportReport, import_files, list_series
 from service_layer.messagebus import MessageBus
 from service_layer.model_registry import ModelRegistry
+from service_layer.reconciliation import Reconciler
 from service_layer.trading import FeedFactory, TradingService
 from service_layer.training_jobs import TrainingJobs
 from web.backtest_views import stored_view
@@ -247,6 +249,23 @@ def _applied_fill_ids(uow: UnitOfWork, orders: list[Order]) -> list[str]:
     return ids
 
 
+def _reconciler(
+    settings: Settings, sessions: Callable[[], Any], run: RunState, wall: Clock, bus: MessageBus
+) -> Reconciler:
+    """A live run's reconciliation with its venue, every ``reconcile_s`` of ``wall``; its first
+    window of the venue's trades starts at the run's newest stored fill (now for a run
+    without one)."""
+    with SqlUnitOfWork(sessions, run.id) as uow:
+        newest = uow.fills.page(limit=1).items
+    return Reconciler(
+        interval_ms=round(settings.venues.binance_usdm.reconcile_s * 1000),
+        clock=wall,
+        log=SqlReconciliationLog(sessions, run.id),
+        publish=bus.publish,
+        since=newest[0].time if newest else wall.now_ms(),
+    )
+
+
 def bootstrap(
     settings: Settings,
     *,
@@ -378,6 +397,7 @@ def bootstrap(
             perf_counter=time.perf_counter,
             writer_factory=lambda: SqlUnitOfWork(sessions, run.id, keep_connection=True),
             model_loader=lambda strategy, symbols: hand_over_models(strategy, settings, symbols),
+            reconciler=None if live is None else _reconciler(settings, sessions, run, wall, bus),
         )
     except BaseException:
         if venue is not None:  # a live venue's client started before the failure

@@ -8,6 +8,7 @@ positions come from the snapshot the engine publishes after each bar, history fr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -21,6 +22,7 @@ from domain.errors import (
     InvalidOrder,
     OrderNotFound,
     UnknownSymbol,
+    VenueError,
 )
 from domain.events import EngineStarted, FeedStale
 from domain.funding import FundingPayment
@@ -37,6 +39,7 @@ from domain.model import (
 )
 from domain.pipeline_events import PipelineEvent
 from domain.ports import END_OF_DATA, MarketData, Page, RunState, UnitOfWork, VenueFeed
+from domain.reconciliation import Reconciling
 from domain.resample import resample
 from domain.strategies.base import ExplainsPipeline, PipelineView, Strategy
 from domain.timeframes import timeframe_ms
@@ -45,7 +48,10 @@ from service_layer.commands import CommandQueue
 from service_layer.engine import BatchOutcome, Engine
 from service_layer.messagebus import MessageBus
 from service_layer.order_desk import OrderDesk
+from service_layer.reconciliation import Reconciler
 from service_layer.runner import EngineRunner, Snapshot, change_events, snapshot, store_changes
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,7 @@ class TradingService:
         perf_counter: Callable[[], float],
         writer_factory: Callable[[], UnitOfWork] | None = None,
         model_loader: Callable[[Strategy, Sequence[str]], None] | None = None,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self.engine_factory = engine_factory
         self.feed_factory = feed_factory
@@ -129,6 +136,7 @@ class TradingService:
         self.on_batch = on_batch
         self.perf_counter = perf_counter
         self.model_loader = model_loader
+        self.reconciler = reconciler
         self.commands = CommandQueue()
         self._runner: EngineRunner | None = None
         self._stop_requested: str | None = None
@@ -145,7 +153,8 @@ class TradingService:
     # -- kernel -----------------------------------------------------------------------------
     def _prepare(self) -> Engine:
         """The kernel restored from storage, warmed up on the bars already processed, with its
-        unacknowledged orders reconciled (before any new decision)."""
+        unacknowledged orders reconciled (before any new decision), and a live venue's orders,
+        fills and positions."""
         engine = self.engine_factory(self.run)
         feed = self._new_feed(self.run)
         engine.warm_up({s: feed.history(s) for s in feed.symbols})
@@ -155,6 +164,7 @@ class TradingService:
             with self.uow_factory() as uow:
                 store_changes(uow, changes)
                 uow.commit()
+        self._reconcile(engine)
         self._feed = feed
         self._snapshot = snapshot(engine, self.run.candles_processed)
         return engine
@@ -170,6 +180,32 @@ class TradingService:
         self.commands.wait(seconds)
         if self.engine.matcher is None:
             self._commit(self.engine.flush())
+            try:
+                self._reconcile(self.engine)
+            except VenueError as exc:  # the next wait tries again
+                logger.warning("reconciliation failed: %s", exc)
+
+    def _reconcile(self, engine: Engine) -> None:
+        """Reconcile a live venue's client with the ledger when it is due; store and publish
+        the repairs."""
+        reconciler, client = self.reconciler, engine.execution
+        if reconciler is None or not isinstance(client, Reconciling):
+            return
+        if reconciler.due(client):
+            changes, _ = reconciler.reconcile(engine, self._fill_ids_since)
+            self._commit(changes, engine)
+
+    def _fill_ids_since(self, start: int) -> set[str]:
+        """Ids of the stored fills at or after ``start`` (ms UTC)."""
+        ids: set[str] = set()
+        cursor: str | None = None
+        with self.uow_factory() as uow:
+            while True:
+                page = uow.fills.page(start=start, limit=1_000, cursor=cursor)
+                ids.update(fill.id for fill in page.items)
+                if page.next_cursor is None:
+                    return ids
+                cursor = page.next_cursor
 
     def _set_snapshot(self, value: Snapshot) -> None:
         self._snapshot = value
@@ -272,7 +308,14 @@ class TradingService:
         stored bars: the simulated venue has no connection)."""
         runner = self._runner
         feed = runner.feed if runner is not None else self._feed
-        return [feed.venue_status()] if isinstance(feed, VenueFeed) else []
+        statuses = [feed.venue_status()] if isinstance(feed, VenueFeed) else []
+        reconciler = self.reconciler
+        if reconciler is None:
+            return statuses
+        return [
+            replace(s, last_reconciliation=reconciler.last, drift=dict(reconciler.drift))
+            for s in statuses
+        ]
 
     # -- market data ------------------------------------------------------------------------
     def pipeline_view(self) -> list[PipelineView]:
@@ -361,13 +404,13 @@ class TradingService:
         runner = self._runner
         return runner.run if runner is not None else self.run
 
-    def _commit(self, changes: LedgerChanges) -> None:
+    def _commit(self, changes: LedgerChanges, engine: Engine | None = None) -> None:
         if not (changes.orders or changes.fills or changes.positions):
             return
         with self.uow_factory() as uow:
             store_changes(uow, changes)
             uow.commit()
-        self.bus.publish(change_events(changes, self.engine.marks))
+        self.bus.publish(change_events(changes, (engine or self.engine).marks))
 
     def _stored(self, order_id: str) -> Order | None:
         with self.uow_factory() as uow:

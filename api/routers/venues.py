@@ -22,7 +22,8 @@ class VenueOut(BaseModel):
     ``last_reconciliation``: when the ledger was last compared with the venue (ms UTC; null:
     never, e.g. a market-data feed); ``requests``: REST answers by ``"<path> <status>"``;
     ``reconnects``: reopened stream connections by stream; ``stale``: symbols with no closed
-    bar for more than 2 periods."""
+    bar for more than 2 periods; ``drift``: differences between the ledger and the venue that
+    reconciliation found and repaired since the server started, by kind."""
 
     venue: str
     time: int
@@ -37,6 +38,7 @@ class VenueOut(BaseModel):
     requests: dict[str, int]
     reconnects: dict[str, int]
     stale: list[str]
+    drift: dict[str, int]
 
 
 def venue_out(v: VenueStatus) -> VenueOut:
@@ -55,6 +57,7 @@ def venue_out(v: VenueStatus) -> VenueOut:
         requests=dict(v.requests),
         reconnects=dict(v.reconnects),
         stale=list(v.stale),
+        drift=dict(v.drift),
     )
 
 

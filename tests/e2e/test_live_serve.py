@@ -123,7 +123,8 @@ def test_serve_live_on_the_demo_places_the_strategys_orders_at_the_venue_seen_ov
     assert {o["status"] for o in orders} == {"filled"}
     assert {o["id"] for o in orders} == set(fake.account.placed)
     assert set(fake.account.placed.values()) == {1}  # each client id placed once
-    assert [(v["venue"], v["last_reconciliation"]) for v in venues] == [("binance-usdm", None)]
+    assert [(v["venue"], v["drift"]) for v in venues] == [("binance-usdm", {})]
+    assert venues[0]["last_reconciliation"] is not None  # at start, before the first bar
     assert {c.margin_type for c in fake.account.positions.values()} == {"ISOLATED"}
     assert "Application shutdown complete." in served
     assert "Traceback" not in served, served

@@ -216,7 +216,8 @@ def test_a_live_run_places_its_orders_at_the_venue_and_trades_as_a_backtest_of_i
     assert status.mode == "live" and status.candles_processed == BARS * len(SYMBOLS)
     assert read_run(settings.database, mode="live").run.mode == "live"
     (venue,) = container.service.venues()
-    assert venue.venue == VENUE and venue.last_reconciliation is None
+    assert venue.venue == VENUE and venue.last_reconciliation == T0 + BARS * M5
+    assert venue.drift == {}  # reconciled after every bar: nothing differed
     assert {s: c.leverage for s, c in fake.account.positions.items()} == dict.fromkeys(SYMBOLS, 1)
     assert {c.margin_type for c in fake.account.positions.values()} == {"ISOLATED"}
 

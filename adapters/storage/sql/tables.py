@@ -545,3 +545,20 @@ ALL_TABLES: tuple[type[SQLModel], ...] = (
     BacktestRow,
 )
 """Every row class, parents before children (orders before fills)."""
+
+
+class ReconciliationEventRow(SQLModel, table=True):
+    """One difference between a live run's ledger and its venue that reconciliation found and
+    repaired (append-only): ``kind`` (:class:`~domain.reconciliation.DriftKind`), ``venue``,
+    ``symbol`` and ``details`` for the user, at ``time`` (ms UTC, the run's wall clock)."""
+
+    __tablename__ = "reconciliation_events"
+    __table_args__ = (sa.Index("ix_reconciliation_events_run_id_time", "run_id", "time", "id"),)
+
+    id: int | None = _serial_id()
+    run_id: str = _run_id()
+    time: int = _time()
+    kind: str = _text()
+    venue: str = _text()
+    symbol: str = _text()
+    details: str = _text()

@@ -34,7 +34,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -49,6 +49,7 @@ from adapters.venues.binance_usdm.account_exchange import (
 from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.client import Retrying, Sleep
 from adapters.venues.binance_usdm.order_tracker import OrderTracker
+from adapters.venues.binance_usdm.reconcile import OrderReconciler
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
 from adapters.venues.binance_usdm.trading_api import TradingApi
 from adapters.venues.binance_usdm.venue_orders import VenueOrders
@@ -64,6 +65,7 @@ from domain.margin import MarginMode
 from domain.model import Order, Position
 from domain.orders import ExecutionEvent
 from domain.ports import Balance, Clock
+from domain.reconciliation import OrderReconciliation
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -232,6 +234,24 @@ class BinanceUsdmExecution:
     def drain_events(self) -> list[ExecutionEvent]:
         """Execution events since the last call, oldest first."""
         return self._run(self._drain())
+
+    # -- Reconciling --------------------------------------------------------------------------
+    venue = VENUE
+
+    def reconcile_orders(
+        self, orders: Sequence[Order], known_fills: Collection[str], since: int
+    ) -> OrderReconciliation:
+        """Compare the ledger's open ``orders`` and its fills since ``since`` (ms UTC; ids
+        ``known_fills``) with the venue's orders and trades; the repairs come from
+        :meth:`drain_events` (see :mod:`~adapters.venues.binance_usdm.reconcile`).
+
+        Raises
+        ------
+        VenueError
+            The venue cannot be asked.
+        """
+        reconciler = OrderReconciler(self._rest(), self.tracker, list(self._wanted), self._now)
+        return self._run(reconciler.run(list(orders), set(known_fills), since))
 
     # -- MarginAccount (leverage) ---------------------------------------------------------------
     @property

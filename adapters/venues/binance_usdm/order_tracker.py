@@ -21,6 +21,7 @@ A submission whose answer was lost is :attr:`Submission.UNKNOWN` here: the engin
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
@@ -113,6 +114,38 @@ class OrderTracker:
         self._orders[order.id] = tracked
         self._venue_ids[order.id] = order.id
         return tracked
+
+    def resume(self, order: Order, applied: Collection[str] = ()) -> Tracked:
+        """Track again ``order``, acknowledged by the venue before this process started
+        (restored from the ledger, its ``filled_qty`` applied); ``applied`` are the venue's
+        trade ids of the fills the ledger holds."""
+        tracked = self.track(order)
+        tracked.submission, tracked.accepted = Submission.ACKNOWLEDGED, True
+        tracked.filled, tracked.venue_order_id = order.filled_qty, order.venue_order_id
+        tracked.trades.update(applied)
+        return tracked
+
+    def adopt(self, view: VenueOrder) -> tuple[Tracked, Order]:
+        """Track an order the venue holds that this client did not place: a liquidation is
+        told to the engine as one; any other order is returned ``pending_new`` (tagged
+        ``external``) for the ledger to record, and then acknowledged as the venue says."""
+        if view.is_liquidation:
+            tracked = self._venue_order(view)
+            return tracked, tracked.order
+        order = replace(
+            to_order(view), status=OrderStatus.PENDING_NEW, filled_qty=ZERO, avg_fill_price=None,
+            updated_time=None, venue_order_id=None, reject_reason=None,
+        )  # fmt: skip
+        tracked = self.track(order)
+        tracked.submission = Submission.ACKNOWLEDGED
+        return tracked, order
+
+    def by_venue_order_id(self, venue_order_id: str) -> Tracked | None:
+        """The tracked order the venue numbers ``venue_order_id`` (None: none)."""
+        for tracked in self._orders.values():
+            if tracked.venue_order_id == venue_order_id:
+                return tracked
+        return None
 
     def get(self, order_id: str) -> Tracked | None:
         """The tracked order with our client id ``order_id``."""

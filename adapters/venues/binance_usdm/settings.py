@@ -77,6 +77,15 @@ class BinanceUsdmSettings(BaseModel):
         le=86_400,
         description="How often the venue's clock offset is measured again while connected.",
     )
+    reconcile_s: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "How often a live run compares its orders, fills and positions with the venue's "
+            "(also at start and after every reconnection of the user-data stream)."
+        ),
+    )
     poll_s: float = Field(
         1.0, gt=0, le=60, description="How often the live stream checks for overdue bars."
     )

@@ -130,6 +130,19 @@ class TradingApi:
         rows = await self._run(lambda: self.exchange.fapiPrivateGetUserTrades(request))
         return [user_trade(row) for row in rows]
 
+    async def trades_since(self, symbol: str, since: int) -> list[VenueTrade]:
+        """``GET /fapi/v1/userTrades`` of ``symbol`` from ``since`` (ms UTC) on, oldest first
+        (the venue answers at most 1000 and 7 days)."""
+        request = {"symbol": symbol, "startTime": str(since), "limit": "1000"}
+        rows = await self._run(lambda: self.exchange.fapiPrivateGetUserTrades(request))
+        trades = [user_trade(row) for row in rows]
+        return sorted((t for t in trades if t.time >= since), key=lambda t: int(t.trade_id))
+
+    async def order_by_id(self, symbol: str, venue_order_id: str) -> VenueOrder | None:
+        """``GET /fapi/v1/order`` by the venue's order id; None when it has no such order."""
+        request = {"symbol": symbol, "orderId": venue_order_id}
+        return await self._found(lambda: self.exchange.fapiPrivateGetOrder(request), order_view)
+
     async def positions(self) -> list[Position]:
         """``GET /fapi/v3/positionRisk``: the non-flat positions."""
         return positions(await self._run(self.exchange.fapiPrivateV3GetPositionRisk))

@@ -1,0 +1,152 @@
+"""Reconciliation of a live run's ledger with its venue: when it runs, and its repairs applied.
+
+It runs before the first bar is decided, after every reopening of the venue's user-data
+stream, and every ``interval_ms`` of the run's wall clock. The venue's client compares orders
+and fills and queues the repairs as execution events (:class:`~domain.reconciliation.Reconciling`);
+then positions are compared (:func:`~domain.reconciliation.position_repairs`), but only when the
+venue's positions read the same before and after the orders were reconciled (a fill meanwhile
+would make the comparison wrong: it waits for the next run). Each difference is stored,
+published on the bus and counted by kind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
+from decimal import Decimal
+from types import MappingProxyType
+
+from domain.ledger import LedgerChanges
+from domain.model import Position
+from domain.orders import ExecutionEvent
+from domain.orders import ExecutionEventKind as K
+from domain.ports import Clock
+from domain.reconciliation import (
+    ReconciliationEvent,
+    ReconciliationLog,
+    Reconciling,
+    position_repairs,
+)
+from service_layer.engine import Engine
+
+logger = logging.getLogger(__name__)
+
+TRADE_LOOKBACK_MS = 60_000
+"""How far before a reconciliation's start the next one reads the venue's trades again (our
+clock and the venue's differ by up to the receive window; a trade seen twice counts once)."""
+
+
+class Reconciler:
+    """Reconciles one live run's ledger with its venue.
+
+    Parameters
+    ----------
+    interval_ms:
+        Time between reconciliations (ms).
+    clock:
+        The run's wall clock (ms UTC): when each one is due and happens.
+    log:
+        Stores the events.
+    publish:
+        Hands the events to the bus.
+    since:
+        Start (ms UTC) of the first reconciliation's window of the venue's trades (the run's
+        newest stored fill: a trade before it that the ledger lacks is not looked for).
+
+    Attributes
+    ----------
+    last:
+        When the last reconciliation completed (ms UTC), None before the first.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval_ms: int,
+        clock: Clock,
+        log: ReconciliationLog,
+        publish: Callable[[list[object]], None],
+        since: int,
+    ) -> None:
+        if interval_ms <= 0:
+            raise ValueError(f"interval_ms must be > 0, was {interval_ms}")
+        self.interval_ms = interval_ms
+        self.clock = clock
+        self.log = log
+        self.publish = publish
+        self.last: int | None = None
+        self._since = since
+        self._opens: int | None = None
+        self._drift: dict[str, int] = {}  # replaced, never changed: read on other threads
+
+    @property
+    def drift(self) -> Mapping[str, int]:
+        """Differences found by this process, by kind (read-only view)."""
+        return MappingProxyType(self._drift)
+
+    def due(self, client: Reconciling) -> bool:
+        """True before the first reconciliation, after the client's stream reopened, and once
+        ``interval_ms`` has passed since the last."""
+        if self.last is None or client.stream_opens != self._opens:
+            return True
+        return self.clock.now_ms() - self.last >= self.interval_ms
+
+    def reconcile(
+        self, engine: Engine, fills_since: Callable[[int], Collection[str]]
+    ) -> tuple[LedgerChanges, list[ReconciliationEvent]]:
+        """Reconcile ``engine``'s ledger with its execution client (a :class:`Reconciling`
+        one); ``fills_since(t)`` gives the ids of the stored fills at or after ``t`` (ms UTC).
+        Returns the ledger's changes (to store and publish) and the differences found.
+
+        Raises
+        ------
+        VenueError
+            The venue cannot be asked (nothing is counted; the next bar tries again).
+        """
+        client = engine.execution
+        assert isinstance(client, Reconciling), "a live venue's client"
+        start = self.clock.now_ms()
+        opens = client.stream_opens
+        before = _qtys(client.positions())
+        found = client.reconcile_orders(
+            engine.ledger.open_orders(), fills_since(self._since), self._since
+        )
+        for order in found.adopted:
+            engine.ledger.add(order)
+        changes = engine.flush()
+        events = list(found.events)
+        after = client.positions()
+        _add(changes, engine.flush())  # what the stream brought meanwhile
+        if _qtys(after) == before:
+            ledger = engine.ledger
+            for repair in position_repairs(
+                client.venue, ledger.account.positions, after, engine.marks, start
+            ):
+                ledger.add(repair.order)
+                ledger.apply(ExecutionEvent.accepted(repair.order.id, start, None))
+                ledger.apply(ExecutionEvent(K.FILL, repair.order.id, start, fill=repair.fill))
+                events.append(repair.event)
+            _add(changes, engine.flush())
+        else:
+            logger.info("%s positions moved while reconciling: compared next time", client.venue)
+        if events:
+            self.log.add(events)
+            self._drift = dict(Counter(self._drift) + Counter(str(e.kind) for e in events))
+            self.publish(list(events))
+        self.last, self._opens = self.clock.now_ms(), opens
+        self._since = start - TRADE_LOOKBACK_MS
+        return changes, events
+
+
+def _qtys(positions: list[Position]) -> dict[str, Decimal]:
+    return {p.symbol: p.qty for p in positions if p.qty != 0}
+
+
+def _add(into: LedgerChanges, changes: LedgerChanges) -> None:
+    into.orders.extend(changes.orders)
+    into.fills.extend(changes.fills)
+    into.fundings.extend(changes.fundings)
+    into.trades.extend(changes.trades)
+    into.positions.extend(changes.positions)
+    into.refused.extend(changes.refused)
