@@ -53,6 +53,9 @@ from service_layer.runner import EngineRunner, Snapshot, change_events, snapshot
 
 logger = logging.getLogger(__name__)
 
+BAR_GUARD_MS = 2_000
+"""How long before a live bar's close a due reconciliation waits for the bar (ms)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Status:
@@ -178,12 +181,28 @@ class TradingService:
         since is applied, stored and published as it comes (the stop of a filled entry is
         placed then, not at the next bar)."""
         self.commands.wait(seconds)
-        if self.engine.matcher is None:
-            self._commit(self.engine.flush())
+        engine = self.engine
+        if engine.matcher is None:
+            self._commit(engine.flush())
+            if self._bar_due(engine):
+                return  # the bar first: a reconciliation now would delay its orders
             try:
-                self._reconcile(self.engine)
+                self._reconcile(engine)
             except VenueError as exc:  # the next wait tries again
                 logger.warning("reconciliation failed: %s", exc)
+
+    def _bar_due(self, engine: Engine) -> bool:
+        """True from :data:`BAR_GUARD_MS` before the next bar's close until it is processed
+        (at most a period late: a feed that late is stale and reconciliation goes on): a
+        reconciliation due then waits for the wait after the bar, off the bar's path."""
+        reconciler = self.reconciler
+        times = [t for s in engine.symbols if (t := engine.last_bar_time(s)) is not None]
+        if reconciler is None or not times:
+            return False
+        tf_ms = engine.tf_ms
+        next_close = max(times) + 2 * tf_ms  # the last bar opened at max(times)
+        now = reconciler.clock.now_ms()
+        return next_close - BAR_GUARD_MS <= now < next_close + tf_ms
 
     def _reconcile(self, engine: Engine) -> None:
         """Reconcile a live venue's client with the ledger when it is due; store and publish
