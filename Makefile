@@ -46,9 +46,11 @@ lint: install-dev
 	$(BIN)/lint-imports
 
 # Test files run in parallel, one worker per core (at most 4): a file's module fixtures (a
-# server, a database) stay in one worker.
+# server, a database) stay in one worker. The tests driving Chromium run after them, alone: a
+# real browser's timing suffered when it shared 2 cores with the workers.
 test: lint $(CHROMIUM) $(PROMETHEUS)
-	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadfile
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadfile -m "not browser"
+	$(BIN)/pytest -q -m browser
 
 bench: install-dev
 	$(BIN)/python benchmarks/backtest_speed.py
