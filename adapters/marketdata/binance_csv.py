@@ -92,7 +92,7 @@ def read_klines(path: str | Path) -> Candles:
         if name in frame:
             values[name], number_check = _numbers(frame[name])
             checks.append(number_check)
-    _raise_first_bad([*checks, *time_checks, *_kline_problems(values)], source)
+    raise_first_bad([*checks, *time_checks, *kline_problems(values)], source)
     return Candles(
         open_time=_exact_ms(frame["open_time"]),
         open=values["open"],
@@ -262,8 +262,13 @@ def _exact_ms(column: pd.Series) -> np.ndarray:
     return np.where(exact > _MICROSECONDS_ABOVE, exact // 1000, exact)
 
 
-def _kline_problems(v: dict[str, np.ndarray]) -> list[Check]:
-    """(mask, message(i)) pairs, in the order a row's problems are reported."""
+def kline_problems(v: dict[str, np.ndarray]) -> list[Check]:
+    """The OHLCV sanity checks of klines, shared by the files and the venues' answers:
+    ``v`` holds columns of equal length ``(n,)`` by name (``open``, ``high``, ``low``,
+    ``close``, and ``volume`` and the archive's extras when present; prices in quote
+    currency); returns ``(mask (n,) bool, message(row index))`` pairs, in the order a row's
+    problems are reported: prices > 0, high >= low, high >= max(open, close),
+    low <= min(open, close), volumes >= 0."""
     o, h, lo, c = v["open"], v["high"], v["low"], v["close"]
     checks: list[Check] = [
         (
@@ -281,8 +286,10 @@ def _kline_problems(v: dict[str, np.ndarray]) -> list[Check]:
     return checks
 
 
-def _raise_first_bad(checks: list[Check], source: str) -> None:
-    """Raise DataError for the earliest row any check flags (first check wins on a tie)."""
+def raise_first_bad(checks: list[Check], source: str) -> None:
+    """Raise :class:`DataError` (naming ``source`` and the 1-based row) for the earliest row
+    any of ``checks`` (:func:`kline_problems`' pairs) flags; the first check wins on a tie.
+    Returns when no row is flagged."""
     first: tuple[int, str] | None = None
     for mask, message in checks:
         hits = np.flatnonzero(mask)

@@ -29,12 +29,12 @@ from adapters.marketdata.binance_csv import (
     _PRICES,
     ARCHIVE_COLUMNS,
     _exact_ms,
-    _kline_problems,
     _numbers,
-    _raise_first_bad,
     _read_table,
     _read_text,
     _times,
+    kline_problems,
+    raise_first_bad,
 )
 from domain.candles import Candles
 from domain.errors import DataError
@@ -151,7 +151,7 @@ def read_mark_prices(path: str | Path) -> Candles:
     for name in _PRICES:
         values[name], number_check = _numbers(frame[name])
         checks.append(number_check)
-    _raise_first_bad([*checks, *time_checks, *_kline_problems(values)], source)
+    raise_first_bad([*checks, *time_checks, *kline_problems(values)], source)
     n = len(frame)
     return Candles(
         open_time=_exact_ms(frame["open_time"]),

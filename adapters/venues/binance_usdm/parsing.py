@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from adapters.marketdata.binance_csv import _kline_problems, _raise_first_bad
+from adapters.marketdata.binance_csv import kline_problems, raise_first_bad
 from domain.candles import Candles
 from domain.errors import DataError
 
@@ -123,7 +123,7 @@ def _candles(table: np.ndarray, source: str) -> Candles:
     """Validated Candles from an (n, 6) table (rows numbered from 1 in errors)."""
     names = ("open", "high", "low", "close", "volume")
     values = {name: table[:, j] for j, name in enumerate(names, 1)}
-    _raise_first_bad(_kline_problems(values), source)
+    raise_first_bad(kline_problems(values), source)
     return Candles(table[:, 0].astype(np.int64), *(values[name].copy() for name in names))
 
 
