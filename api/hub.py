@@ -1,7 +1,9 @@
 """Bridges bus events from the engine thread to asyncio subscribers (WebSocket, SSE).
 
-Each subscriber gets a bounded queue; a subscriber too slow to keep up loses its oldest
-messages rather than slowing the engine (it is told with a ``{"type": "lagged"}`` message).
+Each subscriber gets a bounded queue; a subscriber too slow to keep up loses what is queued
+for it rather than slowing the engine: when its queue is full, the queue is emptied and one
+``{"type": "lagged"}`` message goes in before the new message, so the client resyncs once
+(reloads what it shows) and still gets every message from then on.
 """
 
 from __future__ import annotations
@@ -19,11 +21,21 @@ class EventHub:
 
     Call :meth:`attach` from the event loop at start-up; :meth:`handle` is a bus handler that
     may run in any thread. ``render`` builds an event's message (None: not pushed), e.g.
-    :class:`api.messages.WsMessages`.
+    :class:`api.messages.WsMessages`. ``queue_size`` (>= 2) bounds each subscriber's queue.
+
+    Raises
+    ------
+    ValueError
+        When ``queue_size`` is below 2 (the lagged message and the new one must both fit).
     """
 
-    def __init__(self, render: Callable[[object], dict[str, Any] | None]) -> None:
+    def __init__(
+        self, render: Callable[[object], dict[str, Any] | None], queue_size: int = QUEUE_SIZE
+    ) -> None:
+        if queue_size < 2:
+            raise ValueError(f"queue_size must be >= 2, was {queue_size}")
         self._render = render
+        self._queue_size = queue_size
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: set[asyncio.Queue[dict]] = set()
 
@@ -50,15 +62,15 @@ class EventHub:
     def _deliver(self, message: dict) -> None:
         for queue in list(self._queues):
             if queue.full():
-                queue.get_nowait()
+                while not queue.empty():
+                    queue.get_nowait()
                 queue.put_nowait({"type": "lagged", "ts": message["ts"], "data": {}})
-                continue
             queue.put_nowait(message)
 
     @contextmanager
     def subscribe(self) -> Iterator[asyncio.Queue[dict]]:
         """A queue of messages for the duration of the ``with`` block."""
-        queue: asyncio.Queue[dict] = asyncio.Queue(QUEUE_SIZE)
+        queue: asyncio.Queue[dict] = asyncio.Queue(self._queue_size)
         self._queues.add(queue)
         try:
             yield queue
