@@ -106,11 +106,18 @@
     if (window.LootBacktestCharts) window.LootBacktestCharts.draw(target || document);
   });
   // The form's answer puts the started backtest's line into #bt-job (out of band): follow it.
+  // A short backtest may have ended by then, its last message lost in a resync: show its result.
   function noteStarted(target) {
     var started = target && target.id === "bt-job" && target.querySelector(".bt-job[data-status=running]");
     if (started) following = started.getAttribute("data-job-id");
   }
-  document.addEventListener("htmx:oobAfterSwap", function (evt) { noteStarted(evt.detail.target); });
+  document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    var target = evt.detail.target;
+    var job = target && target.id === "bt-job" && target.querySelector(".bt-job[data-job-id]");
+    if (!job) return;
+    following = job.getAttribute("data-job-id");
+    if (job.getAttribute("data-status") !== "running") catchUp();
+  });
   document.addEventListener("DOMContentLoaded", function () {
     window.LootCapital.followJobs("backtest", onBacktest, resync, jobBox);
   });
