@@ -21,6 +21,13 @@ CHART_STATE = """() => {
           attrs: el ? {candles: el.dataset.candles, markers: el.dataset.markers} : {}};
 }"""
 
+PARAMS_SETTLED = """() => {
+  window.btParamsSettled = false;
+  document.body.addEventListener('htmx:afterSettle', (e) => {
+    if (e.detail.target && e.detail.target.id === 'bt-params') window.btParamsSettled = true;
+  });
+}"""
+
 
 def test_the_price_chart_draws_the_candles_and_the_trades_markers(
     panel_page: Page, panel_api: httpx.Client, screenshot: Callable[[Page, str], Path]
@@ -50,7 +57,11 @@ def test_a_backtest_launched_from_the_panel_reaches_its_result(
     expect(panel_page.locator("#bt-job")).to_have_attribute("data-ws", "open")
     form = panel_page.locator("#bt-form")
 
+    # Choosing a strategy reloads its parameters' fields: fill them once they are swapped in,
+    # or the swap would wipe what was typed.
+    panel_page.evaluate(PARAMS_SETTLED)
     form.locator("#bt-strategy").select_option("sma_cross")
+    panel_page.wait_for_function("() => window.btParamsSettled === true")
     form.locator('[name="param.fast"]').fill("5")
     form.locator('[name="param.slow"]').fill("20")
     form.locator("#bt-start").fill("2025-10-01")
