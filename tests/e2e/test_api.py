@@ -83,18 +83,25 @@ def test_status_reports_the_running_paper_engine(client: httpx.Client) -> None:
 def test_market_order_fills_and_is_pushed_over_the_websocket(
     server: Server, client: httpx.Client
 ) -> None:
+    # The strategy puts all its equity up as margin: with the engine paused, the order goes
+    # against its BTCUSDT position (an order that only reduces needs no margin), or buys on the
+    # third of the equity a flat symbol leaves.
+    assert client.post("/engine/stop").status_code == 200
+    held = {p["symbol"]: Decimal(p["qty"]) for p in client.get("/positions").json()}
+    side = "sell" if held.get("BTCUSDT", Decimal(0)) > 0 else "buy"
     with connect(f"{server.ws_url}?token={TOKEN}") as ws:
         created = client.post(
             "/orders",
             json={
                 "symbol": "BTCUSDT",
-                "side": "buy",
+                "side": side,
                 "type": "market",
                 "qty": "0.002",
                 "client_order_id": "e2e-1",
             },
         )
         assert created.status_code == 201, created.text
+        assert client.post("/engine/start").status_code == 200
         order = created.json()
         seen = _receive_until(
             ws, lambda m: m["type"] == "fill" and m["data"]["order_id"] == order["id"]

@@ -446,6 +446,24 @@ def test_venue_accepts_an_order_just_within_equity_times_leverage() -> None:
     assert kept is not None and kept.status is OrderStatus.NEW
 
 
+def test_an_order_that_only_reduces_needs_no_margin_and_one_that_adds_does() -> None:
+    c = btc()
+    venue = new_venue(cash=Decimal(10_000))  # max leverage 5: 50,000 USDT gross
+    lots = (Decimal(49_000) / d(c.close[10]) / STEP).to_integral_value(ROUND_FLOOR)
+    hold(venue, c, 10, str(lots * STEP))
+    # A later bar where the loss leaves equity × 5 below the position's gross notional.
+    t = first_bar(c, lambda i: d(c.close[i]) < d(c.open[11]) * Decimal("0.99"), start=12)
+
+    (more,) = place(venue, c, t, order(Side.BUY, OrderType.MARKET, "0.001"))
+    (less,) = place(venue, c, t, order(Side.SELL, OrderType.MARKET, "0.001"))
+    (flip,) = place(venue, c, t, order(Side.SELL, OrderType.MARKET, str(2 * lots * STEP)))
+
+    assert more.kind is K.REJECTED
+    assert more.reason is not None and "max_leverage" in more.reason
+    assert less.kind is K.ACCEPTED  # not reduce-only, yet it only reduces: no margin needed
+    assert flip.kind is K.REJECTED  # it would open a short as large as the long
+
+
 def test_cancel_of_a_filled_order_is_answered_with_cancel_rejected() -> None:
     c, venue = btc(), new_venue()
     placed = order(Side.BUY, OrderType.MARKET, "0.05")

@@ -675,10 +675,13 @@ class SimulatedVenue:
         mark = self._marks.get(order.symbol) or order.price or order.stop_price
         if mark is None:
             return None
-        projected = self.account.position(order.symbol).qty + order.qty * order.side.sign
+        held = self.account.position(order.symbol).qty
         for pending in self._working.get(order.symbol, {}).values():
             if pending.order.type is OrderType.MARKET:
-                projected += pending.remaining * pending.order.side.sign
+                held += pending.remaining * pending.order.side.sign
+        projected = held + order.qty * order.side.sign
+        if abs(projected) <= abs(held) and projected * held >= 0:
+            return None  # it only reduces the position: it frees margin, as on the venue
         if self.futures is not None:
             # A limit order's margin is valued at its own price (Binance's initial margin of an
             # open order), anything else at the mark.
