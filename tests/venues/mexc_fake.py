@@ -13,16 +13,19 @@ false, "code": N, "message": ...}``, as MEXC answers them):
   ``high``, ``low``, ``vol`` in contracts, ``amount``, ``realOpen``...), the bar still forming
   included;
 - signed (headers ``ApiKey``, ``Request-Time``, ``Signature`` = HMAC-SHA256 of key + time +
-  sorted query or JSON body): ``GET /api/v1/private/account/assets`` (a USDT account with no
-  margin) and ``POST /api/v1/private/order/create``, which refuses every order: with code 1002
-  "Contract not allow place order!" when :attr:`FakeMexc.order_entry` is off (MEXC's answer
-  while API order placement is closed to the account), else after checking it (2011 for a
-  quantity below ``minVol``, 2005 "balance insufficient" for any other).
+  sorted query or JSON body): ``GET /api/v1/private/account/assets`` and ``POST
+  /api/v1/private/order/create``, which refuses orders with code 1002 "Contract not allow place
+  order!" when :attr:`FakeMexc.order_entry` is off (MEXC's answer while API order placement is
+  closed to the account), and a quantity below ``minVol`` with 2011; other orders, and the
+  account's other endpoints (plan orders, lookups, cancels, positions), are the
+  :class:`~tests.venues.mexc_fake_trading.ContractBook`'s.
 
-WebSocket ``/edge``: ``{"method": "sub.kline", "param": {"symbol", "interval"}}`` answered
-``{"channel": "rs.sub.kline", "data": "success"}``, then ``push.kline`` messages (``t`` in
-seconds, ``q`` volume in contracts, ``a`` amount); ``{"method": "ping"}`` answered ``{"channel":
-"pong"}``. As on MEXC, a push carries the bar's whole state at an update and no closed flag.
+WebSocket ``/edge``: ``{"method": "login", "param": {"apiKey", "reqTime", "signature"}}``
+answered ``rs.login`` (the account's pushes follow, see the book); ``{"method": "sub.kline",
+"param": {"symbol", "interval"}}`` answered ``{"channel": "rs.sub.kline", "data":
+"success"}``, then ``push.kline`` messages (``t`` in seconds, ``q`` volume in contracts, ``a``
+amount); ``{"method": "ping"}`` answered ``{"channel": "pong"}``. As on MEXC, a push carries
+the bar's whole state at an update and no closed flag.
 
 **The bars are Binance's, relabelled**: MEXC klines are not in the data set, so the contract
 ``BTC_USDT`` serves ``binance_usdm_BTCUSDT_<interval>.csv.gz`` (the wire format is MEXC's, the
@@ -70,6 +73,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from adapters.clock import SimulatedClock
 from domain.timeframes import timeframe_ms
 from tests.fixtures.data import shared_file
+from tests.venues.mexc_fake_trading import ContractBook, json_body
 
 CONTRACT_DETAIL = "mexc_contract_detail_20250803.json"
 INTERVALS = {"1m": "Min1", "5m": "Min5", "15m": "Min15", "30m": "Min30", "1h": "Min60"}
@@ -110,6 +114,7 @@ class _Fault:
 class _Connection:
     websocket: WebSocket
     streams: set[str] = field(default_factory=set)  # "BTC_USDT@Min5"
+    private: bool = False  # logged in: receives the account's pushes
 
 
 class FakeMexc:
@@ -170,6 +175,10 @@ class FakeMexc:
         self.queries: list[dict[str, str]] = []
         self.orders: list[dict[str, Any]] = []
         self.handshakes = 0
+        self.book = ContractBook(
+            now=clock.now_ms, last_close=self._last_close, sizes=self._sizes,
+            push=self._push_private,
+        )  # fmt: skip
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -184,6 +193,7 @@ class FakeMexc:
                 Route("/api/v1/contract/kline/{symbol}", self._kline_endpoint),
                 Route("/api/v1/private/account/assets", self._assets_endpoint),
                 Route("/api/v1/private/order/create", self._order_endpoint, methods=["POST"]),
+                *self.book.routes(self._private),
                 WebSocketRoute("/edge", self._websocket),
                 Route("/{path:path}", self._not_found, methods=["GET", "POST", "DELETE"]),
             ]
@@ -389,9 +399,7 @@ class FakeMexc:
         faulted = self._faulted(request) or self._signed(request, request.url.query)
         if faulted is not None:
             return faulted
-        balances = ("positionMargin", "availableBalance", "cashBalance", "frozenBalance",
-                    "equity", "unrealized", "bonus")  # fmt: skip
-        return self._answer(request, [{"currency": "USDT"} | dict.fromkeys(balances, 0)])
+        return self._answer(request, self.book.assets())
 
     async def _order_endpoint(self, request: Request) -> Response:
         body = (await request.body()).decode()
@@ -407,7 +415,45 @@ class FakeMexc:
             return self._refuse(request, 1001, "Contract does not exist!")
         if float(order.get("vol", 0)) < contract["minVol"]:
             return self._refuse(request, 2011, "Order quantity error")
-        return self._refuse(request, 2005, "Balance insufficient!")
+        return self._reply(request, *await self.book.create(order), may_lose=True)
+
+    def _reply(self, request: Request, code: int, data: Any, *, may_lose: bool = False) -> Response:
+        """The book's answer: data, or a refusal with MEXC ``code`` and message ``data``;
+        answered 504 instead (the venue acted, the answer is lost) while the book loses
+        answers."""
+        if may_lose and code == 0 and self.book.lose_answers > 0:
+            self.book.lose_answers -= 1
+            self.requests[(request.url.path, 504)] += 1
+            return Response(_DEFAULT_BODIES[503], status_code=504, media_type="text/html")
+        return self._answer(request, data) if code == 0 else self._refuse(request, code, data)
+
+    def _private(self, handler: Any, method: str, placing: bool = False) -> Any:
+        """An endpoint of the book's: faults, the signature (of the query, or the body),
+        entry refused for new orders (``placing``) when :attr:`order_entry` is off, then
+        ``handler``."""
+
+        async def endpoint(request: Request) -> Response:
+            raw = (await request.body()).decode()
+            payload = raw if method == "POST" else request.url.query
+            faulted = self._faulted(request) or self._signed(request, payload)
+            if faulted is not None:
+                return faulted
+            if placing and not self.order_entry:
+                return self._refuse(request, 1002, "Contract not allow place order!")
+            code, data = await handler(request, json_body(raw))
+            return self._reply(request, code, data, may_lose=placing)
+
+        return endpoint
+
+    def _last_close(self, symbol: str) -> Decimal:
+        series = self._bars[symbol]
+        i = int(np.searchsorted(series.open_time + self.step, self.clock.now_ms(), "right")) - 1
+        return Decimal(series.columns["close"][max(i, 0)])
+
+    async def _push_private(self, message: dict[str, Any]) -> None:
+        for conn in list(self._connections):
+            if conn.private:
+                await self._send(conn, message | {"ts": self.clock.now_ms()})
 
     # ----------------------------------------------------------------- websocket
 
@@ -433,6 +479,9 @@ class FakeMexc:
         if method == "ping":
             await self._send(conn, {"channel": "pong", "data": now})
             return
+        if method == "login":
+            await self._login(conn, param)
+            return
         symbol = param.get("symbol")
         if (
             method != "sub.kline"
@@ -450,6 +499,17 @@ class FakeMexc:
         forming = i >= 0 and not self._closed(series, i)
         if forming and int(series.open_time[i]) not in self._omitted[symbol]:
             await self._send(conn, self._push_message(symbol, i, now, final=False))
+
+    async def _login(self, conn: _Connection, param: dict[str, Any]) -> None:
+        """``{"method": "login", "param": {"apiKey", "reqTime", "signature"}}``: the signature
+        is HMAC-SHA256 of key + time; answered ``rs.login``."""
+        target = (param.get("apiKey") or "") + str(param.get("reqTime") or "")
+        expected = hmac.new(API_SECRET.encode(), target.encode(), hashlib.sha256).hexdigest()
+        signed = hmac.compare_digest(expected, str(param.get("signature") or ""))
+        conn.private = param.get("apiKey") == API_KEY and signed
+        answer = "success" if conn.private else "Signature verification failed!"
+        channel = "rs.login" if conn.private else "rs.error"
+        await self._send(conn, {"channel": channel, "data": answer, "ts": self.clock.now_ms()})
 
     def _push_message(self, symbol: str, i: int, ts: int, *, final: bool) -> dict[str, Any]:
         t = int(self._bars[symbol].open_time[i])

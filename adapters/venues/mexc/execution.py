@@ -1,0 +1,334 @@
+"""MEXC futures orders for the kernel: the ``ExecutionClient`` port over ccxt, against the real
+venue or a test server speaking its contract API.
+
+The engine is synchronous; ccxt is asyncio. :class:`MexcExecution` runs its own event loop on a
+thread: each port call runs there and waits for its answer, and the private websocket (ccxt.pro's
+``login`` on ``/edge``; pushes ``push.personal.order``, ``push.personal.order.deal``,
+``push.personal.plan.order``) feeds the same loop. Every answer reaches the engine as the
+execution events the simulated venue emits, through :meth:`~MexcExecution.drain_events`, from
+the venue-neutral :class:`~adapters.venues.binance_usdm.order_tracker.OrderTracker` (ordering,
+deduplication, fills before acknowledgements). MEXC pushes no positions: :meth:`positions`
+asks ``position/open_positions`` each time (polled by the caller).
+
+Submission never sends an order twice. Our client id goes as ``externalOid``. When the answer
+to a submission is lost (a timeout, a 5xx, a dropped connection), the order is UNKNOWN and
+looked up by client id (``order/external/{symbol}/{externalOid}``); only when MEXC does not
+have it, also once MEXC's 10 s receive window has passed (a request still on its way would be
+refused), is it sent again, with the same client id. A lookup that fails too leaves it UNKNOWN,
+looked up again in the background with backoff. Stop-market and take-profit orders are MEXC
+plan orders, which take no client id: a plan order whose answer was lost is looked for by its
+terms (contract, side, volume, trigger) among the plan orders placed since it was sent.
+
+MEXC cannot amend: modify cancels and places the order again, as ``<id>r<n>`` (plain orders) or
+a new plan order, and the engine keeps seeing one order. After the private websocket reconnects,
+every order not final is looked up, and fills it missed come from
+``order/deal_details/{order_id}``.
+
+Order entry is a capability on MEXC: whether this account may place orders is decided by the
+probe (:mod:`~adapters.venues.mexc.order_entry`) before this client is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Coroutine, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import ccxt
+
+from adapters.venues.binance_usdm.order_tracker import OrderTracker
+from adapters.venues.mexc.account import AccountApi, AccountExchange
+from adapters.venues.mexc.capabilities import VENUE
+from adapters.venues.mexc.client import Retrying, Sleep
+from adapters.venues.mexc.market_data import Contract
+from adapters.venues.mexc.orders import MexcOrders
+from adapters.venues.mexc.parsing import contract_number
+from adapters.venues.mexc.settings import MexcSettings
+from domain.errors import ConfigError, TransientVenueError, UnknownSymbol, VenueError
+from domain.margin import MarginMode
+from domain.model import Order, Position
+from domain.orders import ExecutionEvent
+from domain.ports import Balance, Clock
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class MexcExecution:
+    """Orders, positions and balance at MEXC futures; a context manager (or :meth:`start` /
+    :meth:`close`).
+
+    Parameters
+    ----------
+    settings:
+        URLs, keys, timeouts and retries.
+    clock:
+        Our time (ms UTC).
+    symbols:
+        The symbols this client trades, our spelling (``BTCUSDT`` for MEXC's ``BTC_USDT``).
+    margin_mode:
+        The margin mode of the positions orders open (``openType``).
+    quote_asset:
+        The account's currency (fees, balance).
+    sleep:
+        Waits between retries and the receive window before a lookup is final
+        (``asyncio.sleep``; tests may pass one that returns at once).
+
+    Attributes
+    ----------
+    tracker:
+        Our orders as the venue has answered them (submission states, counters).
+    stream_opens:
+        Times the private websocket logged in (1 after start; more after reconnections).
+    """
+
+    venue = VENUE
+
+    def __init__(
+        self,
+        settings: MexcSettings,
+        *,
+        clock: Clock,
+        symbols: Sequence[str],
+        margin_mode: MarginMode = MarginMode.CROSS,
+        quote_asset: str = "USDT",
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._symbols = tuple(symbols)
+        self._mode = margin_mode
+        self._quote = quote_asset
+        self._sleep = sleep
+        self.tracker = OrderTracker(quote_asset)
+        self.stream_opens = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._exchange: AccountExchange | None = None
+        self._api: AccountApi | None = None
+        self._orders: MexcOrders | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stream_open: asyncio.Event | None = None
+        attempts = settings.retries + 1
+        per_call = attempts * (settings.timeout_s + settings.max_backoff_s)
+        self._limit_s = attempts * 3 * per_call + attempts * 10
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def __enter__(self) -> MexcExecution:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Connect: load the contracts, open and log in the private websocket.
+
+        Raises
+        ------
+        ConfigError
+            No API key.
+        UnknownSymbol
+            A symbol MEXC does not list as a USDT-M perpetual.
+        VenueError
+            MEXC cannot be reached, or refuses the login.
+        """
+        if self.settings.api_key is None or self.settings.api_secret is None:
+            raise ConfigError(
+                f"{VENUE} order entry needs venues.mexc.api_key and api_secret",
+                field="venues.mexc.api_key",
+            )
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="mexc-orders", daemon=True)
+        self._thread.start()
+        try:
+            self._run(self._open())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the stream, close the connections and the loop."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            self._run(self._shutdown())
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
+            self._loop = self._thread = None
+
+    # -- ExecutionClient ----------------------------------------------------------------------
+    def submit(self, order: Order) -> None:
+        """Send ``order``; answered by ``accepted`` / ``rejected`` and then its fills. An id
+        this client already sent is ignored (a re-sent intent never trades twice)."""
+        self._run(self._desk().submit(order))
+
+    def cancel(self, order_id: str) -> None:
+        """Cancel the order; answered by ``canceled`` or ``cancel_rejected``."""
+        self._run(self._desk().cancel(order_id))
+
+    def modify(
+        self,
+        order_id: str,
+        *,
+        qty: Decimal | None = None,
+        price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+    ) -> None:
+        """Replace a working order's ``qty`` (base asset), ``price`` or ``stop_price`` (quote
+        currency), None keeping a value; answered by ``modified`` or ``modify_rejected``."""
+        self._run(self._desk().modify(order_id, qty, price, stop_price))
+
+    def fetch_order(self, order_id: str) -> Order | None:
+        """MEXC's view of the order with client id ``order_id`` (our terms when we placed it);
+        None when MEXC does not have it.
+
+        Raises
+        ------
+        VenueError
+            MEXC cannot be asked.
+        """
+        return self._run(self._desk().fetch(order_id))
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Working orders and untriggered plan orders, oldest first.
+
+        Raises
+        ------
+        VenueError
+            MEXC cannot be asked.
+        """
+        return self._run(self._desk().open_orders(symbol))
+
+    def positions(self) -> list[Position]:
+        """Every non-flat position in a traded contract (polled: MEXC pushes none)."""
+        return self._run(self._rest().positions())
+
+    def balance(self) -> Balance:
+        """The quote asset's wallet (equity − unrealized PnL) and equity."""
+        return self._run(self._rest().balance(self._quote))
+
+    def drain_events(self) -> list[ExecutionEvent]:
+        """Execution events since the last call, oldest first."""
+        return self._run(self._drain())
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        loop = self._loop
+        if loop is None:
+            coroutine.close()
+            raise RuntimeError(f"the {VENUE} execution client is not started")
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+        try:
+            return future.result(timeout=self._limit_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TransientVenueError(
+                f"{VENUE} did not answer within {self._limit_s:.0f} s"
+            ) from None
+
+    def _rest(self) -> AccountApi:
+        assert self._api is not None, "started"
+        return self._api
+
+    def _desk(self) -> MexcOrders:
+        assert self._orders is not None, "started"
+        return self._orders
+
+    async def _drain(self) -> list[ExecutionEvent]:
+        return self.tracker.drain()
+
+    async def _open(self) -> None:
+        self._stream_open = asyncio.Event()
+        exchange = AccountExchange(self.settings, clock=self._clock, on_private=self._on_private)
+        self._exchange = exchange
+        call = Retrying(self.settings, sleep=self._sleep)
+        await call(exchange.load_markets)
+        contracts = {symbol: _contract(exchange, symbol) for symbol in self._symbols}
+        self._api = AccountApi(exchange, call, contracts, self.settings.secrets())
+        self._orders = MexcOrders(
+            self._api, self.tracker, self.settings, clock=self._clock, margin_mode=self._mode,
+            spawn=self._spawn, sleep=self._sleep,
+        )  # fmt: skip
+        self._spawn(self._watch())
+        try:
+            await asyncio.wait_for(self._stream_open.wait(), self.settings.timeout_s * 3)
+        except TimeoutError:
+            raise TransientVenueError(
+                f"{VENUE} private websocket did not log in within {self.settings.timeout_s * 3} s"
+            ) from None
+
+    async def _shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._exchange is not None:
+            await self._exchange.close()
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the private websocket ----------------------------------------------------------------
+    def _on_private(self, message: dict[str, Any]) -> None:
+        if message.get("channel") != "rs.login":
+            if self._orders is not None:
+                self._orders.pushes.on_private(message)
+            return
+        if message.get("data") != "success":
+            log.error("%s private websocket login refused: %s", VENUE, message.get("data"))
+            return
+        self.stream_opens += 1
+        assert self._stream_open is not None
+        self._stream_open.set()
+        if self.stream_opens > 1:
+            self._spawn(self._desk().resync())
+
+    async def _watch(self) -> None:
+        """Keep the private websocket open (pushes arrive through :meth:`_on_private`)."""
+        exchange = self._exchange
+        assert exchange is not None
+        delay = self.settings.backoff_s
+        while True:
+            try:
+                await exchange.watch_orders()
+            except (ccxt.BaseError, VenueError) as exc:
+                log.warning("%s private websocket lost: %s", VENUE, exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, self.settings.max_backoff_s)
+            else:
+                delay = self.settings.backoff_s
+
+
+def _contract(exchange: AccountExchange, symbol: str) -> Contract:
+    """The USDT-M perpetual of our ``symbol`` among the loaded markets.
+
+    Raises
+    ------
+    UnknownSymbol
+        (``field="symbol"``) When MEXC lists no such linear perpetual.
+    """
+    for market in (exchange.markets or {}).values():
+        venue_id = str(market.get("id", ""))
+        if market.get("swap") and market.get("linear") and venue_id.replace("_", "") == symbol:
+            info: dict[str, Any] = market.get("info") or {}
+            source = f"{VENUE} {venue_id} contract detail"
+            return Contract(
+                symbol, str(market["symbol"]), venue_id,
+                contract_number(info, "contractSize", source=source),
+                contract_number(info, "priceUnit", source=source),
+            )  # fmt: skip
+    raise UnknownSymbol(f"{symbol!r} is not a {VENUE} perpetual", field="symbol")
