@@ -358,6 +358,16 @@ class FuturesBook:
         return max(ZERO, min(fee, left))
 
     # -- events -----------------------------------------------------------------------------
+    def update_feeds(self, symbol: str, rates: FundingRates | None, marks: Candles | None) -> None:
+        """Replace the funding ``rates`` and 1 h ``marks`` of ``symbol`` (a live feed's, as
+        they grow; its brackets kept) and forget what was derived from the old ones. Funding
+        already settled stays settled: only times after :attr:`funded` are ever paid."""
+        old = self.markets.get(symbol, _NONE)
+        self.markets = {**self.markets, symbol: MarketFeeds(old.brackets, rates, marks)}
+        self._due.pop(symbol, None)
+        self._at_risk.pop(symbol, None)
+        self._searched.pop(symbol, None)
+
     def note_change(self, symbol: str, time: int) -> None:
         """The position of ``symbol`` changed at ``time`` (a fill): funding due at or before
         it has been settled, and a mark-only liquidation needs a whole hour after it."""

@@ -49,7 +49,15 @@ from domain.strategies import build_strategy
 from domain.timeframes import timeframe_ms
 from lootcapital.alerts import alert_dispatcher
 from lootcapital.backtest_runs import prepare_backtest
-from lootcapital.live import LIVE, LiveStart, LiveVenue, check_live_start, live_feed_factory
+from lootcapital.live import (
+    LIVE,
+    LiveStart,
+    LiveVenue,
+    check_live_start,
+    live_feed_factory,
+    venue_funding,
+    venue_rules,
+)
 from lootcapital.ml_models import hand_over_models, model_store
 from lootcapital.settings import Settings
 from lootcapital.simulation import (
@@ -308,7 +316,13 @@ def bootstrap(
     if settings.feed == REPLAY and live is None:
         _ensure_sample(settings, store)
     rules = with_brackets(settings, instruments(settings, settings.symbols))
-    funding = sample_funding(settings, settings.symbols)  # read once, not at every rebuild
+    if live is not None or settings.feed != REPLAY:  # a venue's live bars: its rules
+        rules = venue_rules(settings, rules, signed=live is not None, clock=wall)
+    live_funding = None  # paper on a venue's live bars: the venue's funding rates and marks
+    if live is None and settings.feed != REPLAY:
+        live_funding = venue_funding(settings, wall)
+    # read once, not at every rebuild
+    funding = {} if live_funding is not None else sample_funding(settings, settings.symbols)
     params = build_strategy(
         settings.strategy, settings.strategy_params, settings.timeframe
     ).params()
@@ -321,6 +335,8 @@ def bootstrap(
         state: RunState, clock: Clock, positions: list[Position], orders: list[Order]
     ) -> tuple[ExecutionClient, BarMatcher | None]:
         venue = simulated_venue(settings, rules, state.cash, clock, funding)
+        if live_funding is not None:
+            live_funding.attach(venue.futures)
         with uow_factory() as uow:
             fees, funding_paid = uow.fills.fees_total(), uow.funding.total()
         venue.restore(state.cash, positions, orders, fees, funding_paid)
@@ -341,6 +357,17 @@ def bootstrap(
             fill_ids = _applied_fill_ids(uow, orders)
             limits = uow.risk.latest_limits()
         execution, matcher = make_execution(state, clock, positions, orders)
+        margin, cash = _margin(execution), state.cash
+        if venue is not None:  # a live run: the venue's balance and leverage
+            with uow_factory() as uow:
+                fees, funded = uow.fills.fees_total(), uow.funding.total()
+            account = venue.margin(
+                execution,
+                lambda: (fees + ledger.account.fees_paid, funded + ledger.account.funding_paid),
+            )
+            if account is not None:
+                margin, cash = account, account.capital(state.cash)
+        ledger = Ledger(cash, positions, orders, fill_ids=fill_ids)
         strategy = build_strategy(state.strategy, state.params, state.timeframe, incremental=True)
         hand_over_models(strategy, settings, state.symbols)
         engine = Engine(
@@ -352,9 +379,9 @@ def bootstrap(
             symbols=state.symbols,
             timeframe=state.timeframe,
             run_id=state.id,
-            ledger=Ledger(state.cash, positions, orders, fill_ids=fill_ids),
+            ledger=ledger,
             window=PAPER_WINDOW,
-            margin=_margin(execution),
+            margin=margin,
             leverage=None if venue is None else venue.leverage,
             risk=risk_gate(settings, state.timeframe, limits, paper=True),
         )
@@ -362,7 +389,7 @@ def bootstrap(
         return engine
 
     if feed_factory is None and settings.feed != REPLAY:
-        feed_factory = live_feed_factory(settings, store, wall, bus.publish)
+        feed_factory = live_feed_factory(settings, store, wall, bus.publish, funding=live_funding)
     if feed_factory is None:
         candles = {
             s: store.read(settings.exchange, s, settings.timeframe) for s in settings.symbols

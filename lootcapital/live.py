@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -27,13 +27,15 @@ from adapters.venues.binance_usdm.settings import PRODUCTION_REST_URL, PRODUCTIO
 from adapters.venues.budget import VenueBudget
 from adapters.venues.mexc.capabilities import VENUE as MEXC
 from domain.errors import ConfigError
-from domain.model import Order, Position
+from domain.model import Instrument, Order, Position
 from domain.ports import BarMatcher, CandleStore, Clock, ExecutionClient, MarketData, RunState
 from domain.timeframes import timeframe_ms
 from lootcapital.settings import Settings
 
 if TYPE_CHECKING:
     from adapters.venues.binance_usdm.execution import BinanceUsdmExecution
+    from adapters.venues.binance_usdm.funding_feed import VenueFunding
+    from adapters.venues.binance_usdm.venue_account import Spent, VenueMargin
     from adapters.venues.mexc.order_entry import OrderEntry
 
 logger = logging.getLogger(__name__)
@@ -171,24 +173,55 @@ def _refuse_mexc(entries: list[OrderEntry]) -> None:
     )
 
 
+def venue_rules(
+    settings: Settings, shipped: Mapping[str, Instrument], *, signed: bool, clock: Clock
+) -> dict[str, Instrument]:
+    """The trading rules of a run on Binance USDⓈ-M's live bars, read from the venue at start
+    (tick, lot step, minimum notional; with ``signed``, a live run, the account's leverage
+    brackets too), instead of the ``shipped`` catalogue, whose brackets a paper run keeps.
+
+    Raises
+    ------
+    UnknownSymbol
+        (``field="symbols"``) Naming each symbol the venue does not list.
+    VenueError
+        The venue cannot be reached.
+    """
+    from adapters.venues.binance_usdm.instruments import venue_instruments  # ccxt: only here
+
+    rules = venue_instruments(
+        settings.venues.binance_usdm, settings.symbols, clock=clock, signed=signed
+    )
+    if not signed:
+        rules = {s: replace(r, brackets=shipped[s].brackets) for s, r in rules.items()}
+    logger.info("%s: trading rules of %s read from the venue", BINANCE_USDM, ", ".join(rules))
+    return rules
+
+
 def live_feed_factory(
     settings: Settings,
     store: CandleStore,
     clock: Clock,
     publish: Callable[[list[object]], None],
     budget: VenueBudget | None = None,
+    funding: VenueFunding | None = None,
 ) -> Callable[[dict[str, int] | None, Callable[[float], object]], MarketData]:
     """The live feed of Binance USDⓈ-M (``settings.feed``, or a live run's venue), resuming
     after the given bars: ``settings.history_days`` of warm-up for a new run, its bars appended
     to ``store``, timed by ``clock``; each symbol going stale is handed to ``publish`` as a
     :class:`~domain.events.FeedStale`. ``budget`` is the venue's request weight shared with
-    an execution client (None: the feed's own)."""
-    from adapters.venues.binance_usdm.live_feed import LiveFeed  # ccxt: loaded only when live
+    an execution client (None: the feed's own, or ``funding``'s). With ``funding``
+    (:func:`venue_funding`), the venue's funding rates and marks are refreshed before each
+    batch of bars is traded."""
+    from adapters.venues.binance_usdm.funding_feed import FundedFeed  # ccxt: only when live
+    from adapters.venues.binance_usdm.live_feed import LiveFeed
 
     history_ms = round(settings.history_days * timeframe_ms("1d"))
+    if budget is None and funding is not None:
+        budget = funding.budget
 
-    def live(start_after: dict[str, int] | None, sleep: Callable[[float], object]) -> LiveFeed:
-        return LiveFeed(
+    def live(start_after: dict[str, int] | None, sleep: Callable[[float], object]) -> MarketData:
+        feed = LiveFeed(
             settings.venues.binance_usdm,
             symbols=settings.symbols,
             timeframe=settings.timeframe,
@@ -200,8 +233,23 @@ def live_feed_factory(
             on_stale=lambda event: publish([event]),
             budget=budget,
         )
+        bar_ms = timeframe_ms(settings.timeframe)
+        return feed if funding is None else FundedFeed(feed, funding, bar_ms)
 
     return live
+
+
+def venue_funding(settings: Settings, clock: Clock) -> VenueFunding:
+    """Binance USDⓈ-M's funding rates and 1 h mark prices of ``settings.symbols`` for paper
+    trading on its live bars: attached to each simulated venue's futures book, and refreshed
+    through the feed (:func:`live_feed_factory`), they settle funding as the files do in a
+    backtest. Its own request-weight budget (``venues.binance_usdm.weight_limit``), which the
+    feed shares; requests timed by ``clock``."""
+    from adapters.venues.binance_usdm.funding_feed import VenueFunding  # ccxt: only when live
+
+    venue = settings.venues.binance_usdm
+    budget = VenueBudget(BINANCE_USDM, limit=venue.weight_limit, clock=clock)
+    return VenueFunding(venue, symbols=settings.symbols, clock=clock, budget=budget)
 
 
 class LiveVenue:
@@ -275,6 +323,16 @@ class LiveVenue:
                 ", ".join(state.symbols),
             )  # fmt: skip
         return self.client, None
+
+    def margin(self, execution: ExecutionClient, spent: Spent) -> VenueMargin | None:
+        """The venue's balance and leverage as the run's margining, when ``execution`` is
+        this venue's started client (None for another, e.g. a test's); ``spent`` gives the
+        run's fees and funding paid."""
+        from adapters.venues.binance_usdm.venue_account import VenueMargin
+
+        if self.client is None or execution is not self.client:
+            return None
+        return VenueMargin(self.client, max_leverage=self.settings.max_leverage, spent=spent)
 
     @property
     def leverage(self) -> Mapping[str, int]:

@@ -70,8 +70,15 @@ def read_exchange_info(path: str | Path) -> InstrumentCatalog:
         value that is not a positive decimal; the message names the file, symbol, filter and
         value.
     """
-    source = str(path)
-    document = _read_document(path)
+    return parse_exchange_info(_read_document(path), str(path))
+
+
+def parse_exchange_info(document: dict[str, Any], source: str) -> InstrumentCatalog:
+    """The trading symbols of one ``exchangeInfo`` document (already decoded JSON: a saved
+    file, or a venue's answer); ``source`` names it in errors. Fields, skipped symbols and
+    errors as :func:`read_exchange_info`."""
+    if not isinstance(document, dict) or not isinstance(document.get("symbols"), list):
+        raise DataError("exchange info has no 'symbols' list", source=source)
     market = detect_market(document, source)
     instruments = [
         _instrument(entry, market, source)
@@ -132,8 +139,6 @@ def _read_document(path: str | Path) -> dict[str, Any]:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"cannot read exchange info: {exc}", source=source) from exc
-    if not isinstance(document, dict) or not isinstance(document.get("symbols"), list):
-        raise DataError("exchange info has no 'symbols' list", source=source)
     return document
 
 

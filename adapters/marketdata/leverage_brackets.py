@@ -51,8 +51,13 @@ def read_leverage_brackets(path: str | Path) -> dict[str, LeverageBrackets]:
         :class:`LeverageBrackets` (numbering, contiguity, ratio and leverage order, ``cum``).
         The message names the file, the symbol and, where it applies, the bracket and field.
     """
-    source = str(path)
-    document = _read_document(path)
+    return parse_leverage_brackets(_read_document(path), str(path))
+
+
+def parse_leverage_brackets(document: Any, source: str) -> dict[str, LeverageBrackets]:
+    """Every symbol's brackets in one decoded ``leverageBracket`` document (a saved file, or
+    the venue's answer; numbers as ``int``, ``Decimal`` or numeric strings, never float);
+    ``source`` names it in errors. Result and errors as :func:`read_leverage_brackets`."""
     entries = [document] if isinstance(document, dict) else document
     if not isinstance(entries, list):
         raise DataError(

@@ -23,16 +23,18 @@ router = APIRouter(tags=["margin"])
 async def get_balance(service: ServiceDep, n: NumbersDep) -> BalanceOut:
     """The balance breakdown as of the last bar: wallet, unrealized PnL, margin in use,
     maintenance margin, available, fees and funding paid over the run, margin ratio (quote
-    currency). 400 when the run trades no perpetual futures."""
+    currency; in live mode the venue's account). 400 when the run trades no perpetual
+    futures."""
     return balance_out(service.balance(), n)
 
 
 @router.put("/positions/{symbol:path}/leverage", responses=error_responses(400, 401, 404, 422))
 def set_leverage(symbol: str, body: LeverageIn, service: ServiceDep) -> LeverageOut:
     """Set the leverage of ``symbol`` (``BTCUSDT`` or ``BTC/USDT:USDT``); it applies to the
-    orders placed from now on and to the liquidation price of the open position. 400 above the
-    ``max_leverage`` setting or the symbol's bracket maximum for its position (``field``
-    ``leverage``), 404 unknown symbol."""
+    orders placed from now on and to the liquidation price of the open position (in live mode
+    it is set at the venue first, and kept only once the venue accepts it). 400 above the
+    ``max_leverage`` setting or the symbol's bracket maximum for its position, or refused by
+    the venue with its reason (``field`` ``leverage``), 404 unknown symbol."""
     venue = venue_symbol(symbol)
     return LeverageOut(symbol=venue, leverage=service.set_leverage(venue, body.leverage))
 

@@ -331,6 +331,7 @@ def test_the_venue_connection_is_shown_with_its_requests_weight_reconnects_and_c
         container.service.stop()
 
     answered = {k: v for k, v in fake.requests.items() if k[1] == 200}
+    answered[("/fapi/v1/exchangeInfo", 200)] -= 1  # the start's trading rules, before the feed
     assert venue["venue"] == VENUE and venue["connected"] is True
     assert venue["requests"] == {f"{path} {status}": n for (path, status), n in answered.items()}
     assert venue["weight_limit"] == 2_400  # (the requests were sent over half an hour ago)

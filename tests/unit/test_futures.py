@@ -14,7 +14,7 @@ from adapters.marketdata.funding_csv import read_funding, read_mark_prices
 from adapters.marketdata.leverage_brackets import read_leverage_brackets
 from domain.candles import Candles
 from domain.errors import InvalidOrder
-from domain.funding import HOUR_MS, FundingPayment
+from domain.funding import HOUR_MS, FundingPayment, FundingRates
 from domain.futures import FuturesBook, FuturesTerms, MarketFeeds
 from domain.ledger import Ledger
 from domain.margin import MarginMode
@@ -294,3 +294,20 @@ def test_the_margin_available_to_a_symbol_leaves_out_the_others_initial_margin()
     assert futures.margin_available("BTCUSDT") == Decimal(10_000) - Decimal(7_000) / 2
     assert futures.margin_available("SOLUSDT") == Decimal(10_000) - 11_000 / Decimal(5) - 3_500
     assert plain.margin_available("BTCUSDT") is None
+
+
+def test_rates_handed_over_later_are_settled_once_known(btc: Candles, marks: Candles) -> None:
+    book = _book(marks)
+    rates = read_funding(shared_file("binance_usdm_BTCUSDT_funding.csv.gz"))
+    first = rates.times[1]
+    book.update_feeds("BTCUSDT", FundingRates(rates.times[:1], rates.rates[:1]), marks)
+    book.note_change("BTCUSDT", first - BAR_MS)
+    unknown = book.next_funding_time("BTCUSDT")
+
+    book.update_feeds("BTCUSDT", FundingRates(rates.times[:2], rates.rates[:2]), marks)
+    due = book.next_funding_time("BTCUSDT")
+    (payment,) = book.fundings_due("BTCUSDT", Decimal("0.5"), btc, first, Decimal("1e-8"))
+
+    assert unknown is None and due == first
+    assert (payment.time_ms, payment.rate) == (first, rates.rates[1])
+    assert book.markets["BTCUSDT"].brackets is not None

@@ -8,6 +8,7 @@ the bar still forming included), and the kline stream ``<symbol>@kline_<interval
 events on the ``/market`` route (``/market/ws[/<stream>]``, subscribed by ``{"method":
 "SUBSCRIBE"}``; Binance delivers no kline on the unrouted ``/ws``). As on Binance, a bar's
 updates carry ``k.x = false`` while it forms and ``true`` once, at its close.
+Funding rates and 1 h mark prices: :mod:`tests.venues.binance_fake_funding`.
 
 The bars are real (``binance_usdm_<SYMBOL>_<interval>.csv.gz``, prices as the file writes
 them) up to a "now" the test moves: the fake's clock is the test's :class:`SimulatedClock`,
@@ -58,6 +59,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from adapters.clock import SimulatedClock
 from domain.timeframes import timeframe_ms
 from tests.fixtures.data import shared_file
+from tests.venues.binance_fake_funding import FundingApi
 from tests.venues.binance_fake_private import PrivateApi
 from tests.venues.binance_fake_records import Rules
 from tests.venues.binance_fake_trading import FakeAccount
@@ -173,6 +175,7 @@ class FakeBinanceUsdm:
         self.handshakes = 0
         self.account = FakeAccount(clock=clock, price=self.price_now, rules=_rules(symbols))
         self.private = PrivateApi(self.account, clock, self._fault, self._count)
+        self.funding = FundingApi(clock, symbols, self._answer, self._faulted)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -187,6 +190,7 @@ class FakeBinanceUsdm:
                 Route("/fapi/v1/klines", self._klines_endpoint),
                 WebSocketRoute("/market/ws", self._websocket),
                 WebSocketRoute("/market/ws/{name:path}", self._websocket),
+                *self.funding.routes(),
                 *self.private.routes(),
                 Route("/{path:path}", self._not_found),
             ]

@@ -32,6 +32,8 @@ from adapters.venues.binance_usdm.orders_wire import (
     order_view,
     user_trade,
 )
+from adapters.venues.binance_usdm.venue_account import margin_report
+from domain.futures import MarginReport
 from domain.margin import MarginMode
 from domain.model import Position
 from domain.ports import Balance, Clock
@@ -150,6 +152,11 @@ class TradingApi:
     async def balance(self, asset: str) -> Balance:
         """``GET /fapi/v3/account``: ``asset``'s wallet and margin balance."""
         return balance(await self._run(self.exchange.fapiPrivateV3GetAccount), asset)
+
+    async def margin_report(self) -> MarginReport:
+        """``GET /fapi/v3/account``: the account's balance breakdown (see
+        :func:`~adapters.venues.binance_usdm.venue_account.margin_report`)."""
+        return margin_report(await self._run(self.exchange.fapiPrivateV3GetAccount))
 
     async def symbol_configs(self) -> dict[str, tuple[int, MarginMode]]:
         """``GET /fapi/v1/symbolConfig``: leverage and margin mode per symbol."""
