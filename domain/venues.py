@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +38,14 @@ class VenueStatus:
     reconnects: Mapping[str, int] = field(default_factory=dict)
     stale: tuple[str, ...] = ()
     drift: Mapping[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ReportsActivity(Protocol):
+    """An execution client that adds its own part of a live venue's connection (its REST
+    answers, its user-data stream's reopenings) to the venue's status."""
+
+    def add_activity(self, status: VenueStatus) -> VenueStatus:
+        """``status`` with this client's activity at the same venue added (unchanged for
+        another venue)."""
+        ...

@@ -43,7 +43,7 @@ from domain.reconciliation import Reconciling
 from domain.resample import resample
 from domain.strategies.base import ExplainsPipeline, PipelineView, Strategy
 from domain.timeframes import timeframe_ms
-from domain.venues import VenueStatus
+from domain.venues import ReportsActivity, VenueStatus
 from service_layer.commands import CommandQueue
 from service_layer.engine import BatchOutcome, Engine
 from service_layer.messagebus import MessageBus
@@ -328,6 +328,9 @@ class TradingService:
         runner = self._runner
         feed = runner.feed if runner is not None else self._feed
         statuses = [feed.venue_status()] if isinstance(feed, VenueFeed) else []
+        execution = self.engine.execution
+        if isinstance(execution, ReportsActivity):
+            statuses = [execution.add_activity(s) for s in statuses]
         reconciler = self.reconciler
         if reconciler is None:
             return statuses

@@ -11,6 +11,7 @@ Faults for tests, each on the next request to a path or the next stream events: 
 hangs past the client's timeout after the order was accepted, or before it reached the matching
 engine; an answer held back until after its user-data events (a fill before the
 acknowledgement); stream events duplicated or sent in reverse order; the stream dropped.
+:class:`Chaos` draws such faults at random, at a rate, from a seed (the soak test's).
 Counts: every signed request's signature, and order submissions per client id (attempts here,
 orders accepted in :attr:`FakeAccount.placed`).
 """
@@ -22,6 +23,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import random
 import re
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
@@ -35,6 +37,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from adapters.clock import SimulatedClock
+from tests.fixtures.data import shared_file
 from tests.venues.binance_fake_records import BinanceError
 from tests.venues.binance_fake_trading import FakeAccount
 
@@ -44,6 +47,7 @@ API_SECRET = "fakeSecretPuYm2bLq3nHc0ZxVfe9Wd8Tq1RsK4oGj5AhN7yBvUiOlXpEkJ6"
 
 _SIGNATURE = re.compile(r"(?:^|&)signature=([^&]*)")
 _DEFAULT_RECV_WINDOW = 5000
+_LEVERAGE_BRACKETS = "binance_usdm_leverage_brackets_20241024.json"
 _ORDER_PATHS = {"/fapi/v1/order": "newClientOrderId", "/fapi/v1/algoOrder": "clientAlgoId"}
 
 Faults = Callable[[Request], Response | None]
@@ -54,6 +58,42 @@ Faults = Callable[[Request], Response | None]
 class _Hang:
     seconds: float
     process: bool
+
+
+@dataclass
+class Chaos:
+    """Random faults: each signed request and each user-data event gets one at ``rate``
+    (drawn from ``seed``). A request is answered 503 or 429 instead, or, an order submission,
+    hangs ``hang_s`` before (``unsent``) or after (``lost``) the matching engine took it; an
+    event is sent twice, swapped with the next one, or followed by the stream's drop.
+    ``injected`` counts them by kind."""
+
+    rate: float
+    seed: int
+    hang_s: float
+    injected: Counter[str] = field(default_factory=Counter)
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def draw(self, kinds: tuple[str, ...]) -> str | None:
+        """A fault of one of ``kinds`` at ``rate``, else None."""
+        if self.rng.random() >= self.rate:
+            return None
+        kind = self.rng.choice(kinds)
+        self.injected[kind] += 1
+        return kind
+
+
+REQUEST_FAULTS = ("503", "429")
+ORDER_FAULTS = ("503", "429", "lost", "unsent")
+EVENT_FAULTS = ("duplicate", "reverse", "drop")
+"""The kinds of :class:`Chaos` faults: of any signed request, of an order submission, of a
+user-data event."""
+_STATUS_ERRORS = {503: (-1001, "Internal error; unable to process your request. Please try "
+                         "again."), 429: (-1003, "Too many requests; please use the websocket "
+                                          "for live updates.")}  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -99,6 +139,7 @@ class PrivateApi:
     signatures: list[str] = field(default_factory=list)
     listen_keys: list[str] = field(default_factory=list)
     refusing: bool = False
+    chaos: Chaos | None = None
     _streams: set[_Stream] = field(default_factory=set)
     _hangs: dict[str, deque[_Hang]] = field(default_factory=dict)
     _delays: dict[str, deque[float]] = field(default_factory=dict)
@@ -163,6 +204,7 @@ class PrivateApi:
             Route("/fapi/v3/positionRisk", signed(a.position_risk)),
             Route("/fapi/v3/account", signed(lambda _: a.account_info())),
             Route("/fapi/v1/symbolConfig", signed(a.symbol_config)),
+            Route("/fapi/v1/leverageBracket", signed(leverage_brackets)),
             Route("/fapi/v1/leverage", signed(a.set_leverage), methods=["POST"]),
             Route("/fapi/v1/marginType", signed(a.set_margin_type), methods=["POST"]),
             WebSocketRoute("/private/ws", self._websocket),
@@ -205,7 +247,11 @@ class PrivateApi:
         if faulted is not None:
             self.count(path, faulted.status_code)
             return faulted
-        hang = self._next(self._hangs, path)
+        chaotic = self._chaotic(request.method == "POST" and id_field is not None)
+        if isinstance(chaotic, int):
+            code, msg = _STATUS_ERRORS[chaotic]
+            return self._json(path, chaotic, {"code": code, "msg": msg})
+        hang = self._next(self._hangs, path) or chaotic
         if hang is not None and not hang.process:
             await asyncio.sleep(hang.seconds)
             return self._json(path, 503, {"code": -1001, "msg": _INTERNAL})
@@ -222,6 +268,18 @@ class PrivateApi:
         if hang is not None or delay is not None:
             await asyncio.sleep(hang.seconds if hang is not None else delay)  # type: ignore[arg-type]
         return self._json(path, 200, answer)
+
+    def _chaotic(self, submission: bool) -> int | _Hang | None:
+        """The random fault of this request: an HTTP status, a hang, or None."""
+        chaos = self.chaos
+        kind = None if chaos is None else chaos.draw(
+            ORDER_FAULTS if submission else REQUEST_FAULTS
+        )  # fmt: skip
+        if chaos is None or kind is None:
+            return None
+        if kind in ("lost", "unsent"):
+            return _Hang(chaos.hang_s, process=kind == "lost")
+        return int(kind)
 
     def _authenticate(
         self, request: Request, query: str, body: str, params: Mapping[str, str]
@@ -282,6 +340,15 @@ class PrivateApi:
         """Send the account's new user-data events, with the faults asked for."""
         events, self.account.outbox[:] = list(self.account.outbox), []
         for event in events:
+            kind = None if self.chaos is None else self.chaos.draw(EVENT_FAULTS)
+            if kind == "duplicate":
+                self._duplicate += 1
+            elif kind == "reverse":
+                self._reverse += 2
+            elif kind == "drop":
+                await self._send(event)
+                await self.drop_streams()
+                continue
             if self._reverse:
                 self._held.append(event)
                 self._reverse -= 1
@@ -310,3 +377,15 @@ class PrivateApi:
 _AHEAD = "Timestamp for this request was 1000ms ahead of the server's time."
 _INVALID_KEY = "Invalid API-key, IP, or permissions for action, request ip: 127.0.0.1"
 _INTERNAL = "Internal error; unable to process your request. Please try again."
+
+
+def leverage_brackets(p: Mapping[str, str]) -> Any:
+    """``GET /fapi/v1/leverageBracket``: the shipped snapshot's entries, as Binance answers
+    (every symbol's, or the one object of ``symbol``; -1121 for a symbol it does not list)."""
+    entries = json.loads(shared_file(_LEVERAGE_BRACKETS).read_text())
+    if "symbol" not in p:
+        return entries
+    for entry in entries:
+        if entry["symbol"] == p["symbol"]:
+            return entry
+    raise BinanceError(-1121, "Invalid symbol.")

@@ -34,7 +34,9 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+from collections import Counter
 from collections.abc import Collection, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -61,14 +63,18 @@ from domain.errors import (
     UnknownSymbol,
     VenueError,
 )
+from domain.futures import MarginReport
 from domain.margin import MarginMode
 from domain.model import Order, Position
 from domain.orders import ExecutionEvent
 from domain.ports import Balance, Clock
 from domain.reconciliation import OrderReconciliation
+from domain.venues import VenueStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+_ORDER_PATH, _ALGO_PATH = "/fapi/v1/order", "/fapi/v1/algoOrder"
 
 
 class BinanceUsdmExecution:
@@ -231,6 +237,17 @@ class BinanceUsdmExecution:
         """The quote asset's wallet balance and margin balance (wallet + unrealized PnL)."""
         return self._run(self._rest().balance(self._quote))
 
+    def margin_report(self) -> MarginReport:
+        """The account's balance breakdown at the venue: wallet, unrealized PnL, margin in
+        use, maintenance margin, available balance (quote currency).
+
+        Raises
+        ------
+        VenueError
+            The venue cannot be asked.
+        """
+        return self._run(self._rest().margin_report())
+
     def drain_events(self) -> list[ExecutionEvent]:
         """Execution events since the last call, oldest first."""
         return self._run(self._drain())
@@ -252,6 +269,23 @@ class BinanceUsdmExecution:
         """
         reconciler = OrderReconciler(self._rest(), self.tracker, list(self._wanted), self._now)
         return self._run(reconciler.run(list(orders), set(known_fills), since))
+
+    # -- ReportsActivity ------------------------------------------------------------------------
+    def add_activity(self, status: VenueStatus) -> VenueStatus:
+        """``status`` (the venue's market-data connection) with this client's REST answers
+        added to its ``requests``, its order submissions whose answer was lost as
+        ``"<path> unknown"``, and the user-data stream's reopenings as its
+        ``reconnects["user-data"]``; safe from any thread (counters are copied whole)."""
+        exchange = self._exchange
+        if status.venue != VENUE or exchange is None:
+            return status
+        requests = Counter(status.requests)
+        for (path, code), n in dict(exchange.responses).items():
+            requests[f"{path} {code}"] += n
+        for algo, n in dict(self.tracker.lost_answers).items():
+            requests[f"{_ALGO_PATH if algo else _ORDER_PATH} unknown"] += n
+        reconnects = dict(status.reconnects) | {"user-data": max(0, self.stream_opens - 1)}
+        return replace(status, requests=dict(sorted(requests.items())), reconnects=reconnects)
 
     # -- MarginAccount (leverage) ---------------------------------------------------------------
     @property

@@ -21,6 +21,7 @@ A submission whose answer was lost is :attr:`Submission.UNKNOWN` here: the engin
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -94,8 +95,13 @@ class OrderTracker:
         Fills that arrived before their order's acknowledgement.
     duplicates:
         Stream events dropped as repeats (a trade id already applied).
+    reordered:
+        Trades held until an earlier one of their order arrived (out of order).
     foreign:
         Updates of orders this client did not place (left to reconciliation).
+    lost_answers:
+        Submissions whose answer was lost (a timeout, a 5xx, a dropped connection; then
+        looked up), by whether they went to the Algo Order API.
     """
 
     def __init__(self, quote_asset: str) -> None:
@@ -105,7 +111,9 @@ class OrderTracker:
         self._events: list[ExecutionEvent] = []
         self.fills_before_ack = 0
         self.duplicates = 0
+        self.reordered = 0
         self.foreign = 0
+        self.lost_answers: Counter[bool] = Counter()
 
     # -- our side -----------------------------------------------------------------------------
     def track(self, order: Order) -> Tracked:
@@ -331,6 +339,7 @@ class OrderTracker:
             start += tracked.base
         if start is not None and start > tracked.filled:
             tracked.early[trade.trade_id] = trade
+            self.reordered += 1
             return
         self._fill(tracked, trade)
         self._settle(tracked)

@@ -142,6 +142,7 @@ class VenueOrders:
                 return secret_free(str(exc))
             except TransientVenueError as exc:
                 log.warning("%s order %s: answer lost (%s)", VENUE, order.id, secret_free(str(exc)))
+                self.tracker.lost_answers[tracked.algo] += 1
                 self.tracker.unknown(order.id)
                 try:
                     view = await self._settle_unknown(tracked)

@@ -1,0 +1,311 @@
+"""Faults of the venue in the middle of a live run: the real server stack against the fake
+Binance USDⓈ-M on loopback (see :mod:`tests.integration.test_live_trading`, whose harness these
+tests use), with one fault injected at the bar that decides an entry (or, for a liquidation,
+while the position is open).
+
+After each: no order reached the venue twice (the fake counts accepted orders per client id),
+our open orders and positions are the venue's, the engine still runs, and the fault shows in the
+service's venue status (``GET /api/v1/venues``) and in the metrics it feeds
+(:class:`~api.venue_metrics.VenueCollector`), or, for the user-data stream's repeats and
+reorderings, which the adapter absorbs, in the execution client's counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from adapters.clock import SimulatedClock
+from api.venue_metrics import VenueCollector
+from domain.candles import Candles
+from domain.model import ExitReason, OrderStatus
+from domain.orders import LIQUIDATION_TAG
+from domain.venues import VenueStatus
+from lootcapital.bootstrap import Container
+from lootcapital.settings import Settings
+from tests.fixtures.data import load_candles as file_candles
+from tests.integration.paper_harness import every
+from tests.integration.test_live_trading import (
+    M5,
+    OPEN,
+    SYMBOLS,
+    T0,
+    _backtest,
+    _play,
+    _settings,
+    _start,
+    _wait,
+    _wait_subscribed,
+    clock,
+    fake,
+)
+from tests.venues.binance_fake import FakeBinanceUsdm
+
+__all__ = ["clock", "fake"]  # the fixtures, shared with the live-trading tests
+
+BARS = 45
+ORDER = "/fapi/v1/order"
+HELD_S = 1  # a 429's Retry-After (s): the resend waits it out in wall time
+
+
+def fast_settings(tmp_path: Path, fake: FakeBinanceUsdm) -> Settings:
+    """The live-trading tests' settings with a short REST timeout and receive window, so a
+    lost answer is settled within a second of wall time."""
+    settings = _settings(tmp_path, fake)
+    fast = {"timeout_s": 0.5, "recv_window_ms": 300}
+    venue = settings.venues.binance_usdm.model_copy(update=fast)
+    venues = settings.venues.model_copy(update={"binance_usdm": venue})
+    return settings.model_copy(update={"venues": venues})
+
+
+def entry_bar(settings: Settings, bars: int = BARS) -> tuple[int, str]:
+    """The bar whose close decides the first entry of the backtest of the first ``bars``
+    bars after the slow average has warmed up, and its symbol."""
+    candles: dict[str, Candles] = {
+        s: file_candles(f"binance_usdm_{s}_5m.csv.gz").between(T0, T0 + bars * M5) for s in SYMBOLS
+    }
+    trade = min(_backtest(settings, candles), key=lambda t: t.entry_time)
+    return (trade.entry_time - T0) // M5 - 1, trade.symbol
+
+
+def venue_status(container: Container) -> VenueStatus:
+    (status,) = container.service.venues()
+    return status
+
+
+def metric(container: Container, name: str, **labels: str) -> float:
+    """A sample of the venue metrics as Prometheus would scrape them now (0 when absent)."""
+    collector = VenueCollector()
+    collector.update(container.service.venues())
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry.get_sample_value(name, {"venue": "binance-usdm"} | labels) or 0.0
+
+
+def assert_matches_the_venue(fake: FakeBinanceUsdm, container: Container) -> None:
+    """Each order reached the venue at most once, ours are the venue's, and our open orders
+    and positions are the venue's."""
+    service = container.service
+    orders = every(service.orders)
+    ours = {o.id for o in orders if o.tag != LIQUIDATION_TAG}
+    taken = {o.id for o in orders if o.venue_order_id is not None and o.tag != LIQUIDATION_TAG}
+    placed = fake.account.placed
+    assert set(placed.values()) == {1}, placed
+    assert set(placed) == taken and taken <= ours
+    venue_open = {
+        o.client_id for o in fake.account.orders.values() if o.status in ("NEW", "PARTIALLY_FILLED")
+    } | {a.client_id for a in fake.account.algos.values() if a.status == "NEW"}
+    assert {o.id for o in service.orders(statuses=OPEN).items} == venue_open
+    assert _held(container) == {s: p.qty for s, p in fake.account.positions.items() if p.qty}
+
+
+def _status_of(container: Container, order_id: str) -> OrderStatus | None:
+    stored = [o for o in every(container.service.orders) if o.id == order_id]
+    return stored[0].status if stored else None
+
+
+def _held(container: Container) -> dict[str, Decimal]:
+    """Our open positions: qty (base asset, signed) by symbol."""
+    views = container.service.positions()
+    return {v.position.symbol: v.position.qty for v in views if v.position.qty}
+
+
+# ------------------------------------------------------------------ the faults
+
+
+@dataclass(frozen=True)
+class Fault:
+    """``inject`` before the fault's bar closes; ``shown`` checks it is visible once the run
+    went on past it."""
+
+    inject: Callable[[FakeBinanceUsdm, Container], None]
+    shown: Callable[[FakeBinanceUsdm, Container], None]
+
+
+def _requests(container: Container, key: str) -> int:
+    return venue_status(container).requests.get(key, 0)
+
+
+def _status_shows(path_status: str) -> Callable[[FakeBinanceUsdm, Container], None]:
+    endpoint, _, status = path_status.rpartition(" ")
+
+    def shown(fake: FakeBinanceUsdm, container: Container) -> None:
+        assert _requests(container, path_status) == 1
+        labels = {"endpoint": endpoint, "status": status}
+        assert metric(container, "lootcapital_venue_requests_total", **labels) == 1
+
+    return shown
+
+
+def _lookups_show(fake: FakeBinanceUsdm, container: Container) -> None:
+    """The lost answer is counted as a request whose outcome is unknown."""
+    assert _requests(container, f"{ORDER} unknown") == 1
+    labels = {"endpoint": ORDER, "status": "unknown"}
+    assert metric(container, "lootcapital_venue_requests_total", **labels) == 1
+
+
+def _reconnect_shown(stream: str) -> Callable[[FakeBinanceUsdm, Container], None]:
+    def shown(fake: FakeBinanceUsdm, container: Container) -> None:
+        assert venue_status(container).reconnects[stream] >= 1
+        assert metric(container, "lootcapital_ws_reconnects_total", stream=stream) >= 1
+
+    return shown
+
+
+def _client_counted(counter: str) -> Callable[[FakeBinanceUsdm, Container], None]:
+    def shown(fake: FakeBinanceUsdm, container: Container) -> None:
+        assert container.venue is not None and container.venue.client is not None
+        assert getattr(container.venue.client.tracker, counter) >= 1
+
+    return shown
+
+
+def _partial_shown(fake: FakeBinanceUsdm, container: Container) -> None:
+    partial = [
+        o for o in every(container.service.orders)
+        if o.status is OrderStatus.EXPIRED and Decimal(0) < o.filled_qty < o.qty
+    ]  # fmt: skip
+    assert partial, "the venue filled half an entry and expired the rest"
+
+
+def _set_partial(fake: FakeBinanceUsdm, container: Container) -> None:
+    fake.account.fill_fraction = Decimal("0.5")
+
+
+def _set_reversed(fake: FakeBinanceUsdm, container: Container) -> None:
+    fake.account.trades_per_fill = 3
+    fake.private.reverse_events(7)  # NEW, then (trade, account update) × 3, all backwards
+
+
+FAULTS = {
+    "timeout after acceptance": Fault(
+        lambda f, c: f.private.hang_next(ORDER, seconds=1.0, process=True), _lookups_show
+    ),
+    "answer lost, order never taken": Fault(
+        lambda f, c: f.private.hang_next(ORDER, seconds=1.0, process=False), _lookups_show
+    ),
+    "5xx on submission": Fault(lambda f, c: f.fail_next(ORDER, 503), _status_shows(f"{ORDER} 503")),
+    "429 with Retry-After": Fault(
+        lambda f, c: f.fail_next(ORDER, 429, retry_after_s=HELD_S), _status_shows(f"{ORDER} 429")
+    ),
+    "user-data stream dropped": Fault(
+        lambda f, c: f.drop_user_streams(), _reconnect_shown("user-data")
+    ),
+    "user events duplicated": Fault(
+        lambda f, c: f.private.duplicate_events(20), _client_counted("duplicates")
+    ),
+    "user events reversed": Fault(_set_reversed, _client_counted("reordered")),
+    "fill before acknowledgement": Fault(
+        lambda f, c: (f.private.reverse_events(2), f.private.delay_answer(ORDER, 0.3)),
+        _client_counted("fills_before_ack"),
+    ),
+    "partial fills": Fault(_set_partial, _partial_shown),
+}
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_a_live_run_survives_the_fault_sends_no_order_twice_and_ends_as_the_venue(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock, name: str
+) -> None:
+    fault = FAULTS[name]
+    settings = fast_settings(tmp_path, fake)
+    k, _ = entry_bar(settings)
+    container = _start(settings, fake, clock)
+    _play(fake, container, 0, k - 1)
+
+    fault.inject(fake, container)
+    _play(fake, container, k, k)
+    fake.account.fill_fraction, fake.account.trades_per_fill = None, 1
+    _wait_subscribed(fake)
+    _play(fake, container, k + 1, BARS - 1)
+    status = container.service.status()
+    fault.shown(fake, container)
+    assert_matches_the_venue(fake, container)
+    container.service.stop()
+    container.close()
+
+    assert status.running, status.stopped_reason
+    assert status.candles_processed == BARS * len(SYMBOLS)
+    assert fake.account.trades, "the run traded"
+
+
+def test_a_ban_halts_the_venue_with_its_end_in_the_status_and_trading_resumes_after_it(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    settings = fast_settings(tmp_path, fake)
+    k, _ = entry_bar(settings)
+    container = _start(settings, fake, clock)
+    _play(fake, container, 0, k - 1)
+
+    fake.fail_next(ORDER, 418)
+    _play(fake, container, k, k)
+    banned = venue_status(container)
+    refused = [o for o in every(container.service.orders) if o.status is OrderStatus.REJECTED]
+    _play(fake, container, k + 1, BARS - 1)
+    status = container.service.status()
+    after = venue_status(container)
+    assert_matches_the_venue(fake, container)
+    container.service.stop()
+    container.close()
+
+    close = T0 + (k + 1) * M5
+    assert banned.banned_until is not None and banned.banned_until > close
+    assert banned.requests[f"{ORDER} 418"] == 1
+    assert [o.reject_reason for o in refused] and "ban" in str(refused[0].reject_reason).lower()
+    assert after.banned_until is None  # the ban ended: the venue is asked again
+    assert status.running, status.stopped_reason
+    assert any(o.created_time > close for o in every(container.service.orders))
+
+
+def test_a_position_liquidated_by_the_venue_mid_run_closes_as_a_liquidation(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    settings = fast_settings(tmp_path, fake)
+    k, symbol = entry_bar(settings)
+    container = _start(settings, fake, clock)
+    _play(fake, container, 0, k)  # the entry filled at the next bar's open
+
+    autoclose = fake.liquidate(symbol)
+    _wait(lambda: _status_of(container, autoclose) is OrderStatus.FILLED, "the liquidation")
+    _play(fake, container, k + 1, BARS - 1)
+    status = container.service.status()
+    assert_matches_the_venue(fake, container)
+    trades = every(container.service.trades)
+    container.service.stop()
+    container.close()
+
+    liquidated = [t for t in trades if t.exit_reason is ExitReason.LIQUIDATION]
+    assert [t.symbol for t in liquidated] == [symbol]
+    assert status.running, status.stopped_reason
+
+
+def test_market_streams_dropped_mid_run_reconnect_and_the_bar_missed_meanwhile_is_fetched(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    settings = fast_settings(tmp_path, fake)
+    k, _ = entry_bar(settings)
+    container = _start(settings, fake, clock)
+    _play(fake, container, 0, k - 1)
+
+    fake.drop_websockets(refuse=True)
+    fake.advance_to(T0 + (k + 1) * M5)  # bar k closes while the streams are down
+    fake.accept_websockets()
+    _wait_subscribed(fake)
+    _play(fake, container, k + 1, BARS - 1)  # its close shows the hole: bar k over REST
+    status = container.service.status()
+    assert_matches_the_venue(fake, container)
+    venue = venue_status(container)
+    stream = "BTCUSDT@kline_5m"
+    reconnects = metric(container, "lootcapital_ws_reconnects_total", stream=stream)
+    container.service.stop()
+    container.close()
+
+    assert status.running, status.stopped_reason
+    assert status.candles_processed == BARS * len(SYMBOLS)
+    assert venue.connected and venue.reconnects[stream] == 1 and reconnects == 1
+    assert venue.requests["/fapi/v1/klines 200"] >= len(SYMBOLS)  # the missed bar, fetched
