@@ -15,9 +15,11 @@ class VenueStatus:
     do there (order types, streams; name → value); ``weight_used`` of ``weight_limit``: the
     request weight of the shared budget's window (:mod:`adapters.venues.budget`);
     ``held_until`` / ``banned_until``: the end (ms UTC) of a hold after a 429 or a ban after a
-    418, None when none; ``clock_offset_ms``: the venue's clock minus ours (ms), None before
-    it was measured; ``last_reconciliation``: when the ledger was last compared with the
-    venue (ms UTC), None when never (a market-data connection has nothing to reconcile);
+    418, None when none, and ``hold_reason`` / ``ban_reason`` the venue's message for it (as
+    our venue error words it: status, end, the venue's text; never a key or signature);
+    ``clock_offset_ms``: the venue's clock minus ours (ms), None before it was measured;
+    ``last_reconciliation``: when the ledger was last compared with the venue (ms UTC), None
+    when never (a market-data connection has nothing to reconcile);
     ``requests``: REST answers so far by ``"<path> <HTTP status>"``; ``reconnects``: streams'
     reopened connections by stream (``"BTCUSDT@kline_5m"``); ``stale``: the symbols whose
     feed has had no closed bar for more than 2 periods; ``drift``: differences between the
@@ -32,6 +34,8 @@ class VenueStatus:
     weight_limit: int = 0
     held_until: int | None = None
     banned_until: int | None = None
+    hold_reason: str | None = None
+    ban_reason: str | None = None
     clock_offset_ms: int | None = None
     last_reconciliation: int | None = None
     requests: Mapping[str, int] = field(default_factory=dict)

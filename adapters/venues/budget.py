@@ -31,7 +31,8 @@ class BudgetState:
     """The budget at ``time`` (ms UTC): ``used`` of ``limit`` weight in the window of
     ``window_ms`` ending at the last slot handed out (now, unless requests queue: then their
     weight counts too), requests ``waited`` so far for room, and the end of a hold (after a
-    429) or of a ban (after a 418), None when none is on."""
+    429) or of a ban (after a 418) with the venue's words for it (``hold_reason``,
+    ``ban_reason``), None when none is on."""
 
     venue: str
     time: int
@@ -41,6 +42,8 @@ class BudgetState:
     waited: int
     held_until: int | None
     banned_until: int | None
+    hold_reason: str | None = None
+    ban_reason: str | None = None
 
 
 class VenueBudget:
@@ -81,6 +84,8 @@ class VenueBudget:
         self._last = 0  # the latest slot handed out (ms UTC)
         self._held_until: int | None = None
         self._banned_until: int | None = None
+        self._hold_reason: str | None = None
+        self._ban_reason: str | None = None
         self._waited = 0
 
     async def acquire(self, weight: int = 1) -> None:
@@ -110,22 +115,27 @@ class VenueBudget:
         if slot > now:
             await self._sleep((slot - now) / 1000)
 
-    def hold(self, until_ms: int) -> None:
-        """Send nothing before ``until_ms`` (ms UTC; a 429's ``Retry-After``)."""
+    def hold(self, until_ms: int, reason: str | None = None) -> None:
+        """Send nothing before ``until_ms`` (ms UTC; a 429's ``Retry-After``); ``reason``: the
+        venue's message (kept with the hold that ends last)."""
         with self._lock:
-            self._held_until = max(self._held_until or 0, until_ms)
+            if until_ms >= (self._held_until or 0):
+                self._held_until, self._hold_reason = until_ms, reason
 
-    def ban(self, until_ms: int) -> None:
+    def ban(self, until_ms: int, reason: str | None = None) -> None:
         """The venue banned us until ``until_ms`` (ms UTC; a 418): every request fails until
-        then."""
+        then; ``reason``: the venue's message (kept with the ban that ends last)."""
         with self._lock:
-            self._banned_until = max(self._banned_until or 0, until_ms)
+            if until_ms >= (self._banned_until or 0):
+                self._banned_until, self._ban_reason = until_ms, reason
 
     def state(self) -> BudgetState:
         """The budget now (holds and bans that ended read as None)."""
         now = self._clock.now_ms()
         with self._lock:
             held, banned = self._held_until, self._banned_until
+            held_on = held is not None and held > now
+            banned_on = banned is not None and banned > now
             return BudgetState(
                 venue=self.venue,
                 time=now,
@@ -133,6 +143,8 @@ class VenueBudget:
                 limit=self._window.limit,
                 window_ms=self._window.window_ms,
                 waited=self._waited,
-                held_until=held if held is not None and held > now else None,
-                banned_until=banned if banned is not None and banned > now else None,
+                held_until=held if held_on else None,
+                banned_until=banned if banned_on else None,
+                hold_reason=self._hold_reason if held_on else None,
+                ban_reason=self._ban_reason if banned_on else None,
             )

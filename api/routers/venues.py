@@ -18,7 +18,8 @@ class VenueOut(BaseModel):
     """One live venue connection at ``time`` (ms UTC). ``connected``: every stream open;
     ``weight_used`` of ``weight_limit``: request weight in the shared budget's current
     minute; ``held_until`` / ``banned_until``: end (ms UTC) of a hold after a 429 or a ban
-    after a 418 (null: none); ``clock_offset_ms``: the venue's clock minus ours;
+    after a 418 (null: none), ``hold_reason`` / ``ban_reason``: the venue's message for it
+    (null: none); ``clock_offset_ms``: the venue's clock minus ours;
     ``last_reconciliation``: when the ledger was last compared with the venue (ms UTC; null:
     never, e.g. a market-data feed); ``requests``: REST answers by ``"<path> <status>"``;
     ``reconnects``: reopened stream connections by stream; ``stale``: symbols with no closed
@@ -33,6 +34,8 @@ class VenueOut(BaseModel):
     weight_limit: int
     held_until: int | None
     banned_until: int | None
+    hold_reason: str | None
+    ban_reason: str | None
     clock_offset_ms: int | None
     last_reconciliation: int | None
     requests: dict[str, int]
@@ -52,6 +55,8 @@ def venue_out(v: VenueStatus) -> VenueOut:
         weight_limit=v.weight_limit,
         held_until=v.held_until,
         banned_until=v.banned_until,
+        hold_reason=v.hold_reason,
+        ban_reason=v.ban_reason,
         clock_offset_ms=v.clock_offset_ms,
         last_reconciliation=v.last_reconciliation,
         requests=dict(v.requests),

@@ -163,9 +163,9 @@ class UsdmExchange(binanceusdm):  # type: ignore[misc]
         error = http_error(code, headers, body, now_ms=now, venue=VENUE)
         if error is not None and self.budget is not None:
             if isinstance(error, VenueBanned):
-                self.budget.ban(error.until_ms)
+                self.budget.ban(error.until_ms, str(error))
             elif isinstance(error, RateLimited) and error.retry_after_ms is not None:
-                self.budget.hold(now + error.retry_after_ms)
+                self.budget.hold(now + error.retry_after_ms, str(error))
         if error is not None:
             raise error
         return super().handle_errors(

@@ -2,16 +2,17 @@
 
 A bar is *closed* when the venue says so: the stream's final update of a bar (``k.x``, which
 ccxt's ``watch_ohlcv`` drops and :class:`~adapters.venues.binance_usdm.client.UsdmExchange`
-hands on), or over REST once its close (``open_time + period``) is ``close_grace_s`` behind the
-venue's clock (REST answers include the bar still forming; it is never returned). The venue's
-clock is our :class:`~domain.ports.Clock` plus the offset measured against ``GET
-/fapi/v1/time``.
+hands on), or over REST once the answer holds a later bar or its close (``open_time +
+period``) is ``close_grace_s`` behind the venue's clock (REST answers include the bar still
+forming; it is never returned). The venue's clock is our :class:`~domain.ports.Clock` plus the
+offset measured against ``GET /fapi/v1/time``.
 
 The live stream (:class:`KlineStream`) yields closed bars in order, each once: a bar at or
 before the last one yielded is a duplicate and dropped; when a bar arrives after a hole, or the
-next bar is overdue (its close ``close_grace_s`` past with no closed update: a dropped
-connection, a lost message, a quiet market), the missing closed bars are fetched over REST and
-yielded first. Holes the venue's REST answer also lacks are reported, never filled. A timeframe
+next bar is overdue (its close ``close_grace_s`` past with no closed update: a lost message, a
+quiet market; at once when it closed while the stream was not subscribed: at start, during and
+right after a dropped connection), the missing closed bars are fetched over REST and yielded
+first. Holes the venue's REST answer also lacks are reported, never filled. A timeframe
 with no closed bar for more than 2 periods is stale (spec 001, "Data staleness").
 """
 
@@ -202,16 +203,15 @@ class BinanceUsdmMarketData:
         """
         step = self.check_timeframe(timeframe)
         unified = self.market(symbol)
-        stop = self.last_closed(timeframe)  # the last open_time to return
-        if end_ms is not None:
-            stop = min(stop, end_ms - 1)
+        stop = None if end_ms is None else end_ms - 1  # the last open_time asked for
         size = self.capabilities.klines_per_page
         since, last = start_ms, None
-        while since <= stop:
+        while stop is None or since <= stop:
+            closed = self.last_closed(timeframe)
             rows = await self._klines(unified, timeframe, since, stop)
             source = f"{VENUE} {symbol} {timeframe} klines from {since}"
             parsed = ohlcv_candles(rows, source=source, after_ms=last)
-            bars = parsed.candles.between(None, stop + 1)
+            bars = parsed.candles.between(None, _closed_end(parsed.candles, closed, stop))
             if not len(bars):
                 return
             yield Page(bars, parsed.duplicates)
@@ -257,9 +257,11 @@ class BinanceUsdmMarketData:
     def _forget(self, stream: KlineStream) -> None:
         self._streams.pop((stream.symbol, stream.timeframe), None)
 
-    async def _klines(self, unified: str, timeframe: str, since: int, stop: int) -> list[list]:
+    async def _klines(
+        self, unified: str, timeframe: str, since: int, stop: int | None
+    ) -> list[list]:
         size = self.capabilities.klines_per_page
-        params = {"until": stop}
+        params = {} if stop is None else {"until": stop}
         return await self.call(
             lambda: self.exchange.fetch_ohlcv(unified, timeframe, since, size, params)
         )
@@ -272,3 +274,14 @@ class BinanceUsdmMarketData:
         stream = self._streams.get((str(k.get("s")), str(k.get("i"))))
         if stream is not None:
             stream.receive(event)
+
+
+def _closed_end(candles: Candles, closed: int, stop: int | None) -> int:
+    """The end (exclusive open time, ms UTC) of the closed bars of one REST answer: those at
+    or before ``closed`` (by the venue's clock), and every bar before the newest the venue
+    answered, which it has closed whatever our clock says (so a bar that closed a moment ago
+    is not left waiting ``close_grace_s``); none after ``stop``."""
+    end = closed + 1
+    if len(candles):
+        end = max(end, int(candles.open_time[-1]))
+    return end if stop is None else min(end, stop + 1)

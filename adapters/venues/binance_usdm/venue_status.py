@@ -41,6 +41,8 @@ def venue_status(
         weight_limit=budget.limit,
         held_until=budget.held_until,
         banned_until=budget.banned_until,
+        hold_reason=budget.hold_reason,
+        ban_reason=budget.ban_reason,
         clock_offset_ms=None if source is None else source.offset_ms,
         requests={f"{path} {status}": n for (path, status), n in sorted(responses.items())},
         reconnects={f"{s.symbol}@kline_{s.timeframe}": s.reconnects for s in streams},

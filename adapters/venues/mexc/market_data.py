@@ -12,8 +12,9 @@ has no closed flag. A bar is known closed when
 
 After a lost connection the pending bar's updates are forgotten (some may have been missed)
 and the bars that closed meanwhile come over REST. REST answers include the bar still forming;
-it is never returned. The venue's clock is our :class:`~domain.ports.Clock` plus the offset
-measured against ``GET /api/v1/contract/ping``.
+it is never returned, and the bars before it are closed whatever our clock says (a bar that
+closed a moment ago does not wait ``close_grace_s``). The venue's clock is our
+:class:`~domain.ports.Clock` plus the offset measured against ``GET /api/v1/contract/ping``.
 
 The live stream (:class:`~adapters.venues.mexc.kline_stream.KlineStream`) yields closed bars in
 order, each once: a bar at or before the last one yielded is a duplicate and dropped; when a
@@ -226,16 +227,19 @@ class MexcMarketData:
         """
         step = self.check_timeframe(timeframe)
         contract = self.contract(symbol)
-        stop = self.last_closed(timeframe)  # the last open_time to return
+        # Up to the bar forming now: its row in the answer proves the bars before it closed.
+        stop = self.venue_now() // step * step
         if end_ms is not None:
             stop = min(stop, (end_ms - 1) // step * step)
         since, last = -(-start_ms // step) * step, None
         while since <= stop:
             window_end = min(since + (self.capabilities.klines_per_page - 1) * step, stop)
+            closed = self.last_closed(timeframe)
             rows = await self._klines(contract, timeframe, since, window_end)
             source = f"{VENUE} {symbol} {timeframe} klines from {since}"
             parsed = ohlcv_candles(rows, contract_size=contract.size, source=source, after_ms=last)
-            bars = parsed.candles.between(since, window_end + 1)
+            newest = int(parsed.candles.open_time[-1]) if len(parsed.candles) else since
+            bars = parsed.candles.between(since, min(window_end + 1, max(closed + 1, newest)))
             if len(bars):
                 yield Page(bars, parsed.duplicates)
                 last = int(bars.open_time[-1])
