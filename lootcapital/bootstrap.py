@@ -74,7 +74,7 @@ from service_layer.engine import Engine
 from service_layer.market_data import ImportReport, import_files, list_series
 from service_layer.messagebus import MessageBus
 from service_layer.model_registry import ModelRegistry
-from service_layer.reconciliation import Reconciler
+from service_layer.reconciliation import FundingWindow, Reconciler
 from service_layer.trading import FeedFactory, TradingService
 from service_layer.training_jobs import TrainingJobs
 from web.backtest_views import stored_view
@@ -257,20 +257,39 @@ def _applied_fill_ids(uow: UnitOfWork, orders: list[Order]) -> list[str]:
     return ids
 
 
+def _first_fill_time(uow: UnitOfWork) -> int | None:
+    """When the run's first stored fill happened (ms UTC); None without one."""
+    first, cursor = None, None
+    while True:
+        page = uow.fills.page(limit=1_000, cursor=cursor)  # newest first
+        first = page.items[-1].time if page.items else first
+        if page.next_cursor is None:
+            return first
+        cursor = page.next_cursor
+
+
 def _reconciler(
-    settings: Settings, sessions: Callable[[], Any], run: RunState, wall: Clock, bus: MessageBus
+    venue: LiveVenue, sessions: Callable[[], Any], run: RunState, wall: Clock, bus: MessageBus
 ) -> Reconciler:
-    """A live run's reconciliation with its venue, every ``reconcile_s`` of ``wall``; its first
+    """A live run's reconciliation with its ``venue``, every ``reconcile_s`` of ``wall``; its first
     window of the venue's trades starts at the run's newest stored fill (now for a run
-    without one)."""
+    without one); the venue's funding payments are booked from the run's first stored fill
+    (its first position; now for a run without one)."""
     with SqlUnitOfWork(sessions, run.id) as uow:
         newest = uow.fills.page(limit=1).items
+        first = _first_fill_time(uow)
+
+    def booked(start: int) -> set[tuple[str, int]]:
+        with SqlUnitOfWork(sessions, run.id) as uow:
+            return {(p.symbol, p.time_ms) for p in uow.funding.list(start=start)}
+
     return Reconciler(
-        interval_ms=round(settings.venues.binance_usdm.reconcile_s * 1000),
+        interval_ms=round(venue.reconcile_s * 1000),
         clock=wall,
         log=SqlReconciliationLog(sessions, run.id),
         publish=bus.publish,
         since=newest[0].time if newest else wall.now_ms(),
+        funding=FundingWindow(wall.now_ms() if first is None else first, booked),
     )
 
 
@@ -317,7 +336,8 @@ def bootstrap(
         _ensure_sample(settings, store)
     rules = with_brackets(settings, instruments(settings, settings.symbols))
     if live is not None or settings.feed != REPLAY:  # a venue's live bars: its rules
-        rules = venue_rules(settings, rules, signed=live is not None, clock=wall)
+        where = settings.feed if live is None else live.venue
+        rules = venue_rules(settings, rules, signed=live is not None, clock=wall, venue=where)
     live_funding = None  # paper on a venue's live bars: the venue's funding rates and marks
     if live is None and settings.feed != REPLAY:
         live_funding = venue_funding(settings, wall)
@@ -345,7 +365,7 @@ def bootstrap(
     bus = MessageBus()
     venue = None
     if live is not None:
-        venue = LiveVenue(settings, store=store, clock=wall, publish=bus.publish)
+        venue = LiveVenue(settings, store=store, clock=wall, publish=bus.publish, venue=live.venue)
         feed_factory = feed_factory or venue.feed
         execution_factory = execution_factory or venue.execution
     make_execution = execution_factory or simulated
@@ -424,7 +444,7 @@ def bootstrap(
             perf_counter=time.perf_counter,
             writer_factory=lambda: SqlUnitOfWork(sessions, run.id, keep_connection=True),
             model_loader=lambda strategy, symbols: hand_over_models(strategy, settings, symbols),
-            reconciler=None if live is None else _reconciler(settings, sessions, run, wall, bus),
+            reconciler=None if venue is None else _reconciler(venue, sessions, run, wall, bus),
         )
     except BaseException:
         if venue is not None:  # a live venue's client started before the failure

@@ -471,8 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--venue",
         choices=VENUES,
         help="--mode live: where the orders go, and whose live bars are traded (mexc: the "
-        "account's order entry is probed, and live mode refused: not built yet) (default: "
-        "none; --mode live needs it)",
+        "account's order entry is probed first, and live mode refused when MEXC refuses it) "
+        "(default: none; --mode live needs it)",
     )
     serve.add_argument(
         "--demo",

@@ -2,12 +2,15 @@
 trade by mistake; the composition root (:func:`lootcapital.bootstrap.bootstrap`) calls them.
 
 A live run trades Binance USDⓈ-M (its demo environment with ``venues.binance_usdm.demo``, or
-real money with ``--live`` and ``live_confirm``): the venue's closed klines drive the kernel
-(:class:`~adapters.venues.binance_usdm.live_feed.LiveFeed`, as paper trading on live data does)
-and its orders go to the venue
-(:class:`~adapters.venues.binance_usdm.execution.BinanceUsdmExecution`). Both share one
-request-weight budget, since the venue counts them together. MEXC is only probed: live mode is
-refused there, with the probe's answer.
+real money with ``--live`` and ``live_confirm``) or MEXC futures (real money only): the venue's
+closed klines drive the kernel (:class:`~adapters.venues.binance_usdm.live_feed.LiveFeed`, as
+paper trading on live data does, or :class:`~adapters.venues.mexc.live_feed.MexcLiveFeed`) and
+its orders go to the venue
+(:class:`~adapters.venues.binance_usdm.execution.BinanceUsdmExecution`,
+:class:`~adapters.venues.mexc.execution.MexcExecution`). On Binance both share one
+request-weight budget, since the venue counts them together; MEXC limits each endpoint, and
+ccxt's limiter paces each connection. On MEXC the order-entry probe runs first: live mode is
+refused, with its answer, when the account cannot place orders.
 
 ccxt is imported only when a venue is opened, so a replay server never loads it.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from adapters.venues.binance_usdm.execution import BinanceUsdmExecution
     from adapters.venues.binance_usdm.funding_feed import VenueFunding
     from adapters.venues.binance_usdm.venue_account import Spent, VenueMargin
+    from adapters.venues.mexc.execution import MexcExecution
     from adapters.venues.mexc.order_entry import OrderEntry
 
 logger = logging.getLogger(__name__)
@@ -70,7 +74,7 @@ def check_live_start(settings: Settings, start: LiveStart, clock: Clock) -> None
     stored or sent: real money needs ``start.real_money`` (``--live``) and
     ``settings.live_confirm``; Binance's demo must not point at its production URLs; orders
     need the venue's API key and secret. On MEXC the order-entry probe runs (at ``clock``),
-    and live mode is refused with its answer (no MEXC execution client is built yet).
+    and live mode is refused with its answer when the account cannot place orders.
 
     Raises
     ------
@@ -83,6 +87,7 @@ def check_live_start(settings: Settings, start: LiveStart, clock: Clock) -> None
         _check_real_money(start, settings, MEXC)
         _check_mexc_keys(settings)
         _refuse_mexc(_probe_mexc(settings, clock))
+        return
     venue = settings.venues.binance_usdm
     if venue.demo and start.real_money:
         raise ConfigError(
@@ -156,8 +161,8 @@ def _probe_mexc(settings: Settings, clock: Clock) -> list[OrderEntry]:
 
 
 def _refuse_mexc(entries: list[OrderEntry]) -> None:
-    """Refuse live mode on MEXC: with the venue's reason where the account cannot place
-    orders, else because no MEXC execution client is built."""
+    """Refuse live mode on MEXC, with the venue's reason, where the account cannot place
+    orders; log that it can."""
     for entry in entries:
         if not entry.allowed:
             raise ConfigError(
@@ -166,19 +171,24 @@ def _refuse_mexc(entries: list[OrderEntry]) -> None:
                 field="venue",
             )
     symbols = ", ".join(e.symbol for e in entries)
-    raise ConfigError(
-        f"{MEXC} takes orders from this account ({symbols}: the order-entry probe passed), "
-        "but live trading on MEXC is not built yet; live mode is refused",
-        field="venue",
-    )
+    logger.info("%s takes orders from this account (%s: the probe passed)", MEXC, symbols)
 
 
 def venue_rules(
-    settings: Settings, shipped: Mapping[str, Instrument], *, signed: bool, clock: Clock
+    settings: Settings,
+    shipped: Mapping[str, Instrument],
+    *,
+    signed: bool,
+    clock: Clock,
+    venue: str = BINANCE_USDM,
 ) -> dict[str, Instrument]:
-    """The trading rules of a run on Binance USDⓈ-M's live bars, read from the venue at start
-    (tick, lot step, minimum notional; with ``signed``, a live run, the account's leverage
-    brackets too), instead of the ``shipped`` catalogue, whose brackets a paper run keeps.
+    """The trading rules of a run on ``venue``'s live bars, read from the venue at start.
+
+    On Binance USDⓈ-M: tick, lot step, minimum notional, and with ``signed``, a live run, the
+    account's leverage brackets too, instead of the ``shipped`` catalogue, whose brackets a
+    paper run keeps. On MEXC: the ``shipped`` rules, each step coarsened where it is not a
+    whole number of the contract's (the lot step to ``contractSize``, the tick to
+    ``priceUnit``), so that every order is a whole number of contracts at a valid price.
 
     Raises
     ------
@@ -187,6 +197,8 @@ def venue_rules(
     VenueError
         The venue cannot be reached.
     """
+    if venue == MEXC:
+        return _mexc_rules(settings, shipped, clock)
     from adapters.venues.binance_usdm.instruments import venue_instruments  # ccxt: only here
 
     rules = venue_instruments(
@@ -198,6 +210,31 @@ def venue_rules(
     return rules
 
 
+def _mexc_rules(
+    settings: Settings, shipped: Mapping[str, Instrument], clock: Clock
+) -> dict[str, Instrument]:
+    from adapters.venues.mexc.market_data import Contract, MexcMarketData  # ccxt: only here
+
+    async def contracts() -> list[Contract]:
+        async with MexcMarketData(settings.venues.mexc, clock=clock) as venue:
+            return [venue.contract(symbol) for symbol in settings.symbols]
+
+    with ThreadPoolExecutor(1, thread_name_prefix="mexc-rules") as pool:
+        found = pool.submit(asyncio.run, contracts()).result()
+    rules = {}
+    for contract in found:
+        rule = shipped[contract.symbol]
+        step, tick = rule.step_size, rule.tick_size
+        rules[contract.symbol] = replace(
+            rule,
+            step_size=step if step % contract.size == 0 else contract.size,
+            tick_size=tick if tick % contract.price_tick == 0 else contract.price_tick,
+        )
+    logger.info("%s: lot steps and ticks of %s checked against its contracts", MEXC,
+                ", ".join(rules))  # fmt: skip
+    return rules
+
+
 def live_feed_factory(
     settings: Settings,
     store: CandleStore,
@@ -205,22 +242,30 @@ def live_feed_factory(
     publish: Callable[[list[object]], None],
     budget: VenueBudget | None = None,
     funding: VenueFunding | None = None,
+    venue: str = BINANCE_USDM,
 ) -> Callable[[dict[str, int] | None, Callable[[float], object]], MarketData]:
-    """The live feed of Binance USDⓈ-M (``settings.feed``, or a live run's venue), resuming
-    after the given bars: ``settings.history_days`` of warm-up for a new run, its bars appended
-    to ``store``, timed by ``clock``; each symbol going stale is handed to ``publish`` as a
-    :class:`~domain.events.FeedStale`. ``budget`` is the venue's request weight shared with
-    an execution client (None: the feed's own, or ``funding``'s). With ``funding``
-    (:func:`venue_funding`), the venue's funding rates and marks are refreshed before each
-    batch of bars is traded."""
+    """The live feed of ``venue`` (Binance USDⓈ-M: ``settings.feed``, or a live run's venue;
+    MEXC: a live run's), resuming after the given bars: ``settings.history_days`` of warm-up
+    for a new run, its bars appended to ``store``, timed by ``clock``; each symbol going stale
+    is handed to ``publish`` as a :class:`~domain.events.FeedStale`. On Binance, ``budget`` is
+    the venue's request weight shared with an execution client (None: the feed's own, or
+    ``funding``'s). With ``funding`` (:func:`venue_funding`), the venue's funding rates and
+    marks are refreshed before each batch of bars is traded."""
     from adapters.venues.binance_usdm.funding_feed import FundedFeed  # ccxt: only when live
     from adapters.venues.binance_usdm.live_feed import LiveFeed
+    from adapters.venues.mexc.live_feed import MexcLiveFeed
 
     history_ms = round(settings.history_days * timeframe_ms("1d"))
     if budget is None and funding is not None:
         budget = funding.budget
 
     def live(start_after: dict[str, int] | None, sleep: Callable[[float], object]) -> MarketData:
+        if venue == MEXC:
+            return MexcLiveFeed(
+                settings.venues.mexc, symbols=settings.symbols, timeframe=settings.timeframe,
+                clock=clock, store=store, history_ms=history_ms, start_after=start_after,
+                sleep=sleep, on_stale=lambda event: publish([event]),
+            )  # fmt: skip
         feed = LiveFeed(
             settings.venues.binance_usdm,
             symbols=settings.symbols,
@@ -252,15 +297,52 @@ def venue_funding(settings: Settings, clock: Clock) -> VenueFunding:
     return VenueFunding(venue, symbols=settings.symbols, clock=clock, budget=budget)
 
 
+def _binance_client(
+    settings: Settings, clock: Clock, symbols: Sequence[str], budget: VenueBudget | None
+) -> BinanceUsdmExecution:
+    from adapters.venues.binance_usdm.execution import BinanceUsdmExecution
+
+    return BinanceUsdmExecution(
+        settings.venues.binance_usdm,
+        clock=clock,
+        leverage=dict.fromkeys(symbols, settings.leverage),
+        margin_mode=settings.margin_mode,
+        budget=budget,
+    )
+
+
+def _mexc_client(
+    settings: Settings, clock: Clock, symbols: Sequence[str], budget: VenueBudget | None
+) -> MexcExecution:
+    from adapters.venues.mexc.execution import MexcExecution
+
+    return MexcExecution(
+        settings.venues.mexc,
+        clock=clock,
+        symbols=symbols,
+        margin_mode=settings.margin_mode,
+        leverage=dict.fromkeys(symbols, settings.leverage),
+    )
+
+
+_CLIENTS: Mapping[str, Callable[..., BinanceUsdmExecution | MexcExecution]] = {
+    BINANCE_USDM: _binance_client,
+    MEXC: _mexc_client,
+}
+"""Each venue's execution client, from the settings, the clock, the symbols and the budget."""
+
+
 class LiveVenue:
-    """Binance USDⓈ-M for one live run: its feed and its execution client, sharing one
-    request-weight budget (``venues.binance_usdm.weight_limit`` a minute).
+    """The venue of one live run (Binance USDⓈ-M or MEXC): its feed and its execution client.
+    On Binance they share one request-weight budget (``venues.binance_usdm.weight_limit`` a
+    minute); MEXC limits each endpoint, which ccxt paces on each connection.
 
     The execution client starts on the kernel's first build (leverage ``settings.leverage``
     and ``settings.margin_mode`` set on every traded symbol and read back; the user-data
-    stream opened) and serves every later build of the process (a kernel rebuilt after an
-    error); :meth:`close` ends it. Its requests are timed by ``clock`` (the wall clock, plus
-    the venue's measured offset), never by the kernel's market clock.
+    stream, or MEXC's private websocket, opened) and serves every later build of the process
+    (a kernel rebuilt after an error); :meth:`close` ends it. Its requests are timed by
+    ``clock`` (the wall clock, plus the venue's measured offset), never by the kernel's market
+    clock.
 
     Parameters
     ----------
@@ -272,6 +354,8 @@ class LiveVenue:
         Wall time (ms UTC): the feed's and the client's.
     publish:
         Hears of each symbol whose feed goes stale.
+    venue:
+        One of :data:`VENUES`.
     """
 
     def __init__(
@@ -281,13 +365,23 @@ class LiveVenue:
         store: CandleStore,
         clock: Clock,
         publish: Callable[[list[object]], None],
+        venue: str = BINANCE_USDM,
     ) -> None:
         self.settings = settings
         self.clock = clock
-        venue = settings.venues.binance_usdm
-        self.budget = VenueBudget(BINANCE_USDM, limit=venue.weight_limit, clock=clock)
-        self.feed = live_feed_factory(settings, store, clock, publish, self.budget)
-        self.client: BinanceUsdmExecution | None = None
+        self.venue = venue
+        self.budget = None
+        if venue == BINANCE_USDM:
+            limit = settings.venues.binance_usdm.weight_limit
+            self.budget = VenueBudget(BINANCE_USDM, limit=limit, clock=clock)
+        self.feed = live_feed_factory(settings, store, clock, publish, self.budget, venue=venue)
+        self.client: BinanceUsdmExecution | MexcExecution | None = None
+
+    @property
+    def reconcile_s(self) -> float:
+        """Seconds between two reconciliations with the venue (its ``reconcile_s``)."""
+        venues = self.settings.venues
+        return (venues.mexc if self.venue == MEXC else venues.binance_usdm).reconcile_s
 
     def execution(
         self, state: RunState, clock: Clock, positions: list[Position], orders: list[Order]
@@ -306,33 +400,28 @@ class LiveVenue:
             mode change while a position is open).
         """
         if self.client is None:
-            from adapters.venues.binance_usdm.execution import BinanceUsdmExecution
-
-            client = BinanceUsdmExecution(
-                self.settings.venues.binance_usdm,
-                clock=self.clock,
-                leverage=dict.fromkeys(state.symbols, self.settings.leverage),
-                margin_mode=self.settings.margin_mode,
-                budget=self.budget,
-            )
+            client = _CLIENTS[self.venue](self.settings, self.clock, state.symbols, self.budget)
             client.start()
             self.client = client
             logger.info(
                 "%s: leverage %dx, %s margin set on %s; user-data stream open",
-                BINANCE_USDM, self.settings.leverage, self.settings.margin_mode,
+                self.venue, self.settings.leverage, self.settings.margin_mode,
                 ", ".join(state.symbols),
             )  # fmt: skip
         return self.client, None
 
     def margin(self, execution: ExecutionClient, spent: Spent) -> VenueMargin | None:
         """The venue's balance and leverage as the run's margining, when ``execution`` is
-        this venue's started client (None for another, e.g. a test's); ``spent`` gives the
+        this venue's started Binance client (None for another, e.g. a test's, and on MEXC,
+        whose run sizes on its own cash with the leverage MEXC confirmed); ``spent`` gives the
         run's fees and funding paid."""
+        from adapters.venues.binance_usdm.execution import BinanceUsdmExecution
         from adapters.venues.binance_usdm.venue_account import VenueMargin
 
-        if self.client is None or execution is not self.client:
+        client = self.client
+        if not isinstance(client, BinanceUsdmExecution) or execution is not client:
             return None
-        return VenueMargin(self.client, max_leverage=self.settings.max_leverage, spent=spent)
+        return VenueMargin(client, max_leverage=self.settings.max_leverage, spent=spent)
 
     @property
     def leverage(self) -> Mapping[str, int]:

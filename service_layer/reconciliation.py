@@ -6,7 +6,10 @@ and fills and queues the repairs as execution events (:class:`~domain.reconcilia
 then positions are compared (:func:`~domain.reconciliation.position_repairs`), but only when the
 venue's positions read the same before and after the orders were reconciled (a fill meanwhile
 would make the comparison wrong: it waits for the next run). Each difference is stored,
-published on the bus and counted by kind.
+published on the bus and counted by kind. Last, with a :class:`FundingWindow`, the funding the
+venue settled on the account (a :class:`PaysFunding` client's) since the run's first fill that
+the run has not stored is booked, once per (symbol, funding time), as ``funding`` execution events
+(payments, not differences: they are not counted as drift).
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Protocol, runtime_checkable
 
+from domain.errors import DataError, VenueError
+from domain.funding import FundingPayment
 from domain.ledger import LedgerChanges
 from domain.model import Position
 from domain.orders import ExecutionEvent
@@ -37,6 +44,27 @@ TRADE_LOOKBACK_MS = 60_000
 clock and the venue's differ by up to the receive window; a trade seen twice counts once)."""
 
 
+@runtime_checkable
+class PaysFunding(Protocol):
+    """A live venue's client that reports the funding its venue settled on the account."""
+
+    def funding_payments(
+        self, since: int, booked: Collection[tuple[str, int]]
+    ) -> list[FundingPayment]:
+        """The account's payments in the traded symbols at funding times from ``since`` (ms
+        UTC) on, but those in ``booked`` (``(symbol, time)`` pairs), oldest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FundingWindow:
+    """Which venue payments a run books: those from ``since`` (ms UTC: the run's first fill) on;
+    ``booked(t)`` gives the ``(symbol, time)`` pairs of the run's stored ones from ``t`` on."""
+
+    since: int
+    booked: Callable[[int], Collection[tuple[str, int]]]
+
+
 class Reconciler:
     """Reconciles one live run's ledger with its venue.
 
@@ -53,6 +81,8 @@ class Reconciler:
     since:
         Start (ms UTC) of the first reconciliation's window of the venue's trades (the run's
         newest stored fill: a trade before it that the ledger lacks is not looked for).
+    funding:
+        The venue's funding payments to book (None: none are read).
 
     Attributes
     ----------
@@ -68,6 +98,7 @@ class Reconciler:
         log: ReconciliationLog,
         publish: Callable[[list[object]], None],
         since: int,
+        funding: FundingWindow | None = None,
     ) -> None:
         if interval_ms <= 0:
             raise ValueError(f"interval_ms must be > 0, was {interval_ms}")
@@ -77,6 +108,7 @@ class Reconciler:
         self.publish = publish
         self.last: int | None = None
         self._since = since
+        self.funding = funding
         self._opens: int | None = None
         self._drift: dict[str, int] = {}  # replaced, never changed: read on other threads
 
@@ -130,6 +162,8 @@ class Reconciler:
             _add(changes, engine.flush())
         else:
             logger.info("%s positions moved while reconciling: compared next time", client.venue)
+        if self.funding is not None and isinstance(client, PaysFunding):
+            _add(changes, _book_funding(engine, client, self.funding))
         if events:
             self.log.add(events)
             self._drift = dict(Counter(self._drift) + Counter(str(e.kind) for e in events))
@@ -137,6 +171,23 @@ class Reconciler:
         self.last, self._opens = self.clock.now_ms(), opens
         self._since = start - TRADE_LOOKBACK_MS
         return changes, events
+
+
+def _book_funding(engine: Engine, client: PaysFunding, window: FundingWindow) -> LedgerChanges:
+    """Apply the venue's payments in ``window`` that the run has not stored (none when the
+    venue cannot be asked: the next reconciliation asks again)."""
+    try:
+        payments = client.funding_payments(window.since, set(window.booked(window.since)))
+    except (VenueError, DataError) as exc:
+        logger.warning("funding payments not read: %s", exc)
+        payments = []
+    for payment in payments:
+        engine.ledger.apply(ExecutionEvent(K.FUNDING, "", payment.time_ms, funding=payment))
+        logger.info(
+            "funding %s at %d: %s paid (qty %s, mark %s, rate %s)", payment.symbol,
+            payment.time_ms, payment.amount, payment.qty, payment.mark, payment.rate,
+        )  # fmt: skip
+    return engine.flush()
 
 
 def _qtys(positions: list[Position]) -> dict[str, Decimal]:

@@ -179,7 +179,7 @@ class TradingService:
         """The feed's wait for its next bar (engine thread): the commands queued meanwhile
         run; with a live venue (no bar matcher: its fills come between bars), what it said
         since is applied, stored and published as it comes (the stop of a filled entry is
-        placed then, not at the next bar)."""
+        placed then, not at the next bar), and the positions and equity shown follow."""
         self.commands.wait(seconds)
         engine = self.engine
         if engine.matcher is None:
@@ -213,6 +213,19 @@ class TradingService:
         if reconciler.due(client):
             changes, _ = reconciler.reconcile(engine, self._fill_ids_since)
             self._commit(changes, engine)
+
+    def _save_cash(self, engine: Engine) -> None:
+        """Store the ledger's cash with the run's progress: a live venue's fills and funding
+        booked between bars move it, and a restart before the next bar's commit starts from
+        the stored cash."""
+        runner = self._runner
+        if runner is not None and runner.running:  # the engine thread, between bars
+            run = runner.run = replace(runner.run, cash=engine.ledger.cash)
+        else:
+            run = self.run = replace(self.run, cash=engine.ledger.cash)
+        with self.uow_factory() as uow:
+            uow.runs.save_progress(run)
+            uow.commit()
 
     def _fill_ids_since(self, start: int) -> set[str]:
         """Ids of the stored fills at or after ``start`` (ms UTC)."""
@@ -427,12 +440,22 @@ class TradingService:
         return runner.run if runner is not None else self.run
 
     def _commit(self, changes: LedgerChanges, engine: Engine | None = None) -> None:
-        if not (changes.orders or changes.fills or changes.positions):
+        """Store and publish ``changes`` made outside a bar's processing (engine thread): a
+        live venue's answers between bars, reconciliation's repairs, the order desk's orders;
+        a live venue's fills and funding store the cash they moved with the run, and the
+        positions and equity shown follow at once, not at the next bar."""
+        if not (changes.orders or changes.fills or changes.positions or changes.fundings):
             return
+        engine = engine or self.engine
         with self.uow_factory() as uow:
             store_changes(uow, changes)
             uow.commit()
-        self.bus.publish(change_events(changes, (engine or self.engine).marks))
+        self.bus.publish(change_events(changes, engine.marks))
+        if (changes.fills or changes.fundings) and engine.matcher is None:
+            self._save_cash(engine)
+        current = getattr(self, "_snapshot", None)  # None while the kernel is being prepared
+        if (changes.fills or changes.positions) and current is not None:
+            self._set_snapshot(snapshot(engine, current.candles_processed))
 
     def _stored(self, order_id: str) -> Order | None:
         with self.uow_factory() as uow:
@@ -482,7 +505,8 @@ class TradingService:
 
     # -- account ----------------------------------------------------------------------------
     def positions(self) -> list[PositionView]:
-        """Open positions with mark price, unrealized PnL and margin (as of the last bar)."""
+        """Open positions with mark price, unrealized PnL and margin (as of the last bar, or of
+        the last fill a live venue reported since)."""
         snap = self._snapshot
         margins = {} if snap.margin is None else {m.symbol: m for m in snap.margin.positions}
         views = []

@@ -38,6 +38,7 @@ from tests.integration.test_live_trading import (
     _backtest,
     _play,
     _settings,
+    _settled,
     _start,
     _wait,
     _wait_subscribed,
@@ -272,6 +273,10 @@ def test_a_position_liquidated_by_the_venue_mid_run_closes_as_a_liquidation(
 
     autoclose = fake.liquidate(symbol)
     _wait(lambda: _status_of(container, autoclose) is OrderStatus.FILLED, "the liquidation")
+    _wait(  # shown at once, not at the next bar
+        lambda: symbol not in {v.position.symbol for v in container.service.positions()},
+        "the liquidated position gone from the positions shown",
+    )
     _play(fake, container, k + 1, BARS - 1)
     status = container.service.status()
     assert_matches_the_venue(fake, container)
@@ -309,3 +314,43 @@ def test_market_streams_dropped_mid_run_reconnect_and_the_bar_missed_meanwhile_i
     assert status.candles_processed == BARS * len(SYMBOLS)
     assert venue.connected and venue.reconnects[stream] == 1 and reconnects == 1
     assert venue.requests["/fapi/v1/klines 200"] >= len(SYMBOLS)  # the missed bar, fetched
+
+
+def test_a_ban_on_the_market_data_backfill_is_waited_out_and_the_missed_bar_traded_after_it(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> None:
+    settings = fast_settings(tmp_path, fake)
+    k, _ = entry_bar(settings)
+    container = _start(settings, fake, clock)
+    _play(fake, container, 0, k - 1)
+
+    fake.fail_next("/fapi/v1/klines", 418)  # the backfill of the bar missed below
+    fake.drop_websockets(refuse=True)
+    fake.advance_to(T0 + (k + 1) * M5)  # bar k closes while the streams are down
+    fake.accept_websockets()
+    _wait_subscribed(fake)
+    _wait(lambda: venue_status(container).banned_until is not None, "the ban seen")
+    banned = venue_status(container)
+    # Past the ban's end (2 minutes of venue time). A symbol whose bar k came before the ban
+    # was traded without the other's after the aligner's wait, and the other's, fetched
+    # after the ban, was then dropped: at most one bar fewer.
+    for j in range(k + 1, BARS):
+        fake.advance_to(T0 + (j + 1) * M5)
+        _wait(lambda j=j: _processed(container) >= (j + 1) * len(SYMBOLS) - 1, f"bar {j}")
+    _settled(container, BARS - 2)  # and the fills of the orders decided at the last close
+    status = container.service.status()
+    assert_matches_the_venue(fake, container)
+    after = venue_status(container)
+    container.service.stop()
+    container.close()
+
+    assert status.running, status.stopped_reason
+    assert status.candles_processed >= BARS * len(SYMBOLS) - 1
+    assert banned.ban_reason is not None and "418" in banned.ban_reason
+    assert after.banned_until is None and after.ban_reason is None
+
+
+def _processed(container: Container) -> int:
+    status = container.service.status()
+    assert status.running, f"the engine stopped: {status.stopped_reason}"
+    return status.candles_processed

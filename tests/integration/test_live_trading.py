@@ -447,8 +447,6 @@ def test_a_live_start_without_the_api_key_is_refused_naming_the_settings(
     [
         (False, "mexc refuses order entry through the API for this account on BTCUSDT: "
          "order entry was refused"),
-        (True, "mexc takes orders from this account (BTCUSDT: the order-entry probe passed), "
-         "but live trading on MEXC is not built yet"),
     ],
 )  # fmt: skip
 def test_live_mode_on_mexc_is_refused_with_the_order_entry_probes_answer(

@@ -143,6 +143,9 @@ class FakeBinanceUsdm:
         Symbols with bars (each needs ``binance_usdm_<SYMBOL>_<interval>.csv.gz``).
     interval:
         The one kline interval served, e.g. ``"5m"``.
+    charge_funding:
+        Charge the account's positions funding at each funding time the clock passes (see
+        :meth:`~tests.venues.binance_fake_funding.FundingApi.charge`); off, nothing is charged.
 
     Attributes
     ----------
@@ -155,9 +158,15 @@ class FakeBinanceUsdm:
     """
 
     def __init__(
-        self, *, clock: SimulatedClock, symbols: Sequence[str] = ("BTCUSDT",), interval: str = "5m"
+        self,
+        *,
+        clock: SimulatedClock,
+        symbols: Sequence[str] = ("BTCUSDT",),
+        interval: str = "5m",
+        charge_funding: bool = False,
     ) -> None:
         self.clock = clock
+        self.charge_funding = charge_funding
         self.interval = interval
         self.step = timeframe_ms(interval)
         self._bars = {
@@ -523,6 +532,8 @@ class FakeBinanceUsdm:
         return event
 
     async def _push(self, old: int, new: int) -> None:
+        if self.charge_funding:
+            self.funding.charge(self.account, old, new)
         for symbol, event in self._updates(old, new):
             stream = f"{symbol.lower()}@kline_{self.interval}"
             for conn in list(self._connections):

@@ -8,6 +8,10 @@ venue writes it, 8 decimals; ``markPrice`` the mark at that time), at most ``lim
 ``startTime``, else the newest; mark-price klines as klines (default 500, max 1500; interval
 ``1h`` only here), the bar still forming included in its opening state (open = high = low =
 close), since the fake knows only whole hours.
+
+:meth:`FundingApi.charge` settles the funding of the account's positions at each funding time
+the clock passes, at the rate and mark these endpoints serve (``GET /fapi/v1/income`` then lists
+the payments: :meth:`~tests.venues.binance_fake_trading.FakeAccount.income_history`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from starlette.routing import Route
 
 from adapters.clock import SimulatedClock
 from tests.fixtures.data import shared_file
+from tests.venues.binance_fake_trading import FakeAccount
 
 HOUR_MS = 3_600_000
 Answer = Callable[[Request, int, Any, int], Response]
@@ -75,6 +80,20 @@ class FundingApi:
             Route("/fapi/v1/fundingRate", self._funding_rate),
             Route("/fapi/v1/markPriceKlines", self._mark_klines),
         ]
+
+    def charge(self, account: FakeAccount, old: int, new: int) -> None:
+        """Charge ``account`` the funding of each symbol's funding times in ``(old, new]``
+        (ms UTC) on the position it holds then, at the file's rate and the mark served with it
+        (a time without a mark bar is not charged)."""
+        for symbol in self.symbols:
+            rates, marks = self._rates(symbol), self._marks(symbol)
+            for i in np.flatnonzero((rates.times > old) & (rates.times <= new)):
+                time_ms = int(rates.times[i])
+                at = np.flatnonzero(marks.times == time_ms)
+                if len(at):
+                    rate = Decimal(f"{Decimal(rates.columns['funding_rate'][i]):.8f}")
+                    mark = Decimal(f"{Decimal(marks.columns['open'][at[0]]):.8f}")
+                    account.charge_funding(symbol, time_ms, rate, mark)
 
     def _rates(self, symbol: str) -> _Table:
         return _table(shared_file(f"binance_usdm_{symbol}_funding.csv.gz"), "funding_time")

@@ -201,6 +201,7 @@ class PrivateApi:
             Route("/fapi/v1/algoOrder", self._algo, methods=["POST", "GET", "DELETE"]),
             Route("/fapi/v1/openAlgoOrders", signed(a.open_algos)),
             Route("/fapi/v1/userTrades", signed(a.user_trades)),
+            Route("/fapi/v1/income", signed(a.income_history)),
             Route("/fapi/v3/positionRisk", signed(a.position_risk)),
             Route("/fapi/v3/account", signed(lambda _: a.account_info())),
             Route("/fapi/v1/symbolConfig", signed(a.symbol_config)),

@@ -81,6 +81,7 @@ class FakeAccount:
     algos: dict[int, FakeAlgo] = field(default_factory=dict)
     trades: list[dict[str, Any]] = field(default_factory=list)
     positions: dict[str, FakePosition] = field(default_factory=dict)
+    income: list[dict[str, Any]] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(8_389_765_000_000_001))
     _trade_ids: Iterator[int] = field(default_factory=lambda: itertools.count(6_100_000_001))
     _matched: dict[str, int] = field(default_factory=dict)
@@ -257,6 +258,38 @@ class FakeAccount:
             t for t in self.trades
             if t["symbol"] == symbol and order_id in (None, str(t["orderId"]))
         ]  # fmt: skip
+
+    def charge_funding(self, symbol: str, time_ms: int, rate: Decimal, mark: Decimal) -> None:
+        """Settle ``symbol``'s funding at ``time_ms`` as Binance does: the position held pays
+        qty × mark × rate (8 decimals; negative: receives) from the wallet, recorded as a
+        ``FUNDING_FEE`` income row (``income`` negative when paid). A flat position pays
+        nothing and gets no row."""
+        qty = self.positions[symbol].qty
+        paid = (qty * mark * rate).quantize(_MONEY, ROUND_HALF_EVEN)
+        if paid == 0:
+            return
+        self.wallet -= paid
+        self.income.append({
+            "symbol": symbol, "incomeType": "FUNDING_FEE", "income": text(-paid),
+            "asset": "USDT", "info": "FUNDING_FEE", "time": time_ms,
+            "tranId": 9_689_322_392 + len(self.income), "tradeId": "",
+        })  # fmt: skip
+
+    def income_history(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
+        """``GET /fapi/v1/income``: rows of ``incomeType`` and ``symbol`` (each when given)
+        with ``startTime <= time <= endTime`` (default: the last 7 days), oldest first, at most
+        ``limit`` (default 100, max 1000)."""
+        limit = int(p.get("limit", 100))
+        if not 1 <= limit <= 1000:
+            raise BinanceError(-1130, "Data sent for parameter 'limit' is not valid.")
+        end = int(p.get("endTime", self.clock.now_ms()))
+        start = int(p.get("startTime", end - 7 * 86_400_000))
+        rows = [
+            r for r in self.income
+            if start <= r["time"] <= end and p.get("symbol") in (None, r["symbol"])
+            and p.get("incomeType") in (None, r["incomeType"])
+        ]  # fmt: skip
+        return rows[:limit]
 
     def position_risk(self, p: Mapping[str, str]) -> list[dict[str, Any]]:
         """``GET /fapi/v3/positionRisk``: positions that are open (or have open orders)."""

@@ -176,7 +176,7 @@ class FakeMexc:
         self.orders: list[dict[str, Any]] = []
         self.handshakes = 0
         self.book = ContractBook(
-            now=clock.now_ms, last_close=self._last_close, sizes=self._sizes,
+            now=clock.now_ms, last_price=self._last_price, sizes=self._sizes,
             push=self._push_private,
         )  # fmt: skip
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -445,10 +445,12 @@ class FakeMexc:
 
         return endpoint
 
-    def _last_close(self, symbol: str) -> Decimal:
+    def _last_price(self, symbol: str) -> Decimal:
+        """The open of the bar forming now, else (past the data) the last close."""
         series = self._bars[symbol]
-        i = int(np.searchsorted(series.open_time + self.step, self.clock.now_ms(), "right")) - 1
-        return Decimal(series.columns["close"][max(i, 0)])
+        i = max(0, int(np.searchsorted(series.open_time, self.clock.now_ms(), "right")) - 1)
+        column = "close" if self._closed(series, i) else "open"
+        return Decimal(series.columns[column][i])
 
     async def _push_private(self, message: dict[str, Any]) -> None:
         for conn in list(self._connections):

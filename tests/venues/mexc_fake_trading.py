@@ -7,12 +7,16 @@ id, as MEXC's batch endpoint documents), ``order/external/{symbol}/{externalOid}
 ``order/cancel_with_external``, ``order/list/open_orders/{symbol}``,
 ``order/deal_details/{order_id}``, ``planorder/place`` (answer: the plan id),
 ``planorder/list/orders``, ``planorder/cancel``, ``position/open_positions``,
-``account/assets``. Refusal codes the fake chooses where MEXC documents none: 2040 "order not
-exist" (lookup, cancel), 2041 "order state cannot be cancelled", 2009 for a reduce-only order
-larger than the position it closes.
+``account/assets``; ``order/get/{order_id}``, ``order/list/order_deals`` (a contract's fills
+from ``start_time`` to ``end_time``, ms), ``position/leverage`` (a contract's leverage and
+``openType`` per position side; 20x cross until changed) and ``position/change_leverage``
+(``symbol``, ``leverage``, ``openType``, ``positionType``). Refusal codes the fake chooses
+where MEXC documents none: 2040 "order not exist" (lookup, cancel), 2041 "order state cannot
+be cancelled", 2009 for a reduce-only order larger than the position it closes, 2019 for a
+margin mode change while the contract holds a position.
 
-Matching: a market order, and a limit order that crosses :meth:`ContractBook.price` (the last
-closed bar's close unless set), fill whole at once at that price (taker, fee 0.02 %); a post-only
+Matching: a market order, and a limit order that crosses :meth:`ContractBook.price` (the open of
+the bar forming now unless set), fill whole at once at that price (taker, fee 0.02 %); a post-only
 order that would cross, and an IOC or FOK one that does not, is cancelled (state 4) unfilled;
 other limit orders rest until :meth:`ContractBook.fill` (maker, no fee). A plan order waits for
 :meth:`ContractBook.trigger`, which places its market order (no ``externalOid``) and fills it.
@@ -115,7 +119,7 @@ class ContractBook:
     """
 
     now: Callable[[], int]
-    last_close: Callable[[str], Decimal]
+    last_price: Callable[[str], Decimal]
     sizes: dict[str, Decimal]
     push: Push
     submitted: Counter[str] = field(default_factory=Counter)
@@ -126,6 +130,8 @@ class ContractBook:
     cash: Decimal = START_CASH
     prices: dict[str, Decimal] = field(default_factory=dict)
     lose_answers: int = 0
+    leverage: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+    """(contract, positionType 1 long / 2 short): (leverage, openType); absent: 20x cross."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(700_000_001))
 
     def routes(self, endpoint: Callable[..., Any]) -> list[Route]:
@@ -143,13 +149,19 @@ class ContractBook:
             Route(f"{p}/planorder/list/orders", endpoint(self._plans, "GET")),
             Route(f"{p}/planorder/cancel", endpoint(self._cancel_plan, "POST"), methods=["POST"]),
             Route(f"{p}/position/open_positions", endpoint(self._positions, "GET")),
+            Route(f"{p}/order/get/{{order_id}}", endpoint(self._order, "GET")),
+            Route(f"{p}/order/list/order_deals", endpoint(self._symbol_deals, "GET")),
+            Route(f"{p}/position/leverage", endpoint(self._leverage, "GET")),
+            Route(f"{p}/position/change_leverage", endpoint(self._change_leverage, "POST"),
+                  methods=["POST"]),
         ]  # fmt: skip
 
     # ----------------------------------------------------------------- test controls
 
     def price(self, symbol: str) -> Decimal:
-        """The market price of ``symbol`` (set in :attr:`prices`, else the last close)."""
-        return self.prices.get(symbol) or self.last_close(symbol)
+        """The market price of ``symbol`` (set in :attr:`prices`, else the open of the bar forming
+        now)."""
+        return self.prices.get(symbol) or self.last_price(symbol)
 
     def by_external(self, external_oid: str) -> _Order | None:
         """The order placed with ``external_oid``."""
@@ -279,6 +291,44 @@ class ContractBook:
         order_id = request.path_params["order_id"]
         return 0, [d for d in self.deals if d["orderId"] == order_id]
 
+    async def _order(self, request: Request, body: Any) -> tuple[int, Any]:
+        order = self.orders.get(request.path_params["order_id"])
+        return (2040, "order not exist") if order is None else (0, order.wire())
+
+    async def _symbol_deals(self, request: Request, body: Any) -> tuple[int, Any]:
+        q = request.query_params
+        start, end = int(q.get("start_time", 0)), int(q.get("end_time", 2**62))
+        found = [
+            d for d in self.deals
+            if d["symbol"] == q.get("symbol") and start <= d["timestamp"] <= end
+        ]  # fmt: skip
+        return 0, found
+
+    def setting(self, symbol: str, position_type: int) -> tuple[int, int]:
+        """(leverage, openType) of ``symbol``'s long (1) or short (2) side."""
+        return self.leverage.get((symbol, position_type), (20, 2))
+
+    async def _leverage(self, request: Request, body: Any) -> tuple[int, Any]:
+        symbol = request.query_params.get("symbol", "")
+        rows = []
+        for side in (1, 2):
+            leverage, open_type = self.setting(symbol, side)
+            rows.append({
+                "level": 1, "maxVol": 525000, "mmr": 0.004, "imr": 1 / leverage,
+                "positionType": side, "openType": open_type, "leverage": leverage,
+                "limitBySys": False, "currentMmr": 0.004,
+            })  # fmt: skip
+        return 0, rows
+
+    async def _change_leverage(self, request: Request, body: Any) -> tuple[int, Any]:
+        symbol, side = str(body["symbol"]), int(body["positionType"])
+        open_type = int(body["openType"])
+        held = self.positions.get(symbol, _Position()).vol != 0
+        if held and open_type != self.setting(symbol, side)[1]:
+            return 2019, "There is an open position, the margin mode cannot be changed"
+        self.leverage[(symbol, side)] = (int(body["leverage"]), open_type)
+        return 0, None
+
     async def _place_plan(self, request: Request, body: Any) -> tuple[int, Any]:
         side, vol = int(body["side"]), Decimal(str(body["vol"]))
         if side in (2, 4) and self._closable(body["symbol"], side) < vol:
@@ -312,13 +362,15 @@ class ContractBook:
         rows = []
         for symbol, pos in self.positions.items():
             if pos.vol != 0:
+                side = 1 if pos.vol > 0 else 2
+                leverage, open_type = self.setting(symbol, side)
                 rows.append({
-                    "positionId": 1, "symbol": symbol, "positionType": 1 if pos.vol > 0 else 2,
-                    "openType": 2, "state": 1, "holdVol": float(abs(pos.vol)), "frozenVol": 0,
-                    "closeVol": 0, "holdAvgPrice": float(pos.avg), "openAvgPrice": float(pos.avg),
-                    "closeAvgPrice": 0, "liquidatePrice": 0, "oim": 0, "im": 0, "holdFee": 0,
-                    "realised": 0, "leverage": 20, "createTime": pos.created,
-                    "updateTime": self.now(), "autoAddIm": False,
+                    "positionId": 1, "symbol": symbol, "positionType": side,
+                    "openType": open_type, "state": 1, "holdVol": float(abs(pos.vol)),
+                    "frozenVol": 0, "closeVol": 0, "holdAvgPrice": float(pos.avg),
+                    "openAvgPrice": float(pos.avg), "closeAvgPrice": 0, "liquidatePrice": 0,
+                    "oim": 0, "im": 0, "holdFee": 0, "realised": 0, "leverage": leverage,
+                    "createTime": pos.created, "updateTime": self.now(), "autoAddIm": False,
                 })  # fmt: skip
         return 0, rows
 

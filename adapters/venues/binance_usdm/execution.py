@@ -26,6 +26,9 @@ is looked up, and fills it missed come from ``GET /fapi/v1/userTrades``.
 
 At start the leverage and margin mode of each symbol are set and read back
 (``GET /fapi/v1/symbolConfig``); a symbol the venue does not hold as asked stops the start.
+The funding the venue settled on the account is read for the reconciliation from its income
+history (:meth:`~BinanceUsdmExecution.funding_payments`, see
+:mod:`~adapters.venues.binance_usdm.funding_income`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from adapters.venues.binance_usdm.account_exchange import (
 )
 from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.client import Retrying, Sleep
+from adapters.venues.binance_usdm.funding_income import FundingIncome
 from adapters.venues.binance_usdm.order_tracker import OrderTracker
 from adapters.venues.binance_usdm.reconcile import OrderReconciler
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
@@ -63,6 +67,7 @@ from domain.errors import (
     UnknownSymbol,
     VenueError,
 )
+from domain.funding import FundingPayment
 from domain.futures import MarginReport
 from domain.margin import MarginMode
 from domain.model import Order, Position
@@ -133,6 +138,7 @@ class BinanceUsdmExecution:
         self._exchange: AccountExchange | None = None
         self._api: TradingApi | None = None
         self._orders: VenueOrders | None = None
+        self._funding: FundingIncome | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stream_open: asyncio.Event | None = None
         self.stream_opens = 0
@@ -270,6 +276,21 @@ class BinanceUsdmExecution:
         reconciler = OrderReconciler(self._rest(), self.tracker, list(self._wanted), self._now)
         return self._run(reconciler.run(list(orders), set(known_fills), since))
 
+    def funding_payments(
+        self, since: int, booked: Collection[tuple[str, int]]
+    ) -> list[FundingPayment]:
+        """The funding the account paid or received at the venue in the traded symbols at
+        funding times from ``since`` (ms UTC) on, but those in ``booked`` (``(symbol, time)``
+        pairs), oldest first (see :mod:`~adapters.venues.binance_usdm.funding_income`).
+
+        Raises
+        ------
+        VenueError
+            The venue cannot be asked.
+        """
+        assert self._funding is not None, "started"
+        return self._run(self._funding.payments(since, set(booked)))
+
     # -- ReportsActivity ------------------------------------------------------------------------
     def add_activity(self, status: VenueStatus) -> VenueStatus:
         """``status`` (the venue's market-data connection) with this client's REST answers
@@ -344,6 +365,7 @@ class BinanceUsdmExecution:
             api, self.tracker, self.settings, clock=self._clock, symbols=list(self._wanted),
             spawn=self._spawn, sleep=self._sleep,
         )  # fmt: skip
+        self._funding = FundingIncome(exchange, call, list(self._wanted))
         await call(exchange.load_markets)
         await api.sync_time()
         for symbol in self._wanted:

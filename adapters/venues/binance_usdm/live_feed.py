@@ -55,7 +55,7 @@ from adapters.venues.binance_usdm.venue_status import venue_status
 from adapters.venues.budget import VenueBudget
 from domain.candles import Candles
 from domain.coordinator import STALE_PERIODS
-from domain.errors import ConfigError, TransientVenueError, UnknownSymbol
+from domain.errors import ConfigError, TransientVenueError, UnknownSymbol, VenueBanned
 from domain.events import FeedStale
 from domain.ports import CandleStore, Clock
 from domain.timeframes import timeframe_ms
@@ -335,6 +335,11 @@ class LiveFeed:
         )
 
     # -- history ----------------------------------------------------------------------------
+    def _market_data(self) -> BinanceUsdmMarketData:
+        """A new connection to the venue's market data (a feed of another venue's bars
+        overrides this)."""
+        return BinanceUsdmMarketData(self._settings, clock=self._clock, budget=self.budget)
+
     def _prepared(self) -> dict[str, Candles]:
         if self._history is None:
             # A loop of its own, in a thread of its own: the caller may be on an event loop.
@@ -343,7 +348,7 @@ class LiveFeed:
         return self._history
 
     async def _fetch_history(self) -> dict[str, Candles]:
-        source = BinanceUsdmMarketData(self._settings, clock=self._clock, budget=self.budget)
+        source = self._market_data()
         try:
             await source.open()
             source.check_timeframe(self.timeframe)
@@ -364,7 +369,7 @@ class LiveFeed:
                     start = end - self._history_ms
                     bars = await source.backfill(symbol, self.timeframe, start, end)
                     if len(bars):
-                        self._store.write(VENUE, symbol, self.timeframe, bars)
+                        self._store.write(self.venue, symbol, self.timeframe, bars)
                 history[symbol] = bars
             return history
         finally:
@@ -380,8 +385,9 @@ class LiveFeed:
         if behind > MAX_CATCH_UP_MS:
             raise ConfigError(
                 f"the run in this data directory last traded a bar {behind / 86_400_000:.1f} "
-                f"days before {VENUE}'s newest (more than {MAX_CATCH_UP_MS // 86_400_000}): it "
-                "is no live run, or was down too long to catch up; use another "
+                f"days before {self.venue}'s newest (more than "
+                f"{MAX_CATCH_UP_MS // 86_400_000}): it is no live run, or was down too long to "
+                "catch up; use another "
                 "LOOTCAPITAL_DATA_DIR",
                 field="data_dir",
             )
@@ -389,7 +395,7 @@ class LiveFeed:
 
     def _stored(self, symbol: str, last: int) -> Candles:
         try:
-            return self._store.read(VENUE, symbol, self.timeframe, None, last + 1)
+            return self._store.read(self.venue, symbol, self.timeframe, None, last + 1)
         except UnknownSymbol:
             return Candles.empty()
 
@@ -408,7 +414,7 @@ class LiveFeed:
                 logger.warning(
                     "%s %s: %d bar(s) from %d arrived after their time was traded without "
                     "them: dropped (not traded, not stored)",
-                    VENUE, item.symbol, len(late), int(late.open_time[0]),
+                    self.venue, item.symbol, len(late), int(late.open_time[0]),
                 )  # fmt: skip
 
     def _keep(self, ready: list[Batch]) -> None:
@@ -420,10 +426,10 @@ class LiveFeed:
             for symbol in batch.missing:
                 logger.warning(
                     "%s %s: no bar at %d within %.1f s of the others: traded without it",
-                    VENUE, symbol, batch.time, self.grace_ms / 1000,
+                    self.venue, symbol, batch.time, self.grace_ms / 1000,
                 )  # fmt: skip
         for symbol, bars in by_symbol.items():
-            self._store.write(VENUE, symbol, self.timeframe, bars)
+            self._store.write(self.venue, symbol, self.timeframe, bars)
 
     def _watch_staleness(self) -> None:
         stale = self.stale()
@@ -431,12 +437,13 @@ class LiveFeed:
         for event in stale:
             if event.symbol not in self._stale_now:
                 logger.warning(
-                    "%s %s: no bar for %.0f s: stale", VENUE, event.symbol, event.silent_ms / 1000
-                )
+                    "%s %s: no bar for %.0f s: stale",
+                    self.venue, event.symbol, event.silent_ms / 1000,
+                )  # fmt: skip
                 if self._on_stale is not None:
                     self._on_stale(event)
         for symbol in sorted(self._stale_now - now):
-            logger.info("%s %s: bars again, no longer stale", VENUE, symbol)
+            logger.info("%s %s: bars again, no longer stale", self.venue, symbol)
         self._stale_now = now
 
     # -- the streaming thread ---------------------------------------------------------------
@@ -453,7 +460,7 @@ class LiveFeed:
         """Open the venue, stream every symbol until cancelled; a failure goes to the queue."""
         self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
         started.set()
-        source = BinanceUsdmMarketData(self._settings, clock=self._clock, budget=self.budget)
+        source = self._market_data()
         pumps: list[asyncio.Task[None]] = []
         try:
             await source.open()
@@ -482,12 +489,14 @@ class LiveFeed:
 
     async def _pump(self, stream: KlineStream) -> None:
         """Hand ``stream``'s bars over as they come; a transient REST failure (after the
-        retries) is waited out, as the stream keeps its place."""
+        retries) is waited out, as the stream keeps its place, and so is a ban (a 418): the
+        venue is not asked before its end (the shared budget refuses at once until then),
+        and the missed bars are fetched after it."""
         while True:
             try:
                 bars = await anext(stream)
-            except TransientVenueError as exc:
-                logger.warning("%s %s: %s; trying again", VENUE, stream.symbol, exc)
+            except (TransientVenueError, VenueBanned) as exc:
+                logger.warning("%s %s: %s; trying again", self.venue, stream.symbol, exc)
                 await asyncio.sleep(self._settings.max_backoff_s)
                 continue
             self._inbox.put(Arrival(stream.symbol, bars, self._clock.now_ms()))

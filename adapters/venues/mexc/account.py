@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.venues.binance_usdm.orders_wire import VenueOrder, VenueTrade
+from adapters.venues.mexc.capabilities import VENUE
 from adapters.venues.mexc.client import MexcExchange, Retrying, translated
 from adapters.venues.mexc.errors import VenueRefused
 from adapters.venues.mexc.market_data import Contract
@@ -192,6 +193,64 @@ class AccountApi:
         method = self.exchange.contract_private_get_order_deal_details_order_id
         rows = _rows(await self._data(method, {"order_id": venue_order_id}), "mexc deals")
         return [deal(row, contract) for row in rows]
+
+    async def order_by_id(self, symbol: str, venue_order_id: str) -> VenueOrder | None:
+        """``order/get/{order_id}``: the order MEXC numbers ``venue_order_id``, None when it
+        has none."""
+        contract = self.contract(symbol)
+        method = self.exchange.contract_private_get_order_get_order_id
+        try:
+            data = await self._data(method, {"order_id": venue_order_id})
+        except VenueRefused as exc:
+            if exc.venue_code in ORDER_NOT_FOUND_CODES:
+                return None
+            raise
+        return None if not data else order_view(data, contract)
+
+    async def trades_since(self, symbol: str, since: int, until: int) -> list[VenueTrade]:
+        """The account's fills in ``symbol`` from ``since`` to ``until`` (ms UTC;
+        ``order/list/order_deals``, one page of 100: a reconciliation's window is short)."""
+        contract = self.contract(symbol)
+        params = {
+            "symbol": contract.id, "start_time": since, "end_time": until,
+            "page_num": 1, "page_size": 100,
+        }  # fmt: skip
+        method = self.exchange.contract_private_get_order_list_order_deals
+        rows = _rows(await self._data(method, params), "mexc deals")
+        return [deal(row, contract) for row in rows]
+
+    async def leverage(self, symbol: str) -> list[tuple[int, int]]:
+        """``position/leverage``: ``symbol``'s (leverage, ``openType``) of each position side
+        (long and short)."""
+        contract = self.contract(symbol)
+        method = self.exchange.contract_private_get_position_leverage
+        rows = _rows(await self._data(method, {"symbol": contract.id}), "mexc leverage")
+        source = f"{VENUE} {contract.id} leverage"
+        try:
+            return [(int(row["leverage"]), int(row["openType"])) for row in rows]
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                f"expected leverage and openType, got {rows!r:.200}", source=source
+            ) from None
+
+    async def set_leverage(self, symbol: str, leverage: int, open_type: int) -> None:
+        """``position/change_leverage`` of both position sides (long 1, short 2) of
+        ``symbol``, with margin mode ``open_type`` (1 isolated, 2 cross).
+
+        Raises
+        ------
+        VenueRefused
+            MEXC refused (a leverage above the contract's maximum, a margin mode change while
+            a position is open).
+        """
+        contract = self.contract(symbol)
+        method = self.exchange.contract_private_post_position_change_leverage
+        for side in (1, 2):
+            params = {
+                "symbol": contract.id, "leverage": leverage, "openType": open_type,
+                "positionType": side,
+            }  # fmt: skip
+            await self._call(lambda params=params: method(params))
 
     async def positions(self) -> list[Position]:
         """Every open position in a traded contract (``position/open_positions``)."""

@@ -24,6 +24,11 @@ a new plan order, and the engine keeps seeing one order. After the private webso
 every order not final is looked up, and fills it missed come from
 ``order/deal_details/{order_id}``.
 
+With ``leverage`` given, :meth:`~MexcExecution.start` sets each symbol's leverage and margin
+mode (``position/change_leverage`` of both position sides, ``openType`` the margin mode) and
+reads them back (``position/leverage``). :meth:`~MexcExecution.reconcile_orders` compares the
+ledger with MEXC (:mod:`~adapters.venues.mexc.reconcile`).
+
 Order entry is a capability on MEXC: whether this account may place orders is decided by the
 probe (:mod:`~adapters.venues.mexc.order_entry`) before this client is used.
 """
@@ -34,8 +39,9 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import ccxt
@@ -46,13 +52,16 @@ from adapters.venues.mexc.capabilities import VENUE
 from adapters.venues.mexc.client import Retrying, Sleep
 from adapters.venues.mexc.market_data import Contract
 from adapters.venues.mexc.orders import MexcOrders
+from adapters.venues.mexc.orders_wire import open_type
 from adapters.venues.mexc.parsing import contract_number
+from adapters.venues.mexc.reconcile import MexcReconciler
 from adapters.venues.mexc.settings import MexcSettings
 from domain.errors import ConfigError, TransientVenueError, UnknownSymbol, VenueError
 from domain.margin import MarginMode
 from domain.model import Order, Position
 from domain.orders import ExecutionEvent
 from domain.ports import Balance, Clock
+from domain.reconciliation import OrderReconciliation
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,6 +81,9 @@ class MexcExecution:
         The symbols this client trades, our spelling (``BTCUSDT`` for MEXC's ``BTC_USDT``).
     margin_mode:
         The margin mode of the positions orders open (``openType``).
+    leverage:
+        Leverage per symbol to set at start, with ``margin_mode``, and verify (None: leave
+        the account's as they are).
     quote_asset:
         The account's currency (fees, balance).
     sleep:
@@ -95,6 +107,7 @@ class MexcExecution:
         clock: Clock,
         symbols: Sequence[str],
         margin_mode: MarginMode = MarginMode.CROSS,
+        leverage: Mapping[str, int] | None = None,
         quote_asset: str = "USDT",
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -102,6 +115,8 @@ class MexcExecution:
         self._clock = clock
         self._symbols = tuple(symbols)
         self._mode = margin_mode
+        self._wanted = dict(leverage or {})
+        self._leverage: dict[str, int] = {}
         self._quote = quote_asset
         self._sleep = sleep
         self.tracker = OrderTracker(quote_asset)
@@ -135,7 +150,11 @@ class MexcExecution:
         UnknownSymbol
             A symbol MEXC does not list as a USDT-M perpetual.
         VenueError
-            MEXC cannot be reached, or refuses the login.
+            MEXC cannot be reached, refuses the login, or refuses the leverage or margin mode
+            (e.g. a margin mode change while a position is open).
+        ConfigError
+            (``field="leverage"``) A symbol whose leverage or margin mode MEXC reads back
+            otherwise.
         """
         if self.settings.api_key is None or self.settings.api_secret is None:
             raise ConfigError(
@@ -220,6 +239,27 @@ class MexcExecution:
         """Execution events since the last call, oldest first."""
         return self._run(self._drain())
 
+    # -- Reconciling --------------------------------------------------------------------------
+    def reconcile_orders(
+        self, orders: Sequence[Order], known_fills: Collection[str], since: int
+    ) -> OrderReconciliation:
+        """Compare the ledger's open ``orders`` and its fills since ``since`` (ms UTC; ids
+        ``known_fills``) with MEXC's orders and deals; the repairs come from
+        :meth:`drain_events` (see :mod:`~adapters.venues.mexc.reconcile`).
+
+        Raises
+        ------
+        VenueError
+            MEXC cannot be asked.
+        """
+        reconciler = MexcReconciler(self._rest(), self._desk(), self.tracker, self._clock.now_ms)
+        return self._run(reconciler.run(list(orders), set(known_fills), since))
+
+    @property
+    def leverage(self) -> Mapping[str, int]:
+        """Leverage per symbol as MEXC confirmed it at start (read-only view)."""
+        return MappingProxyType(self._leverage)
+
     # -- plumbing -----------------------------------------------------------------------------
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         loop = self._loop
@@ -258,6 +298,8 @@ class MexcExecution:
             self._api, self.tracker, self.settings, clock=self._clock, margin_mode=self._mode,
             spawn=self._spawn, sleep=self._sleep,
         )  # fmt: skip
+        for symbol, leverage in self._wanted.items():
+            await self._configure(symbol, leverage)
         self._spawn(self._watch())
         try:
             await asyncio.wait_for(self._stream_open.wait(), self.settings.timeout_s * 3)
@@ -265,6 +307,19 @@ class MexcExecution:
             raise TransientVenueError(
                 f"{VENUE} private websocket did not log in within {self.settings.timeout_s * 3} s"
             ) from None
+
+    async def _configure(self, symbol: str, leverage: int) -> None:
+        """Set ``symbol``'s leverage and margin mode, and read them back."""
+        api, code = self._rest(), open_type(self._mode)
+        await api.set_leverage(symbol, leverage, code)
+        found = await api.leverage(symbol)
+        if not found or any(row != (leverage, code) for row in found):
+            raise ConfigError(
+                f"{VENUE} reads {symbol}'s leverage and openType back as {found}, not "
+                f"{leverage}x {self._mode} (openType {code})",
+                field="leverage",
+            )
+        self._leverage[symbol] = leverage
 
     async def _shutdown(self) -> None:
         for task in list(self._tasks):

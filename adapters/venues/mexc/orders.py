@@ -148,7 +148,7 @@ class MexcOrders:
                     return None
                 if view is None:
                     continue  # MEXC does not have it: send it again, same id
-                await self._adopt(tracked, view)
+                await self.adopt(tracked, view)
                 return None
             self.pushes.acknowledged(tracked, venue_id)
             return None
@@ -157,7 +157,7 @@ class MexcOrders:
         self._spawn_resolver(tracked, params, self._now() - RECV_WINDOW_MS)
         return None
 
-    async def _lookup(
+    async def lookup(
         self, tracked: Tracked, params: dict[str, Any] | None = None, since: int = 0
     ) -> VenueOrder | None:
         """MEXC's view of ``tracked``: by ``externalOid``; a plan order by its id, or (its
@@ -181,13 +181,13 @@ class MexcOrders:
     ) -> VenueOrder | None:
         """MEXC's view of an order whose answer was lost, or None when it does not have it
         even once a request still on its way would be too old to execute."""
-        view = await self._lookup(tracked, params, since)
+        view = await self.lookup(tracked, params, since)
         if view is None:
             await self._sleep(RECV_WINDOW_MS / 1000)
-            view = await self._lookup(tracked, params, since)
+            view = await self.lookup(tracked, params, since)
         return view
 
-    async def _adopt(self, tracked: Tracked, view: VenueOrder) -> None:
+    async def adopt(self, tracked: Tracked, view: VenueOrder) -> None:
         """Take a looked-up view, and the fills the stream may have missed meanwhile."""
         if not tracked.algo:
             self.pushes.routes[view.venue_order_id] = (tracked.order.id, tracked.venue_id)
@@ -222,7 +222,7 @@ class MexcOrders:
                     log.warning("%s order %s still unknown: %s", VENUE, tracked.order.id, exc)
                     continue
                 if view is not None:
-                    await self._adopt(tracked, view)
+                    await self.adopt(tracked, view)
                     continue
                 tracked.submission = Submission.SENDING
                 outcome = await self._place(tracked)
@@ -251,21 +251,21 @@ class MexcOrders:
             if settled is None:  # never placed: it will not be now
                 self.tracker.canceled(order_id, self._now(), "canceled before the venue had it")
                 return
-            await self._adopt(tracked, settled)
+            await self.adopt(tracked, settled)
             if tracked.final:
                 return
         try:
             await self._cancel_venue_order(tracked)
         except VenueRefused as exc:
-            view = await self._lookup(tracked)
+            view = await self.lookup(tracked)
             if view is not None:
-                await self._adopt(tracked, view)
+                await self.adopt(tracked, view)
             if not tracked.final:
                 self.tracker.refused(order_id, K.CANCEL_REJECTED, self._now(), str(exc))
             return
-        view = await self._lookup(tracked)
+        view = await self.lookup(tracked)
         if view is not None:
-            await self._adopt(tracked, view)
+            await self.adopt(tracked, view)
 
     async def _cancel_venue_order(self, tracked: Tracked) -> None:
         symbol = tracked.order.symbol
@@ -307,12 +307,12 @@ class MexcOrders:
             await self._cancel_venue_order(tracked)
         except VenueError as exc:
             self.tracker.unretire(order.id)
-            view = await self._lookup(tracked)  # filled or canceled meanwhile?
+            view = await self.lookup(tracked)  # filled or canceled meanwhile?
             if view is not None:
-                await self._adopt(tracked, view)
+                await self.adopt(tracked, view)
             self.tracker.refused(order.id, K.MODIFY_REJECTED, self._now(), str(exc))
             return
-        old = await self._lookup(tracked)  # its fills up to the cancel count
+        old = await self.lookup(tracked)  # its fills up to the cancel count
         if old is not None and tracked.base + old.filled > tracked.filled:
             await self._catch_up(tracked, old.venue_order_id)
         self.pushes.plans.pop(order.id, None)
@@ -333,7 +333,7 @@ class MexcOrders:
     async def fetch(self, order_id: str) -> Order | None:
         tracked = self.tracker.get(order_id)
         if tracked is not None:
-            view = await self._lookup(tracked)
+            view = await self.lookup(tracked)
             return None if view is None else self._as_order(view)
         for symbol in self._api.contracts:
             view = await self._api.order(symbol, order_id)
@@ -364,9 +364,9 @@ class MexcOrders:
             if tracked.submission is not Submission.ACKNOWLEDGED:
                 continue
             try:
-                view = await self._lookup(tracked)
+                view = await self.lookup(tracked)
                 if view is not None:
-                    await self._adopt(tracked, view)
+                    await self.adopt(tracked, view)
             except (TransientVenueError, PermanentVenueError) as exc:
                 log.warning("%s resync of %s: %s", VENUE, tracked.order.id, exc)
 

@@ -46,6 +46,13 @@ ORDER_TYPES = {
 MARKET = 5
 _TIF = {code: tif for tif, code in ORDER_TYPES.items()}
 _OPEN_TYPES = {MarginMode.ISOLATED: 1, MarginMode.CROSS: 2}
+
+
+def open_type(margin_mode: MarginMode) -> int:
+    """MEXC's ``openType`` of ``margin_mode``: 1 isolated, 2 cross."""
+    return _OPEN_TYPES[margin_mode]
+
+
 _STATES = {1: OrderStatus.NEW, 2: OrderStatus.NEW, 3: OrderStatus.FILLED, 4: OrderStatus.CANCELED}
 """Order ``state``: 1 uninformed, 2 uncompleted, 3 completed, 4 cancelled (5 invalid:
 rejected)."""

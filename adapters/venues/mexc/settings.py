@@ -57,6 +57,15 @@ class MexcSettings(BaseModel):
     poll_s: float = Field(
         1.0, gt=0, le=60, description="How often the live stream checks for overdue bars."
     )
+    reconcile_s: float = Field(
+        60.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "How often a live run compares its orders, fills and positions with MEXC's "
+            "(also at start and after every reconnection of the private websocket)."
+        ),
+    )
     api_key: SecretStr | None = Field(
         None, description="API key (order entry, account); used only with api_secret."
     )

@@ -1,0 +1,104 @@
+"""Trading on MEXC futures' live bars: the :class:`~domain.ports.MarketData` port over its
+contract kline streams (no API key: market data is public).
+
+:class:`MexcLiveFeed` is Binance's :class:`~adapters.venues.binance_usdm.live_feed.LiveFeed`
+(threads, alignment of the symbols' bars, storage under the venue's name, staleness: its module
+docstring says how) over :class:`~adapters.venues.mexc.market_data.MexcMarketData` and its
+:class:`~adapters.venues.mexc.kline_stream.KlineStream`. MEXC paces requests per endpoint
+(``requests_per_2s``), which ccxt's own rate limiter keeps to on each connection; the feed's
+budget is not charged, and its status reports no weight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+
+from adapters.venues.binance_usdm.live_feed import LiveFeed
+from adapters.venues.budget import VenueBudget
+from adapters.venues.mexc.capabilities import CAPABILITIES, VENUE
+from adapters.venues.mexc.market_data import Contract, MexcMarketData
+from adapters.venues.mexc.settings import MexcSettings
+from domain.errors import VenueError
+from domain.events import FeedStale
+from domain.ports import CandleStore, Clock
+from domain.venues import VenueStatus
+
+logger = logging.getLogger(__name__)
+
+TIME_SYNC_S = 300.0
+"""How often the clock offset against MEXC is measured again while streaming (s)."""
+
+
+class _Source(MexcMarketData):
+    """MEXC's market data as the live feed drives a venue's (``market``, ``keep_time``)."""
+
+    def market(self, symbol: str) -> Contract:
+        """The contract of ``symbol`` (raises ``UnknownSymbol`` when MEXC lists none)."""
+        return self.contract(symbol)
+
+    async def keep_time(self) -> None:
+        """Measure the clock offset again every :data:`TIME_SYNC_S` until cancelled; a failed
+        measurement keeps the last offset (logged)."""
+        while True:
+            await asyncio.sleep(TIME_SYNC_S)
+            try:
+                await self.sync_time()
+            except VenueError as exc:
+                logger.warning("%s: clock offset not measured: %s", VENUE, exc)
+
+
+class MexcLiveFeed(LiveFeed):
+    """Closed bars of ``symbols`` from MEXC futures, live (parameters and errors as
+    :class:`~adapters.venues.binance_usdm.live_feed.LiveFeed`'s, with MEXC's ``settings``;
+    the grace for stragglers defaults to ``close_grace_s + poll_s + timeout_s``)."""
+
+    venue = VENUE
+
+    def __init__(
+        self,
+        settings: MexcSettings,
+        *,
+        symbols: Sequence[str],
+        timeframe: str,
+        clock: Clock,
+        store: CandleStore,
+        history_ms: int,
+        start_after: Mapping[str, int] | None = None,
+        sleep: Callable[[float], object] | None = None,
+        on_stale: Callable[[FeedStale], None] | None = None,
+        grace_ms: int | None = None,
+    ) -> None:
+        limit = CAPABILITIES.requests_per_2s * 30  # the base feed's; never charged here
+        super().__init__(
+            settings,  # type: ignore[arg-type]  # the fields the feed reads are MEXC's too
+            symbols=symbols, timeframe=timeframe, clock=clock, store=store,
+            history_ms=history_ms, start_after=start_after, sleep=sleep, on_stale=on_stale,
+            grace_ms=grace_ms, budget=VenueBudget(VENUE, limit=limit, clock=clock),
+        )  # fmt: skip
+        self._mexc = settings
+
+    def _market_data(self) -> _Source:  # type: ignore[override]
+        return _Source(self._mexc, clock=self._clock)
+
+    def venue_status(self) -> VenueStatus:
+        """The connection now: streams open, REST answers, clock offset and stale symbols
+        (safe from any thread)."""
+        source, streams = self._source, self._streams
+        responses = Counter(self._answered)
+        if source is not None:
+            responses.update(dict(source.exchange.responses))
+        facts = asdict(CAPABILITIES)
+        return VenueStatus(
+            venue=VENUE,
+            time=self._clock.now_ms(),
+            connected=bool(streams) and all(s.status().connected for s in streams),
+            capabilities={k: list(v) if isinstance(v, tuple) else v for k, v in facts.items()},
+            clock_offset_ms=None if source is None else source.offset_ms,
+            requests={f"{path} {status}": n for (path, status), n in sorted(responses.items())},
+            reconnects={f"{s.symbol}@kline_{s.timeframe}": s.reconnects for s in streams},
+            stale=tuple(s.symbol for s in self.stale()),
+        )
