@@ -20,7 +20,10 @@ The candles, funding rates and mark prices are read before the clock starts, as
 a backtest's data is. Each case runs ``--repeat`` off/on pairs, alternating which goes first;
 the slowdown is the median of the pairs' ratios, with its quartiles (this VM's speed drifts by
 up to 25 % within minutes: a pair's two runs share the same minutes, the best of each mode
-need not). The bars/s are the best runs'.
+need not). The bars/s are the best runs'. Each run starts after a full garbage collection:
+without it, a full (oldest-generation) collection of the earlier runs' leftovers, 60 to 100 ms
+here, fell inside whichever run crossed the collector's threshold, off or on, and moved that
+pair's ratio by 20 to 30 points.
 
 With ``--instructions`` the targeted cases are also counted in instructions, one run of each
 mode under valgrind's callgrind (:mod:`instructions`): the same code on the same data gives
@@ -38,6 +41,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import gc  # noqa: E402
 import time  # noqa: E402
 from argparse import SUPPRESS  # noqa: E402
 from decimal import Decimal  # noqa: E402
@@ -133,6 +137,7 @@ def main() -> None:
                 took = {}
                 for name in ("off", "on") if k % 2 == 0 else ("on", "off"):
                     settings, fed = cases[name]
+                    gc.collect()  # each run starts from a collected heap (see the docstring)
                     t0 = time.perf_counter()
                     results[name] = _run(settings, candles, strategy, fed)
                     took[name] = time.perf_counter() - t0
