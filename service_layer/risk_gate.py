@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -223,7 +224,7 @@ class RiskGate:
             feed += [(time, _TRADE, pnl) for time, pnl in self._trades]
             self._trades = []
         if len(feed) > 1:
-            feed.sort(key=lambda item: (item[0], item[1]))
+            feed.sort(key=itemgetter(0, 1))
         cb = self.breakers
         events: list[RiskEvent] = []
         for time, kind, item in feed:
@@ -308,7 +309,7 @@ class RiskGate:
             ]
             if len(fundings) > nu:
                 moves += [(p.time_ms, 1, "", ZERO, ZERO, -p.amount) for p in fundings[nu:]]
-                moves.sort(key=lambda m: (m[0], m[1]))
+                moves.sort(key=itemgetter(0, 1))
             cash = self._cash
             for time, _, symbol, qty, entry, delta in moves:
                 cash += delta
@@ -340,7 +341,7 @@ class RiskGate:
                 symbol, candles, self.tf_ms, after=self._fed, inputs=self._config.inputs,
                 volatility=levels, volume=volume, vol_held=symbol in held, loud=symbol in loud,
             )  # fmt: skip
-        events.sort(key=lambda e: e.time)
+        events.sort(key=attrgetter("time"))
         self._pending, self._next = events, 0
 
     def _equity_points(self, t: int, t0: int, book: Book) -> list[tuple[int, int, Any]]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -156,8 +157,11 @@ def bar_events(
         rvol = relative_volume(window.volume, inputs.rvol_period)[first - lo :]
         idx, _ = _flips(rvol, rvol > volume, rvol <= volume, loud)
         close = times[first:] + tf_ms
-        events += [BarEvent(int(close[i]), symbol, np.nan, float(rvol[i])) for i in idx]
-    events.sort(key=lambda e: e.time)
+        events += [
+            BarEvent(t, symbol, np.nan, r)
+            for t, r in zip(close[idx].tolist(), rvol[idx].tolist(), strict=True)
+        ]
+    events.sort(key=attrgetter("time"))
     return events
 
 
@@ -182,7 +186,10 @@ def _volatility_events(
     pct, close = pct[new], close[new]
     trip, release = levels
     idx, _ = _flips(pct, pct > trip, pct < release, held)
-    return [BarEvent(int(close[i]), symbol, float(pct[i]), np.nan) for i in idx]
+    return [
+        BarEvent(t, symbol, p, np.nan)
+        for t, p in zip(close[idx].tolist(), pct[idx].tolist(), strict=True)
+    ]
 
 
 class Book(NamedTuple):

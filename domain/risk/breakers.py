@@ -185,6 +185,8 @@ class CircuitBreakers:
         """Move to ``time`` (ms UTC): lift the holds that expired by then (each event at its
         expiry time) and those of breakers disabled since."""
         now = self._at(time)
+        if not self._holds:  # the usual case: nothing to lift
+            return []
         done = [h for h in self._holds if not h.live_at(now) or not self.config.enabled(h.source)]
         events: list[RiskEvent] = []
         for hold in sorted(done, key=lambda h: now if h.until is None else min(h.until, now)):
@@ -314,6 +316,8 @@ class CircuitBreakers:
     # -- holds -----------------------------------------------------------------------------
     def holds_of(self, source: Breaker) -> tuple[Hold, ...]:
         """The holds placed by ``source``."""
+        if not self._holds:  # the usual case, asked on every observation and look
+            return ()
         return tuple(h for h in self._holds if h.source is source)
 
     def _own_state(self, scope: str) -> TradingState:

@@ -65,9 +65,15 @@ def atr_percentile(atr: np.ndarray, window: int, chunk: int = 1024) -> np.ndarra
     windows = sliding_window_view(a, window)[:-1]  # row k holds a[k : k + window], before k+window
     nans = np.r_[0, np.cumsum(np.isnan(a))]
     clean = (nans[window:-1] - nans[: len(a) - window]) == 0
+    # Compared window position by window position (``now`` against the transposed rows: no
+    # broadcast of each value across its row) and summed as bytes into 16-bit counts where
+    # the window allows (a bool sum widens every comparison to 64 bits first): the same
+    # counts in less than half the instructions.
+    wide = np.uint16 if window < 2**16 else np.int64
     for lo in range(0, len(windows), chunk):
         rows = windows[lo : lo + chunk]
         now = a[window + lo : window + lo + len(rows)]
-        out[window + lo : window + lo + len(rows)] = 100.0 * (rows <= now[:, None]).sum(1) / window
+        below = (now >= rows.T).view(np.uint8).sum(0, dtype=wide)
+        out[window + lo : window + lo + len(rows)] = 100.0 * below / window
     out[window:][~clean | np.isnan(a[window:])] = np.nan
     return out
