@@ -7,10 +7,11 @@ closed klines drive the kernel (:class:`~adapters.venues.binance_usdm.live_feed.
 paper trading on live data does, or :class:`~adapters.venues.mexc.live_feed.MexcLiveFeed`) and
 its orders go to the venue
 (:class:`~adapters.venues.binance_usdm.execution.BinanceUsdmExecution`,
-:class:`~adapters.venues.mexc.execution.MexcExecution`). On Binance both share one
-request-weight budget, since the venue counts them together; MEXC limits each endpoint, and
-ccxt's limiter paces each connection. On MEXC the order-entry probe runs first: live mode is
-refused, with its answer, when the account cannot place orders.
+:class:`~adapters.venues.mexc.execution.MexcExecution`). Both share one request-weight budget
+per venue, since the venue counts them together (Binance: ``weight_limit`` a minute; MEXC: 20
+requests per 2 s, :func:`~adapters.venues.mexc.client.mexc_budget`). On MEXC the
+order-entry probe runs first: live mode is refused, with its answer, when the account cannot
+place orders.
 
 ccxt is imported only when a venue is opened, so a replay server never loads it.
 """
@@ -247,10 +248,10 @@ def live_feed_factory(
     """The live feed of ``venue`` (Binance USDⓈ-M: ``settings.feed``, or a live run's venue;
     MEXC: a live run's), resuming after the given bars: ``settings.history_days`` of warm-up
     for a new run, its bars appended to ``store``, timed by ``clock``; each symbol going stale
-    is handed to ``publish`` as a :class:`~domain.events.FeedStale`. On Binance, ``budget`` is
-    the venue's request weight shared with an execution client (None: the feed's own, or
-    ``funding``'s). With ``funding`` (:func:`venue_funding`), the venue's funding rates and
-    marks are refreshed before each batch of bars is traded."""
+    is handed to ``publish`` as a :class:`~domain.events.FeedStale`. ``budget`` is the
+    venue's request weight shared with an execution client (None: the feed's own, or on
+    Binance ``funding``'s). With ``funding`` (:func:`venue_funding`), the venue's funding
+    rates and marks are refreshed before each batch of bars is traded."""
     from adapters.venues.binance_usdm.funding_feed import FundedFeed  # ccxt: only when live
     from adapters.venues.binance_usdm.live_feed import LiveFeed
     from adapters.venues.mexc.live_feed import MexcLiveFeed
@@ -264,7 +265,7 @@ def live_feed_factory(
             return MexcLiveFeed(
                 settings.venues.mexc, symbols=settings.symbols, timeframe=settings.timeframe,
                 clock=clock, store=store, history_ms=history_ms, start_after=start_after,
-                sleep=sleep, on_stale=lambda event: publish([event]),
+                sleep=sleep, on_stale=lambda event: publish([event]), budget=budget,
             )  # fmt: skip
         feed = LiveFeed(
             settings.venues.binance_usdm,
@@ -322,6 +323,7 @@ def _mexc_client(
         symbols=symbols,
         margin_mode=settings.margin_mode,
         leverage=dict.fromkeys(symbols, settings.leverage),
+        budget=budget,
     )
 
 
@@ -334,8 +336,8 @@ _CLIENTS: Mapping[str, Callable[..., BinanceUsdmExecution | MexcExecution]] = {
 
 class LiveVenue:
     """The venue of one live run (Binance USDⓈ-M or MEXC): its feed and its execution client.
-    On Binance they share one request-weight budget (``venues.binance_usdm.weight_limit`` a
-    minute); MEXC limits each endpoint, which ccxt paces on each connection.
+    They share one request-weight budget (Binance: ``venues.binance_usdm.weight_limit`` a
+    minute; MEXC: 20 requests per 2 s).
 
     The execution client starts on the kernel's first build (leverage ``settings.leverage``
     and ``settings.margin_mode`` set on every traded symbol and read back; the user-data
@@ -370,10 +372,13 @@ class LiveVenue:
         self.settings = settings
         self.clock = clock
         self.venue = venue
-        self.budget = None
         if venue == BINANCE_USDM:
             limit = settings.venues.binance_usdm.weight_limit
             self.budget = VenueBudget(BINANCE_USDM, limit=limit, clock=clock)
+        else:
+            from adapters.venues.mexc.client import mexc_budget  # ccxt: loaded only here
+
+            self.budget = mexc_budget(clock)
         self.feed = live_feed_factory(settings, store, clock, publish, self.budget, venue=venue)
         self.client: BinanceUsdmExecution | MexcExecution | None = None
 

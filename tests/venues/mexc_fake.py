@@ -7,6 +7,9 @@ false, "code": N, "message": ...}``, as MEXC answers them):
 - ``GET /api/v1/contract/detail``: the real contract list in ``shared/data``
   (``mexc_contract_detail_20250803.json``);
 - ``GET /api/v1/contract/ping``: the server time (ms);
+- ``GET /api/v1/contract/kline/fair_price/{symbol}?interval=Min60&start=&end=``: hourly
+  fair-price (mark) bars, the same columns, built from the served bars (the fake's fair price
+  is its last price);
 - ``GET /api/v1/contract/kline/{symbol}?interval=Min5&start=&end=``: ``start``/``end`` in
   seconds, inclusive; at most 2000 bars (the first ones from ``start``; the newest up to ``end``
   or now without ``start``); the column-array answer (``time`` in seconds, ``open``, ``close``,
@@ -190,6 +193,7 @@ class FakeMexc:
             routes=[
                 Route("/api/v1/contract/detail", self._detail_endpoint),
                 Route("/api/v1/contract/ping", self._ping_endpoint),
+                Route("/api/v1/contract/kline/fair_price/{symbol}", self._fair_price_endpoint),
                 Route("/api/v1/contract/kline/{symbol}", self._kline_endpoint),
                 Route("/api/v1/private/account/assets", self._assets_endpoint),
                 Route("/api/v1/private/order/create", self._order_endpoint, methods=["POST"]),
@@ -256,6 +260,20 @@ class FakeMexc:
         and 503, else ``{}``; ``status`` 200 with a body: any answer, e.g. a refusal)."""
         queued = self._faults.setdefault(path, deque())
         queued.extend([None] * after + [_Fault(status, retry_after_s, body)] * times)
+
+    def fair_price(self, symbol: str, time_ms: int) -> Decimal:
+        """The open of the hourly fair-price bar of ``time_ms``'s hour (the open of the served
+        bar opening at that hour)."""
+        hour = time_ms - time_ms % 3_600_000
+        series = self._bars[symbol]
+        i = int(np.searchsorted(series.open_time, hour))
+        return Decimal(series.columns["open"][i])
+
+    def settle_funding(self, symbol: str, time_ms: int, rate: str) -> None:
+        """Charge the account's ``symbol`` position funding at ``rate`` and the fair price of
+        ``time_ms``'s hour (see :meth:`ContractBook.settle_funding`)."""
+        mark = self.fair_price(symbol, time_ms)
+        self.book.settle_funding(symbol, time_ms, Decimal(rate), mark)
 
     def omit(self, symbol: str, open_times: Sequence[int]) -> None:
         """Leave these bars out of every answer and push (a hole in the venue's data)."""
@@ -351,6 +369,31 @@ class FakeMexc:
         start = int(q["start"]) * 1000 if "start" in q else None
         end = int(q["end"]) * 1000 if "end" in q else None
         return self._answer(request, self._columns(symbol, start, end))
+
+    async def _fair_price_endpoint(self, request: Request) -> Response:
+        faulted = self._faulted(request)
+        if faulted is not None:
+            return faulted
+        symbol, q = request.path_params["symbol"], request.query_params
+        if symbol not in self._bars:
+            return self._refuse(request, 1001, "Contract does not exist!")
+        if q.get("interval") != "Min60":
+            return self._refuse(request, 600, "Parameter error")
+        series, hour_ms = self._bars[symbol], 3_600_000
+        start, end = int(q["start"]) * 1000, int(q["end"]) * 1000
+        columns: dict[str, list[Any]] = {k: [] for k in ("time", "open", "close", "high", "low")}
+        for hour in range(start - start % hour_ms, min(end, self.clock.now_ms()) + 1, hour_ms):
+            inside = (series.open_time >= hour) & (series.open_time < hour + hour_ms)
+            index = np.flatnonzero(inside & (series.open_time <= self.clock.now_ms()))
+            if len(index) == 0:
+                continue
+            c = series.columns
+            columns["time"].append(hour // 1000)
+            columns["open"].append(float(c["open"][index[0]]))
+            columns["close"].append(float(c["close"][index[-1]]))
+            columns["high"].append(max(float(c["high"][i]) for i in index))
+            columns["low"].append(min(float(c["low"][i]) for i in index))
+        return self._answer(request, columns)
 
     def _columns(self, symbol: str, start: int | None, end: int | None) -> dict[str, list[Any]]:
         series = self._bars[symbol]

@@ -10,7 +10,9 @@ id, as MEXC's batch endpoint documents), ``order/external/{symbol}/{externalOid}
 ``account/assets``; ``order/get/{order_id}``, ``order/list/order_deals`` (a contract's fills
 from ``start_time`` to ``end_time``, ms), ``position/leverage`` (a contract's leverage and
 ``openType`` per position side; 20x cross until changed) and ``position/change_leverage``
-(``symbol``, ``leverage``, ``openType``, ``positionType``). Refusal codes the fake chooses
+(``symbol``, ``leverage``, ``openType``, ``positionType``), ``position/funding_records`` (the
+funding :meth:`ContractBook.settle_funding` charged, a contract's, newest first, in pages of
+``page_num``/``page_size``). Refusal codes the fake chooses
 where MEXC documents none: 2040 "order not exist" (lookup, cancel), 2041 "order state cannot
 be cancelled", 2009 for a reduce-only order larger than the position it closes, 2019 for a
 margin mode change while the contract holds a position.
@@ -132,6 +134,8 @@ class ContractBook:
     lose_answers: int = 0
     leverage: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
     """(contract, positionType 1 long / 2 short): (leverage, openType); absent: 20x cross."""
+    funding: list[dict[str, Any]] = field(default_factory=list)
+    """``position/funding_records`` rows, oldest first."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(700_000_001))
 
     def routes(self, endpoint: Callable[..., Any]) -> list[Route]:
@@ -154,6 +158,7 @@ class ContractBook:
             Route(f"{p}/position/leverage", endpoint(self._leverage, "GET")),
             Route(f"{p}/position/change_leverage", endpoint(self._change_leverage, "POST"),
                   methods=["POST"]),
+            Route(f"{p}/position/funding_records", endpoint(self._funding_records, "GET")),
         ]  # fmt: skip
 
     # ----------------------------------------------------------------- test controls
@@ -373,6 +378,31 @@ class ContractBook:
                     "createTime": pos.created, "updateTime": self.now(), "autoAddIm": False,
                 })  # fmt: skip
         return 0, rows
+
+    def settle_funding(self, symbol: str, time_ms: int, rate: Decimal, mark: Decimal) -> None:
+        """Charge ``symbol``'s position funding at ``rate`` and ``mark`` at ``time_ms`` (ms
+        UTC; stamped 7 ms late, as a venue's settlement is): the cash moves by MEXC's
+        ``funding`` (received; negative: paid, ``−position value × rate`` for a long)."""
+        pos = self.positions.get(symbol, _Position())
+        if pos.vol == 0:
+            return
+        value = abs(pos.vol) * self.sizes[symbol] * mark
+        received = -(value if pos.vol > 0 else -value) * rate
+        self.cash += received
+        self.funding.append({
+            "id": len(self.funding) + 7_423_910, "symbol": symbol,
+            "positionType": 1 if pos.vol > 0 else 2, "positionValue": float(value),
+            "funding": float(received), "rate": float(rate), "settleTime": time_ms + 7,
+        })  # fmt: skip
+
+    async def _funding_records(self, request: Request, body: Any) -> tuple[int, Any]:
+        q = request.query_params
+        rows = [r for r in reversed(self.funding) if r["symbol"] == q.get("symbol", r["symbol"])]
+        page, size = int(q.get("page_num", 1)), int(q.get("page_size", 20))
+        return 0, {
+            "pageSize": size, "totalCount": len(rows), "totalPage": -(-len(rows) // size),
+            "currentPage": page, "resultList": rows[(page - 1) * size : page * size],
+        }  # fmt: skip
 
     def assets(self) -> list[dict[str, Any]]:
         """``account/assets``: USDT with the cash and the positions' PnL at the market."""

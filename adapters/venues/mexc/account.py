@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.venues.binance_usdm.orders_wire import VenueOrder, VenueTrade
+from adapters.venues.budget import VenueBudget
 from adapters.venues.mexc.capabilities import VENUE
 from adapters.venues.mexc.client import MexcExchange, Retrying, translated
 from adapters.venues.mexc.errors import VenueRefused
@@ -43,12 +44,18 @@ ORDER_NOT_FOUND_CODES = frozenset({2040, 2041})
 
 
 class AccountExchange(MexcExchange):
-    """ccxt.pro's mexc with an API key, handing private pushes to ``on_private``."""
+    """ccxt.pro's mexc with an API key, handing private pushes to ``on_private`` (``budget``:
+    the venue's shared request budget, as :class:`~.client.MexcExchange`'s)."""
 
     def __init__(
-        self, settings: MexcSettings, *, clock: Clock, on_private: PrivateListener
+        self,
+        settings: MexcSettings,
+        *,
+        clock: Clock,
+        on_private: PrivateListener,
+        budget: VenueBudget | None = None,
     ) -> None:
-        super().__init__(settings, clock=clock, on_kline=lambda message: None)
+        super().__init__(settings, clock=clock, on_kline=lambda message: None, budget=budget)
         self._on_private = on_private
 
     def handle_message(self, client: Any, message: Any) -> None:

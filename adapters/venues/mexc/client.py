@@ -1,10 +1,13 @@
 """The ccxt exchange pointed at the configured URLs, and the retrying call around it.
 
-One :class:`MexcExchange` (``ccxt.pro.mexc`` on USDT-M swaps: REST and WebSocket in one
-object, one rate limiter) per process. It adds four things to ccxt: only the contract
-(swap) markets are loaded; every REST answer is counted by path and status; a 418, 429, 5xx or
-a refusal in a 200 answer becomes our venue error (with ``Retry-After`` and MEXC's code);
-every ``push.kline`` message is handed to a listener as it arrives. ccxt's request log (DEBUG
+A :class:`MexcExchange` (``ccxt.pro.mexc`` on USDT-M swaps: REST and WebSocket in one
+object) per caller: market data, execution. It adds five things to ccxt: only the contract
+(swap) markets are loaded; every REST request takes its weight from the venue's shared
+:class:`~adapters.venues.budget.VenueBudget` when one is given (ccxt's own limiter, one per
+object, when not; see :func:`mexc_budget`); every REST answer is counted by path and status; a
+418, 429, 5xx or a refusal in a 200 answer becomes our venue error (with ``Retry-After`` and
+MEXC's code), and a 418 bans, a 429 with ``Retry-After`` holds, the budget; every
+``push.kline`` message is handed to a listener as it arrives. ccxt's request log (DEBUG
 level, with the ``ApiKey`` and ``Signature`` headers) goes through a filter that redacts them.
 """
 
@@ -22,10 +25,12 @@ from ccxt.pro import mexc
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from adapters.venues.budget import VenueBudget
 from adapters.venues.ccxt_decimal import isolate
+from adapters.venues.mexc.capabilities import CAPABILITIES, VENUE
 from adapters.venues.mexc.errors import http_error, redact, refusal, translate
 from adapters.venues.mexc.settings import MexcSettings
-from domain.errors import RateLimited, TransientVenueError, VenueError
+from domain.errors import RateLimited, TransientVenueError, VenueBanned, VenueError
 from domain.ports import Clock
 
 T = TypeVar("T")
@@ -44,6 +49,21 @@ CONTRACT_LIST_COST = 20
 """Rate-limit units of ``GET /api/v1/contract/detail``: 1 s at ccxt's 50 ms a unit, what ccxt
 means (cost 100 at a rate lowered to 10 ms around the call). ccxt charges 100 units, 5 s, as its
 token bucket's refill rate is fixed when the exchange is made and ignores the lowered rate."""
+BUDGET_WINDOW_MS = 2_000
+"""The window of MEXC's published futures limit: 20 requests per 2 seconds."""
+
+
+def mexc_budget(clock: Clock, *, sleep: Sleep = asyncio.sleep) -> VenueBudget:
+    """MEXC's request budget, shared by every caller of the venue in the process: at most
+    ``requests_per_2s`` (20) requests in any 2 s, all endpoints together.
+
+    MEXC publishes its futures REST limit per endpoint ("20 times / 2 seconds"); one budget
+    for all endpoints at that rate keeps every endpoint, and the account's total, under it.
+    Every request weighs 1, as MEXC counts them (ccxt's costs, which pace one connection's
+    token bucket, are not MEXC's). Time is ``clock``'s (ms UTC); ``sleep`` waits for room
+    (tests pass one that moves a simulated clock)."""
+    limit = CAPABILITIES.requests_per_2s
+    return VenueBudget(VENUE, limit=limit, clock=clock, window_ms=BUDGET_WINDOW_MS, sleep=sleep)
 
 
 class MexcExchange(mexc):  # type: ignore[misc]
@@ -58,6 +78,9 @@ class MexcExchange(mexc):  # type: ignore[misc]
         Our time (ms UTC), for the end of a ban.
     on_kline:
         Receives every ``push.kline`` message.
+    budget:
+        The venue's request budget (:func:`mexc_budget`), shared with its other callers;
+        None: ccxt's own limiter (this object's requests only).
 
     Attributes
     ----------
@@ -66,16 +89,24 @@ class MexcExchange(mexc):  # type: ignore[misc]
         503)``.
     """
 
-    def __init__(self, settings: MexcSettings, *, clock: Clock, on_kline: KlineListener) -> None:
+    def __init__(
+        self,
+        settings: MexcSettings,
+        *,
+        clock: Clock,
+        on_kline: KlineListener,
+        budget: VenueBudget | None = None,
+    ) -> None:
         config: dict[str, Any] = {
             "timeout": int(settings.timeout_s * 1000),
-            "enableRateLimit": True,
+            "enableRateLimit": budget is None,
             "options": {"defaultType": "swap"},
         }
         if settings.api_key is not None and settings.api_secret is not None:
             config["apiKey"] = settings.api_key.get_secret_value()
             config["secret"] = settings.api_secret.get_secret_value()
         super().__init__(config)
+        self.budget = budget
         isolate(self)  # ccxt's number formatting must not change our Decimal rounding
         self.urls["api"]["contract"] = {
             access: settings.rest_url + path for access, path in CONTRACT_PATHS.items()
@@ -110,6 +141,29 @@ class MexcExchange(mexc):  # type: ignore[misc]
             return CONTRACT_LIST_COST
         return float(super().calculate_rate_limiter_cost(api, method, path, params, config or {}))
 
+    async def fetch2(
+        self,
+        path: str,
+        api: Any = None,
+        method: str = "GET",
+        params: Any = None,
+        config: Any = None,
+    ) -> Any:
+        """Take the request's slot in the shared budget (waiting for room; weight 1: MEXC
+        counts requests), then send it as ccxt does.
+
+        Raises
+        ------
+        VenueBanned
+            While the venue bans us (a 418 seen by any caller), at once.
+        """
+        api = ["public"] if api is None else api
+        params = {} if params is None else params
+        config = {} if config is None else config
+        if self.budget is not None:
+            await self.budget.acquire(1)
+        return await super().fetch2(path, api, method, params, config)
+
     def on_rest_response(
         self,
         code: int,
@@ -140,11 +194,17 @@ class MexcExchange(mexc):  # type: ignore[misc]
         request_headers: Any,
         request_body: Any,
     ) -> Any:
-        """A 418, 429, 5xx or a ``{"success": false}`` refusal as our venue error; anything
-        else as ccxt decides."""
+        """A 418, 429, 5xx or a ``{"success": false}`` refusal as our venue error (a 418 bans
+        the budget until its end, a 429 with ``Retry-After`` holds it); anything else as ccxt
+        decides."""
         now = self._clock.now_ms()
         error = http_error(code, headers, body, now_ms=now, secrets=self._secrets)
         error = error or refusal(response, secrets=self._secrets)
+        if error is not None and self.budget is not None:
+            if isinstance(error, VenueBanned):
+                self.budget.ban(error.until_ms, str(error))
+            elif isinstance(error, RateLimited) and error.retry_after_ms is not None:
+                self.budget.hold(now + error.retry_after_ms, str(error))
         if error is not None:
             raise error
         return super().handle_errors(

@@ -27,7 +27,11 @@ every order not final is looked up, and fills it missed come from
 With ``leverage`` given, :meth:`~MexcExecution.start` sets each symbol's leverage and margin
 mode (``position/change_leverage`` of both position sides, ``openType`` the margin mode) and
 reads them back (``position/leverage``). :meth:`~MexcExecution.reconcile_orders` compares the
-ledger with MEXC (:mod:`~adapters.venues.mexc.reconcile`).
+ledger with MEXC (:mod:`~adapters.venues.mexc.reconcile`);
+:meth:`~MexcExecution.funding_payments` reads the funding MEXC charged
+(:mod:`~adapters.venues.mexc.funding`). Every REST request takes its weight from the venue's
+shared budget when one is given, and :meth:`~MexcExecution.add_activity` adds this client's
+requests and private-websocket reconnections to the venue's status.
 
 Order entry is a capability on MEXC: whether this account may place orders is decided by the
 probe (:mod:`~adapters.venues.mexc.order_entry`) before this client is used.
@@ -39,7 +43,9 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+from collections import Counter
 from collections.abc import Collection, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -47,9 +53,11 @@ from typing import Any, TypeVar
 import ccxt
 
 from adapters.venues.binance_usdm.order_tracker import OrderTracker
+from adapters.venues.budget import VenueBudget
 from adapters.venues.mexc.account import AccountApi, AccountExchange
 from adapters.venues.mexc.capabilities import VENUE
 from adapters.venues.mexc.client import Retrying, Sleep
+from adapters.venues.mexc.funding import MexcFunding
 from adapters.venues.mexc.market_data import Contract
 from adapters.venues.mexc.orders import MexcOrders
 from adapters.venues.mexc.orders_wire import open_type
@@ -57,14 +65,19 @@ from adapters.venues.mexc.parsing import contract_number
 from adapters.venues.mexc.reconcile import MexcReconciler
 from adapters.venues.mexc.settings import MexcSettings
 from domain.errors import ConfigError, TransientVenueError, UnknownSymbol, VenueError
+from domain.funding import FundingPayment
 from domain.margin import MarginMode
 from domain.model import Order, Position
 from domain.orders import ExecutionEvent
 from domain.ports import Balance, Clock
 from domain.reconciliation import OrderReconciliation
+from domain.venues import VenueStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+_ORDER_PATH = "/api/v1/private/order/create"
+_PLAN_PATH = "/api/v1/private/planorder/place"
 
 
 class MexcExecution:
@@ -89,6 +102,9 @@ class MexcExecution:
     sleep:
         Waits between retries and the receive window before a lookup is final
         (``asyncio.sleep``; tests may pass one that returns at once).
+    budget:
+        The venue's request budget shared with the feed
+        (:func:`~adapters.venues.mexc.client.mexc_budget`); None: ccxt's own limiter.
 
     Attributes
     ----------
@@ -110,8 +126,10 @@ class MexcExecution:
         leverage: Mapping[str, int] | None = None,
         quote_asset: str = "USDT",
         sleep: Sleep = asyncio.sleep,
+        budget: VenueBudget | None = None,
     ) -> None:
         self.settings = settings
+        self.budget = budget
         self._clock = clock
         self._symbols = tuple(symbols)
         self._mode = margin_mode
@@ -126,6 +144,7 @@ class MexcExecution:
         self._exchange: AccountExchange | None = None
         self._api: AccountApi | None = None
         self._orders: MexcOrders | None = None
+        self._funding: MexcFunding | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stream_open: asyncio.Event | None = None
         attempts = settings.retries + 1
@@ -255,6 +274,39 @@ class MexcExecution:
         reconciler = MexcReconciler(self._rest(), self._desk(), self.tracker, self._clock.now_ms)
         return self._run(reconciler.run(list(orders), set(known_fills), since))
 
+    # -- PaysFunding ----------------------------------------------------------------------------
+    def funding_payments(
+        self, since: int, booked: Collection[tuple[str, int]]
+    ) -> list[FundingPayment]:
+        """The funding the account paid or received at MEXC in the traded symbols at funding
+        times from ``since`` (ms UTC) on, but those in ``booked`` (``(symbol, time)`` pairs),
+        oldest first (see :mod:`~adapters.venues.mexc.funding`).
+
+        Raises
+        ------
+        VenueError
+            MEXC cannot be asked.
+        """
+        assert self._funding is not None, "started"
+        return self._run(self._funding.payments(since, set(booked)))
+
+    # -- ReportsActivity ------------------------------------------------------------------------
+    def add_activity(self, status: VenueStatus) -> VenueStatus:
+        """``status`` (the venue's market-data connection) with this client's REST answers
+        added to its ``requests``, its submissions whose answer was lost as ``"<path>
+        unknown"``, and the private websocket's reopenings as its ``reconnects["user-data"]``;
+        safe from any thread (counters are copied whole)."""
+        exchange = self._exchange
+        if status.venue != VENUE or exchange is None:
+            return status
+        requests = Counter(status.requests)
+        for (path, code), n in dict(exchange.responses).items():
+            requests[f"{path} {code}"] += n
+        for plan, n in dict(self.tracker.lost_answers).items():
+            requests[f"{_PLAN_PATH if plan else _ORDER_PATH} unknown"] += n
+        reconnects = dict(status.reconnects) | {"user-data": max(0, self.stream_opens - 1)}
+        return replace(status, requests=dict(sorted(requests.items())), reconnects=reconnects)
+
     @property
     def leverage(self) -> Mapping[str, int]:
         """Leverage per symbol as MEXC confirmed it at start (read-only view)."""
@@ -288,12 +340,15 @@ class MexcExecution:
 
     async def _open(self) -> None:
         self._stream_open = asyncio.Event()
-        exchange = AccountExchange(self.settings, clock=self._clock, on_private=self._on_private)
+        exchange = AccountExchange(
+            self.settings, clock=self._clock, on_private=self._on_private, budget=self.budget
+        )
         self._exchange = exchange
         call = Retrying(self.settings, sleep=self._sleep)
         await call(exchange.load_markets)
         contracts = {symbol: _contract(exchange, symbol) for symbol in self._symbols}
         self._api = AccountApi(exchange, call, contracts, self.settings.secrets())
+        self._funding = MexcFunding(exchange, call, contracts)
         self._orders = MexcOrders(
             self._api, self.tracker, self.settings, clock=self._clock, margin_mode=self._mode,
             spawn=self._spawn, sleep=self._sleep,

@@ -79,7 +79,6 @@ class KlineStream:
         self._queue: asyncio.Queue[Candles | Exception] = asyncio.Queue()
         self._watcher: asyncio.Task[None] | None = None
         self._connected = False
-        self._subscribed_at: int | None = None  # venue time the connection (re)opened
         self._next_check = 0  # venue time of the next look for overdue bars
         self._gaps: list[Gap] = []
         self.reconnects = self.updates = self.duplicates = self.rest_bars = 0
@@ -170,7 +169,7 @@ class KlineStream:
                     self.reconnects += 1
                     log.warning("%s %s kline stream lost: %s", VENUE, self.symbol, exc)
                 # The pending bar may have missed updates while away: the bar comes over REST.
-                self._connected, self._pending, self._subscribed_at = False, None, None
+                self._connected, self._pending = False, None
                 self._next_check = 0  # look for missed bars now
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, settings.max_backoff_s)
@@ -178,21 +177,16 @@ class KlineStream:
                 self._queue.put_nowait(translate(exc, secrets=settings.secrets()))
                 return
             else:
-                if not self._connected:
-                    self._subscribed_at = self._source.venue_now()
                 self._connected, delay = True, settings.backoff_s
 
     async def _overdue(self) -> Candles:
         """The closed bars after the last one, over REST, once the next is overdue: its close
-        is ``close_grace_s`` past (venue time) and no later bar's update has closed it, or past
-        at all when it closed while the stream was not subscribed (no update will close it)."""
+        is ``close_grace_s`` past (venue time) and no later bar's update has closed it."""
         now = self._source.venue_now()
         grace = int(self._settings.close_grace_s * 1000)
         if self._last is None or now < self._next_check:
             return Candles.empty()
-        close = self._last + 2 * self._step  # of the next bar
-        streamed = self._subscribed_at is not None and close > self._subscribed_at
-        if close + (grace if streamed else 0) > now:
+        if self._last + 2 * self._step + grace > now:
             return Candles.empty()
         bars = await self._rest(self._last + self._step, None)
         if not len(bars):

@@ -4,9 +4,9 @@ contract kline streams (no API key: market data is public).
 :class:`MexcLiveFeed` is Binance's :class:`~adapters.venues.binance_usdm.live_feed.LiveFeed`
 (threads, alignment of the symbols' bars, storage under the venue's name, staleness: its module
 docstring says how) over :class:`~adapters.venues.mexc.market_data.MexcMarketData` and its
-:class:`~adapters.venues.mexc.kline_stream.KlineStream`. MEXC paces requests per endpoint
-(``requests_per_2s``), which ccxt's own rate limiter keeps to on each connection; the feed's
-budget is not charged, and its status reports no weight.
+:class:`~adapters.venues.mexc.kline_stream.KlineStream`. Every REST request takes its weight
+from the venue's request budget (:func:`~adapters.venues.mexc.client.mexc_budget`: 20 requests
+per 2 s), shared with a live run's execution client; the feed's status reports it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import asdict
 from adapters.venues.binance_usdm.live_feed import LiveFeed
 from adapters.venues.budget import VenueBudget
 from adapters.venues.mexc.capabilities import CAPABILITIES, VENUE
+from adapters.venues.mexc.client import mexc_budget
 from adapters.venues.mexc.market_data import Contract, MexcMarketData
 from adapters.venues.mexc.settings import MexcSettings
 from domain.errors import VenueError
@@ -54,7 +55,8 @@ class _Source(MexcMarketData):
 class MexcLiveFeed(LiveFeed):
     """Closed bars of ``symbols`` from MEXC futures, live (parameters and errors as
     :class:`~adapters.venues.binance_usdm.live_feed.LiveFeed`'s, with MEXC's ``settings``;
-    the grace for stragglers defaults to ``close_grace_s + poll_s + timeout_s``)."""
+    the grace for stragglers defaults to ``close_grace_s + poll_s + timeout_s``; ``budget``
+    the venue's shared request budget, None: the feed's own :func:`mexc_budget`)."""
 
     venue = VENUE
 
@@ -71,32 +73,39 @@ class MexcLiveFeed(LiveFeed):
         sleep: Callable[[float], object] | None = None,
         on_stale: Callable[[FeedStale], None] | None = None,
         grace_ms: int | None = None,
+        budget: VenueBudget | None = None,
     ) -> None:
-        limit = CAPABILITIES.requests_per_2s * 30  # the base feed's; never charged here
         super().__init__(
             settings,  # type: ignore[arg-type]  # the fields the feed reads are MEXC's too
             symbols=symbols, timeframe=timeframe, clock=clock, store=store,
             history_ms=history_ms, start_after=start_after, sleep=sleep, on_stale=on_stale,
-            grace_ms=grace_ms, budget=VenueBudget(VENUE, limit=limit, clock=clock),
+            grace_ms=grace_ms, budget=budget or mexc_budget(clock),
         )  # fmt: skip
         self._mexc = settings
 
     def _market_data(self) -> _Source:  # type: ignore[override]
-        return _Source(self._mexc, clock=self._clock)
+        return _Source(self._mexc, clock=self._clock, budget=self.budget)
 
     def venue_status(self) -> VenueStatus:
-        """The connection now: streams open, REST answers, clock offset and stale symbols
-        (safe from any thread)."""
+        """The connection now: streams open, REST answers, the shared budget's weight, hold
+        and ban, clock offset and stale symbols (safe from any thread)."""
         source, streams = self._source, self._streams
         responses = Counter(self._answered)
         if source is not None:
             responses.update(dict(source.exchange.responses))
         facts = asdict(CAPABILITIES)
+        budget = self.budget.state()
         return VenueStatus(
             venue=VENUE,
             time=self._clock.now_ms(),
             connected=bool(streams) and all(s.status().connected for s in streams),
             capabilities={k: list(v) if isinstance(v, tuple) else v for k, v in facts.items()},
+            weight_used=budget.used,
+            weight_limit=budget.limit,
+            held_until=budget.held_until,
+            banned_until=budget.banned_until,
+            hold_reason=budget.hold_reason,
+            ban_reason=budget.ban_reason,
             clock_offset_ms=None if source is None else source.offset_ms,
             requests={f"{path} {status}": n for (path, status), n in sorted(responses.items())},
             reconnects={f"{s.symbol}@kline_{s.timeframe}": s.reconnects for s in streams},

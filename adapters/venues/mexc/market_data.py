@@ -12,9 +12,8 @@ has no closed flag. A bar is known closed when
 
 After a lost connection the pending bar's updates are forgotten (some may have been missed)
 and the bars that closed meanwhile come over REST. REST answers include the bar still forming;
-it is never returned, and the bars before it are closed whatever our clock says (a bar that
-closed a moment ago does not wait ``close_grace_s``). The venue's clock is our
-:class:`~domain.ports.Clock` plus the offset measured against ``GET /api/v1/contract/ping``.
+it is never returned. The venue's clock is our :class:`~domain.ports.Clock` plus the offset
+measured against ``GET /api/v1/contract/ping``.
 
 The live stream (:class:`~adapters.venues.mexc.kline_stream.KlineStream`) yields closed bars in
 order, each once: a bar at or before the last one yielded is a duplicate and dropped; when a
@@ -34,6 +33,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from adapters.venues.budget import VenueBudget
 from adapters.venues.mexc.capabilities import CAPABILITIES, VENUE, Capabilities
 from adapters.venues.mexc.client import MexcExchange, Retrying, Sleep
 from adapters.venues.mexc.kline_stream import KlineStream
@@ -78,6 +78,9 @@ class MexcMarketData:
         The venue's timeframes and page size.
     sleep:
         Waits between retries (see :class:`~adapters.venues.mexc.client.Retrying`).
+    budget:
+        The venue's request budget shared with its other callers
+        (:func:`~adapters.venues.mexc.client.mexc_budget`); None: ccxt's own limiter.
 
     Attributes
     ----------
@@ -96,11 +99,12 @@ class MexcMarketData:
         clock: Clock,
         capabilities: Capabilities = CAPABILITIES,
         sleep: Sleep = asyncio.sleep,
+        budget: VenueBudget | None = None,
     ) -> None:
         self.settings = settings
         self.capabilities = capabilities
         self._clock = clock
-        self.exchange = MexcExchange(settings, clock=clock, on_kline=self._on_kline)
+        self.exchange = MexcExchange(settings, clock=clock, on_kline=self._on_kline, budget=budget)
         self.call = Retrying(settings, sleep=sleep)
         self.offset_ms = 0
         self._streams: dict[tuple[str, str], KlineStream] = {}
@@ -227,19 +231,16 @@ class MexcMarketData:
         """
         step = self.check_timeframe(timeframe)
         contract = self.contract(symbol)
-        # Up to the bar forming now: its row in the answer proves the bars before it closed.
-        stop = self.venue_now() // step * step
+        stop = self.last_closed(timeframe)  # the last open_time to return
         if end_ms is not None:
             stop = min(stop, (end_ms - 1) // step * step)
         since, last = -(-start_ms // step) * step, None
         while since <= stop:
             window_end = min(since + (self.capabilities.klines_per_page - 1) * step, stop)
-            closed = self.last_closed(timeframe)
             rows = await self._klines(contract, timeframe, since, window_end)
             source = f"{VENUE} {symbol} {timeframe} klines from {since}"
             parsed = ohlcv_candles(rows, contract_size=contract.size, source=source, after_ms=last)
-            newest = int(parsed.candles.open_time[-1]) if len(parsed.candles) else since
-            bars = parsed.candles.between(since, min(window_end + 1, max(closed + 1, newest)))
+            bars = parsed.candles.between(since, window_end + 1)
             if len(bars):
                 yield Page(bars, parsed.duplicates)
                 last = int(bars.open_time[-1])

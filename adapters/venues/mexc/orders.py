@@ -141,6 +141,7 @@ class MexcOrders:
             except TransientVenueError as exc:
                 log.warning("%s order %s: answer lost (%s)", VENUE, order.id, exc)
                 self.tracker.unknown(order.id)
+                self.tracker.lost_answers[tracked.algo] += 1
                 try:
                     view = await self._settle_unknown(tracked, params, since)
                 except VenueError:
