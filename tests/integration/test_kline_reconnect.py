@@ -16,13 +16,9 @@ from adapters.clock import SimulatedClock
 from adapters.venues.binance_usdm.kline_stream import KlineStream
 from adapters.venues.binance_usdm.market_data import BinanceUsdmMarketData
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
-from adapters.venues.mexc.kline_stream import KlineStream as MexcKlineStream
-from adapters.venues.mexc.market_data import MexcMarketData
-from adapters.venues.mexc.settings import MexcSettings
 from domain.candles import Candles
 from tests.fixtures.data import load_candles
 from tests.venues.binance_fake import FakeBinanceUsdm
-from tests.venues.mexc_fake import FakeMexc
 
 M5 = 300_000
 T0 = 1_746_403_200_000  # 2025-05-05 00:00 UTC, a bar open inside the file
@@ -60,7 +56,7 @@ def _assert_file_bars(got: Candles, start: int, end: int) -> None:
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
 
 
-async def _until(stream: KlineStream | MexcKlineStream, last_open_time: int) -> Candles:
+async def _until(stream: KlineStream, last_open_time: int) -> Candles:
     """The stream's bars up to the one opening at ``last_open_time``, the clock standing still."""
     got = Candles.empty()
     async with asyncio.timeout(10):
@@ -125,39 +121,3 @@ def test_backfill_returns_a_bar_the_venue_has_closed_but_never_the_one_forming(
             return await md.backfill("BTCUSDT", "5m", T0 - 10 * M5)
 
     _assert_file_bars(asyncio.run(main()), T0 - 10 * M5, T0 + M5)
-
-
-def test_mexc_every_bar_closed_during_an_outage_comes_right_after_the_reconnect(
-    clock: SimulatedClock,
-) -> None:
-    async def main(venue: FakeMexc) -> tuple[Candles, Candles, MexcKlineStream]:
-        settings = MexcSettings(
-            rest_url=venue.rest_url,  # type: ignore[arg-type]
-            ws_url=venue.ws_url,  # type: ignore[arg-type]
-            poll_s=0.02,
-            backoff_s=0.01,
-            max_backoff_s=0.05,
-        )
-        async with MexcMarketData(settings, clock=clock) as md:
-            stream = md.stream("BTCUSDT", "5m", after_ms=T0 - M5)
-            await _mexc_subscribed(venue, stream)
-            await asyncio.to_thread(venue.advance_to, T0 + M5 + 10)
-            before = await _until(stream, T0)  # closed by the next bar's first update
-            venue.drop_websockets(refuse=True)
-            await asyncio.to_thread(venue.advance_to, T0 + 4 * M5 + 10)
-            venue.accept_websockets()
-            await _mexc_subscribed(venue, stream)
-            return before, await _until(stream, T0 + 3 * M5), stream
-
-    with FakeMexc(clock=clock, symbols=("BTC_USDT",)) as venue:
-        before, missed, stream = asyncio.run(main(venue))
-
-    _assert_file_bars(before, T0, T0 + M5)
-    _assert_file_bars(missed, T0 + M5, T0 + 4 * M5)  # the one that closed 10 ms ago included
-    assert stream.reconnects == 1 and stream.rest_bars == 3
-
-
-async def _mexc_subscribed(venue: FakeMexc, stream: MexcKlineStream) -> None:
-    async with asyncio.timeout(10):
-        while "BTC_USDT@Min5" not in venue.subscribed() or not stream.status().connected:
-            await asyncio.sleep(0.005)

@@ -106,7 +106,7 @@ def test_backfill_equals_the_files_closed_bars_over_two_pages(
     windows = [(int(q["start"]), int(q["end"])) for q in fake.queries]
     assert windows == [  # in seconds: from 1 s before the first bar to 1 s before the next
         (start // 1000 - 1, (start + 2_000 * M5) // 1000 - 1),
-        ((start + 2_000 * M5) // 1000 - 1, (T0 + M5) // 1000 - 1),  # the forming bar asked too
+        ((start + 2_000 * M5) // 1000 - 1, T0 // 1000 - 1),
     ]
 
 
