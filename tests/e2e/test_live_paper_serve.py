@@ -32,6 +32,7 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 HISTORY_BARS = 144  # history_days 0.5
 BARS = 40
 TOKEN = "e2e-token-0123456789abcdef"
+STATUS_WAIT_S = 60  # a bound, not a speed: the subprocess imports ccxt and the app first
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def _serve(tmp_path: Path, fake: FakeBinanceUsdm, port: int) -> subprocess.Popen
 
 def _until(client: httpx.Client, proc: subprocess.Popen[bytes], done: object, log: Path) -> dict:
     """Poll ``GET /status`` until ``done(status)``; fail with the server's log if it exits."""
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + STATUS_WAIT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()}")
@@ -81,7 +82,7 @@ def _until(client: httpx.Client, proc: subprocess.Popen[bytes], done: object, lo
         if status is not None and done(status):  # type: ignore[operator]
             return status
         time.sleep(0.02)
-    raise TimeoutError(f"no such status in 15 s:\n{log.read_text()[-3000:]}")
+    raise TimeoutError(f"no such status in {STATUS_WAIT_S} s:\n{log.read_text()[-3000:]}")
 
 
 def test_serve_paper_trades_the_live_feeds_bars_and_shows_them_over_http(
