@@ -113,10 +113,16 @@ def test_serve_live_on_the_demo_places_the_strategys_orders_at_the_venue_seen_ov
             )
             orders = client.get("/orders", params={"limit": 1000}).json()
             venues = client.get("/venues").json()
+            answers = [
+                client.get(path).text
+                for path in ("/status", "/orders", "/fills", "/venues", "/balance", "/alerts")
+            ]
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
     finally:
         proc.terminate()
         proc.wait(timeout=15)
     served = log.read_text()
+    stored = b"".join(f.read_bytes() for f in (tmp_path / "data").rglob("*") if f.is_file())
 
     assert started["mode"] == "live" and status["mode"] == "live"
     assert status["stopped_reason"] is None
@@ -129,4 +135,8 @@ def test_serve_live_on_the_demo_places_the_strategys_orders_at_the_venue_seen_ov
     assert {c.margin_type for c in fake.account.positions.values()} == {"ISOLATED"}
     assert "Application shutdown complete." in served
     assert "Traceback" not in served, served
-    assert API_SECRET not in served
+    # Neither key nor a signature in the log, the API's answers, the metrics or the database.
+    for text in (served, metrics, *answers):
+        assert API_KEY not in text and API_SECRET not in text and "signature=" not in text
+    assert API_KEY.encode() not in stored and API_SECRET.encode() not in stored
+    assert b"signature=" not in stored
