@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from adapters.clock import SimulatedClock
+from tests.e2e.test_live_serve import _until
 from tests.fixtures.data import load_candles
 from tests.integration.paper_harness import free_port
 from tests.venues.binance_fake import FakeBinanceUsdm
@@ -32,7 +32,6 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 HISTORY_BARS = 144  # history_days 0.5
 BARS = 40
 TOKEN = "e2e-token-0123456789abcdef"
-STATUS_WAIT_S = 60  # a bound, not a speed: the subprocess imports ccxt and the app first
 
 
 @pytest.fixture
@@ -67,22 +66,6 @@ def _serve(tmp_path: Path, fake: FakeBinanceUsdm, port: int) -> subprocess.Popen
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-
-
-def _until(client: httpx.Client, proc: subprocess.Popen[bytes], done: object, log: Path) -> dict:
-    """Poll ``GET /status`` until ``done(status)``; fail with the server's log if it exits."""
-    deadline = time.monotonic() + STATUS_WAIT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            status = client.get("/status").json()
-        except httpx.TransportError:
-            status = None
-        if status is not None and done(status):  # type: ignore[operator]
-            return status
-        time.sleep(0.02)
-    raise TimeoutError(f"no such status in {STATUS_WAIT_S} s:\n{log.read_text()[-3000:]}")
 
 
 def test_serve_paper_trades_the_live_feeds_bars_and_shows_them_over_http(
