@@ -52,6 +52,7 @@ DEFAULT_LIQUIDATION_FEE = Decimal("0.0125")
 clearance fee of 1.25 % for most symbols (set per venue in the settings)."""
 
 _CHUNK = 512  # bars scanned at once by the liquidation search
+_SHORT = 4  # windows of at most this many bars are searched bar by bar (no array set-up)
 HORIZON = 2048
 """Bars one liquidation search looks ahead: past them it answers "search again there", so a
 position's searches cost in proportion to the bars it is held, not to the data left."""
@@ -560,11 +561,29 @@ def _first_liquidation(
     bar_ms: int,
     since: int,
 ) -> int | None:
-    """Vectorized search, in chunks, of the bar in ``[start, n)`` that liquidates (module
-    docstring)."""
-    times = candles.open_time
-    if start >= n or _out_of_reach(long, level, candles, start, n, marks):
+    """The bar in ``[start, n)`` that liquidates first (module docstring): bar by bar on a
+    few bars, else a vectorized scan."""
+    if start >= n:
         return None
+    if n - start <= _SHORT:
+        return _first_liquidation_short(long, level, candles, start, n, marks, bar_ms, since)
+    if _out_of_reach(long, level, candles, start, n, marks):
+        return None
+    return _scan(long, level, candles, start, n, marks, bar_ms, since)
+
+
+def _scan(
+    long: bool,
+    level: float,
+    candles: Candles,
+    start: int,
+    n: int,
+    marks: Candles | None,
+    bar_ms: int,
+    since: int,
+) -> int | None:
+    """Vectorized search, in chunks, of the bar in ``[start, n)`` that liquidates."""
+    times = candles.open_time
     lo = start
     while lo < n:
         hi = min(n, lo + _CHUNK)
@@ -585,4 +604,40 @@ def _first_liquidation(
         if len(found):
             return lo + int(found[0])
         lo = hi
+    return None
+
+
+def _first_liquidation_short(
+    long: bool,
+    level: float,
+    candles: Candles,
+    start: int,
+    n: int,
+    marks: Candles | None,
+    bar_ms: int,
+    since: int,
+) -> int | None:
+    """:func:`_first_liquidation` bar by bar, the same rule: cheaper on a few bars (most
+    searches cover the one bar an order fills on) than the vectorized scan's set-up."""
+    times = candles.open_time
+    extreme = candles.low if long else candles.high
+    hours = None if marks is None or not len(marks) else marks.open_time
+    for i in range(start, n):
+        price = float(extreme[i])
+        touched = price <= level if long else price >= level
+        if hours is None:
+            if touched:
+                return i
+            continue
+        assert marks is not None
+        t = int(times[i])
+        hour = t - t % HOUR_MS
+        k = int(hours.searchsorted(hour))
+        if k < len(hours) and int(hours[k]) == hour:
+            mark = float(marks.low[k] if long else marks.high[k])
+            reached = mark <= level if long else mark >= level
+            if reached and (touched or ((t + bar_ms) % HOUR_MS == 0 and hour >= since)):
+                return i
+        elif touched:
+            return i
     return None

@@ -15,7 +15,13 @@ from adapters.marketdata.leverage_brackets import read_leverage_brackets
 from domain.candles import Candles
 from domain.errors import InvalidOrder
 from domain.funding import HOUR_MS, FundingPayment, FundingRates
-from domain.futures import FuturesBook, FuturesTerms, MarketFeeds
+from domain.futures import (
+    FuturesBook,
+    FuturesTerms,
+    MarketFeeds,
+    _first_liquidation_short,
+    _scan,
+)
 from domain.ledger import Ledger
 from domain.margin import MarginMode
 from domain.model import ExitReason, Fill, Liquidity, Order, OrderType, Position, Side
@@ -120,6 +126,29 @@ def test_a_wick_of_the_last_price_that_the_mark_never_saw_does_not_liquidate(
 
     assert on_mark is None
     assert on_last is not None and lo <= on_last < hi and btc.low[on_last] <= float(level)
+
+
+@pytest.mark.parametrize("with_marks", [True, False], ids=["marks", "last price"])
+def test_the_bar_by_bar_search_of_a_few_bars_finds_what_the_vectorized_scan_finds(
+    btc: Candles, marks: Candles, with_marks: bool
+) -> None:
+    wick, mark_only = _wick_hours(btc, marks)
+    found = 0
+    for hour in (wick, mark_only):
+        first = int(btc.open_time.searchsorted(hour)) - 3
+        around = slice(first, first + 3 * HOUR_MS // BAR_MS)
+        lows, highs = btc.low[around], btc.high[around]
+        for long in (True, False):
+            prices = lows if long else highs
+            for level in np.quantile(prices, [0.02, 0.2, 0.5, 0.8, 0.98]).tolist():
+                for since in (0, hour + 1):
+                    for start in range(first, first + 24):
+                        for n in range(start + 1, start + 5):
+                            args = (long, level, btc, start, n, marks if with_marks else None)
+                            short = _first_liquidation_short(*args, BAR_MS, since)
+                            assert short == _scan(*args, BAR_MS, since), (args[:2], start, n)
+                            found += short is not None
+    assert found > 100  # the windows liquidate as well as not
 
 
 def test_a_mark_high_above_every_traded_high_liquidates_a_short_on_the_hours_last_bar(
