@@ -31,6 +31,7 @@ The state (breakers, book, pending trades) is JSON (:meth:`RiskGate.state`).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -61,6 +62,7 @@ from domain.timeframes import timeframe_ms
 from service_layer.history import CandleHistory
 from service_layer.risk_config import RiskConfig
 from service_layer.risk_inputs import (
+    DAY_MS,
     BarEvent,
     Book,
     MarkGrid,
@@ -69,6 +71,7 @@ from service_layer.risk_inputs import (
     bar_events,
     close_after,
     equity_at,
+    equity_bound,
     equity_extreme,
     mark_grid,
     segment_equity,
@@ -79,7 +82,6 @@ from service_layer.risk_sizing import size_entry
 
 RISK_TAG = "risk"
 """The tag of the orders the gate places itself (closing everything after a daily-loss trip)."""
-DAY_MS = 86_400_000
 _VERSION = 1
 _BAR, _EQUITY, _TRADE = 0, 1, 2
 _NONE: frozenset[str] = frozenset()
@@ -352,7 +354,7 @@ class RiskGate:
         followed likewise."""
         assert self._grid is not None
         grid = self._grid
-        close, times = grid.close_time, grid.times
+        close, times, day_rows = grid.close_time, grid.times, grid.day_rows
         daily = self._config.breakers.daily_loss
         limit = 1.0 - float(daily.limit)
         exact = self.track_drawdown
@@ -367,9 +369,9 @@ class RiskGate:
             a = seg.a
             while a < seg.b:
                 day = times[a] // DAY_MS
-                b = seg.b
-                if times[b - 1] // DAY_MS != day:
-                    b = int(close.searchsorted((day + 1) * DAY_MS, "left"))
+                d = bisect_right(day_rows, a)  # the next day's index: its first row ends b
+                b = min(seg.b, day_rows[d]) if d < len(day_rows) else seg.b
+                d -= 1
                 start = self._day_start
                 if daily.enabled and (self._day is None or day > self._day):
                     start = equity_at(grid, seg, a)
@@ -378,11 +380,18 @@ class RiskGate:
                 floor = start * limit if start is not None and start > 0 else None
                 if not daily.enabled or held_until > times[a]:
                     floor = None
-                if peak and not exact:
+                # The day's extreme closes bound the rows' equity: the rows are reduced only
+                # where the bound does not clear the peak or the floor (rarely).
+                top_bound = equity_bound(grid, seg, d, high=True) if peak and not exact else 0.0
+                if peak and not exact and not _below(top_bound, self._dd.peak):
                     top = equity_extreme(grid, seg, a, b, high=True)
                     if top > self._dd.peak:
                         self._seen_path(close[a:b], segment_equity(grid, seg, a, b))
-                if floor is not None and equity_extreme(grid, seg, a, b) <= floor:
+                if (
+                    floor is not None
+                    and not _below(floor, equity_bound(grid, seg, d))
+                    and equity_extreme(grid, seg, a, b) <= floor
+                ):
                     hit = np.flatnonzero(segment_equity(grid, seg, a, b) <= floor)
                     if len(hit):  # (the bound and the path round alike but not identically)
                         i = a + int(hit[0])
@@ -713,6 +722,11 @@ class RiskGate:
         self._source, self._seen, self._key = None, (0, 0, 0), None
         self._pending, self._next, self._look = [], 0, None
         self._holds = bool(self.breakers.holds())
+
+
+def _below(x: float, y: float) -> bool:
+    """``x < y`` by more than float rounding could account for (False on NaN)."""
+    return x + 1e-9 * (abs(x) + abs(y)) + 1e-9 < y
 
 
 def _held(portfolio: Portfolio, symbol: str) -> Decimal:

@@ -30,6 +30,7 @@ import numpy as np
 
 from domain.candles import Candles
 from domain.errors import ConfigError
+from domain.metrics import DAY_MS
 from domain.resample import resample
 from domain.risk import atr_percentile, relative_volume
 from domain.timeframes import timeframe_ms
@@ -215,17 +216,31 @@ class Step(NamedTuple):
 @dataclass(slots=True)
 class MarkGrid:
     """Bar close times (n,) of the traded symbols and each symbol's close there, forward
-    filled (n, k), NaN before its first bar; built once per batch of bars. ``times`` holds
-    the close times as Python ints (read one at a time, per decision)."""
+    filled (n, k), NaN before its first bar; built once per batch of bars. ``times`` reads
+    the close times as Python ints, one at a time, per decision: a memoryview of
+    ``close_time`` (no copy; a list of 87,840 ints took 3 ms to build, a view no time).
+    ``day_rows`` are the first rows of each UTC day of closes, ``day_low`` and ``day_high``
+    (days, k) each symbol's lowest and highest close that day (NaN marks ignored)."""
 
     close_time: np.ndarray
     marks: np.ndarray
     column: dict[str, int]
     tf_ms: int
-    times: list[int] = field(default_factory=list)
+    times: Sequence[int] = ()
+    day_rows: list[int] = field(default_factory=list)
+    day_low: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    day_high: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
 
     def __post_init__(self) -> None:
-        self.times = self.close_time.tolist()
+        self.close_time = np.ascontiguousarray(self.close_time, dtype=np.int64)
+        self.times = memoryview(self.close_time)
+        if len(self.close_time):
+            day = self.close_time // DAY_MS
+            rows = np.concatenate(([0], np.flatnonzero(day[1:] != day[:-1]) + 1))
+            with np.errstate(invalid="ignore"):  # a day with no mark of a symbol: NaN
+                self.day_low = np.fmin.reduceat(self.marks, rows, axis=0)
+                self.day_high = np.fmax.reduceat(self.marks, rows, axis=0)
+            self.day_rows = rows.tolist()
 
 
 def mark_grid(history: Mapping[str, Candles], tf_ms: int, since: int | None) -> MarkGrid:
@@ -290,7 +305,7 @@ def segments(
     return out
 
 
-def close_after(close: list[int], time: int, tf_ms: int) -> int:
+def close_after(close: Sequence[int], time: int, tf_ms: int) -> int:
     """Index of the first close after ``time`` (ms UTC) in the sorted ``close`` times: by
     arithmetic on a gap-free grid, else a search; ``len(close)`` when none."""
     n = len(close)
@@ -325,6 +340,22 @@ def equity_at(grid: MarkGrid, seg: Segment, i: int) -> float:
     """Equity at row ``i`` of ``seg``."""
     marks, column = grid.marks, grid.column
     return seg.cash + sum(q * (float(marks[i, column[s]]) - e) for s, (q, e) in seg.held.items())
+
+
+def equity_bound(grid: MarkGrid, seg: Segment, d: int, *, high: bool = False) -> float:
+    """A bound, from the day's extreme closes, on the equity of ``seg`` at its rows in the UTC
+    day ``d`` (an index of :attr:`MarkGrid.day_rows`): at most the lowest (or, with ``high``,
+    at least the highest) of them, up to float rounding when several symbols are held (one:
+    the same formula as :func:`equity_extreme`, so exactly). NaN when a held symbol has no
+    mark that day. A check that the bound clears needs no reduction of the rows."""
+    held = seg.held
+    if not held:
+        return seg.cash
+    total = seg.cash
+    for symbol, (qty, entry) in held.items():
+        extremes = grid.day_high if (qty > 0) == high else grid.day_low
+        total += qty * (float(extremes[d, grid.column[symbol]]) - entry)
+    return total
 
 
 def equity_extreme(grid: MarkGrid, seg: Segment, a: int, b: int, *, high: bool = False) -> float:
