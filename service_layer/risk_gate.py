@@ -271,8 +271,9 @@ class RiskGate:
 
     @property
     def slack(self) -> float:
-        """How far (quote currency) the equity of the book the gate saw last stays above the
-        daily-loss floor at every close before :attr:`next_look` (0 when unknown): a funding
+        """At least how far (quote currency) the equity of the book the gate saw last stays
+        above the daily-loss floor at every close before :attr:`next_look` (a bound from the
+        days' extreme closes where that clears the floor; 0 when unknown): a funding
         payment smaller than this cannot make a trip come sooner."""
         return self._slack
 
@@ -431,7 +432,7 @@ class RiskGate:
         end = times[hi] if hi < len(times) else None
         if lo >= hi:
             return end
-        equity = segment_equity(grid, Segment(lo, hi, book.cash, book.held), lo, hi)
+        seg = Segment(lo, hi, book.cash, book.held)
         keep = 1.0 - float(self._config.breakers.daily_loss.limit)
         cut = close_after(times, (t // DAY_MS + 1) * DAY_MS - 1, tf_ms) - lo
         held = any(
@@ -441,13 +442,18 @@ class RiskGate:
         for a, b, first in ((0, cut, start), (cut, hi - lo, None)):
             if a >= b or (first is not None and held):
                 continue
-            first = float(equity[a]) if first is None else first
+            if first is None:
+                first = float(segment_equity(grid, seg, lo + a, lo + a + 1)[0])
             floor = first * keep * (1.0 + 1e-9) + 1e-9
             if first <= 0:
                 continue
-            low = float(equity[a:b].min())
-            if low <= floor:
-                return times[lo + a + int(np.argmax(equity[a:b] <= floor))]
+            # Each piece lies in one UTC day: the day's bound spares the rows' path (usually).
+            low = equity_bound(grid, seg, bisect_right(grid.day_rows, lo + a) - 1)
+            if not _below(floor, low):
+                equity = segment_equity(grid, seg, lo + a, lo + b)
+                low = float(equity.min())
+                if low <= floor:
+                    return times[lo + a + int(np.argmax(equity <= floor))]
             slack = min(slack, low - floor)
         self._slack = slack
         return end
