@@ -165,8 +165,9 @@ class Sizing:
     the bare risk size ``equity × risk_fraction / |entry − stop|`` (not rounded, not scaled);
     ``bound_by`` what set ``qty``; ``limits`` the largest quantity each rule allowed (the risk
     size after the drawdown multiplier under ``risk`` or ``drawdown``, then each enabled cap;
-    never negative); ``drawdown_multiplier`` the multiplier applied; ``message`` the decision in
-    words, with its numbers.
+    never negative); ``drawdown_multiplier`` the multiplier applied; ``step_size`` and
+    ``min_notional`` the instrument's lot step (base asset) and minimum order value (quote
+    currency) it was sized to. :attr:`message` gives the decision in words, with its numbers.
     """
 
     qty: Decimal
@@ -174,7 +175,17 @@ class Sizing:
     bound_by: SizingCap
     limits: Mapping[SizingCap, Decimal] = field(default_factory=dict)
     drawdown_multiplier: Decimal = ONE
-    message: str = ""
+    step_size: Decimal = ONE
+    min_notional: Decimal = ZERO
+
+    @property
+    def message(self) -> str:
+        """The decision in words, with its numbers (formatted when asked: most sizings pass
+        unchanged and are never shown)."""
+        return _message(
+            self.qty, self.uncapped_qty, self.bound_by, self.limits,
+            self.drawdown_multiplier, self.step_size, self.min_notional,
+        )  # fmt: skip
 
     def as_reason(self) -> Reason:
         """The decision as a stored and shown :class:`~domain.model.Reason` (``"sizing"``)."""
@@ -278,8 +289,7 @@ def size_position(
         bound_by = SizingCap.LOT_STEP
     elif qty > 0 and qty * entry < min_notional:
         qty, bound_by = ZERO, SizingCap.MIN_NOTIONAL
-    message = _message(qty, uncapped, bound_by, allowed, multiplier, step_size, min_notional)
-    return Sizing(qty, uncapped, bound_by, allowed, multiplier, message)
+    return Sizing(qty, uncapped, bound_by, allowed, multiplier, step_size, min_notional)
 
 
 class _Inputs(NamedTuple):
