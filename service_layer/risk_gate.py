@@ -163,8 +163,9 @@ class RiskGate:
         self._source: LedgerChanges | None = None
         self._seen = (0, 0, 0)  # fills, trades, fundings of _source taken in
         self._key: tuple[int | None, ...] | None = None  # the bars the inputs were built on
-        self._pending: list[BarEvent] = []  # input flips computed, fed up to _next
-        self._next = 0
+        self._pending: list[tuple[int, int, BarEvent]] = []  # input flips (time, _BAR, flip)
+        self._pending_times: list[int] = []  # their times, for the search
+        self._next = 0  # fed up to here
         self._grid: MarkGrid | None = None
         self._day: int | None = None  # the breakers' day and its starting equity, mirrored
         self._day_start: float | None = None
@@ -185,7 +186,8 @@ class RiskGate:
         a disabled breaker lifts."""
         self._config = config
         self.breakers.config = config.breakers
-        self._key, self._pending, self._next = None, [], 0  # inputs again, on the new levels
+        self._key, self._pending, self._pending_times = None, [], []  # inputs again: new levels
+        self._next = 0
         self._book, self._cash, self._steps = None, None, []  # the path from the next one
         self._look = None
         return self._after(self.breakers.advance(time))
@@ -209,12 +211,10 @@ class RiskGate:
         path = self._needs_path()
         if (bars or path) and (new_batch or self._key is None):
             self._prepare(history, bars, path)
-        feed: list[tuple[int, int, Any]] = []
-        pending, k = self._pending, self._next
-        while k < len(pending) and pending[k].time <= t:
-            feed.append((pending[k].time, _BAR, pending[k]))
-            k += 1
-        self._next = k
+        k = self._next
+        end = bisect_right(self._pending_times, t, k)
+        feed: list[tuple[int, int, Any]] = self._pending[k:end]
+        self._next = end
         if path and self._grid is not None and len(self._grid.times):
             start, book = self._fed, self._book
             if start is None and not self._moved and not portfolio.positions:
@@ -345,7 +345,8 @@ class RiskGate:
                 volatility=levels, volume=volume, vol_held=symbol in held, loud=symbol in loud,
             )  # fmt: skip
         events.sort(key=attrgetter("time"))
-        self._pending, self._next = events, 0
+        self._pending = [(e.time, _BAR, e) for e in events]
+        self._pending_times, self._next = [e.time for e in events], 0
 
     def _equity_points(self, t: int, t0: int, book: Book) -> list[tuple[int, int, Any]]:
         """The closes in ``(t0, t)`` (``book`` held at ``t0``) the breakers must see: each UTC
@@ -726,7 +727,7 @@ class RiskGate:
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ValueError(f"malformed risk gate state: {exc!r}") from exc
         self._source, self._seen, self._key = None, (0, 0, 0), None
-        self._pending, self._next, self._look = [], 0, None
+        self._pending, self._pending_times, self._next, self._look = [], [], 0, None
         self._holds = bool(self.breakers.holds())
 
 
