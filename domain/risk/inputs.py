@@ -14,6 +14,10 @@ def _check(ok: bool, name: str, message: str) -> None:
         raise ConfigError(message, field=name)
 
 
+_FEW = 8
+"""Up to this many windows, :func:`relative_volume` sums them as Python floats."""
+
+
 def relative_volume(volume: np.ndarray, period: int = 20) -> np.ndarray:
     """Relative volume: each bar's volume over the mean volume of the ``period`` bars before it.
 
@@ -34,15 +38,24 @@ def relative_volume(volume: np.ndarray, period: int = 20) -> np.ndarray:
     v = np.asarray(volume, dtype=np.float64)
     out = np.full(v.shape, np.nan)
     n = len(v)
-    if n > period:
-        # Summed in window order, one shifted slice at a time: each window's sum depends on
-        # its values alone (as a paper run's bounded window needs; a difference of running
-        # sums would depend on the bars before), at a fifth of a reduction of window views.
+    # Each window is summed in window order, left to right: its sum depends on its values
+    # alone (as a paper run's bounded window needs; a difference of running sums would depend
+    # on the bars before), and the two paths below give the same bits.
+    if n - period > _FEW:  # one shifted slice at a time: a fifth of a window-view reduction
         total = v[: n - period].copy()
         for k in range(1, period):
             total += v[k : n - period + k]
         mean = total / period
         np.divide(v[period:], mean, out=out[period:], where=mean > 0)
+    elif n > period:  # a few windows (a paper run's one new bar): plain floats, no array ops
+        values = v.tolist()
+        for i in range(n - period):
+            running = values[i]
+            for x in values[i + 1 : i + period]:
+                running += x
+            mean = running / period
+            if mean > 0:
+                out[period + i] = values[period + i] / mean
     return out
 
 

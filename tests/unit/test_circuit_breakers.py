@@ -443,6 +443,18 @@ def test_atr_percentile_by_hand() -> None:
     assert np.isnan(pct[6:]).all()
 
 
+@settings(max_examples=200, deadline=None)
+@given(end=st.integers(21, 5000), windows=st.integers(1, 12))
+def test_rvol_of_a_short_window_has_the_bits_of_the_whole_series(end: int, windows: int) -> None:
+    volume = load_candles("binance_usdm_BTCUSDT_5m.csv.gz").volume[:5000]
+    windows = min(windows, end - 20)
+
+    whole = relative_volume(volume[:end], 20)[end - windows :]
+    short = relative_volume(volume[end - windows - 20 : end], 20)[20:]
+
+    assert whole.tobytes() == short.tobytes()  # a paper run's window: the backtest's numbers
+
+
 def test_the_inputs_match_a_plain_loop_on_real_bars() -> None:
     candles = load_candles("binance_usdm_BTCUSDT_5m.csv.gz")
     volume = candles.volume[:5000]
