@@ -38,6 +38,7 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 import numpy as np
 
@@ -478,6 +479,7 @@ class FuturesBook:
         since = self.changed.get(symbol, position.opened_time or 0)
         stop = min(stop, len(candles))
         key = (candles, long, level, since)
+        search = _Search(long, float(level), candles, marks, self.bar_ms, since)
         cached = self._searched.get(symbol)
         # A search already done for the same bars, side, level and position change answers
         # any window inside what it covered: [its start, its end) with its hit at the end.
@@ -488,14 +490,10 @@ class FuturesBook:
             if hit is None and stop <= end:
                 return None
             if hit is None and start <= end:
-                found = _first_liquidation(
-                    long, float(level), candles, end, stop, marks, self.bar_ms, since
-                )
+                found = search.first(end, stop)
                 self._searched[symbol] = (key, cached[1], stop if found is None else found, found)
                 return found
-        found = _first_liquidation(
-            long, float(level), candles, start, stop, marks, self.bar_ms, since
-        )
+        found = search.first(start, stop)
         self._searched[symbol] = (key, start, stop if found is None else found, found)
         return found
 
@@ -551,93 +549,80 @@ def _out_of_reach(
     return float(marks.high[a:b].max()) < level
 
 
-def _first_liquidation(
-    long: bool,
-    level: float,
-    candles: Candles,
-    start: int,
-    n: int,
-    marks: Candles | None,
-    bar_ms: int,
-    since: int,
-) -> int | None:
-    """The bar in ``[start, n)`` that liquidates first (module docstring): bar by bar on a
-    few bars, else a vectorized scan."""
-    if start >= n:
-        return None
-    if n - start <= _SHORT:
-        return _first_liquidation_short(long, level, candles, start, n, marks, bar_ms, since)
-    if _out_of_reach(long, level, candles, start, n, marks):
-        return None
-    return _scan(long, level, candles, start, n, marks, bar_ms, since)
+class _Search(NamedTuple):
+    """One liquidation search: the position's side (``long``), the liquidation price
+    ``level`` (float), the traded ``candles``, the 1 h ``marks`` (None: none), the bar length
+    ``bar_ms`` and ``since``, the position's last change (ms UTC: a mark-only liquidation
+    needs a whole hour after it)."""
 
+    long: bool
+    level: float
+    candles: Candles
+    marks: Candles | None
+    bar_ms: int
+    since: int
 
-def _scan(
-    long: bool,
-    level: float,
-    candles: Candles,
-    start: int,
-    n: int,
-    marks: Candles | None,
-    bar_ms: int,
-    since: int,
-) -> int | None:
-    """Vectorized search, in chunks, of the bar in ``[start, n)`` that liquidates."""
-    times = candles.open_time
-    lo = start
-    while lo < n:
-        hi = min(n, lo + _CHUNK)
-        t = times[lo:hi]
-        touched = candles.low[lo:hi] <= level if long else candles.high[lo:hi] >= level
-        if marks is None or not len(marks):
-            hit = touched
-        else:
+    def first(self, start: int, n: int) -> int | None:
+        """The bar in ``[start, n)`` that liquidates first (module docstring): bar by bar on
+        a few bars, else a vectorized scan; None when none."""
+        if start >= n:
+            return None
+        if n - start <= _SHORT:
+            return self.bar_by_bar(start, n)
+        if _out_of_reach(self.long, self.level, self.candles, start, n, self.marks):
+            return None
+        return self.scan(start, n)
+
+    def scan(self, start: int, n: int) -> int | None:
+        """Vectorized search, in chunks, of the bar in ``[start, n)`` that liquidates."""
+        long, level, candles, marks = self.long, self.level, self.candles, self.marks
+        times = candles.open_time
+        lo = start
+        while lo < n:
+            hi = min(n, lo + _CHUNK)
+            t = times[lo:hi]
+            touched = candles.low[lo:hi] <= level if long else candles.high[lo:hi] >= level
+            if marks is None or not len(marks):
+                hit = touched
+            else:
+                hour = t - t % HOUR_MS
+                idx = np.searchsorted(marks.open_time, hour)
+                safe = np.minimum(idx, len(marks) - 1)
+                have = (idx < len(marks)) & (marks.open_time[safe] == hour)
+                reached = marks.low[safe] <= level if long else marks.high[safe] >= level
+                ends_hour = (t + self.bar_ms) % HOUR_MS == 0
+                whole_hour = hour >= self.since
+                hit = np.where(have, reached & (touched | (ends_hour & whole_hour)), touched)
+            found = np.flatnonzero(hit)
+            if len(found):
+                return lo + int(found[0])
+            lo = hi
+        return None
+
+    def bar_by_bar(self, start: int, n: int) -> int | None:
+        """:meth:`scan` one bar at a time, the same rule: cheaper on a few bars (most
+        searches cover the one bar an order fills on) than the scan's set-up."""
+        long, level, marks = self.long, self.level, self.marks
+        times = self.candles.open_time
+        extreme = self.candles.low if long else self.candles.high
+        hours = None if marks is None or not len(marks) else marks.open_time
+        for i in range(start, n):
+            price = float(extreme[i])
+            touched = price <= level if long else price >= level
+            if hours is None:
+                if touched:
+                    return i
+                continue
+            assert marks is not None
+            t = int(times[i])
             hour = t - t % HOUR_MS
-            idx = np.searchsorted(marks.open_time, hour)
-            safe = np.minimum(idx, len(marks) - 1)
-            have = (idx < len(marks)) & (marks.open_time[safe] == hour)
-            reached = marks.low[safe] <= level if long else marks.high[safe] >= level
-            ends_hour = (t + bar_ms) % HOUR_MS == 0
-            whole_hour = hour >= since
-            hit = np.where(have, reached & (touched | (ends_hour & whole_hour)), touched)
-        found = np.flatnonzero(hit)
-        if len(found):
-            return lo + int(found[0])
-        lo = hi
-    return None
-
-
-def _first_liquidation_short(
-    long: bool,
-    level: float,
-    candles: Candles,
-    start: int,
-    n: int,
-    marks: Candles | None,
-    bar_ms: int,
-    since: int,
-) -> int | None:
-    """:func:`_first_liquidation` bar by bar, the same rule: cheaper on a few bars (most
-    searches cover the one bar an order fills on) than the vectorized scan's set-up."""
-    times = candles.open_time
-    extreme = candles.low if long else candles.high
-    hours = None if marks is None or not len(marks) else marks.open_time
-    for i in range(start, n):
-        price = float(extreme[i])
-        touched = price <= level if long else price >= level
-        if hours is None:
-            if touched:
+            k = int(hours.searchsorted(hour))
+            if k < len(hours) and int(hours[k]) == hour:
+                mark = float(marks.low[k] if long else marks.high[k])
+                reached = mark <= level if long else mark >= level
+                ends_hour = (t + self.bar_ms) % HOUR_MS == 0
+                if reached and (touched or (ends_hour and hour >= self.since)):
+                    return i
+            elif touched:
                 return i
-            continue
-        assert marks is not None
-        t = int(times[i])
-        hour = t - t % HOUR_MS
-        k = int(hours.searchsorted(hour))
-        if k < len(hours) and int(hours[k]) == hour:
-            mark = float(marks.low[k] if long else marks.high[k])
-            reached = mark <= level if long else mark >= level
-            if reached and (touched or ((t + bar_ms) % HOUR_MS == 0 and hour >= since)):
-                return i
-        elif touched:
-            return i
-    return None
+        return None

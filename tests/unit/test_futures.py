@@ -15,13 +15,7 @@ from adapters.marketdata.leverage_brackets import read_leverage_brackets
 from domain.candles import Candles
 from domain.errors import InvalidOrder
 from domain.funding import HOUR_MS, FundingPayment, FundingRates
-from domain.futures import (
-    FuturesBook,
-    FuturesTerms,
-    MarketFeeds,
-    _first_liquidation_short,
-    _scan,
-)
+from domain.futures import FuturesBook, FuturesTerms, MarketFeeds, _Search
 from domain.ledger import Ledger
 from domain.margin import MarginMode
 from domain.model import ExitReason, Fill, Liquidity, Order, OrderType, Position, Side
@@ -144,9 +138,11 @@ def test_the_bar_by_bar_search_of_a_few_bars_finds_what_the_vectorized_scan_find
                 for since in (0, hour + 1):
                     for start in range(first, first + 24):
                         for n in range(start + 1, start + 5):
-                            args = (long, level, btc, start, n, marks if with_marks else None)
-                            short = _first_liquidation_short(*args, BAR_MS, since)
-                            assert short == _scan(*args, BAR_MS, since), (args[:2], start, n)
+                            search = _Search(
+                                long, level, btc, marks if with_marks else None, BAR_MS, since
+                            )
+                            short = search.bar_by_bar(start, n)
+                            assert short == search.scan(start, n), (search[:2], start, n)
                             found += short is not None
     assert found > 100  # the windows liquidate as well as not
 
