@@ -167,9 +167,9 @@ class TradingService:
             with self.uow_factory() as uow:
                 store_changes(uow, changes)
                 uow.commit()
-        self._reconcile(engine)
-        self._feed = feed
         self._snapshot = snapshot(engine, self.run.candles_processed)
+        self._reconcile(engine)  # its repairs refresh the snapshot
+        self._feed = feed
         return engine
 
     def _new_feed(self, run: RunState) -> MarketData:
@@ -453,9 +453,8 @@ class TradingService:
         self.bus.publish(change_events(changes, engine.marks))
         if (changes.fills or changes.fundings) and engine.matcher is None:
             self._save_cash(engine)
-        current = getattr(self, "_snapshot", None)  # None while the kernel is being prepared
-        if (changes.fills or changes.positions) and current is not None:
-            self._set_snapshot(snapshot(engine, current.candles_processed))
+        if changes.fills or changes.positions:
+            self._set_snapshot(snapshot(engine, self._snapshot.candles_processed))
 
     def _stored(self, order_id: str) -> Order | None:
         with self.uow_factory() as uow:
