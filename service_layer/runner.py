@@ -228,6 +228,15 @@ class EngineRunner:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
+    def save_cash(self, cash: Decimal) -> None:
+        """Store ``cash`` (quote currency: the ledger's, moved between bars by a live venue's
+        fills and funding) with the run's progress, on the engine thread, so that a restart
+        before the next bar's commit starts from it."""
+        self.run = replace(self.run, cash=cash)
+        with self.uow as uow:
+            uow.runs.save_progress(self.run)
+            uow.commit()
+
     def _loop(self) -> None:
         try:
             self.commands.run_pending()

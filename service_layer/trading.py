@@ -220,11 +220,11 @@ class TradingService:
         the stored cash."""
         runner = self._runner
         if runner is not None and runner.running:  # the engine thread, between bars
-            run = runner.run = replace(runner.run, cash=engine.ledger.cash)
-        else:
-            run = self.run = replace(self.run, cash=engine.ledger.cash)
+            runner.save_cash(engine.ledger.cash)
+            return
+        self.run = replace(self.run, cash=engine.ledger.cash)
         with self.uow_factory() as uow:
-            uow.runs.save_progress(run)
+            uow.runs.save_progress(self.run)
             uow.commit()
 
     def _fill_ids_since(self, start: int) -> set[str]:
