@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, NamedTuple
+from typing import Any
 
 from adapters.venues.binance_usdm.capabilities import CAPABILITIES, VENUE, Capabilities
 from adapters.venues.binance_usdm.client import Retrying, Sleep, UsdmExchange
@@ -29,23 +29,20 @@ from adapters.venues.binance_usdm.kline_stream import KlineStream
 from adapters.venues.binance_usdm.parsing import ohlcv_candles
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
 from adapters.venues.budget import VenueBudget
+from adapters.venues.market_data_base import Page, VenueMarketData
 from domain.candles import Candles
-from domain.errors import ConfigError, UnknownSymbol, VenueError
+from domain.errors import UnknownSymbol, VenueError
 from domain.ports import Clock
-from domain.timeframes import timeframe_ms
 
 logger = logging.getLogger(__name__)
 
 
-class Page(NamedTuple):
-    """One REST page of closed bars (in order, no duplicates) and the duplicates it dropped."""
-
-    candles: Candles
-    duplicates: int
-
-
-class BinanceUsdmMarketData:
-    """Binance USDⓈ-M market data through one ccxt exchange; an async context manager.
+class BinanceUsdmMarketData(
+    VenueMarketData[BinanceUsdmSettings, Capabilities, UsdmExchange, KlineStream]
+):
+    """Binance USDⓈ-M market data through one ccxt exchange; an async context manager
+    (attributes, and what every venue shares: see
+    :class:`~adapters.venues.market_data_base.VenueMarketData`).
 
     Parameters
     ----------
@@ -60,16 +57,9 @@ class BinanceUsdmMarketData:
     budget:
         The venue's request-weight budget shared with its other callers (None: ccxt's own
         limiter).
-
-    Attributes
-    ----------
-    exchange:
-        The ccxt exchange (its ``responses`` count REST answers by path and status).
-    call:
-        Runs a venue call, retrying transient failures (its ``retries`` count them).
-    offset_ms:
-        Venue clock minus ours (ms), from :meth:`sync_time`.
     """
+
+    venue = VENUE
 
     def __init__(
         self,
@@ -80,46 +70,14 @@ class BinanceUsdmMarketData:
         sleep: Sleep = asyncio.sleep,
         budget: VenueBudget | None = None,
     ) -> None:
-        self.settings = settings
-        self.capabilities = capabilities
-        self._clock = clock
-        self.exchange = UsdmExchange(settings, clock=clock, on_kline=self._on_kline, budget=budget)
-        self.call = Retrying(settings, sleep=sleep)
-        self.offset_ms = 0
-        self._streams: dict[tuple[str, str], KlineStream] = {}
-
-    async def __aenter__(self) -> BinanceUsdmMarketData:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def open(self) -> None:
-        """Load the venue's markets and measure the clock offset.
-
-        Raises
-        ------
-        VenueError
-            When the venue cannot be reached after the retries, or refuses.
-        """
-        await self.call(self.exchange.load_markets)
-        await self.sync_time()
-
-    async def close(self) -> None:
-        """Stop every stream and close the connections."""
-        for stream in list(self._streams.values()):
-            await stream.aclose()
-        await self.exchange.close()
-
-    async def sync_time(self) -> int:
-        """Measure :attr:`offset_ms` as the venue's time minus the midpoint of our request's
-        send and receive times (ms); returns it."""
-        sent = self._clock.now_ms()
-        server = await self.call(self.exchange.fetch_time)
-        received = self._clock.now_ms()
-        self.offset_ms = int(server) - (sent + received) // 2
-        return self.offset_ms
+        super().__init__(
+            settings,
+            clock=clock,
+            capabilities=capabilities,
+            exchange=UsdmExchange,
+            call=Retrying(settings, sleep=sleep),
+            budget=budget,
+        )
 
     async def keep_time(self) -> None:
         """Measure the clock offset again every ``time_sync_s`` until cancelled; a failed
@@ -130,16 +88,6 @@ class BinanceUsdmMarketData:
                 await self.sync_time()
             except VenueError as exc:
                 logger.warning("%s: clock offset not measured: %s", VENUE, exc)
-
-    def venue_now(self) -> int:
-        """The venue's time now (ms UTC)."""
-        return self._clock.now_ms() + self.offset_ms
-
-    def last_closed(self, timeframe: str) -> int:
-        """Open time (ms UTC) of the newest bar whose close is ``close_grace_s`` behind the
-        venue's clock."""
-        step = timeframe_ms(timeframe)
-        return (self.venue_now() - int(self.settings.close_grace_s * 1000)) // step * step - step
 
     def market(self, symbol: str) -> str:
         """ccxt's symbol of the venue's ``symbol`` (``BTCUSDT`` → ``BTC/USDT:USDT``).
@@ -153,23 +101,6 @@ class BinanceUsdmMarketData:
             if market.get("linear") and market.get("contract"):
                 return str(market["symbol"])
         raise UnknownSymbol(f"{symbol!r} is not a {VENUE} market", field="symbol")
-
-    def check_timeframe(self, timeframe: str) -> int:
-        """``timeframe``'s length in ms.
-
-        Raises
-        ------
-        ConfigError
-            (``field="timeframe"``) Not a timeframe name, or not one of the venue's.
-        """
-        step = timeframe_ms(timeframe)
-        if timeframe not in self.capabilities.timeframes:
-            raise ConfigError(
-                f"timeframe {timeframe!r} is not served by {VENUE}; choose one of "
-                f"{', '.join(self.capabilities.timeframes)}",
-                field="timeframe",
-            )
-        return step
 
     async def pages(
         self, symbol: str, timeframe: str, start_ms: int, end_ms: int | None = None
@@ -220,43 +151,6 @@ class BinanceUsdmMarketData:
                 return
             since = last + step
 
-    async def backfill(
-        self, symbol: str, timeframe: str, start_ms: int, end_ms: int | None = None
-    ) -> Candles:
-        """Every closed bar of :meth:`pages` in one series (same arguments and errors)."""
-        out = Candles.empty()
-        async for page in self.pages(symbol, timeframe, start_ms, end_ms):
-            out = out.concat(page.candles)
-        return out
-
-    def stream(self, symbol: str, timeframe: str, *, after_ms: int | None = None) -> KlineStream:
-        """The live closed bars of ``symbol`` on ``timeframe`` (see :class:`KlineStream`); call
-        it on the event loop: the subscription starts at once.
-
-        Parameters
-        ----------
-        after_ms:
-            Open time (ms UTC) of the last bar the caller has: the stream starts with the
-            closed bars after it, fetched over REST. None: from the first closed bar streamed.
-
-        Raises
-        ------
-        UnknownSymbol, ConfigError
-            A symbol or timeframe the venue does not have, or one already streamed.
-        """
-        self.check_timeframe(timeframe)
-        self.market(symbol)
-        key = (symbol, timeframe)
-        if key in self._streams:
-            raise ConfigError(f"{symbol} {timeframe} is already streamed", field="symbol")
-        stream = KlineStream(self, symbol, timeframe, after_ms=after_ms)
-        self._streams[key] = stream
-        stream.start()
-        return stream
-
-    def _forget(self, stream: KlineStream) -> None:
-        self._streams.pop((stream.symbol, stream.timeframe), None)
-
     async def _klines(
         self, unified: str, timeframe: str, since: int, stop: int | None
     ) -> list[list]:
@@ -266,14 +160,19 @@ class BinanceUsdmMarketData:
             lambda: self.exchange.fetch_ohlcv(unified, timeframe, since, size, params)
         )
 
-    def _on_kline(self, event: dict[str, Any]) -> None:
-        """Route a kline-stream event to its stream (ccxt calls this on its event loop)."""
-        k = event.get("k")
+    def _new_stream(self, symbol: str, timeframe: str, *, after_ms: int | None) -> KlineStream:
+        self.market(symbol)
+        return KlineStream(self, symbol, timeframe, after_ms=after_ms)
+
+    def _stream_key(self, stream: KlineStream) -> tuple[str, str]:
+        return (stream.symbol, stream.timeframe)
+
+    def _kline_key(self, message: dict[str, Any]) -> tuple[str, str] | None:
+        """A kline-stream event's symbol and interval (``k.s``, ``k.i``)."""
+        k = message.get("k")
         if not isinstance(k, dict):
-            return
-        stream = self._streams.get((str(k.get("s")), str(k.get("i"))))
-        if stream is not None:
-            stream.receive(event)
+            return None
+        return (str(k.get("s")), str(k.get("i")))
 
 
 def _closed_end(candles: Candles, closed: int, stop: int | None) -> int:

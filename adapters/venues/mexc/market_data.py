@@ -34,14 +34,14 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from adapters.venues.budget import VenueBudget
+from adapters.venues.market_data_base import Page, VenueMarketData
 from adapters.venues.mexc.capabilities import CAPABILITIES, VENUE, Capabilities
 from adapters.venues.mexc.client import MexcExchange, Retrying, Sleep
 from adapters.venues.mexc.kline_stream import KlineStream
 from adapters.venues.mexc.order_entry import OrderEntry, probe
 from adapters.venues.mexc.parsing import contract_number, ohlcv_candles
 from adapters.venues.mexc.settings import MexcSettings
-from domain.candles import Candles
-from domain.errors import ConfigError, UnknownSymbol
+from domain.errors import UnknownSymbol
 from domain.ports import Clock
 from domain.timeframes import timeframe_ms
 
@@ -58,15 +58,10 @@ class Contract(NamedTuple):
     price_tick: Decimal
 
 
-class Page(NamedTuple):
-    """One REST page of closed bars (in order, no duplicates) and the duplicates it dropped."""
-
-    candles: Candles
-    duplicates: int
-
-
-class MexcMarketData:
-    """MEXC futures market data through one ccxt exchange; an async context manager.
+class MexcMarketData(VenueMarketData[MexcSettings, Capabilities, MexcExchange, KlineStream]):
+    """MEXC futures market data through one ccxt exchange; an async context manager
+    (attributes, and what every venue shares: see
+    :class:`~adapters.venues.market_data_base.VenueMarketData`).
 
     Parameters
     ----------
@@ -81,16 +76,9 @@ class MexcMarketData:
     budget:
         The venue's request budget shared with its other callers
         (:func:`~adapters.venues.mexc.client.mexc_budget`); None: ccxt's own limiter.
-
-    Attributes
-    ----------
-    exchange:
-        The ccxt exchange (its ``responses`` count REST answers by path and status).
-    call:
-        Runs a venue call, retrying transient failures (its ``retries`` count them).
-    offset_ms:
-        Venue clock minus ours (ms), from :meth:`sync_time`.
     """
+
+    venue = VENUE
 
     def __init__(
         self,
@@ -101,56 +89,14 @@ class MexcMarketData:
         sleep: Sleep = asyncio.sleep,
         budget: VenueBudget | None = None,
     ) -> None:
-        self.settings = settings
-        self.capabilities = capabilities
-        self._clock = clock
-        self.exchange = MexcExchange(settings, clock=clock, on_kline=self._on_kline, budget=budget)
-        self.call = Retrying(settings, sleep=sleep)
-        self.offset_ms = 0
-        self._streams: dict[tuple[str, str], KlineStream] = {}
-
-    async def __aenter__(self) -> MexcMarketData:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def open(self) -> None:
-        """Load the venue's contracts and measure the clock offset.
-
-        Raises
-        ------
-        VenueError
-            When the venue cannot be reached after the retries, or refuses.
-        """
-        await self.call(self.exchange.load_markets)
-        await self.sync_time()
-
-    async def close(self) -> None:
-        """Stop every stream and close the connections."""
-        for stream in list(self._streams.values()):
-            await stream.aclose()
-        await self.exchange.close()
-
-    async def sync_time(self) -> int:
-        """Measure :attr:`offset_ms` as the venue's time minus the midpoint of our request's
-        send and receive times (ms); returns it."""
-        sent = self._clock.now_ms()
-        server = await self.call(self.exchange.fetch_time)
-        received = self._clock.now_ms()
-        self.offset_ms = int(server) - (sent + received) // 2
-        return self.offset_ms
-
-    def venue_now(self) -> int:
-        """The venue's time now (ms UTC)."""
-        return self._clock.now_ms() + self.offset_ms
-
-    def last_closed(self, timeframe: str) -> int:
-        """Open time (ms UTC) of the newest bar whose close is ``close_grace_s`` behind the
-        venue's clock."""
-        step = timeframe_ms(timeframe)
-        return (self.venue_now() - int(self.settings.close_grace_s * 1000)) // step * step - step
+        super().__init__(
+            settings,
+            clock=clock,
+            capabilities=capabilities,
+            exchange=MexcExchange,
+            call=Retrying(settings, sleep=sleep),
+            budget=budget,
+        )
 
     def contract(self, symbol: str) -> Contract:
         """The USDT-M perpetual of ``symbol`` (``BTCUSDT``: MEXC's ``BTC_USDT``).
@@ -176,23 +122,6 @@ class MexcMarketData:
             f"{symbol!r} is not a {VENUE} perpetual (write BTCUSDT for MEXC's BTC_USDT)",
             field="symbol",
         )
-
-    def check_timeframe(self, timeframe: str) -> int:
-        """``timeframe``'s length in ms.
-
-        Raises
-        ------
-        ConfigError
-            (``field="timeframe"``) Not a timeframe name, or not one of the venue's.
-        """
-        step = timeframe_ms(timeframe)
-        if timeframe not in self.capabilities.timeframes:
-            raise ConfigError(
-                f"timeframe {timeframe!r} is not served by {VENUE}; choose one of "
-                f"{', '.join(self.capabilities.timeframes)}",
-                field="timeframe",
-            )
-        return step
 
     async def pages(
         self, symbol: str, timeframe: str, start_ms: int, end_ms: int | None = None
@@ -246,38 +175,6 @@ class MexcMarketData:
                 last = int(bars.open_time[-1])
             since = window_end + step
 
-    async def backfill(
-        self, symbol: str, timeframe: str, start_ms: int, end_ms: int | None = None
-    ) -> Candles:
-        """Every closed bar of :meth:`pages` in one series (same arguments and errors)."""
-        out = Candles.empty()
-        async for page in self.pages(symbol, timeframe, start_ms, end_ms):
-            out = out.concat(page.candles)
-        return out
-
-    def stream(self, symbol: str, timeframe: str, *, after_ms: int | None = None) -> KlineStream:
-        """The live closed bars of ``symbol`` on ``timeframe`` (see :class:`KlineStream`); call
-        it on the event loop: the subscription starts at once.
-
-        Parameters
-        ----------
-        after_ms:
-            Open time (ms UTC) of the last bar the caller has: the stream starts with the
-            closed bars after it, fetched over REST. None: from the first bar streamed closed.
-
-        Raises
-        ------
-        UnknownSymbol, ConfigError
-            A symbol or timeframe the venue does not have, or one already streamed.
-        """
-        self.check_timeframe(timeframe)
-        stream = KlineStream(self, self.contract(symbol), timeframe, after_ms=after_ms)
-        if stream.key in self._streams:
-            raise ConfigError(f"{symbol} {timeframe} is already streamed", field="symbol")
-        self._streams[stream.key] = stream
-        stream.start()
-        return stream
-
     async def probe_order_entry(self, symbol: str) -> OrderEntry:
         """Whether this account can place ``symbol``'s futures orders through the API, with the
         venue's reason when not (see :mod:`adapters.venues.mexc.order_entry`).
@@ -291,9 +188,6 @@ class MexcMarketData:
         """
         contract = self.contract(symbol)
         return await probe(self.exchange, self.call, contract, now_ms=self.venue_now())
-
-    def _forget(self, stream: KlineStream) -> None:
-        self._streams.pop(stream.key, None)
 
     async def _klines(
         self, contract: Contract, timeframe: str, first: int, last: int
@@ -310,11 +204,16 @@ class MexcMarketData:
             lambda: self.exchange.fetch_ohlcv(unified, timeframe, first - 1000, size, params)
         )
 
-    def _on_kline(self, message: dict[str, Any]) -> None:
-        """Route a ``push.kline`` message to its stream (ccxt calls this on its event loop)."""
+    def _new_stream(self, symbol: str, timeframe: str, *, after_ms: int | None) -> KlineStream:
+        return KlineStream(self, self.contract(symbol), timeframe, after_ms=after_ms)
+
+    def _stream_key(self, stream: KlineStream) -> tuple[str, str]:
+        return stream.key
+
+    def _kline_key(self, message: dict[str, Any]) -> tuple[str, str] | None:
+        """A ``push.kline`` message's contract id and interval (``data.symbol``,
+        ``data.interval``)."""
         data = message.get("data")
         if not isinstance(data, dict):
-            return
-        stream = self._streams.get((str(data.get("symbol")), str(data.get("interval"))))
-        if stream is not None:
-            stream.receive(message)
+            return None
+        return (str(data.get("symbol")), str(data.get("interval")))
