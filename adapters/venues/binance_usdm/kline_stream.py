@@ -4,21 +4,18 @@ and staleness are handled)."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ccxt
-import numpy as np
 
 from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.errors import translate
 from adapters.venues.binance_usdm.parsing import stream_kline
-from domain.candles import Candles, Gap, find_gaps
-from domain.coordinator import STALE_PERIODS
-from domain.errors import DataError
+from adapters.venues.kline_stream_base import KlineStreamBase
+from domain.candles import Gap
+from domain.errors import DataError, VenueError
 from domain.events import FeedStale
-from domain.timeframes import timeframe_ms
 
 if TYPE_CHECKING:
     from adapters.venues.binance_usdm.market_data import BinanceUsdmMarketData
@@ -44,68 +41,23 @@ class StreamStatus:
     stale: FeedStale | None
 
 
-class KlineStream:
-    """Closed bars of one symbol and timeframe, live: ``async for bars in stream`` yields
-    :class:`Candles` (one or more bars, strictly after the previous ones, in order).
-
-    The websocket subscription runs in a task (:meth:`start`); a lost connection is reopened
-    after a backoff (``backoff_s`` doubling to ``max_backoff_s``) and the bars it missed come
-    over REST. Made by :meth:`BinanceUsdmMarketData.stream`.
-
-    Raises (from ``__anext__``)
-    ---------------------------
-    DataError
-        A malformed kline from the venue.
-    VenueError
-        A permanent failure (e.g. a ban), or a transient one of REST after the retries; the
-        stream keeps its place, so ``anext`` may be called again (the bars come over REST).
+class KlineStream(KlineStreamBase["BinanceUsdmMarketData"]):
+    """Closed bars of one symbol and timeframe from Binance USDⓈ-M's kline stream, live (see
+    :class:`~adapters.venues.kline_stream_base.KlineStreamBase` for iterating, reconnects and
+    errors, e.g. a ban's ``VenueError``): a bar is yielded once the venue marks its kline closed;
+    forming updates are counted (``forming_ignored``) and ignored. A bar that closed while the
+    stream was not subscribed comes over REST at once. Made by
+    :meth:`BinanceUsdmMarketData.stream`.
     """
+
+    venue = VENUE
 
     def __init__(
         self, source: BinanceUsdmMarketData, symbol: str, timeframe: str, *, after_ms: int | None
     ) -> None:
-        self.symbol, self.timeframe = symbol, timeframe
-        self._source = source
-        self._settings = source.settings
-        self._step = timeframe_ms(timeframe)
-        self._last = after_ms
-        self._started = source.venue_now()
-        self._queue: asyncio.Queue[Candles | Exception] = asyncio.Queue()
-        self._watcher: asyncio.Task[None] | None = None
-        self._connected = False
+        super().__init__(source, symbol, timeframe, after_ms=after_ms)
         self._subscribed_at: int | None = None  # venue time the connection (re)opened
-        self._next_check = 0  # venue time of the next look for overdue bars
-        self._gaps: list[Gap] = []
-        self.reconnects = self.duplicates = self.forming_ignored = self.rest_bars = 0
-
-    def __aiter__(self) -> KlineStream:
-        return self
-
-    def start(self) -> None:
-        """Start the subscription task (on the running event loop), once."""
-        if self._watcher is None:
-            self._watcher = asyncio.create_task(self._watch(), name=f"watch {self.symbol}")
-
-    async def __anext__(self) -> Candles:
-        while True:
-            bars = await self._overdue()
-            if not len(bars):
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), self._settings.poll_s)
-                except TimeoutError:
-                    continue
-                if isinstance(item, Exception):
-                    raise item
-                bars = await self._accept(item)
-            if len(bars):
-                return self._emit(bars)
-
-    async def aclose(self) -> None:
-        """Stop the subscription task; the stream yields nothing more."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-        self._source._forget(self)
+        self.forming_ignored = 0
 
     def receive(self, event: dict[str, Any]) -> None:
         """Take one kline-stream event: a closed bar is queued, a forming one ignored."""
@@ -119,91 +71,24 @@ class KlineStream:
         else:
             self.forming_ignored += 1
 
-    def staleness(self) -> FeedStale | None:
-        """A :class:`FeedStale` when no bar has closed for more than 2 periods (since the last
-        one yielded, or since the stream was made), else None."""
-        now = self._source.venue_now()
-        since = self._started if self._last is None else self._last + self._step
-        silent = now - since
-        if silent > STALE_PERIODS * self._step:
-            return FeedStale(self.symbol, silent, now, self._last)
-        return None
-
     def status(self) -> StreamStatus:
         """The stream's counters and state now."""
-        return StreamStatus(
-            venue=VENUE,
-            symbol=self.symbol,
-            timeframe=self.timeframe,
-            connected=self._connected,
-            last_open_time=self._last,
-            reconnects=self.reconnects,
-            duplicates=self.duplicates,
-            forming_ignored=self.forming_ignored,
-            rest_bars=self.rest_bars,
-            gaps=tuple(self._gaps),
-            stale=self.staleness(),
-        )
+        return StreamStatus(**self._status_fields(), forming_ignored=self.forming_ignored)
 
-    async def _watch(self) -> None:
-        """Keep the subscription open; closed klines arrive through :meth:`receive`."""
-        settings, exchange = self._settings, self._source.exchange
-        unified = self._source.market(self.symbol)
-        delay = settings.backoff_s
-        while True:
-            try:
-                await exchange.watch_ohlcv(unified, self.timeframe)
-            except ccxt.NetworkError:
-                if self._connected:  # a connection lost, not a reconnection refused
-                    self.reconnects += 1
-                self._connected, self._subscribed_at = False, None
-                self._next_check = 0  # look for missed bars now
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, settings.max_backoff_s)
-            except ccxt.BaseError as exc:
-                self._queue.put_nowait(translate(exc))
-                return
-            else:
-                if not self._connected:
-                    self._subscribed_at = self._source.venue_now()
-                self._connected, delay = True, settings.backoff_s
+    def _market(self) -> str:
+        return self._source.market(self.symbol)
 
-    async def _overdue(self) -> Candles:
-        """The closed bars after the last one, over REST, once the next is overdue: its close
-        is ``close_grace_s`` past (venue time), or past at all when it closed while the stream
-        was not subscribed (its closed kline will never come)."""
-        now = self._source.venue_now()
-        grace = int(self._settings.close_grace_s * 1000)
-        if self._last is None or now < self._next_check:
-            return Candles.empty()
-        close = self._last + 2 * self._step  # of the next bar
+    def _translate(self, exc: ccxt.BaseError) -> VenueError:
+        return translate(exc)
+
+    def _opened(self) -> None:
+        self._subscribed_at = self._source.venue_now()
+
+    def _dropped(self, exc: ccxt.NetworkError, *, lost: bool) -> None:
+        self._subscribed_at = None
+
+    def _grace_ms(self, close: int, grace: int) -> int:
+        """``grace`` when the bar closed while the stream was subscribed, else 0: a bar that
+        closed while it was not will never have its closed kline streamed."""
         streamed = self._subscribed_at is not None and close > self._subscribed_at
-        if close + (grace if streamed else 0) > now:
-            return Candles.empty()
-        bars = await self._rest(self._last + self._step, None)
-        if not len(bars):
-            self._next_check = now + max(grace, int(self._settings.poll_s * 1000))
-        return bars
-
-    async def _accept(self, bar: Candles) -> Candles:
-        """A closed bar from the stream: dropped when a duplicate; after a hole, the closed
-        bars before it come over REST first."""
-        t = int(bar.open_time[0])
-        if self._last is not None and t <= self._last:
-            self.duplicates += 1
-            return Candles.empty()
-        if self._last is None or t == self._last + self._step:
-            return bar
-        return (await self._rest(self._last + self._step, t)).concat(bar)
-
-    async def _rest(self, start: int, end: int | None) -> Candles:
-        bars = await self._source.backfill(self.symbol, self.timeframe, start, end)
-        self.rest_bars += len(bars)
-        return bars
-
-    def _emit(self, bars: Candles) -> Candles:
-        """Record the holes before and within ``bars`` and move past them."""
-        previous = [] if self._last is None else [self._last]
-        self._gaps.extend(find_gaps(np.concatenate([previous, bars.open_time]), self._step))
-        self._last = int(bars.open_time[-1])
-        return bars
+        return grace if streamed else 0
