@@ -34,17 +34,11 @@ history (:meth:`~BinanceUsdmExecution.funding_payments`, see
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import threading
-from collections import Counter
-from collections.abc import Collection, Coroutine, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, TypeVar
-
-import ccxt
+from typing import Any
 
 from adapters.venues.binance_usdm.account_exchange import (
     AccountExchange,
@@ -60,12 +54,12 @@ from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
 from adapters.venues.binance_usdm.trading_api import TradingApi
 from adapters.venues.binance_usdm.venue_orders import VenueOrders
 from adapters.venues.budget import VenueBudget
+from adapters.venues.execution_loop import ExecutionLoop, keep_watching, with_client_activity
 from domain.errors import (
     ConfigError,
     InvalidOrder,
     TransientVenueError,
     UnknownSymbol,
-    VenueError,
 )
 from domain.funding import FundingPayment
 from domain.futures import MarginReport
@@ -77,7 +71,6 @@ from domain.reconciliation import OrderReconciliation
 from domain.venues import VenueStatus
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _ORDER_PATH, _ALGO_PATH = "/fapi/v1/order", "/fapi/v1/algoOrder"
 
@@ -133,18 +126,20 @@ class BinanceUsdmExecution:
         self.tracker = OrderTracker(quote_asset)
         self._quote = quote_asset
         self._leverage: dict[str, int] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._exchange: AccountExchange | None = None
         self._api: TradingApi | None = None
         self._orders: VenueOrders | None = None
         self._funding: FundingIncome | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._stream_open: asyncio.Event | None = None
         self.stream_opens = 0
         attempts = settings.retries + 1
         per_call = attempts * (settings.timeout_s + settings.max_backoff_s)
-        self._limit_s = attempts * 3 * per_call + attempts * settings.recv_window_ms / 1000
+        self._loop = ExecutionLoop(
+            VENUE,
+            thread_name="binance-usdm",
+            limit_s=attempts * 3 * per_call + attempts * settings.recv_window_ms / 1000,
+            close_connections=self._close_exchange,
+        )
 
     # -- life cycle ---------------------------------------------------------------------------
     def __enter__(self) -> BinanceUsdmExecution:
@@ -168,39 +163,22 @@ class BinanceUsdmExecution:
             The venue cannot be reached, or refuses (e.g. a margin mode change with an open
             position, code -4048).
         """
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="binance-usdm", daemon=True)
-        self._thread.start()
-        try:
-            self._run(self._open())
-        except BaseException:
-            self.close()
-            raise
+        self._loop.start(self._open)
 
     def close(self) -> None:
         """Stop the stream, close the connections and the loop."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            self._run(self._shutdown())
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
-            self._loop = self._thread = None
+        self._loop.stop()
 
     # -- ExecutionClient ----------------------------------------------------------------------
     def submit(self, order: Order) -> None:
         """Send ``order``; answered by ``accepted`` / ``rejected`` and then its fills. An id
         this client already sent is ignored (a re-sent intent never trades twice)."""
-        self._run(self._desk().submit(order))
+        self._loop.run(self._desk().submit(order))
 
     def cancel(self, order_id: str) -> None:
         """Cancel the order; answered by ``canceled`` (once its fills are in) or
         ``cancel_rejected``."""
-        self._run(self._desk().cancel(order_id))
+        self._loop.run(self._desk().cancel(order_id))
 
     def modify(
         self,
@@ -212,7 +190,7 @@ class BinanceUsdmExecution:
     ) -> None:
         """Amend a working order: ``qty`` (base asset), ``price`` or ``stop_price`` (quote
         currency), None keeping a value; answered by ``modified`` or ``modify_rejected``."""
-        self._run(self._desk().modify(order_id, qty, price, stop_price))
+        self._loop.run(self._desk().modify(order_id, qty, price, stop_price))
 
     def fetch_order(self, order_id: str) -> Order | None:
         """The venue's view of the order with client id ``order_id`` (our terms when we placed
@@ -223,7 +201,7 @@ class BinanceUsdmExecution:
         VenueError
             The venue cannot be asked.
         """
-        return self._run(self._desk().fetch(order_id))
+        return self._loop.run(self._desk().fetch(order_id))
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """Working orders and untriggered algo orders at the venue, oldest first.
@@ -233,15 +211,15 @@ class BinanceUsdmExecution:
         VenueError
             The venue cannot be asked.
         """
-        return self._run(self._desk().open_orders(symbol))
+        return self._loop.run(self._desk().open_orders(symbol))
 
     def positions(self) -> list[Position]:
         """Every non-flat position at the venue (entry price as the venue computes it)."""
-        return self._run(self._rest().positions())
+        return self._loop.run(self._rest().positions())
 
     def balance(self) -> Balance:
         """The quote asset's wallet balance and margin balance (wallet + unrealized PnL)."""
-        return self._run(self._rest().balance(self._quote))
+        return self._loop.run(self._rest().balance(self._quote))
 
     def margin_report(self) -> MarginReport:
         """The account's balance breakdown at the venue: wallet, unrealized PnL, margin in
@@ -252,11 +230,11 @@ class BinanceUsdmExecution:
         VenueError
             The venue cannot be asked.
         """
-        return self._run(self._rest().margin_report())
+        return self._loop.run(self._rest().margin_report())
 
     def drain_events(self) -> list[ExecutionEvent]:
         """Execution events since the last call, oldest first."""
-        return self._run(self._drain())
+        return self._loop.call(self.tracker.drain)
 
     # -- Reconciling --------------------------------------------------------------------------
     venue = VENUE
@@ -274,7 +252,7 @@ class BinanceUsdmExecution:
             The venue cannot be asked.
         """
         reconciler = OrderReconciler(self._rest(), self.tracker, list(self._wanted), self._now)
-        return self._run(reconciler.run(list(orders), set(known_fills), since))
+        return self._loop.run(reconciler.run(list(orders), set(known_fills), since))
 
     def funding_payments(
         self, since: int, booked: Collection[tuple[str, int]]
@@ -289,7 +267,7 @@ class BinanceUsdmExecution:
             The venue cannot be asked.
         """
         assert self._funding is not None, "started"
-        return self._run(self._funding.payments(since, set(booked)))
+        return self._loop.run(self._funding.payments(since, set(booked)))
 
     # -- ReportsActivity ------------------------------------------------------------------------
     def add_activity(self, status: VenueStatus) -> VenueStatus:
@@ -300,13 +278,13 @@ class BinanceUsdmExecution:
         exchange = self._exchange
         if status.venue != VENUE or exchange is None:
             return status
-        requests = Counter(status.requests)
-        for (path, code), n in dict(exchange.responses).items():
-            requests[f"{path} {code}"] += n
-        for algo, n in dict(self.tracker.lost_answers).items():
-            requests[f"{_ALGO_PATH if algo else _ORDER_PATH} unknown"] += n
-        reconnects = dict(status.reconnects) | {"user-data": max(0, self.stream_opens - 1)}
-        return replace(status, requests=dict(sorted(requests.items())), reconnects=reconnects)
+        return with_client_activity(
+            status,
+            responses=exchange.responses,
+            lost_answers=self.tracker.lost_answers,
+            lost_paths=(_ORDER_PATH, _ALGO_PATH),
+            stream_opens=self.stream_opens,
+        )
 
     # -- MarginAccount (leverage) ---------------------------------------------------------------
     @property
@@ -323,24 +301,9 @@ class BinanceUsdmExecution:
             (``field="leverage"``) The venue refused it (code -4028: above the bracket's
             maximum).
         """
-        self._run(self._set_leverage(symbol, leverage))
+        self._loop.run(self._set_leverage(symbol, leverage))
 
     # -- plumbing -----------------------------------------------------------------------------
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run ``coroutine`` on the client's loop and wait for it."""
-        loop = self._loop
-        if loop is None:
-            coroutine.close()
-            raise RuntimeError(f"the {VENUE} execution client is not started")
-        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
-        try:
-            return future.result(timeout=self._limit_s)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TransientVenueError(
-                f"{VENUE} did not answer within {self._limit_s:.0f} s"
-            ) from None
-
     def _rest(self) -> TradingApi:
         assert self._api is not None, "started"
         return self._api
@@ -363,7 +326,7 @@ class BinanceUsdmExecution:
         api = self._api = TradingApi(exchange, call, self._clock)
         self._orders = VenueOrders(
             api, self.tracker, self.settings, clock=self._clock, symbols=list(self._wanted),
-            spawn=self._spawn, sleep=self._sleep,
+            spawn=self._loop.spawn, sleep=self._sleep,
         )  # fmt: skip
         self._funding = FundingIncome(exchange, call, list(self._wanted))
         await call(exchange.load_markets)
@@ -374,7 +337,7 @@ class BinanceUsdmExecution:
             await api.set_margin_mode(symbol, self._mode)
             await api.set_leverage(symbol, leverage)
         await self._verify(self._wanted)
-        self._spawn(self._watch())
+        self._loop.spawn(self._watch())
         try:
             await asyncio.wait_for(self._stream_open.wait(), self.settings.timeout_s * 3)
         except TimeoutError:
@@ -382,22 +345,9 @@ class BinanceUsdmExecution:
                 f"{VENUE} user-data stream did not open within {self.settings.timeout_s * 3} s"
             ) from None
 
-    async def _shutdown(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def _close_exchange(self) -> None:
         if self._exchange is not None:
             await self._exchange.close()
-        # ccxt's own tasks (a reconnection waiting out its backoff) end with the loop.
-        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in rest:
-            task.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _check_symbol(self, symbol: str) -> None:
         exchange = self._exchange
@@ -431,9 +381,6 @@ class BinanceUsdmExecution:
             ) from None
         await self._verify({symbol: leverage})
 
-    async def _drain(self) -> list[ExecutionEvent]:
-        return self.tracker.drain()
-
     # -- the user-data stream -----------------------------------------------------------------
     def _on_user_event(self, message: dict[str, Any]) -> None:
         if self._orders is not None:
@@ -444,19 +391,19 @@ class BinanceUsdmExecution:
         assert self._stream_open is not None
         self._stream_open.set()
         if self.stream_opens > 1:
-            self._spawn(self._desk().resync())
+            self._loop.spawn(self._desk().resync())
 
     async def _watch(self) -> None:
         """Keep the user-data stream open (events arrive through :meth:`_on_user_event`)."""
         exchange = self._exchange
         assert exchange is not None
-        delay = self.settings.backoff_s
-        while True:
-            try:
-                await exchange.watch_orders()
-            except (ccxt.BaseError, VenueError) as exc:
-                log.warning("%s user-data stream lost: %s", VENUE, secret_free(str(exc)))
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, self.settings.max_backoff_s)
-            else:
-                delay = self.settings.backoff_s
+        await keep_watching(
+            exchange.watch_orders,
+            backoff_s=self.settings.backoff_s,
+            max_backoff_s=self.settings.max_backoff_s,
+            on_lost=_log_lost_stream,
+        )
+
+
+def _log_lost_stream(exc: Exception) -> None:
+    log.warning("%s user-data stream lost: %s", VENUE, secret_free(str(exc)))

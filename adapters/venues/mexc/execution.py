@@ -40,20 +40,15 @@ probe (:mod:`~adapters.venues.mexc.order_entry`) before this client is used.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
-import threading
-from collections import Counter
-from collections.abc import Collection, Coroutine, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, TypeVar
-
-import ccxt
+from typing import Any
 
 from adapters.venues.binance_usdm.order_tracker import OrderTracker
 from adapters.venues.budget import VenueBudget
+from adapters.venues.execution_loop import ExecutionLoop, keep_watching, with_client_activity
 from adapters.venues.mexc.account import AccountApi, AccountExchange
 from adapters.venues.mexc.capabilities import VENUE
 from adapters.venues.mexc.client import Retrying, Sleep
@@ -64,7 +59,7 @@ from adapters.venues.mexc.orders_wire import open_type
 from adapters.venues.mexc.parsing import contract_number
 from adapters.venues.mexc.reconcile import MexcReconciler
 from adapters.venues.mexc.settings import MexcSettings
-from domain.errors import ConfigError, TransientVenueError, UnknownSymbol, VenueError
+from domain.errors import ConfigError, TransientVenueError, UnknownSymbol
 from domain.funding import FundingPayment
 from domain.margin import MarginMode
 from domain.model import Order, Position
@@ -74,7 +69,6 @@ from domain.reconciliation import OrderReconciliation
 from domain.venues import VenueStatus
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _ORDER_PATH = "/api/v1/private/order/create"
 _PLAN_PATH = "/api/v1/private/planorder/place"
@@ -139,17 +133,19 @@ class MexcExecution:
         self._sleep = sleep
         self.tracker = OrderTracker(quote_asset)
         self.stream_opens = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._exchange: AccountExchange | None = None
         self._api: AccountApi | None = None
         self._orders: MexcOrders | None = None
         self._funding: MexcFunding | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._stream_open: asyncio.Event | None = None
         attempts = settings.retries + 1
         per_call = attempts * (settings.timeout_s + settings.max_backoff_s)
-        self._limit_s = attempts * 3 * per_call + attempts * 10
+        self._loop = ExecutionLoop(
+            VENUE,
+            thread_name="mexc-orders",
+            limit_s=attempts * 3 * per_call + attempts * 10,
+            close_connections=self._close_exchange,
+        )
 
     # -- life cycle ---------------------------------------------------------------------------
     def __enter__(self) -> MexcExecution:
@@ -180,38 +176,21 @@ class MexcExecution:
                 f"{VENUE} order entry needs venues.mexc.api_key and api_secret",
                 field="venues.mexc.api_key",
             )
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="mexc-orders", daemon=True)
-        self._thread.start()
-        try:
-            self._run(self._open())
-        except BaseException:
-            self.close()
-            raise
+        self._loop.start(self._open)
 
     def close(self) -> None:
         """Stop the stream, close the connections and the loop."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            self._run(self._shutdown())
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10)
-            loop.close()
-            self._loop = self._thread = None
+        self._loop.stop()
 
     # -- ExecutionClient ----------------------------------------------------------------------
     def submit(self, order: Order) -> None:
         """Send ``order``; answered by ``accepted`` / ``rejected`` and then its fills. An id
         this client already sent is ignored (a re-sent intent never trades twice)."""
-        self._run(self._desk().submit(order))
+        self._loop.run(self._desk().submit(order))
 
     def cancel(self, order_id: str) -> None:
         """Cancel the order; answered by ``canceled`` or ``cancel_rejected``."""
-        self._run(self._desk().cancel(order_id))
+        self._loop.run(self._desk().cancel(order_id))
 
     def modify(
         self,
@@ -223,7 +202,7 @@ class MexcExecution:
     ) -> None:
         """Replace a working order's ``qty`` (base asset), ``price`` or ``stop_price`` (quote
         currency), None keeping a value; answered by ``modified`` or ``modify_rejected``."""
-        self._run(self._desk().modify(order_id, qty, price, stop_price))
+        self._loop.run(self._desk().modify(order_id, qty, price, stop_price))
 
     def fetch_order(self, order_id: str) -> Order | None:
         """MEXC's view of the order with client id ``order_id`` (our terms when we placed it);
@@ -234,7 +213,7 @@ class MexcExecution:
         VenueError
             MEXC cannot be asked.
         """
-        return self._run(self._desk().fetch(order_id))
+        return self._loop.run(self._desk().fetch(order_id))
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """Working orders and untriggered plan orders, oldest first.
@@ -244,19 +223,19 @@ class MexcExecution:
         VenueError
             MEXC cannot be asked.
         """
-        return self._run(self._desk().open_orders(symbol))
+        return self._loop.run(self._desk().open_orders(symbol))
 
     def positions(self) -> list[Position]:
         """Every non-flat position in a traded contract (polled: MEXC pushes none)."""
-        return self._run(self._rest().positions())
+        return self._loop.run(self._rest().positions())
 
     def balance(self) -> Balance:
         """The quote asset's wallet (equity − unrealized PnL) and equity."""
-        return self._run(self._rest().balance(self._quote))
+        return self._loop.run(self._rest().balance(self._quote))
 
     def drain_events(self) -> list[ExecutionEvent]:
         """Execution events since the last call, oldest first."""
-        return self._run(self._drain())
+        return self._loop.call(self.tracker.drain)
 
     # -- Reconciling --------------------------------------------------------------------------
     def reconcile_orders(
@@ -272,7 +251,7 @@ class MexcExecution:
             MEXC cannot be asked.
         """
         reconciler = MexcReconciler(self._rest(), self._desk(), self.tracker, self._clock.now_ms)
-        return self._run(reconciler.run(list(orders), set(known_fills), since))
+        return self._loop.run(reconciler.run(list(orders), set(known_fills), since))
 
     # -- PaysFunding ----------------------------------------------------------------------------
     def funding_payments(
@@ -288,7 +267,7 @@ class MexcExecution:
             MEXC cannot be asked.
         """
         assert self._funding is not None, "started"
-        return self._run(self._funding.payments(since, set(booked)))
+        return self._loop.run(self._funding.payments(since, set(booked)))
 
     # -- ReportsActivity ------------------------------------------------------------------------
     def add_activity(self, status: VenueStatus) -> VenueStatus:
@@ -299,13 +278,13 @@ class MexcExecution:
         exchange = self._exchange
         if status.venue != VENUE or exchange is None:
             return status
-        requests = Counter(status.requests)
-        for (path, code), n in dict(exchange.responses).items():
-            requests[f"{path} {code}"] += n
-        for plan, n in dict(self.tracker.lost_answers).items():
-            requests[f"{_PLAN_PATH if plan else _ORDER_PATH} unknown"] += n
-        reconnects = dict(status.reconnects) | {"user-data": max(0, self.stream_opens - 1)}
-        return replace(status, requests=dict(sorted(requests.items())), reconnects=reconnects)
+        return with_client_activity(
+            status,
+            responses=exchange.responses,
+            lost_answers=self.tracker.lost_answers,
+            lost_paths=(_ORDER_PATH, _PLAN_PATH),
+            stream_opens=self.stream_opens,
+        )
 
     @property
     def leverage(self) -> Mapping[str, int]:
@@ -313,20 +292,6 @@ class MexcExecution:
         return MappingProxyType(self._leverage)
 
     # -- plumbing -----------------------------------------------------------------------------
-    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        loop = self._loop
-        if loop is None:
-            coroutine.close()
-            raise RuntimeError(f"the {VENUE} execution client is not started")
-        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
-        try:
-            return future.result(timeout=self._limit_s)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TransientVenueError(
-                f"{VENUE} did not answer within {self._limit_s:.0f} s"
-            ) from None
-
     def _rest(self) -> AccountApi:
         assert self._api is not None, "started"
         return self._api
@@ -334,9 +299,6 @@ class MexcExecution:
     def _desk(self) -> MexcOrders:
         assert self._orders is not None, "started"
         return self._orders
-
-    async def _drain(self) -> list[ExecutionEvent]:
-        return self.tracker.drain()
 
     async def _open(self) -> None:
         self._stream_open = asyncio.Event()
@@ -351,11 +313,11 @@ class MexcExecution:
         self._funding = MexcFunding(exchange, call, contracts)
         self._orders = MexcOrders(
             self._api, self.tracker, self.settings, clock=self._clock, margin_mode=self._mode,
-            spawn=self._spawn, sleep=self._sleep,
+            spawn=self._loop.spawn, sleep=self._sleep,
         )  # fmt: skip
         for symbol, leverage in self._wanted.items():
             await self._configure(symbol, leverage)
-        self._spawn(self._watch())
+        self._loop.spawn(self._watch())
         try:
             await asyncio.wait_for(self._stream_open.wait(), self.settings.timeout_s * 3)
         except TimeoutError:
@@ -376,21 +338,9 @@ class MexcExecution:
             )
         self._leverage[symbol] = leverage
 
-    async def _shutdown(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def _close_exchange(self) -> None:
         if self._exchange is not None:
             await self._exchange.close()
-        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in rest:
-            task.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- the private websocket ----------------------------------------------------------------
     def _on_private(self, message: dict[str, Any]) -> None:
@@ -405,22 +355,22 @@ class MexcExecution:
         assert self._stream_open is not None
         self._stream_open.set()
         if self.stream_opens > 1:
-            self._spawn(self._desk().resync())
+            self._loop.spawn(self._desk().resync())
 
     async def _watch(self) -> None:
         """Keep the private websocket open (pushes arrive through :meth:`_on_private`)."""
         exchange = self._exchange
         assert exchange is not None
-        delay = self.settings.backoff_s
-        while True:
-            try:
-                await exchange.watch_orders()
-            except (ccxt.BaseError, VenueError) as exc:
-                log.warning("%s private websocket lost: %s", VENUE, exc)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, self.settings.max_backoff_s)
-            else:
-                delay = self.settings.backoff_s
+        await keep_watching(
+            exchange.watch_orders,
+            backoff_s=self.settings.backoff_s,
+            max_backoff_s=self.settings.max_backoff_s,
+            on_lost=_log_lost_stream,
+        )
+
+
+def _log_lost_stream(exc: Exception) -> None:
+    log.warning("%s private websocket lost: %s", VENUE, exc)
 
 
 def _contract(exchange: AccountExchange, symbol: str) -> Contract:
