@@ -479,22 +479,20 @@ class FuturesBook:
         since = self.changed.get(symbol, position.opened_time or 0)
         stop = min(stop, len(candles))
         key = (candles, long, level, since)
-        search = _Search(long, float(level), candles, marks, self.bar_ms, since)
         cached = self._searched.get(symbol)
+        covered, begin = start, start  # the window searched so far, and where to go on
         # A search already done for the same bars, side, level and position change answers
         # any window inside what it covered: [its start, its end) with its hit at the end.
         if cached is not None and cached[0] == key and cached[1] <= start:
-            _, _, end, hit = cached
+            _, first, end, hit = cached
             if hit is not None and start <= hit:
                 return hit if hit < stop else None
             if hit is None and stop <= end:
                 return None
             if hit is None and start <= end:
-                found = search.first(end, stop)
-                self._searched[symbol] = (key, cached[1], stop if found is None else found, found)
-                return found
-        found = search.first(start, stop)
-        self._searched[symbol] = (key, start, stop if found is None else found, found)
+                covered, begin = first, end  # go on from where it ended
+        found = _Search(long, float(level), candles, marks, self.bar_ms, since).first(begin, stop)
+        self._searched[symbol] = (key, covered, stop if found is None else found, found)
         return found
 
     # -- state ------------------------------------------------------------------------------
