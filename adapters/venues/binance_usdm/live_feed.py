@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
-from adapters.venues.binance_usdm.capabilities import VENUE
+from adapters.venues.binance_usdm.capabilities import CAPABILITIES, VENUE
 from adapters.venues.binance_usdm.kline_stream import KlineStream
 from adapters.venues.binance_usdm.market_data import BinanceUsdmMarketData
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
@@ -202,6 +202,8 @@ class LiveFeed:
     """
 
     venue = VENUE
+    capabilities: object = CAPABILITIES
+    """What the venue offers, as its status shows it."""
 
     def __init__(
         self,
@@ -323,9 +325,11 @@ class LiveFeed:
         return tuple(s for stream in self._streams if (s := stream.staleness()) is not None)
 
     def venue_status(self) -> VenueStatus:
-        """The connection now: streams open, REST answers, request weight, clock offset and
-        stale symbols (safe from any thread)."""
+        """The connection now: streams open, REST answers, the budget's weight, hold and ban,
+        clock offset and stale symbols (safe from any thread)."""
         return venue_status(
+            venue=self.venue,
+            capabilities=self.capabilities,
             time=self._clock.now_ms(),
             source=self._source,
             answered=self._answered,

@@ -1,42 +1,46 @@
-"""A Binance USDⓈ-M connection's :class:`~domain.venues.VenueStatus`, read from its parts."""
+"""A live feed's :class:`~domain.venues.VenueStatus`, read from its parts (Binance USDⓈ-M's
+feed and MEXC's, which extends it)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from typing import Any
 
-from adapters.venues.binance_usdm.capabilities import CAPABILITIES, VENUE
-from adapters.venues.binance_usdm.kline_stream import KlineStream
-from adapters.venues.binance_usdm.market_data import BinanceUsdmMarketData
 from adapters.venues.budget import BudgetState
+from adapters.venues.kline_stream_base import KlineStreamBase
+from adapters.venues.market_data_base import VenueMarketData
 from domain.venues import VenueStatus
 
 
 def venue_status(
     *,
+    venue: str,
+    capabilities: Any,
     time: int,
-    source: BinanceUsdmMarketData | None,
+    source: VenueMarketData[Any, Any, Any, Any] | None,
     answered: Mapping[tuple[str, int], int],
-    streams: Sequence[KlineStream],
+    streams: Sequence[KlineStreamBase[Any]],
     budget: BudgetState,
     stale: Sequence[str],
 ) -> VenueStatus:
-    """The venue at ``time`` (ms UTC): connected when ``streams`` are all open (False before
-    the first); the REST answers of the connections closed before (``answered``, by path and
-    status) and of the open ``source``, and its clock offset (none before it opened); the
-    ``budget``'s weight, hold and ban; the ``stale`` symbols. Reads counters another thread
-    writes: each is copied whole (one C-level copy under the GIL)."""
-    facts = asdict(CAPABILITIES)
-    capabilities = {k: list(v) if isinstance(v, tuple) else v for k, v in facts.items()}
+    """``venue`` at ``time`` (ms UTC), with its ``capabilities`` (a dataclass; tuples listed):
+    connected when ``streams`` are all open (False before the first); the REST answers of the
+    connections closed before (``answered``, by path and status) and of the open ``source``,
+    and its clock offset (none before it opened); the ``budget``'s weight, hold and ban; the
+    ``stale`` symbols. Reads counters another thread writes: each is copied whole (one C-level
+    copy under the GIL)."""
+    facts = asdict(capabilities)
+    listed = {k: list(v) if isinstance(v, tuple) else v for k, v in facts.items()}
     responses = Counter(answered)
     if source is not None:
         responses.update(dict(source.exchange.responses))
     return VenueStatus(
-        venue=VENUE,
+        venue=venue,
         time=time,
         connected=bool(streams) and all(s.status().connected for s in streams),
-        capabilities=capabilities,
+        capabilities=listed,
         weight_used=budget.used,
         weight_limit=budget.limit,
         held_until=budget.held_until,

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 
 from adapters.venues.binance_usdm.live_feed import LiveFeed
 from adapters.venues.budget import VenueBudget
@@ -26,7 +24,6 @@ from adapters.venues.mexc.settings import MexcSettings
 from domain.errors import VenueError
 from domain.events import FeedStale
 from domain.ports import CandleStore, Clock
-from domain.venues import VenueStatus
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +56,7 @@ class MexcLiveFeed(LiveFeed):
     the venue's shared request budget, None: the feed's own :func:`mexc_budget`)."""
 
     venue = VENUE
+    capabilities = CAPABILITIES
 
     def __init__(
         self,
@@ -85,29 +83,3 @@ class MexcLiveFeed(LiveFeed):
 
     def _market_data(self) -> _Source:  # type: ignore[override]
         return _Source(self._mexc, clock=self._clock, budget=self.budget)
-
-    def venue_status(self) -> VenueStatus:
-        """The connection now: streams open, REST answers, the shared budget's weight, hold
-        and ban, clock offset and stale symbols (safe from any thread)."""
-        source, streams = self._source, self._streams
-        responses = Counter(self._answered)
-        if source is not None:
-            responses.update(dict(source.exchange.responses))
-        facts = asdict(CAPABILITIES)
-        budget = self.budget.state()
-        return VenueStatus(
-            venue=VENUE,
-            time=self._clock.now_ms(),
-            connected=bool(streams) and all(s.status().connected for s in streams),
-            capabilities={k: list(v) if isinstance(v, tuple) else v for k, v in facts.items()},
-            weight_used=budget.used,
-            weight_limit=budget.limit,
-            held_until=budget.held_until,
-            banned_until=budget.banned_until,
-            hold_reason=budget.hold_reason,
-            ban_reason=budget.ban_reason,
-            clock_offset_ms=None if source is None else source.offset_ms,
-            requests={f"{path} {status}": n for (path, status), n in sorted(responses.items())},
-            reconnects={f"{s.symbol}@kline_{s.timeframe}": s.reconnects for s in streams},
-            stale=tuple(s.symbol for s in self.stale()),
-        )
