@@ -22,21 +22,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from decimal import Decimal
 
 from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.order_tracker import OrderTracker, Submission, Tracked
 from adapters.venues.binance_usdm.orders_wire import VenueOrder, VenueTrade
 from adapters.venues.binance_usdm.trading_api import TradingApi
-from domain.model import ZERO, Order, OrderStatus
-from domain.reconciliation import DriftKind, OrderReconciliation, ReconciliationEvent
+from adapters.venues.reconcile_common import ReconcilerBase, mark_applied
+from domain.model import Order, OrderStatus
+from domain.reconciliation import DriftKind, OrderReconciliation
 
 log = logging.getLogger(__name__)
 
-_ENDED = {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED}
 
-
-class OrderReconciler:
+class OrderReconciler(ReconcilerBase):
     """One reconciliation of orders and fills (see the module's docstring).
 
     Parameters
@@ -58,12 +56,9 @@ class OrderReconciler:
         symbols: Sequence[str],
         now: Callable[[], int],
     ) -> None:
+        super().__init__(VENUE, tracker, now)
         self._api = api
-        self._tracker = tracker
         self._symbols = list(symbols)
-        self._now = now
-        self._events: list[ReconciliationEvent] = []
-        self._adopted: list[Order] = []
 
     async def run(
         self, orders: Sequence[Order], known_fills: Collection[str], since: int
@@ -99,24 +94,15 @@ class OrderReconciler:
             return
         view = await self._lookup(tracked)
         if view is None:
-            why = "the venue does not know the order"
-            tracker.canceled(order.id, self._now(), why)
-            self._event(
-                DriftKind.VANISHED_ORDER, order.symbol, f"order {order.id}: {why}; canceled"
-            )
+            self._cancel_unknown(order)
             return
         tracker.on_view(view)
         if tracked.lagging and tracked.venue_order_id is not None:
             trades = await self._api.trades(order.symbol, tracked.venue_order_id)
             if resumed:
-                _mark_applied(tracked, trades, order.filled_qty)
-            await self._apply(tracked, trades)
-        if view.status in _ENDED and tracked.final:
-            self._event(
-                DriftKind.VANISHED_ORDER, order.symbol,
-                f"order {order.id} is {view.status} at the venue (filled {view.filled} of "
-                f"{view.qty}); settled",
-            )  # fmt: skip
+                mark_applied(tracked, trades, order.filled_qty, key=lambda t: int(t.trade_id))
+            self._apply(tracked, trades)
+        self._report_settled(order, tracked, view)
 
     async def _lookup(self, tracked: Tracked) -> VenueOrder | None:
         if tracked.algo:
@@ -157,29 +143,4 @@ class OrderReconciler:
                 tracked = self._tracker.by_venue_id(view.client_id) or self._adopt(
                     view, "filled at the venue"
                 )
-            await self._apply(tracked, its_trades)
-
-    async def _apply(self, tracked: Tracked, trades: list[VenueTrade]) -> None:
-        """Apply the trades of ``tracked`` not applied yet (``missed_fill`` each)."""
-        missing = [t for t in trades if t.trade_id not in tracked.trades]
-        self._tracker.on_trades(tracked, trades)
-        for trade in missing:
-            self._event(
-                DriftKind.MISSED_FILL, trade.symbol,
-                f"trade {trade.trade_id} of order {tracked.order.id}: {trade.qty} at "
-                f"{trade.price}; applied",
-            )  # fmt: skip
-
-    def _event(self, kind: DriftKind, symbol: str, details: str) -> None:
-        self._events.append(ReconciliationEvent(kind, VENUE, symbol, details, self._now()))
-
-
-def _mark_applied(tracked: Tracked, trades: list[VenueTrade], filled: Decimal) -> None:
-    """Mark as applied the first trades (by trade id) that make up the ``filled`` qty the
-    ledger holds of an order placed before a restart."""
-    done = ZERO
-    for trade in sorted(trades, key=lambda t: int(t.trade_id)):
-        if done + trade.qty > filled:
-            return
-        tracked.trades.add(trade.trade_id)
-        done += trade.qty
+            self._apply(tracked, its_trades)

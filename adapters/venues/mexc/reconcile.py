@@ -20,22 +20,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Sequence
-from decimal import Decimal
 
 from adapters.venues.binance_usdm.order_tracker import OrderTracker, Submission, Tracked
 from adapters.venues.binance_usdm.orders_wire import VenueOrder, VenueTrade
 from adapters.venues.mexc.account import AccountApi
 from adapters.venues.mexc.capabilities import VENUE
 from adapters.venues.mexc.orders import MexcOrders
-from domain.model import ZERO, Order, OrderStatus
-from domain.reconciliation import DriftKind, OrderReconciliation, ReconciliationEvent
+from adapters.venues.reconcile_common import ReconcilerBase, mark_applied
+from domain.model import Order, OrderStatus
+from domain.reconciliation import DriftKind, OrderReconciliation
 
 log = logging.getLogger(__name__)
 
-_ENDED = {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED}
 
-
-class MexcReconciler:
+class MexcReconciler(ReconcilerBase):
     """One reconciliation of orders and fills (see the module's docstring).
 
     Parameters
@@ -53,12 +51,9 @@ class MexcReconciler:
     def __init__(
         self, api: AccountApi, desk: MexcOrders, tracker: OrderTracker, now: Callable[[], int]
     ) -> None:
+        super().__init__(VENUE, tracker, now)
         self._api = api
         self._desk = desk
-        self._tracker = tracker
-        self._now = now
-        self._events: list[ReconciliationEvent] = []
-        self._adopted: list[Order] = []
 
     async def run(
         self, orders: Sequence[Order], known_fills: Collection[str], since: int
@@ -100,22 +95,13 @@ class MexcReconciler:
             return
         view = await self._desk.lookup(tracked)
         if view is None:
-            why = "the venue does not know the order"
-            tracker.canceled(order.id, self._now(), why)
-            self._event(
-                DriftKind.VANISHED_ORDER, order.symbol, f"order {order.id}: {why}; canceled"
-            )
+            self._cancel_unknown(order)
             return
         if resumed and order.filled_qty > 0:
             trades = await self._api.trades(order.symbol, view.venue_order_id)
-            _mark_applied(tracked, trades, order.filled_qty)
+            mark_applied(tracked, trades, order.filled_qty, key=lambda t: (t.time, t.trade_id))
         await self._take(tracked, view)
-        if view.status in _ENDED and tracked.final:
-            self._event(
-                DriftKind.VANISHED_ORDER, order.symbol,
-                f"order {order.id} is {view.status} at the venue (filled {view.filled} of "
-                f"{view.qty}); settled",
-            )  # fmt: skip
+        self._report_settled(order, tracked, view)
 
     async def _take(self, tracked: Tracked, view: VenueOrder) -> None:
         """Adopt MEXC's ``view`` of ``tracked`` (and the fills it missed: ``missed_fill``)."""
@@ -154,25 +140,4 @@ class MexcReconciler:
                 tracked = self._tracker.by_venue_id(view.client_id) or await self._adopt(
                     view, "filled at the venue"
                 )
-            missing = [t for t in its_trades if t.trade_id not in tracked.trades]
-            self._tracker.on_trades(tracked, its_trades)
-            for trade in missing:
-                self._event(
-                    DriftKind.MISSED_FILL, trade.symbol,
-                    f"trade {trade.trade_id} of order {tracked.order.id}: {trade.qty} at "
-                    f"{trade.price}; applied",
-                )  # fmt: skip
-
-    def _event(self, kind: DriftKind, symbol: str, details: str) -> None:
-        self._events.append(ReconciliationEvent(kind, VENUE, symbol, details, self._now()))
-
-
-def _mark_applied(tracked: Tracked, trades: list[VenueTrade], filled: Decimal) -> None:
-    """Mark as applied the first trades (in time) that make up the ``filled`` qty the ledger
-    holds of an order placed before a restart."""
-    done = ZERO
-    for trade in sorted(trades, key=lambda t: (t.time, t.trade_id)):
-        if done + trade.qty > filled:
-            return
-        tracked.trades.add(trade.trade_id)
-        done += trade.qty
+            self._apply(tracked, its_trades)
