@@ -28,33 +28,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from adapters.venues.binance_usdm.account_exchange import AccountExchange
 from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.client import Retrying
+from adapters.venues.funding_income_common import (
+    MINUTE_MS,
+    FundingFee,
+    funding_minute,
+    funding_payment,
+)
 from domain.errors import DataError
 from domain.funding import HOUR_MS, FundingPayment
-from domain.model import ZERO
 
 log = logging.getLogger(__name__)
 
 INCOME_PER_PAGE = 1000
 """The venue's maximum ``limit`` of ``GET /fapi/v1/income``."""
-_MINUTE_MS = 60_000
-_HALF_CENT = Decimal("0.005")
-_FINE = Decimal("1e-12")
-
-
-@dataclass(frozen=True, slots=True)
-class FundingFee:
-    """One ``FUNDING_FEE`` income row: ``symbol``, ``time_ms`` (ms UTC, floored to the
-    minute) and ``amount`` the account paid (quote currency; negative: received)."""
-
-    symbol: str
-    time_ms: int
-    amount: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +76,7 @@ def funding_fees(rows: Sequence[Mapping[str, Any]], symbols: Collection[str]) ->
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             message = f"bad income row {entry!r:.200}: {exc!r}"
             raise DataError(message, source=VENUE, row=row) from None
-        fees.append(FundingFee(str(entry["symbol"]), stamp - stamp % _MINUTE_MS, -income))
+        fees.append(FundingFee(str(entry["symbol"]), funding_minute(stamp), -income))
     return fees
 
 
@@ -106,27 +98,8 @@ def settled_rates(rows: Sequence[Mapping[str, Any]]) -> dict[int, SettledRate]:
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             message = f"bad funding row {entry!r:.200}: {exc!r}"
             raise DataError(message, source=VENUE, row=row) from None
-        rates[stamp - stamp % _MINUTE_MS] = SettledRate(rate, mark if mark else None)
+        rates[funding_minute(stamp)] = SettledRate(rate, mark if mark else None)
     return rates
-
-
-def funding_payment(
-    fee: FundingFee, rate: Decimal, mark: Decimal, step: Decimal | None
-) -> FundingPayment | None:
-    """``fee`` as a ledger payment at ``rate`` and ``mark``, its qty derived and rounded to the
-    lot ``step`` (see the module's docstring); None when ``rate`` or the amount is 0.
-
-    >>> fee = FundingFee("BTCUSDT", 0, Decimal("0.03636"))
-    >>> funding_payment(fee, Decimal("0.00003636"), Decimal("100000"), Decimal("0.001")).qty
-    Decimal('0.010')
-    """
-    if rate == 0 or fee.amount == 0:
-        return None
-    exact = fee.amount / (mark * rate)
-    qty = (exact / step).quantize(Decimal(1), ROUND_HALF_EVEN) * step if step else ZERO
-    if qty == 0 or abs(fee.amount - qty * mark * rate) > _HALF_CENT:
-        qty = exact.quantize(_FINE)
-    return FundingPayment(fee.time_ms, fee.symbol, qty, mark, rate, fee.amount)
 
 
 class FundingIncome:
@@ -194,7 +167,7 @@ class FundingIncome:
 
     async def _rates(self, symbol: str, first: int, last: int) -> dict[int, SettledRate]:
         request = {
-            "symbol": symbol, "startTime": str(first), "endTime": str(last + _MINUTE_MS - 1),
+            "symbol": symbol, "startTime": str(first), "endTime": str(last + MINUTE_MS - 1),
             "limit": "1000",
         }  # fmt: skip
         rows = await self._call(lambda: self._exchange.fapiPublicGetFundingRate(request))

@@ -19,7 +19,7 @@ Binance's (:mod:`adapters.venues.binance_usdm.funding_income`):
 - ``rate``: the row's; ``mark``: the open of the 1 h fair-price kline (MEXC's mark price) of
   that hour, ``GET /api/v1/contract/kline/fair_price/{symbol}``;
 - ``qty``: the signed position charged, ``amount / (mark × rate)`` rounded to the contract's
-  size (base units), as :func:`~adapters.venues.binance_usdm.funding_income.funding_payment`
+  size (base units), as :func:`~adapters.venues.funding_income_common.funding_payment`
   derives it.
 
 A row at rate 0 charges nothing and books nothing; a row whose hour has no fair-price kline yet
@@ -33,7 +33,7 @@ from collections.abc import Collection, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from adapters.venues.binance_usdm.funding_income import FundingFee, funding_payment
+from adapters.venues.funding_income_common import FundingFee, funding_minute, funding_payment
 from adapters.venues.mexc.account import AccountExchange
 from adapters.venues.mexc.capabilities import VENUE
 from adapters.venues.mexc.client import Retrying
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 RECORDS_PER_PAGE = 100
 """The venue's maximum ``page_size`` of ``position/funding_records``."""
-_MINUTE_MS = 60_000
 
 
 def funding_rows(
@@ -69,7 +68,7 @@ def funding_rows(
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             message = f"bad funding record {entry!r:.200}: {exc!r}"
             raise DataError(message, source=f"{VENUE} funding records", row=row) from None
-        time_ms = stamp - stamp % _MINUTE_MS
+        time_ms = funding_minute(stamp)
         if time_ms >= since:
             amount, _ = found.get(time_ms, (Decimal(0), rate))
             found[time_ms] = (amount + paid, rate)
