@@ -8,7 +8,6 @@ at a time, each once the engine has committed the previous one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,18 +24,26 @@ from domain.funding import FundingPayment
 from domain.model import Trade
 from lootcapital.bootstrap import Container, bootstrap
 from lootcapital.settings import Settings
-from lootcapital.simulation import backtest, load_candles, read_funding_feeds
+from lootcapital.simulation import read_funding_feeds
 from tests.fixtures.data import shared_file
+from tests.integration.live_harness import (
+    T0,
+    kline_streams,
+    live_settings,
+    play_paper,
+    priced_key,
+    sma_cross_backtest,
+    stored_bars,
+    venue_section,
+    wait_subscribed,
+)
 from tests.integration.paper_harness import every
 from tests.venues.binance_fake import FakeBinanceUsdm
 
-M5 = 300_000
-H1 = 3_600_000
-T0 = 1_746_403_200_000  # 2025-05-05 00:00 UTC: funding at 08:00 and 16:00 of the 200 bars
+H1 = 3_600_000  # funding at T0 + 8 * H1 and T0 + 16 * H1, within the 200 bars
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 PARAMS = {"fast": 5, "slow": 20}
 BARS = 200
-TOKEN = "test-token-0123456789"
 
 
 @pytest.fixture
@@ -50,84 +57,38 @@ def fake(clock: SimulatedClock) -> Iterator[FakeBinanceUsdm]:
         yield venue
 
 
-def _venue(fake: FakeBinanceUsdm) -> dict[str, object]:
-    return {
-        "rest_url": fake.rest_url,
-        "ws_url": fake.ws_url,
-        "poll_s": 0.02,
-        "backoff_s": 0.01,
-        "max_backoff_s": 0.05,
-    }
-
-
 def _settings(tmp_path: Path, fake: FakeBinanceUsdm) -> Settings:
-    sample = tmp_path / "sample"  # no funding file: the venue's rates are the only ones
-    sample.mkdir(exist_ok=True)
-    return Settings(
-        data_dir=tmp_path / "data",
-        sample_dir=sample,
+    return live_settings(
+        tmp_path,
+        {"binance_usdm": venue_section(fake)},
         symbols=SYMBOLS,
-        strategy="sma_cross",
         strategy_params=PARAMS,
-        api_token=TOKEN,
-        autostart=False,
-        history_days=0,
         leverage=3,
         feed="binance-usdm",
-        venues={"binance_usdm": _venue(fake)},  # type: ignore[arg-type]
-    )
-
-
-def _wait(done: object, what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout} s for {what}")
-        time.sleep(0.002)
+    )  # no funding file in its sample folder: the venue's rates are the only ones
 
 
 def _play(fake: FakeBinanceUsdm, container: Container, bars: int) -> None:
-    streams = {f"{s.lower()}@kline_5m" for s in SYMBOLS}
-    _wait(lambda: streams <= fake.subscribed(), "the kline streams subscribed")
-    for k in range(bars):
-        fake.advance_to(T0 + (k + 1) * M5 + 1)
-
-        def done(through: int = T0 + k * M5) -> bool:
-            status = container.service.status()
-            assert status.running, f"the engine stopped: {status.stopped_reason}"
-            last = container.service.current_run().last_bar_time
-            return all(last.get(s, -1) >= through for s in SYMBOLS)
-
-        _wait(done, f"bar {k}")
+    wait_subscribed(fake, kline_streams(SYMBOLS))
+    play_paper(fake, container, 0, bars - 1, SYMBOLS)
 
 
 def _backtest_with_files(settings: Settings) -> tuple[list[FundingPayment], list[Trade]]:
     """A backtest of the bars paper stored, funded from the venue's files."""
-    candles = load_candles(
-        settings, data=[], symbols=SYMBOLS, timeframe="5m", start_ms=None, end_ms=None
-    )
     files = {s: shared_file(f"binance_usdm_{s}_funding.csv.gz") for s in SYMBOLS}
-    result = backtest(
+    result = sma_cross_backtest(
         settings,
-        strategy="sma_cross",
-        params={k: str(v) for k, v in PARAMS.items()},
-        candles=candles,
-        timeframe="5m",
-        cash=settings.initial_cash,
+        stored_bars(settings),
+        params=PARAMS,
         fee=settings.fee_taker,
         slippage_bps=settings.slippage_bps,
         funding=read_funding_feeds(files),
     )
-    end = max(int(c.open_time[-1]) for c in candles.values()) + M5
-    return result.fundings, [t for t in result.trades if t.exit_time < end]
+    return result.fundings, result.trades
 
 
 def _payment(p: FundingPayment) -> tuple:
     return (p.time_ms, p.symbol, p.qty, p.mark, p.rate, p.amount)
-
-
-def _trade(t: Trade) -> tuple:
-    return (t.symbol, t.side, t.qty, t.entry_time, t.entry_price, t.exit_time, t.exit_price)
 
 
 def test_paper_on_the_live_feed_pays_the_funding_a_backtest_with_the_venues_files_pays(
@@ -149,13 +110,13 @@ def test_paper_on_the_live_feed_pays_the_funding_a_backtest_with_the_venues_file
         marks = read_mark_prices(shared_file(f"binance_usdm_{p.symbol}_mark_1h.csv.gz"))
         assert float(p.mark) == marks.open[np.flatnonzero(marks.open_time == p.time_ms)[0]]
     assert sorted(map(_payment, paper)) == sorted(map(_payment, expected))
-    assert sorted(map(_trade, trades)) == sorted(map(_trade, expected_trades))
+    assert sorted(map(priced_key, trades)) == sorted(map(priced_key, expected_trades))
     assert fake.requests[("/fapi/v1/fundingRate", 200)] >= len(SYMBOLS)
     assert fake.requests[("/fapi/v1/markPriceKlines", 200)] >= len(SYMBOLS)
 
 
 def _funding(fake: FakeBinanceUsdm, clock: SimulatedClock, **venue: object) -> VenueFunding:
-    settings = BinanceUsdmSettings(**(_venue(fake) | venue))  # type: ignore[arg-type]
+    settings = BinanceUsdmSettings(**venue_section(fake, **venue))  # type: ignore[arg-type]
     budget = VenueBudget("binance-usdm", limit=2400, clock=clock)
     return VenueFunding(settings, symbols=SYMBOLS, clock=clock, budget=budget)
 

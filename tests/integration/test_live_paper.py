@@ -10,7 +10,6 @@ compared with a backtest over the bars it stored in the candle store.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,9 +26,25 @@ from domain.model import Trade
 from lootcapital.bootstrap import Container, bootstrap, build_app
 from lootcapital.cli import main
 from lootcapital.settings import Settings
-from lootcapital.simulation import backtest, candle_store, load_candles
+from lootcapital.simulation import candle_store
 from tests.e2e.web_fixtures import live_server
-from tests.fixtures.data import load_candles as file_candles
+from tests.integration.live_harness import (
+    M5,
+    T0,
+    TOKEN,
+    file_bars,
+    kline_streams,
+    live_settings,
+    play_paper,
+    priced_key,
+    processed,
+    sma_cross_backtest,
+    start_run,
+    stored_bars,
+    venue_section,
+    wait,
+    wait_subscribed,
+)
 from tests.integration.paper_harness import (
     every,
     free_port,
@@ -39,12 +54,10 @@ from tests.integration.paper_harness import (
 )
 from tests.venues.binance_fake import FakeBinanceUsdm
 
-M5 = 300_000
-T0 = 1_746_403_200_000  # 2025-05-05 00:00 UTC: the first bar traded (history_days 0)
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+STREAMS = kline_streams(SYMBOLS)
 PARAMS = {"fast": 5, "slow": 20}  # sma_cross: about 25 trades on 200 bars of the two
 BARS = 200
-TOKEN = "test-token-0123456789"
 VENUE = "binance-usdm"
 CLOSE_GRACE_MS = 3_001  # just past BinanceUsdmSettings.close_grace_s
 
@@ -61,106 +74,28 @@ def fake(clock: SimulatedClock) -> Iterator[FakeBinanceUsdm]:
 
 
 def _settings(tmp_path: Path, fake: FakeBinanceUsdm, **extra: object) -> Settings:
-    sample = tmp_path / "sample"  # no kline or funding file: nothing replayed, nothing funded
-    sample.mkdir(exist_ok=True)
-    venue = {
-        "rest_url": fake.rest_url,
-        "ws_url": fake.ws_url,
-        "poll_s": 0.02,
-        "backoff_s": 0.01,
-        "max_backoff_s": 0.05,
-    }
-    values: dict[str, object] = {
-        "data_dir": tmp_path / "data",
-        "sample_dir": sample,
-        "symbols": SYMBOLS,
-        "strategy": "sma_cross",
-        "strategy_params": PARAMS,
-        "api_token": TOKEN,
-        "autostart": False,
-        "history_days": 0,
-        "feed": VENUE,
-        "venues": {"binance_usdm": venue},
-    }
-    return Settings(**(values | extra))  # type: ignore[arg-type]
+    values = {"symbols": SYMBOLS, "strategy_params": PARAMS, "feed": VENUE}
+    return live_settings(tmp_path, {"binance_usdm": venue_section(fake)}, **(values | extra))
 
 
 def _start(settings: Settings, fake: FakeBinanceUsdm, clock: SimulatedClock) -> Container:
-    container = bootstrap(settings, wall_clock=clock)
-    container.service.start()
-    _wait_subscribed(fake)
-    return container
-
-
-def _wait_subscribed(fake: FakeBinanceUsdm) -> None:
-    streams = {f"{s.lower()}@kline_5m" for s in SYMBOLS}
-    _wait(lambda: streams <= fake.subscribed(), "the kline streams subscribed")
-
-
-def _wait(done: object, what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout} s for {what}")
-        time.sleep(0.002)
-
-
-def _processed(
-    container: Container, through: dict[str, int], *, ticking: FakeBinanceUsdm | None = None
-) -> None:
-    """Wait until the engine has committed each symbol's bar at ``through[symbol]``; with
-    ``ticking``, its clock moves on a second at a time meanwhile (a bar time held for a
-    straggler goes once its grace is over)."""
-
-    def done() -> bool:
-        status = container.service.status()
-        assert status.running, f"the engine stopped: {status.stopped_reason}"
-        last = container.service.current_run().last_bar_time
-        if ticking is not None:
-            ticking.advance_to(ticking.clock.now_ms() + 1_000)
-        return all(last.get(s, -1) >= t for s, t in through.items())
-
-    _wait(done, f"bars through {through}")
+    return start_run(settings, fake, clock, STREAMS)
 
 
 def _play(fake: FakeBinanceUsdm, container: Container, first: int, last: int) -> None:
     """Close bars ``T0 + k * M5`` for ``k`` in ``first..last``, each once the engine has the
     previous."""
-    for k in range(first, last + 1):
-        fake.advance_to(T0 + (k + 1) * M5 + 1)
-        _processed(container, dict.fromkeys(SYMBOLS, T0 + k * M5))
-
-
-def _key(t: Trade) -> tuple:
-    return (t.symbol, t.side, t.qty, t.entry_time, t.entry_price, t.exit_time, t.exit_price)
-
-
-def _stored(settings: Settings) -> dict[str, Candles]:
-    return load_candles(
-        settings, data=[], symbols=settings.symbols, timeframe="5m", start_ms=None, end_ms=None
-    )
+    play_paper(fake, container, first, last, SYMBOLS)
 
 
 def _backtest_of_stored(settings: Settings) -> list[Trade]:
     """The backtest's trades over the candle store's bars, those closed before the data ends
     (the backtest closes open positions at the last close; paper keeps them open)."""
-    candles = _stored(settings)
-    result = backtest(
-        settings,
-        strategy="sma_cross",
-        params={k: str(v) for k, v in PARAMS.items()},
-        candles=candles,
-        timeframe="5m",
-        cash=settings.initial_cash,
-        fee=settings.fee_taker,
-        slippage_bps=settings.slippage_bps,
+    fee, slippage = settings.fee_taker, settings.slippage_bps
+    result = sma_cross_backtest(
+        settings, stored_bars(settings), params=PARAMS, fee=fee, slippage_bps=slippage
     )
-    end = max(int(c.open_time[-1]) for c in candles.values()) + M5
-    return [t for t in result.trades if t.exit_time < end]
-
-
-def _file_bars(symbol: str, start: int, end: int) -> Candles:
-    return file_candles(f"binance_usdm_{symbol}_5m.csv.gz").between(start, end)
+    return result.trades
 
 
 def _assert_same_bars(got: Candles, expected: Candles) -> None:
@@ -182,13 +117,13 @@ def test_paper_on_the_live_feed_trades_as_a_backtest_of_the_bars_it_stored(
     _play(fake, container, 0, BARS - 1)
     container.service.stop()
     paper = every(container.service.trades)
-    stored = _stored(settings)
+    stored = stored_bars(settings)
     expected = _backtest_of_stored(settings)
 
     for symbol in SYMBOLS:
-        _assert_same_bars(stored[symbol], _file_bars(symbol, T0, T0 + BARS * M5))
+        _assert_same_bars(stored[symbol], file_bars(symbol, T0, T0 + BARS * M5))
     assert len(expected) > 15
-    assert sorted(map(_key, paper)) == sorted(map(_key, expected))
+    assert sorted(map(priced_key, paper)) == sorted(map(priced_key, expected))
     assert container.service.status().candles_processed == BARS * len(SYMBOLS)
     assert container.service.status().stopped_reason == "stopped by user"
     assert _feed_threads() == []
@@ -207,20 +142,20 @@ def test_a_dropped_websocket_is_backfilled_over_rest_and_trades_the_same(
     # Six bars close while the venue is away, the last one the stream's close grace ago:
     # REST serves a bar only once that grace is over.
     fake.advance_to(T0 + (half + away) * M5 + CLOSE_GRACE_MS)
-    _processed(container, dict.fromkeys(SYMBOLS, T0 + (half + away - 1) * M5))
+    processed(container, dict.fromkeys(SYMBOLS, T0 + (half + away - 1) * M5))
     klines_while_away = fake.requests[("/fapi/v1/klines", 200)] - klines_before
     fake.accept_websockets()
-    _wait_subscribed(fake)
+    wait_subscribed(fake, STREAMS)
     _play(fake, container, half + away, BARS - 1)
     container.service.stop()
     paper = every(container.service.trades)
-    stored = _stored(settings)
+    stored = stored_bars(settings)
 
     for symbol in SYMBOLS:
-        _assert_same_bars(stored[symbol], _file_bars(symbol, T0, T0 + BARS * M5))
+        _assert_same_bars(stored[symbol], file_bars(symbol, T0, T0 + BARS * M5))
     assert klines_while_away >= len(SYMBOLS)  # each symbol's missed bars over REST
     assert fake.handshakes >= 2  # reconnected
-    assert sorted(map(_key, paper)) == sorted(map(_key, _backtest_of_stored(settings)))
+    assert sorted(map(priced_key, paper)) == sorted(map(priced_key, _backtest_of_stored(settings)))
     assert container.service.status().candles_processed == BARS * len(SYMBOLS)
 
 
@@ -233,12 +168,12 @@ def test_a_new_run_warms_up_on_history_days_of_bars_fetched_and_stored_but_never
     container = bootstrap(settings, wall_clock=clock)
     before = container.service.status()
     window = {s: container.service.recent_candles(s) for s in SYMBOLS}
-    stored = _stored(settings)
+    stored = stored_bars(settings)
 
     assert before.candles_processed == 0
     assert before.feed_venue == VENUE
     for symbol in SYMBOLS:
-        expected = _file_bars(symbol, T0 - day * M5, T0)
+        expected = file_bars(symbol, T0 - day * M5, T0)
         _assert_same_bars(window[symbol], expected)
         _assert_same_bars(stored[symbol], expected)
 
@@ -253,16 +188,16 @@ def test_a_restarted_run_catches_up_on_the_bars_closed_while_it_was_down(
     fake.advance_to(T0 + 110 * M5 + CLOSE_GRACE_MS)  # ten bars close while the server is down
 
     second = _start(settings, fake, clock)
-    _processed(second, dict.fromkeys(SYMBOLS, T0 + 109 * M5))
+    processed(second, dict.fromkeys(SYMBOLS, T0 + 109 * M5))
     _play(fake, second, 110, BARS - 1)
     second.service.stop()
     paper = every(second.service.trades)
-    stored = _stored(settings)
+    stored = stored_bars(settings)
 
     for symbol in SYMBOLS:
-        _assert_same_bars(stored[symbol], _file_bars(symbol, T0, T0 + BARS * M5))
+        _assert_same_bars(stored[symbol], file_bars(symbol, T0, T0 + BARS * M5))
     assert second.service.status().candles_processed == BARS * len(SYMBOLS)
-    assert sorted(map(_key, paper)) == sorted(map(_key, _backtest_of_stored(settings)))
+    assert sorted(map(priced_key, paper)) == sorted(map(priced_key, _backtest_of_stored(settings)))
 
 
 def test_a_silent_symbol_is_stale_in_status_metrics_and_alerts_and_the_others_trade_on(
@@ -278,12 +213,12 @@ def test_a_silent_symbol_is_stale_in_status_metrics_and_alerts_and_the_others_tr
 
     with live_server(build_app(container)) as url, httpx.Client(base_url=url) as client:
         container.service.start()
-        _wait_subscribed(fake)
+        wait_subscribed(fake, STREAMS)
         _play(fake, container, 0, 2)
         for k in range(3, 7):  # BTCUSDT's bars close, each traded after the grace without
             fake.advance_to(T0 + (k + 1) * M5 + 1)  # ETHUSDT's, which do not
-            _processed(container, {"BTCUSDT": T0 + k * M5}, ticking=fake)
-        _wait(lambda: published, "a FeedStale event")
+            processed(container, {"BTCUSDT": T0 + k * M5}, ticking=fake)
+        wait(lambda: published, "a FeedStale event")
         assert container.alerts.wait_idle(10)
         stale = client.get("/api/v1/status", headers=headers).json()
         stale_metrics = client.get("/metrics").text
@@ -292,7 +227,7 @@ def test_a_silent_symbol_is_stale_in_status_metrics_and_alerts_and_the_others_tr
         _play(fake, container, 7, 8)  # ETHUSDT's bars again from 7 on
         fresh = client.get("/api/v1/status", headers=headers).json()
         fresh_metrics = client.get("/metrics").text
-    stored = _stored(settings)
+    stored = stored_bars(settings)
 
     assert [(e.symbol, e.last_bar_time) for e in published] == [("ETHUSDT", T0 + 2 * M5)]
     assert stale["feed_venue"] == VENUE
@@ -305,8 +240,8 @@ def test_a_silent_symbol_is_stale_in_status_metrics_and_alerts_and_the_others_tr
     assert ethusdt_then == T0 + 2 * M5
     assert fresh["stale_feeds"] == []
     assert 'lootcapital_feed_stale{symbol="ETHUSDT",venue="binance-usdm"} 0.0' in fresh_metrics
-    _assert_same_bars(stored["BTCUSDT"], _file_bars("BTCUSDT", T0, T0 + 9 * M5))
-    expected_eth = _file_bars("ETHUSDT", T0, T0 + 9 * M5)
+    _assert_same_bars(stored["BTCUSDT"], file_bars("BTCUSDT", T0, T0 + 9 * M5))
+    expected_eth = file_bars("ETHUSDT", T0, T0 + 9 * M5)
     kept = ~np.isin(expected_eth.open_time, holes)
     np.testing.assert_array_equal(stored["ETHUSDT"].open_time, expected_eth.open_time[kept])
 
@@ -320,11 +255,11 @@ def test_the_venue_connection_is_shown_with_its_requests_weight_reconnects_and_c
 
     with live_server(build_app(container)) as url, httpx.Client(base_url=url) as client:
         container.service.start()
-        _wait_subscribed(fake)
+        wait_subscribed(fake, STREAMS)
         _play(fake, container, 0, 4)
         fake.drop_websockets(refuse=False)
-        _wait(lambda: fake.handshakes >= 2, "a reconnection")
-        _wait_subscribed(fake)
+        wait(lambda: fake.handshakes >= 2, "a reconnection")
+        wait_subscribed(fake, STREAMS)
         _play(fake, container, 5, 6)
         (venue,) = client.get("/api/v1/venues", headers=headers).json()
         metrics = client.get("/metrics").text
@@ -400,7 +335,7 @@ def test_the_control_centre_shows_the_venue_connection(
 
     with live_server(build_app(container)) as url, httpx.Client(base_url=url) as client:
         container.service.start()
-        _wait_subscribed(fake)
+        wait_subscribed(fake, STREAMS)
         _play(fake, container, 0, 2)
         client.cookies.set(SESSION_COOKIE, session_value(TOKEN))
         html = client.get("/ui/venues").text

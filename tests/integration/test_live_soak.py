@@ -19,8 +19,9 @@ from pathlib import Path
 from adapters.clock import SimulatedClock
 from lootcapital.bootstrap import Container, bootstrap
 from lootcapital.live import LiveStart
+from tests.integration.live_harness import M5, OPEN, T0, wait
 from tests.integration.test_live_faults import assert_matches_the_venue, fast_settings
-from tests.integration.test_live_trading import M5, OPEN, T0, VENUE, _wait, clock, fake
+from tests.integration.test_live_trading import VENUE, clock, fake
 from tests.venues.binance_fake import FakeBinanceUsdm
 from tests.venues.binance_fake_private import EVENT_FAULTS, REQUEST_FAULTS, Chaos
 
@@ -46,8 +47,8 @@ def _until(fake: FakeBinanceUsdm, container: Container, bars: int) -> None:
         assert status.running, f"the engine stopped: {status.stopped_reason}"
         return status.candles_processed >= bars
 
-    _wait(processed, f"{bars} bars processed", timeout=30)
-    _wait(lambda: not service.orders(statuses=OPEN).items, f"the fills after bar {bars}", 30)
+    wait(processed, f"{bars} bars processed", timeout=30)
+    wait(lambda: not service.orders(statuses=OPEN).items, f"the fills after bar {bars}", 30)
 
 
 def test_ten_thousand_bars_with_random_faults_end_with_no_duplicate_and_nothing_to_reconcile(
@@ -58,7 +59,7 @@ def test_ten_thousand_bars_with_random_faults_end_with_no_duplicate_and_nothing_
     bars = random.Random(SEED)
     container = bootstrap(settings, live=LiveStart(VENUE), wall_clock=clock)
     container.service.start()
-    _wait(lambda: STREAM in fake.subscribed(), "the kline stream subscribed")
+    wait(lambda: STREAM in fake.subscribed(), "the kline stream subscribed")
     reconciler = container.service.reconciler
     assert reconciler is not None
 
@@ -66,15 +67,15 @@ def test_ten_thousand_bars_with_random_faults_end_with_no_duplicate_and_nothing_
     for end in range(STEP, BARS - CLEAN + 1, STEP):
         if bars.random() < RATE * STEP:  # 1 % of the bars: the market stream drops first
             fake.drop_websockets(refuse=False)
-            _wait(lambda: STREAM in fake.subscribed(), "the kline stream subscribed again")
+            wait(lambda: STREAM in fake.subscribed(), "the kline stream subscribed again")
         _until(fake, container, end)
     fake.private.chaos = None
     for end in range(BARS - CLEAN + STEP, BARS + 1, STEP):
         _until(fake, container, end)
-    _wait(lambda: reconciler.last == clock.now_ms(), "the reconciliation after the last bar")
+    wait(lambda: reconciler.last == clock.now_ms(), "the reconciliation after the last bar")
     drift = dict(reconciler.drift)
     fake.advance_to(clock.now_ms() + round(settings.venues.binance_usdm.reconcile_s * 1000))
-    _wait(lambda: reconciler.last == clock.now_ms(), "a last reconciliation")
+    wait(lambda: reconciler.last == clock.now_ms(), "a last reconciliation")
     status = container.service.status()
     venue = container.service.venues()[0]
     assert_matches_the_venue(fake, container)

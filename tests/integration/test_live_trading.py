@@ -13,8 +13,7 @@ sides, quantities, prices, fees and PnL: the fake charges Binance's taker fee, t
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,14 +23,30 @@ import pytest
 from adapters.clock import SimulatedClock
 from domain.candles import Candles
 from domain.errors import ConfigError, VenueError
-from domain.model import OrderStatus, Trade
+from domain.model import Trade
 from lootcapital.bootstrap import Container, bootstrap
 from lootcapital.cli import main
 from lootcapital.live import LiveStart
 from lootcapital.settings import Settings
-from lootcapital.simulation import backtest, load_candles
 from service_layer.risk_service import RiskControl
-from tests.fixtures.data import load_candles as file_candles
+from tests.integration.live_harness import (
+    M5,
+    OPEN,
+    T0,
+    TOKEN,
+    costed_key,
+    file_bars,
+    kline_streams,
+    live_settings,
+    play_live,
+    settled,
+    sma_cross_backtest,
+    start_run,
+    stored_bars,
+    venue_section,
+    wait,
+    wait_subscribed,
+)
 from tests.integration.paper_harness import (
     CrashPlan,
     crash_during_run,
@@ -47,14 +62,11 @@ from tests.venues.mexc_fake import API_KEY as MEXC_KEY
 from tests.venues.mexc_fake import API_SECRET as MEXC_SECRET
 from tests.venues.mexc_fake import FakeMexc
 
-M5 = 300_000
-T0 = 1_746_403_200_000  # 2025-05-05 00:00 UTC: the first bar traded (history_days 0)
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+STREAMS = kline_streams(SYMBOLS)
 PARAMS = {"fast": 5, "slow": 20}  # sma_cross: about 25 round trips on 200 bars of the two
 BARS = 200
-TOKEN = "test-token-0123456789"
 VENUE = "binance-usdm"
-OPEN = [OrderStatus.PENDING_NEW, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED]
 
 
 @pytest.fixture
@@ -73,116 +85,36 @@ def fake(clock: SimulatedClock) -> Iterator[FakeBinanceUsdm]:
 
 
 def _settings(tmp_path: Path, fake: FakeBinanceUsdm, **extra: object) -> Settings:
-    sample = tmp_path / "sample"  # no kline or funding file: nothing replayed, nothing funded
-    sample.mkdir(exist_ok=True)
-    venue = {
-        "rest_url": fake.rest_url,
-        "ws_url": fake.ws_url,
-        "demo": True,
-        "api_key": API_KEY,
-        "api_secret": API_SECRET,
-        "poll_s": 0.02,
-        "backoff_s": 0.01,
-        "max_backoff_s": 0.05,
-    }
-    values: dict[str, object] = {
-        "data_dir": tmp_path / "data",
-        "sample_dir": sample,
-        "symbols": SYMBOLS,
-        "strategy": "sma_cross",
-        "strategy_params": PARAMS,
-        "api_token": TOKEN,
-        "autostart": False,
-        "history_days": 0,
-        "venues": {"binance_usdm": venue},
-    }
-    return Settings(**(values | extra))  # type: ignore[arg-type]
+    venue = venue_section(fake, demo=True, api_key=API_KEY, api_secret=API_SECRET)
+    values = {"symbols": SYMBOLS, "strategy_params": PARAMS}
+    return live_settings(tmp_path, {"binance_usdm": venue}, **(values | extra))
 
 
 def _start(settings: Settings, fake: FakeBinanceUsdm, clock: SimulatedClock) -> Container:
-    container = bootstrap(settings, live=LiveStart(VENUE), wall_clock=clock)
-    container.service.start()
-    _wait_subscribed(fake)
-    return container
-
-
-def _wait_subscribed(fake: FakeBinanceUsdm) -> None:
-    streams = {f"{s.lower()}@kline_5m" for s in SYMBOLS}
-    _wait(lambda: streams <= fake.subscribed(), "the kline streams subscribed")
-
-
-def _wait(done: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout} s for {what}")
-        time.sleep(0.002)
-
-
-def _settled(container: Container, k: int, crash: CrashPlan | None = None) -> None:
-    """Wait until the engine has processed bar ``k`` (opening at ``T0 + k * M5``), sent the
-    orders it decided there, and applied their fills (no order is open), or until ``crash``
-    has fired."""
-    service = container.service
-
-    def crashed() -> bool:
-        return crash is not None and crash.fired.is_set()
-
-    def processed() -> bool:
-        status = service.status()
-        if crashed():  # (it fires before the engine thread ends)
-            return True
-        assert status.running, f"the engine stopped: {status.stopped_reason}"
-        return status.candles_processed >= (k + 1) * len(SYMBOLS)
-
-    _wait(processed, f"bar {k} processed")
-    _wait(lambda: crashed() or not service.orders(statuses=OPEN).items, f"bar {k}'s fills")
+    return start_run(settings, fake, clock, STREAMS, live=LiveStart(VENUE))
 
 
 def _play(fake: FakeBinanceUsdm, container: Container, first: int, last: int) -> None:
     """Close bars ``first..last`` one at a time, each at exactly its close time."""
-    for k in range(first, last + 1):
-        fake.advance_to(T0 + (k + 1) * M5)
-        _settled(container, k)
-
-
-def _key(t: Trade) -> tuple:
-    return (
-        t.symbol, t.side, t.qty, t.entry_time, t.entry_price, t.exit_time, t.exit_price,
-        t.fees, t.pnl,
-    )  # fmt: skip
+    play_live(fake, container, first, last, n_symbols=len(SYMBOLS))
 
 
 def _file_bars(symbol: str) -> Candles:
-    return file_candles(f"binance_usdm_{symbol}_5m.csv.gz").between(T0, T0 + BARS * M5)
+    return file_bars(symbol, T0, T0 + BARS * M5)
 
 
 def _backtest(settings: Settings, candles: dict[str, Candles]) -> list[Trade]:
     """The backtest's round trips on ``candles`` with no slippage, those closed before the
     data ends (the backtest closes open positions at the last close; the live run keeps
     them)."""
-    result = backtest(
-        settings,
-        strategy="sma_cross",
-        params={k: str(v) for k, v in PARAMS.items()},
-        candles=candles,
-        timeframe="5m",
-        cash=settings.initial_cash,
-        fee=settings.fee_taker,
-        slippage_bps=Decimal(0),
+    result = sma_cross_backtest(
+        settings, candles, params=PARAMS, fee=settings.fee_taker, slippage_bps=Decimal(0)
     )
-    end = max(int(c.open_time[-1]) for c in candles.values()) + M5
-    return [t for t in result.trades if t.exit_time < end]
-
-
-def _stored(settings: Settings) -> dict[str, Candles]:
-    return load_candles(
-        settings, data=[], symbols=settings.symbols, timeframe="5m", start_ms=None, end_ms=None
-    )
+    return result.trades
 
 
 def _assert_stored_bars_are_the_files(settings: Settings) -> None:
-    for symbol, bars in _stored(settings).items():
+    for symbol, bars in stored_bars(settings).items():
         expected = _file_bars(symbol)
         np.testing.assert_array_equal(bars.open_time, expected.open_time)
         np.testing.assert_array_equal(bars.close, expected.close)
@@ -205,12 +137,12 @@ def test_a_live_run_places_its_orders_at_the_venue_and_trades_as_a_backtest_of_i
     container.service.stop()
     container.close()
     live = every(container.service.trades)
-    expected = _backtest(settings, _stored(settings))
+    expected = _backtest(settings, stored_bars(settings))
     status = container.service.status()
 
     _assert_stored_bars_are_the_files(settings)
     assert len(expected) > 15
-    assert sorted(map(_key, live)) == sorted(map(_key, expected))
+    assert sorted(map(costed_key, live)) == sorted(map(costed_key, expected))
     _assert_each_order_sent_once(fake, container)
     assert len(fake.account.trades) == len(every(container.service.fills))
     assert status.mode == "live" and status.candles_processed == BARS * len(SYMBOLS)
@@ -233,13 +165,13 @@ def test_the_risk_gate_counts_the_venues_fills_as_a_backtests_gate_counts_the_si
     container.service.stop()
     container.close()
     live = every(container.service.trades)
-    expected = _backtest(settings, _stored(settings))
+    expected = _backtest(settings, stored_bars(settings))
     unguarded = _backtest(settings.model_copy(update={"risk": _settings(tmp_path, fake).risk}),
-                          _stored(settings))  # fmt: skip
+                          stored_bars(settings))  # fmt: skip
     trips = [r.event for r in RiskControl(container.service).events()]
 
     assert len(expected) < len(unguarded)  # the losing streaks halted the backtest's entries
-    assert sorted(map(_key, live)) == sorted(map(_key, expected))
+    assert sorted(map(costed_key, live)) == sorted(map(costed_key, expected))
     assert any("consecutive" in str(e).lower() for e in trips), trips
 
 
@@ -255,20 +187,20 @@ def test_a_restart_after_a_crash_between_storing_and_sending_looks_the_order_up_
     plan = CrashPlan(after_commits=BARS // 2)
     crash_during_run(crashing, plan)
     crashing.service.start()
-    _wait_subscribed(fake)
+    wait_subscribed(fake, STREAMS)
     k = 0
     while not plan.fired.is_set():
         fake.advance_to(T0 + (k + 1) * M5)
-        _settled(crashing, k, plan)
+        settled(crashing, k, len(SYMBOLS), plan)
         k += 1
     wait_stopped(crashing)
     crashing.close()
-    _wait(lambda: fake.connections == 0, "the crashed run's kline streams closed")
+    wait(lambda: fake.connections == 0, "the crashed run's kline streams closed")
     unsent = [o for o in read_run(settings.database, mode="live").orders if o.status is OPEN[0]]
     lookups_before = fake.requests[("/fapi/v1/order", 400)]
 
     restarted = _start(settings, fake, clock)
-    _wait(lambda: not restarted.service.orders(statuses=OPEN).items, "the unsent orders filled")
+    wait(lambda: not restarted.service.orders(statuses=OPEN).items, "the unsent orders filled")
     _play(fake, restarted, k, BARS - 1)
     restarted.service.stop()
     restarted.close()
@@ -277,7 +209,9 @@ def test_a_restart_after_a_crash_between_storing_and_sending_looks_the_order_up_
     assert unsent, "the crash came after orders were stored, before they were sent"
     assert fake.requests[("/fapi/v1/order", 400)] > lookups_before  # looked up: unknown
     assert all(fake.account.placed[o.id] == 1 for o in unsent)
-    assert sorted(map(_key, live)) == sorted(map(_key, _backtest(settings, _stored(settings))))
+    assert sorted(map(costed_key, live)) == sorted(
+        map(costed_key, _backtest(settings, stored_bars(settings)))
+    )
     _assert_each_order_sent_once(fake, restarted)
 
 
@@ -293,10 +227,10 @@ def test_fills_missed_while_the_user_data_stream_is_down_are_fetched_when_it_rec
 
     fake.drop_user_streams(refuse=True)
     fake.advance_to(T0 + (k + 1) * M5)
-    _wait(lambda: container.service.status().candles_processed >= (k + 1) * len(SYMBOLS), "bar")
+    wait(lambda: container.service.status().candles_processed >= (k + 1) * len(SYMBOLS), "bar")
     missed = container.service.orders(statuses=OPEN).items
     fake.private.refusing = False
-    _wait(lambda: not container.service.orders(statuses=OPEN).items, "the missed fills")
+    wait(lambda: not container.service.orders(statuses=OPEN).items, "the missed fills")
     _play(fake, container, k + 1, BARS - 1)
     container.service.stop()
     assert container.venue is not None and container.venue.client is not None
@@ -305,7 +239,9 @@ def test_fills_missed_while_the_user_data_stream_is_down_are_fetched_when_it_rec
 
     assert missed, "the entry filled at the venue while its stream was down"
     assert opened >= 2  # the stream reconnected
-    assert sorted(map(_key, every(container.service.trades))) == sorted(map(_key, expected))
+    assert sorted(map(costed_key, every(container.service.trades))) == sorted(
+        map(costed_key, expected)
+    )
     _assert_each_order_sent_once(fake, container)
 
 

@@ -24,10 +24,10 @@ from lootcapital.bootstrap import Container, bootstrap
 from lootcapital.live import LiveStart
 from lootcapital.settings import Settings
 from tests.fixtures.data import shared_file
+from tests.integration.live_harness import T0, live_settings, venue_section
 from tests.venues.binance_fake import EXCHANGE_INFO, LEVERAGE_BRACKETS, FakeBinanceUsdm
 from tests.venues.binance_fake_private import API_KEY, API_SECRET
 
-T0 = 1_746_403_200_000  # 2025-05-05 00:00 UTC
 SYMBOLS = ["BTCUSDT", "SOLUSDT"]  # SOLUSDT: at most 100x in its first bracket
 VENUE = "binance-usdm"
 SPOT_INFO = "binance_spot_exchange_info_20230813.json"
@@ -41,32 +41,14 @@ def fake() -> Iterator[FakeBinanceUsdm]:
 
 
 def _settings(tmp_path: Path, fake: FakeBinanceUsdm, **extra: object) -> Settings:
-    sample = tmp_path / "sample"  # no kline or funding file: nothing replayed, nothing funded
-    sample.mkdir(exist_ok=True)
-    venue = {
-        "rest_url": fake.rest_url,
-        "ws_url": fake.ws_url,
-        "demo": True,
-        "api_key": API_KEY,
-        "api_secret": API_SECRET,
-        "poll_s": 0.02,
-        "backoff_s": 0.01,
-        "max_backoff_s": 0.05,
-    }
+    venue = venue_section(fake, demo=True, api_key=API_KEY, api_secret=API_SECRET)
     values: dict[str, object] = {
-        "data_dir": tmp_path / "data",
-        "sample_dir": sample,
         "symbols": SYMBOLS,
-        "strategy": "sma_cross",
-        "api_token": "test-token-0123456789",
-        "autostart": False,
-        "history_days": 0,
         "instruments_files": [shared_file(SPOT_INFO)],  # no USDⓈ-M perpetual in it
         "leverage_brackets_file": None,
         "max_leverage": 125,
-        "venues": {"binance_usdm": venue},
     }
-    return Settings(**(values | extra))  # type: ignore[arg-type]
+    return live_settings(tmp_path, {"binance_usdm": venue}, **(values | extra))
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ contracts (0.0001 BTC), so the run and the backtest round quantities alike.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,12 +22,26 @@ import pytest
 from adapters.clock import SimulatedClock
 from domain.candles import Candles
 from domain.errors import ConfigError
-from domain.model import OrderStatus, Trade
+from domain.model import Trade
 from lootcapital.bootstrap import Container, bootstrap
 from lootcapital.live import LiveStart
 from lootcapital.settings import Settings
-from lootcapital.simulation import backtest, candle_store
-from tests.fixtures.data import load_candles as file_candles
+from lootcapital.simulation import candle_store
+from tests.integration.live_harness import (
+    M5,
+    OPEN,
+    T0,
+    costed_key,
+    file_bars,
+    live_settings,
+    play_live,
+    settled,
+    sma_cross_backtest,
+    start_run,
+    venue_section,
+    wait,
+    wait_subscribed,
+)
 from tests.integration.paper_harness import (
     CrashPlan,
     crash_during_run,
@@ -39,14 +52,12 @@ from tests.integration.paper_harness import (
 from tests.venues.mexc_fake import API_KEY, API_SECRET, FakeMexc
 from tests.venues.mexc_fake_trading import TAKER_FEE
 
-M5 = 300_000
-T0 = 1_746_403_200_000  # 2025-05-05 00:00 UTC: the first bar traded (history_days 0)
 SYMBOL = "BTCUSDT"
 CONTRACT = "BTC_USDT"
+STREAMS = {f"{CONTRACT}@Min5"}
 PARAMS = {"fast": 5, "slow": 20}
 BARS = 200
 MEXC = "mexc"
-OPEN = [OrderStatus.PENDING_NEW, OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED]
 ISOLATED = 1  # MEXC's openType
 
 
@@ -63,81 +74,17 @@ def fake(clock: SimulatedClock) -> Iterator[FakeMexc]:
 
 
 def _settings(tmp_path: Path, fake: FakeMexc, **extra: object) -> Settings:
-    sample = tmp_path / "sample"  # no kline or funding file: nothing replayed, nothing funded
-    sample.mkdir(exist_ok=True)
-    venue = {
-        "rest_url": fake.rest_url,
-        "ws_url": fake.ws_url,
-        "api_key": API_KEY,
-        "api_secret": API_SECRET,
-        "poll_s": 0.02,
-        "backoff_s": 0.01,
-        "max_backoff_s": 0.05,
-    }
-    values: dict[str, object] = {
-        "data_dir": tmp_path / "data",
-        "sample_dir": sample,
-        "symbols": [SYMBOL],
-        "strategy": "sma_cross",
-        "strategy_params": PARAMS,
-        "api_token": "test-token-0123456789",
-        "autostart": False,
-        "history_days": 0,
-        "live_confirm": True,
-        "venues": {"mexc": venue},
-    }
-    return Settings(**(values | extra))  # type: ignore[arg-type]
-
-
-def _wait(done: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout} s for {what}")
-        time.sleep(0.002)
-
-
-def _wait_subscribed(fake: FakeMexc) -> None:
-    _wait(lambda: f"{CONTRACT}@Min5" in fake.subscribed(), "the kline stream subscribed")
+    venue = venue_section(fake, api_key=API_KEY, api_secret=API_SECRET)
+    values = {"symbols": [SYMBOL], "strategy_params": PARAMS, "live_confirm": True}
+    return live_settings(tmp_path, {"mexc": venue}, **(values | extra))
 
 
 def _start(settings: Settings, fake: FakeMexc, clock: SimulatedClock) -> Container:
-    container = bootstrap(settings, live=LiveStart(MEXC, real_money=True), wall_clock=clock)
-    container.service.start()
-    _wait_subscribed(fake)
-    return container
-
-
-def _settled(container: Container, k: int, crash: CrashPlan | None = None) -> None:
-    """Wait until the engine has processed bar ``k``, sent its orders and applied their
-    fills, or until ``crash`` has fired."""
-    service = container.service
-
-    def crashed() -> bool:
-        return crash is not None and crash.fired.is_set()
-
-    def processed() -> bool:
-        status = service.status()
-        if crashed():
-            return True
-        assert status.running, f"the engine stopped: {status.stopped_reason}"
-        return status.candles_processed >= k + 1
-
-    _wait(processed, f"bar {k} processed")
-    _wait(lambda: crashed() or not service.orders(statuses=OPEN).items, f"bar {k}'s fills")
+    return start_run(settings, fake, clock, STREAMS, live=LiveStart(MEXC, real_money=True))
 
 
 def _play(fake: FakeMexc, container: Container, first: int, last: int) -> None:
-    for k in range(first, last + 1):
-        fake.advance_to(T0 + (k + 1) * M5)
-        _settled(container, k)
-
-
-def _key(t: Trade) -> tuple:
-    return (
-        t.symbol, t.side, t.qty, t.entry_time, t.entry_price, t.exit_time, t.exit_price,
-        t.fees, t.pnl,
-    )  # fmt: skip
+    play_live(fake, container, first, last, n_symbols=1)
 
 
 def _stored(settings: Settings) -> Candles:
@@ -146,18 +93,10 @@ def _stored(settings: Settings) -> Candles:
 
 def _backtest(settings: Settings, candles: Candles) -> list[Trade]:
     """The backtest's round trips closed before the data ends, with MEXC's fee, no slippage."""
-    result = backtest(
-        settings,
-        strategy="sma_cross",
-        params={k: str(v) for k, v in PARAMS.items()},
-        candles={SYMBOL: candles},
-        timeframe="5m",
-        cash=settings.initial_cash,
-        fee=TAKER_FEE,
-        slippage_bps=Decimal(0),
+    result = sma_cross_backtest(
+        settings, {SYMBOL: candles}, params=PARAMS, fee=TAKER_FEE, slippage_bps=Decimal(0)
     )
-    end = int(candles.open_time[-1]) + M5
-    return [t for t in result.trades if t.exit_time < end]
+    return result.trades
 
 
 def _assert_each_order_sent_once(fake: FakeMexc, container: Container) -> None:
@@ -180,11 +119,11 @@ def test_a_live_run_on_mexc_places_its_orders_there_and_trades_as_a_backtest_of_
     expected = _backtest(settings, stored)
     status = container.service.status()
 
-    expected_bars = file_candles(f"binance_usdm_{SYMBOL}_5m.csv.gz").between(T0, T0 + BARS * M5)
+    expected_bars = file_bars(SYMBOL, T0, T0 + BARS * M5)
     np.testing.assert_array_equal(stored.open_time, expected_bars.open_time)
     np.testing.assert_array_equal(stored.close, expected_bars.close)
     assert len(expected) > 5
-    assert sorted(map(_key, live)) == sorted(map(_key, expected))
+    assert sorted(map(costed_key, live)) == sorted(map(costed_key, expected))
     _assert_each_order_sent_once(fake, container)
     assert len(fake.book.deals) == len(every(container.service.fills))
     assert status.mode == "live" and status.candles_processed == BARS
@@ -204,19 +143,19 @@ def test_a_restart_after_a_crash_between_storing_and_sending_looks_the_order_up_
     plan = CrashPlan(after_commits=BARS // 2)
     crash_during_run(crashing, plan)
     crashing.service.start()
-    _wait_subscribed(fake)
+    wait_subscribed(fake, STREAMS)
     k = 0
     while not plan.fired.is_set():
         fake.advance_to(T0 + (k + 1) * M5)
-        _settled(crashing, k, plan)
+        settled(crashing, k, 1, plan)
         k += 1
     wait_stopped(crashing)
     crashing.close()
-    _wait(lambda: f"{CONTRACT}@Min5" not in fake.subscribed(), "the crashed run's stream closed")
+    wait(lambda: f"{CONTRACT}@Min5" not in fake.subscribed(), "the crashed run's stream closed")
     unsent = [o for o in read_run(settings.database, mode="live").orders if o.status is OPEN[0]]
 
     restarted = _start(settings, fake, clock)
-    _wait(lambda: not restarted.service.orders(statuses=OPEN).items, "the unsent orders filled")
+    wait(lambda: not restarted.service.orders(statuses=OPEN).items, "the unsent orders filled")
     _play(fake, restarted, k, BARS - 1)
     restarted.service.stop()
     restarted.close()
@@ -227,7 +166,9 @@ def test_a_restart_after_a_crash_between_storing_and_sending_looks_the_order_up_
         lookup = f"/api/v1/private/order/external/{CONTRACT}/{order.id}"
         assert fake.requests[(lookup, 200)] >= 1  # looked up by externalOid: unknown
         assert fake.book.submitted[order.id] == 1
-    assert sorted(map(_key, live)) == sorted(map(_key, _backtest(settings, _stored(settings))))
+    assert sorted(map(costed_key, live)) == sorted(
+        map(costed_key, _backtest(settings, _stored(settings)))
+    )
     _assert_each_order_sent_once(fake, restarted)
 
 

@@ -20,19 +20,14 @@ from domain.reconciliation import DriftKind, ReconciliationEvent
 from lootcapital.bootstrap import Container
 from lootcapital.settings import Settings
 from tests.fixtures.data import load_candles as file_candles
+from tests.integration.live_harness import M5, OPEN, T0, costed_key, stored_bars, wait
 from tests.integration.paper_harness import every, wait_stopped
 from tests.integration.test_live_trading import (
-    M5,
-    OPEN,
     SYMBOLS,
-    T0,
     _backtest,
-    _key,
     _play,
     _settings,
     _start,
-    _stored,
-    _wait,
     clock,
     fake,
 )
@@ -66,7 +61,7 @@ def _shut_down(container: Container, fake: FakeBinanceUsdm) -> None:
     container.service.stop()
     wait_stopped(container)
     container.close()
-    _wait(lambda: fake.connections == 0, "the run's kline streams closed")
+    wait(lambda: fake.connections == 0, "the run's kline streams closed")
 
 
 def _events(container: Container) -> list[ReconciliationEvent]:
@@ -82,7 +77,7 @@ def _kinds(container: Container) -> list[DriftKind]:
 def _reconciled_at(container: Container, fake: FakeBinanceUsdm, ms: int) -> None:
     """Move the shared clock to ``ms`` and wait for the reconciliation due then."""
     fake.advance_to(ms)
-    _wait(lambda: container.service.venues()[0].last_reconciliation == ms, f"reconciled at {ms}")
+    wait(lambda: container.service.venues()[0].last_reconciliation == ms, f"reconciled at {ms}")
 
 
 def _by_hand(fake: FakeBinanceUsdm, symbol: str, side: str, kind: str, **terms: str) -> str:
@@ -103,7 +98,7 @@ def test_a_fill_missed_while_the_server_was_down_is_applied_once_at_start(
     _play(fake, first, 0, k - 1)
     fake.drop_user_streams(refuse=True)  # the entry fills unheard
     fake.advance_to(T0 + (k + 1) * M5)
-    _wait(lambda: first.service.status().candles_processed >= (k + 1) * len(SYMBOLS), "bar")
+    wait(lambda: first.service.status().candles_processed >= (k + 1) * len(SYMBOLS), "bar")
     missed = first.service.orders(statuses=OPEN).items
     _shut_down(first, fake)
     fake.private.refusing = False
@@ -120,7 +115,8 @@ def test_a_fill_missed_while_the_server_was_down_is_applied_once_at_start(
     assert all(any(o.id in e.details for e in events[::2]) for o in missed)
     assert len(every(second.service.fills)) == len(fake.account.trades)  # each applied once
     live = every(second.service.trades)
-    assert sorted(map(_key, live)) == sorted(map(_key, _backtest(settings, _stored(settings))))
+    backtested = _backtest(settings, stored_bars(settings))
+    assert sorted(map(costed_key, live)) == sorted(map(costed_key, backtested))
 
 
 def test_an_order_placed_by_hand_at_the_venue_is_adopted_as_external_once(
@@ -138,7 +134,7 @@ def test_an_order_placed_by_hand_at_the_venue_is_adopted_as_external_once(
     _reconciled_at(container, fake, T0 + 120_000)  # 60 s later: again, nothing new
     again = container.service.venues()[0]
     canceled = container.service.desk.cancel_order(hand)
-    _wait(lambda: container.service.get_order(hand).status is OrderStatus.CANCELED, "canceled")
+    wait(lambda: container.service.get_order(hand).status is OrderStatus.CANCELED, "canceled")
     _shut_down(container, fake)
 
     assert adopted.tag == "external" and adopted.status is OrderStatus.NEW
@@ -163,13 +159,13 @@ def test_a_stop_still_working_at_the_venue_across_a_restart_is_tracked_again(
         symbol="ETHUSDT", side=Side.BUY, type=OrderType.STOP, qty=Decimal("0.10"),
         stop_price=trigger,
     )  # fmt: skip
-    _wait(lambda: first.service.get_order(stop.id).status is OrderStatus.NEW, "stop working")
+    wait(lambda: first.service.get_order(stop.id).status is OrderStatus.NEW, "stop working")
     _shut_down(first, fake)
 
     second = _start(settings, fake, clock)
     (venue,) = second.service.venues()
     second.service.desk.cancel_order(stop.id)  # refused as unknown if it were not tracked
-    _wait(lambda: second.service.get_order(stop.id).status is OrderStatus.CANCELED, "canceled")
+    wait(lambda: second.service.get_order(stop.id).status is OrderStatus.CANCELED, "canceled")
     _shut_down(second, fake)
     (algo,) = fake.account.algos.values()
 
