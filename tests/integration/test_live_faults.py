@@ -29,19 +29,15 @@ from domain.venues import VenueStatus
 from lootcapital.bootstrap import Container
 from lootcapital.settings import Settings
 from tests.fixtures.data import load_candles as file_candles
+from tests.integration.live_harness import M5, OPEN, T0, settled, wait, wait_subscribed
 from tests.integration.paper_harness import every
 from tests.integration.test_live_trading import (
-    M5,
-    OPEN,
+    STREAMS,
     SYMBOLS,
-    T0,
     _backtest,
     _play,
     _settings,
-    _settled,
     _start,
-    _wait,
-    _wait_subscribed,
     clock,
     fake,
 )
@@ -72,6 +68,18 @@ def entry_bar(settings: Settings, bars: int = BARS) -> tuple[int, str]:
     }
     trade = min(_backtest(settings, candles), key=lambda t: t.entry_time)
     return (trade.entry_time - T0) // M5 - 1, trade.symbol
+
+
+def start_before_entry(
+    tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
+) -> tuple[Container, int, str]:
+    """A live run on :func:`fast_settings` with every bar before :func:`entry_bar`'s closed:
+    the run, the entry bar's index ``k`` and its symbol."""
+    settings = fast_settings(tmp_path, fake)
+    k, symbol = entry_bar(settings)
+    container = _start(settings, fake, clock)
+    _play(fake, container, 0, k - 1)
+    return container, k, symbol
 
 
 def venue_status(container: Container) -> VenueStatus:
@@ -214,15 +222,12 @@ def test_a_live_run_survives_the_fault_sends_no_order_twice_and_ends_as_the_venu
     tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock, name: str
 ) -> None:
     fault = FAULTS[name]
-    settings = fast_settings(tmp_path, fake)
-    k, _ = entry_bar(settings)
-    container = _start(settings, fake, clock)
-    _play(fake, container, 0, k - 1)
+    container, k, _ = start_before_entry(tmp_path, fake, clock)
 
     fault.inject(fake, container)
     _play(fake, container, k, k)
     fake.account.fill_fraction, fake.account.trades_per_fill = None, 1
-    _wait_subscribed(fake)
+    wait_subscribed(fake, STREAMS)
     _play(fake, container, k + 1, BARS - 1)
     status = container.service.status()
     fault.shown(fake, container)
@@ -238,10 +243,7 @@ def test_a_live_run_survives_the_fault_sends_no_order_twice_and_ends_as_the_venu
 def test_a_ban_halts_the_venue_with_its_end_in_the_status_and_trading_resumes_after_it(
     tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
 ) -> None:
-    settings = fast_settings(tmp_path, fake)
-    k, _ = entry_bar(settings)
-    container = _start(settings, fake, clock)
-    _play(fake, container, 0, k - 1)
+    container, k, _ = start_before_entry(tmp_path, fake, clock)
 
     fake.fail_next(ORDER, 418)
     _play(fake, container, k, k)
@@ -266,14 +268,12 @@ def test_a_ban_halts_the_venue_with_its_end_in_the_status_and_trading_resumes_af
 def test_a_position_liquidated_by_the_venue_mid_run_closes_as_a_liquidation(
     tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
 ) -> None:
-    settings = fast_settings(tmp_path, fake)
-    k, symbol = entry_bar(settings)
-    container = _start(settings, fake, clock)
-    _play(fake, container, 0, k)  # the entry filled at the next bar's open
+    container, k, symbol = start_before_entry(tmp_path, fake, clock)
+    _play(fake, container, k, k)  # the entry filled at the next bar's open
 
     autoclose = fake.liquidate(symbol)
-    _wait(lambda: _status_of(container, autoclose) is OrderStatus.FILLED, "the liquidation")
-    _wait(  # shown at once, not at the next bar
+    wait(lambda: _status_of(container, autoclose) is OrderStatus.FILLED, "the liquidation")
+    wait(  # shown at once, not at the next bar
         lambda: symbol not in {v.position.symbol for v in container.service.positions()},
         "the liquidated position gone from the positions shown",
     )
@@ -292,15 +292,12 @@ def test_a_position_liquidated_by_the_venue_mid_run_closes_as_a_liquidation(
 def test_market_streams_dropped_mid_run_reconnect_and_the_bar_missed_meanwhile_is_fetched(
     tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
 ) -> None:
-    settings = fast_settings(tmp_path, fake)
-    k, _ = entry_bar(settings)
-    container = _start(settings, fake, clock)
-    _play(fake, container, 0, k - 1)
+    container, k, _ = start_before_entry(tmp_path, fake, clock)
 
     fake.drop_websockets(refuse=True)
     fake.advance_to(T0 + (k + 1) * M5)  # bar k closes while the streams are down
     fake.accept_websockets()
-    _wait_subscribed(fake)
+    wait_subscribed(fake, STREAMS)
     _play(fake, container, k + 1, BARS - 1)  # its close shows the hole: bar k over REST
     status = container.service.status()
     assert_matches_the_venue(fake, container)
@@ -319,25 +316,22 @@ def test_market_streams_dropped_mid_run_reconnect_and_the_bar_missed_meanwhile_i
 def test_a_ban_on_the_market_data_backfill_is_waited_out_and_the_missed_bar_traded_after_it(
     tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
 ) -> None:
-    settings = fast_settings(tmp_path, fake)
-    k, _ = entry_bar(settings)
-    container = _start(settings, fake, clock)
-    _play(fake, container, 0, k - 1)
+    container, k, _ = start_before_entry(tmp_path, fake, clock)
 
     fake.fail_next("/fapi/v1/klines", 418)  # the backfill of the bar missed below
     fake.drop_websockets(refuse=True)
     fake.advance_to(T0 + (k + 1) * M5)  # bar k closes while the streams are down
     fake.accept_websockets()
-    _wait_subscribed(fake)
-    _wait(lambda: venue_status(container).banned_until is not None, "the ban seen")
+    wait_subscribed(fake, STREAMS)
+    wait(lambda: venue_status(container).banned_until is not None, "the ban seen")
     banned = venue_status(container)
     # Past the ban's end (2 minutes of venue time). A symbol whose bar k came before the ban
     # was traded without the other's after the aligner's wait, and the other's, fetched
     # after the ban, was then dropped: at most one bar fewer.
     for j in range(k + 1, BARS):
         fake.advance_to(T0 + (j + 1) * M5)
-        _wait(lambda j=j: _processed(container) >= (j + 1) * len(SYMBOLS) - 1, f"bar {j}")
-    _settled(container, BARS - 2)  # and the fills of the orders decided at the last close
+        wait(lambda j=j: _processed(container) >= (j + 1) * len(SYMBOLS) - 1, f"bar {j}")
+    settled(container, BARS - 2, len(SYMBOLS))  # and the fills decided at the last close
     status = container.service.status()
     assert_matches_the_venue(fake, container)
     after = venue_status(container)

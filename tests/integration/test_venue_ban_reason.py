@@ -19,8 +19,8 @@ from api.deps import SESSION_COOKIE, session_value
 from domain.errors import VenueBanned
 from lootcapital.bootstrap import build_app
 from tests.e2e.web_fixtures import live_server
-from tests.integration.test_live_faults import ORDER, entry_bar, fast_settings, venue_status
-from tests.integration.test_live_trading import M5, T0, TOKEN, _play, _start, clock, fake
+from tests.integration.test_live_faults import ORDER, start_before_entry, venue_status
+from tests.integration.test_live_trading import M5, T0, TOKEN, _play, clock, fake
 from tests.venues.binance_fake import FakeBinanceUsdm
 from tests.venues.binance_fake_private import API_KEY, API_SECRET
 
@@ -45,19 +45,29 @@ async def _no_wait(seconds: float) -> None:
     """The retries' and the budget's waits: the simulated clock stands still meanwhile."""
 
 
+def _budget(clock: SimulatedClock) -> VenueBudget:
+    return VenueBudget("binance-usdm", limit=2_400, clock=clock, sleep=_no_wait)
+
+
+def _backfill(fake: FakeBinanceUsdm, clock: SimulatedClock, budget: VenueBudget) -> None:
+    """Backfill BTCUSDT's 5m bars through ``budget``; raises what the market data raises."""
+
+    async def main() -> None:
+        async with _market_data(fake, clock, budget) as md:
+            await md.backfill("BTCUSDT", "5m", T0 - 50 * M5)
+
+    asyncio.run(main())
+
+
 def test_a_418_bans_the_budget_with_the_venues_reason_until_its_end(
     fake: FakeBinanceUsdm, clock: SimulatedClock
 ) -> None:
-    budget = VenueBudget("binance-usdm", limit=2_400, clock=clock, sleep=_no_wait)
+    budget = _budget(clock)
     fake.fail_next(KLINES, 418, retry_after_s=600)
 
-    async def main() -> VenueBanned:
-        async with _market_data(fake, clock, budget) as md:
-            with pytest.raises(VenueBanned) as raised:
-                await md.backfill("BTCUSDT", "5m", T0 - 50 * M5)
-            return raised.value
-
-    refused = asyncio.run(main())
+    with pytest.raises(VenueBanned) as raised:
+        _backfill(fake, clock, budget)
+    refused = raised.value
     during = budget.state()
     clock.advance_to(refused.until_ms)
     after = budget.state()
@@ -71,14 +81,10 @@ def test_a_418_bans_the_budget_with_the_venues_reason_until_its_end(
 def test_a_429_holds_the_budget_with_the_venues_reason(
     fake: FakeBinanceUsdm, clock: SimulatedClock
 ) -> None:
-    budget = VenueBudget("binance-usdm", limit=2_400, clock=clock, sleep=_no_wait)
+    budget = _budget(clock)
     fake.fail_next(KLINES, 429, retry_after_s=30)
 
-    async def main() -> None:
-        async with _market_data(fake, clock, budget) as md:
-            await md.backfill("BTCUSDT", "5m", T0 - 50 * M5)  # retried after the hold
-
-    asyncio.run(main())
+    _backfill(fake, clock, budget)  # retried after the hold
     held = budget.state()
 
     assert held.held_until == clock.now_ms() + 30_000
@@ -90,10 +96,7 @@ def test_a_429_holds_the_budget_with_the_venues_reason(
 def test_a_ban_mid_run_shows_its_reason_in_status_api_and_panel(
     tmp_path: Path, fake: FakeBinanceUsdm, clock: SimulatedClock
 ) -> None:
-    settings = fast_settings(tmp_path, fake)
-    k, _ = entry_bar(settings)
-    container = _start(settings, fake, clock)
-    _play(fake, container, 0, k - 1)
+    container, k, _ = start_before_entry(tmp_path, fake, clock)
     fake.fail_next(ORDER, 418)  # the entry's order is refused with a ban
 
     with live_server(build_app(container)) as url, httpx.Client(base_url=url) as client:
