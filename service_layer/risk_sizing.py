@@ -58,14 +58,16 @@ def size_entry(
             open_risk=open_risk(portfolio), drawdown=drawdown,
             min_notional=instrument.min_notional,
         )  # fmt: skip
+        if added <= sizing.qty:
+            return order, ""  # (the message, formatted only for a cut, is never read)
         allowed, why = sizing.qty, sizing.message
     else:
         allowed, why = _notional_cap(
             limits, entry, equity, gross, symbol_notional, margin, leverage, added, drawdown,
             instrument.step_size,
         )  # fmt: skip
-    if added <= allowed:
-        return order, ""
+        if added <= allowed:
+            return order, ""
     qty = order.qty - (added - allowed)
     if qty <= 0:
         return None, f"refused by sizing: {why}"
