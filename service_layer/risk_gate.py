@@ -31,7 +31,7 @@ The state (breakers, book, pending trades) is JSON (:meth:`RiskGate.state`).
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -75,6 +75,7 @@ from service_layer.risk_inputs import (
     equity_extreme,
     mark_grid,
     segment_equity,
+    segment_equity_at,
     segments,
 )
 from service_layer.risk_sizing import order_price as _price
@@ -84,6 +85,8 @@ RISK_TAG = "risk"
 """The tag of the orders the gate places itself (closing everything after a daily-loss trip)."""
 _VERSION = 1
 _BAR, _EQUITY, _TRADE = 0, 1, 2
+_ORDER = itemgetter(0, 1)
+"""The order the breakers are fed in: time, then bar flips before equity before trades."""
 _NONE: frozenset[str] = frozenset()
 _LASTING = (Breaker.DAILY_LOSS, Breaker.CONSECUTIVE_LOSSES, Breaker.MANUAL)
 """Breakers whose holds lift only at their expiry or by hand (a volatility hold lifts on the
@@ -213,20 +216,21 @@ class RiskGate:
             self._prepare(history, bars, path)
         k = self._next
         end = bisect_right(self._pending_times, t, k)
-        feed: list[tuple[int, int, Any]] = self._pending[k:end]
+        feed: list[tuple[int, int, Any]] = self._pending[k:end]  # in (time, kind) order
         self._next = end
+        extra: list[tuple[int, int, Any]] = []
         if path and self._grid is not None and len(self._grid.times):
             start, book = self._fed, self._book
             if start is None and not self._moved and not portfolio.positions:
                 # Nothing has filled yet: the account held its cash since the first bar.
                 start, book = self._grid.times[0] - 1, Book(float(portfolio.cash), {})
             if start is not None and book is not None:
-                feed += self._equity_points(t, start, book)
+                extra = self._equity_points(t, start, book)
         if self._trades:
-            feed += [(time, _TRADE, pnl) for time, pnl in self._trades]
+            extra += [(time, _TRADE, pnl) for time, pnl in self._trades]
             self._trades = []
-        if len(feed) > 1:
-            feed.sort(key=itemgetter(0, 1))
+        for point in extra:  # a few, into the many flips (a sort would key every flip)
+            insort(feed, point, key=_ORDER)
         cb = self.breakers
         events: list[RiskEvent] = []
         for time, kind, item in feed:
@@ -444,7 +448,7 @@ class RiskGate:
             if a >= b or (first is not None and held):
                 continue
             if first is None:
-                first = float(segment_equity(grid, seg, lo + a, lo + a + 1)[0])
+                first = segment_equity_at(grid, seg, lo + a)
             floor = first * keep * (1.0 + 1e-9) + 1e-9
             if first <= 0:
                 continue

@@ -220,7 +220,9 @@ class MarkGrid:
     the close times as Python ints, one at a time, per decision: a memoryview of
     ``close_time`` (no copy; a list of 87,840 ints took 3 ms to build, a view no time).
     ``day_rows`` are the first rows of each UTC day of closes, ``day_low`` and ``day_high``
-    (days, k) each symbol's lowest and highest close that day (NaN marks ignored)."""
+    (days, k) each symbol's lowest and highest close that day (NaN marks ignored);
+    ``day_extremes`` the two as nested lists of Python floats, ``(low, high)[high][day][k]``
+    (read a few at a time per observation: a list item costs a tenth of an array item)."""
 
     close_time: np.ndarray
     marks: np.ndarray
@@ -230,6 +232,7 @@ class MarkGrid:
     day_rows: list[int] = field(default_factory=list)
     day_low: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     day_high: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    day_extremes: tuple[list[list[float]], list[list[float]]] = ([], [])
 
     def __post_init__(self) -> None:
         self.close_time = np.ascontiguousarray(self.close_time, dtype=np.int64)
@@ -241,6 +244,7 @@ class MarkGrid:
                 self.day_low = np.fmin.reduceat(self.marks, rows, axis=0)
                 self.day_high = np.fmax.reduceat(self.marks, rows, axis=0)
             self.day_rows = rows.tolist()
+            self.day_extremes = (self.day_low.tolist(), self.day_high.tolist())
 
 
 def mark_grid(history: Mapping[str, Candles], tf_ms: int, since: int | None) -> MarkGrid:
@@ -336,6 +340,18 @@ def segment_equity(grid: MarkGrid, seg: Segment, a: int, b: int) -> np.ndarray:
     return grid.marks[a:b][:, columns] @ qtys + base
 
 
+def segment_equity_at(grid: MarkGrid, seg: Segment, i: int) -> float:
+    """``segment_equity(grid, seg, i, i + 1)[0]``, the same bits, without the arrays when at
+    most one symbol is held (float64 arithmetic is Python's)."""
+    held = seg.held
+    if not held:
+        return seg.cash
+    if len(held) == 1:
+        ((symbol, (qty, entry)),) = held.items()
+        return float(grid.marks[i, grid.column[symbol]]) * qty + (seg.cash - qty * entry)
+    return float(segment_equity(grid, seg, i, i + 1)[0])
+
+
 def equity_at(grid: MarkGrid, seg: Segment, i: int) -> float:
     """Equity at row ``i`` of ``seg``."""
     marks, column = grid.marks, grid.column
@@ -352,9 +368,10 @@ def equity_bound(grid: MarkGrid, seg: Segment, d: int, *, high: bool = False) ->
     if not held:
         return seg.cash
     total = seg.cash
+    low, top = grid.day_extremes
     for symbol, (qty, entry) in held.items():
-        extremes = grid.day_high if (qty > 0) == high else grid.day_low
-        total += qty * (float(extremes[d, grid.column[symbol]]) - entry)
+        extremes = top if (qty > 0) == high else low
+        total += qty * (extremes[d][grid.column[symbol]] - entry)
     return total
 
 
