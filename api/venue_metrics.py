@@ -6,9 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
+from domain.reconciliation import DriftKind
 from domain.venues import VenueStatus
 
 
@@ -19,8 +26,14 @@ class VenueCollector(Collector):
     ``lootcapital_venue_clock_offset_seconds{venue}`` (the venue's clock minus ours) and
     ``lootcapital_venue_connected{venue}`` (1 while every stream is open) and
     ``lootcapital_reconciliation_drift_total{venue,kind}`` (differences reconciliation found
-    between the ledger and the venue), of the venues last
-    given to :meth:`update`; nothing for a replay of stored bars."""
+    between the ledger and the venue; every :class:`~domain.reconciliation.DriftKind` from 0
+    once the venue was reconciled, so that a healthy run has the series),
+    ``lootcapital_venue_user_events_total{venue,kind}``
+    (user-data events the execution client absorbed: duplicate, out_of_order,
+    fill_before_ack, partial_fill) and ``lootcapital_order_latency_seconds{venue}`` (histogram:
+    wall time from an order's request to the venue's acknowledgement), of the venues last
+    given to :meth:`update`; nothing for a replay of stored bars, and no user events or
+    latencies without an execution client (paper trading on live data)."""
 
     def __init__(self) -> None:
         self._venues: tuple[VenueStatus, ...] = ()
@@ -67,8 +80,28 @@ class VenueCollector(Collector):
             "reconciliation, by kind.",
             labels=["venue", "kind"],
         )
+        user_events = CounterMetricFamily(
+            "lootcapital_venue_user_events",
+            "User-data events of a live venue the execution client absorbed, by kind: "
+            "duplicate (dropped), out_of_order (held for an earlier fill), fill_before_ack, "
+            "partial_fill (a fill leaving its order partly filled).",
+            labels=["venue", "kind"],
+        )
+        latency = HistogramMetricFamily(
+            "lootcapital_order_latency_seconds",
+            "Wall time from sending an order to the venue's acknowledgement (its REST answer, "
+            "or the user-data stream's event when sooner), seconds.",
+            labels=["venue"],
+        )
         for v in self._venues:
-            for kind, count in v.drift.items():
+            for kind, count in v.user_events.items():
+                user_events.add_metric([v.venue, kind], count)
+            if v.order_latency is not None:
+                buckets = [(floatToGoString(bound), n) for bound, n in v.order_latency.cumulative()]
+                latency.add_metric([v.venue], buckets, v.order_latency.sum_s)
+            reconciled = v.last_reconciliation is not None
+            zeros = dict.fromkeys(map(str, DriftKind), 0) if reconciled else {}
+            for kind, count in (zeros | dict(v.drift)).items():
                 drift.add_metric([v.venue, kind], count)
             for key, count in v.requests.items():
                 endpoint, _, status = key.rpartition(" ")
@@ -80,4 +113,14 @@ class VenueCollector(Collector):
             if v.clock_offset_ms is not None:
                 offset.add_metric([v.venue], v.clock_offset_ms / 1000)
             connected.add_metric([v.venue], 1.0 if v.connected else 0.0)
-        yield from (requests, reconnects, used, limit, offset, connected, drift)
+        yield from (
+            requests,
+            reconnects,
+            used,
+            limit,
+            offset,
+            connected,
+            drift,
+            user_events,
+            latency,
+        )

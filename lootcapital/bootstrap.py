@@ -340,7 +340,7 @@ def bootstrap(
         rules = venue_rules(settings, rules, signed=live is not None, clock=wall, venue=where)
     live_funding = None  # paper on a venue's live bars: the venue's funding rates and marks
     if live is None and settings.feed != REPLAY:
-        live_funding = venue_funding(settings, wall)
+        live_funding = venue_funding(settings, wall, venue=settings.feed)
     # read once, not at every rebuild
     funding = {} if live_funding is not None else sample_funding(settings, settings.symbols)
     params = build_strategy(
@@ -409,7 +409,9 @@ def bootstrap(
         return engine
 
     if feed_factory is None and settings.feed != REPLAY:
-        feed_factory = live_feed_factory(settings, store, wall, bus.publish, funding=live_funding)
+        feed_factory = live_feed_factory(
+            settings, store, wall, bus.publish, funding=live_funding, venue=settings.feed
+        )
     if feed_factory is None:
         candles = {
             s: store.read(settings.exchange, s, settings.timeframe) for s in settings.symbols

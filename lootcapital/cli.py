@@ -488,10 +488,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--feed",
-        choices=("replay", "binance-usdm"),
-        help="where the bars come from: replay (the candle store's bars at --speed) or "
-        "binance-usdm (the venue's live closed klines, stored as they are traded; no API key; "
-        "the URLs are LOOTCAPITAL_VENUES__BINANCE_USDM__REST_URL and _WS_URL) "
+        choices=("replay", "binance-usdm", "mexc"),
+        help="where the bars come from: replay (the candle store's bars at --speed), "
+        "binance-usdm or mexc (the venue's live closed klines, stored as they are traded, with "
+        "its funding rates and mark prices; no API key; the URLs are "
+        "LOOTCAPITAL_VENUES__BINANCE_USDM__REST_URL and _WS_URL, or "
+        "LOOTCAPITAL_VENUES__MEXC__REST_URL and _WS_URL) "
         f"(default: {defaults['feed']}, the feed setting)",
     )
     serve.add_argument("--host", help=f"address to listen on (default: {defaults['host']})")

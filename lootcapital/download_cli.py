@@ -194,11 +194,11 @@ def _arguments(args: argparse.Namespace, settings: Settings) -> tuple[str, str, 
 async def _from_binance_usdm(
     settings: Settings, store: CandleStore, **options: Any
 ) -> DownloadReport:
+    from adapters.venues.binance_usdm.budget import binance_budget
     from adapters.venues.binance_usdm.market_data import BinanceUsdmMarketData
-    from adapters.venues.budget import VenueBudget
 
     venue, clock = settings.venues.binance_usdm, SystemClock()
-    budget = VenueBudget("binance-usdm", limit=venue.weight_limit, clock=clock)
+    budget = binance_budget(venue, clock)
     source = BinanceUsdmMarketData(venue, clock=clock, budget=budget)
     try:
         await source.open()

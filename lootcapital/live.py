@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from adapters.venues.binance_usdm.budget import binance_budget
 from adapters.venues.binance_usdm.capabilities import VENUE as BINANCE_USDM
 from adapters.venues.binance_usdm.settings import PRODUCTION_REST_URL, PRODUCTION_WS_URL
 from adapters.venues.budget import VenueBudget
@@ -143,7 +144,7 @@ def _check_mexc_keys(settings: Settings) -> None:
         raise ConfigError(
             f"live trading on {MEXC} needs the account's API key and secret: set "
             f"venues.mexc.api_key and api_secret ({_MEXC_ENV}API_KEY and "
-            f"{_MEXC_ENV}API_SECRET)",
+            f"{_MEXC_ENV}API_SECRET), or api_key_file and api_secret_file (mode 600)",
             field="venues.mexc.api_key",
         )
 
@@ -245,13 +246,13 @@ def live_feed_factory(
     funding: VenueFunding | None = None,
     venue: str = BINANCE_USDM,
 ) -> Callable[[dict[str, int] | None, Callable[[float], object]], MarketData]:
-    """The live feed of ``venue`` (Binance USDⓈ-M: ``settings.feed``, or a live run's venue;
-    MEXC: a live run's), resuming after the given bars: ``settings.history_days`` of warm-up
-    for a new run, its bars appended to ``store``, timed by ``clock``; each symbol going stale
-    is handed to ``publish`` as a :class:`~domain.events.FeedStale`. ``budget`` is the
-    venue's request weight shared with an execution client (None: the feed's own, or on
-    Binance ``funding``'s). With ``funding`` (:func:`venue_funding`), the venue's funding
-    rates and marks are refreshed before each batch of bars is traded."""
+    """The live feed of ``venue`` (``settings.feed`` of paper on live bars, or a live run's
+    venue), resuming after the given bars: ``settings.history_days`` of warm-up for a new
+    run, its bars appended to ``store``, timed by ``clock``; each symbol going stale is handed
+    to ``publish`` as a :class:`~domain.events.FeedStale`. ``budget`` is the venue's request
+    weight shared with an execution client (None: ``funding``'s, else the feed's own). With
+    ``funding`` (:func:`venue_funding` of the same venue), the venue's funding rates and
+    marks are refreshed before each batch of bars is traded."""
     from adapters.venues.binance_usdm.funding_feed import FundedFeed  # ccxt: only when live
     from adapters.venues.binance_usdm.live_feed import LiveFeed
     from adapters.venues.mexc.live_feed import MexcLiveFeed
@@ -261,41 +262,52 @@ def live_feed_factory(
         budget = funding.budget
 
     def live(start_after: dict[str, int] | None, sleep: Callable[[float], object]) -> MarketData:
+        feed: LiveFeed
         if venue == MEXC:
-            return MexcLiveFeed(
+            feed = MexcLiveFeed(
                 settings.venues.mexc, symbols=settings.symbols, timeframe=settings.timeframe,
                 clock=clock, store=store, history_ms=history_ms, start_after=start_after,
                 sleep=sleep, on_stale=lambda event: publish([event]), budget=budget,
             )  # fmt: skip
-        feed = LiveFeed(
-            settings.venues.binance_usdm,
-            symbols=settings.symbols,
-            timeframe=settings.timeframe,
-            clock=clock,
-            store=store,
-            history_ms=history_ms,
-            start_after=start_after,
-            sleep=sleep,
-            on_stale=lambda event: publish([event]),
-            budget=budget,
-        )
+        else:
+            feed = LiveFeed(
+                settings.venues.binance_usdm,
+                symbols=settings.symbols,
+                timeframe=settings.timeframe,
+                clock=clock,
+                store=store,
+                history_ms=history_ms,
+                start_after=start_after,
+                sleep=sleep,
+                on_stale=lambda event: publish([event]),
+                budget=budget,
+            )
         bar_ms = timeframe_ms(settings.timeframe)
         return feed if funding is None else FundedFeed(feed, funding, bar_ms)
 
     return live
 
 
-def venue_funding(settings: Settings, clock: Clock) -> VenueFunding:
-    """Binance USDⓈ-M's funding rates and 1 h mark prices of ``settings.symbols`` for paper
-    trading on its live bars: attached to each simulated venue's futures book, and refreshed
-    through the feed (:func:`live_feed_factory`), they settle funding as the files do in a
-    backtest. Its own request-weight budget (``venues.binance_usdm.weight_limit``), which the
-    feed shares; requests timed by ``clock``."""
+def venue_funding(settings: Settings, clock: Clock, venue: str = BINANCE_USDM) -> VenueFunding:
+    """``venue``'s funding rates and 1 h mark prices of ``settings.symbols`` for paper trading
+    on its live bars (Binance USDⓈ-M's, or MEXC's: its fair price is its mark): attached to
+    each simulated venue's futures book, and refreshed through the feed
+    (:func:`live_feed_factory`), they settle funding as the files do in a backtest. Its own
+    request budget (Binance: ``venues.binance_usdm.weight_limit`` a minute; MEXC: 20 requests
+    per 2 s), which the feed shares; requests timed by ``clock``."""
+    if venue == MEXC:
+        from adapters.venues.mexc.client import mexc_budget  # ccxt: only when live
+        from adapters.venues.mexc.funding_feed import MexcVenueFunding
+
+        mexc = settings.venues.mexc
+        return MexcVenueFunding(
+            mexc, symbols=settings.symbols, clock=clock, budget=mexc_budget(clock)
+        )
     from adapters.venues.binance_usdm.funding_feed import VenueFunding  # ccxt: only when live
 
-    venue = settings.venues.binance_usdm
-    budget = VenueBudget(BINANCE_USDM, limit=venue.weight_limit, clock=clock)
-    return VenueFunding(venue, symbols=settings.symbols, clock=clock, budget=budget)
+    binance = settings.venues.binance_usdm
+    budget = binance_budget(binance, clock)
+    return VenueFunding(binance, symbols=settings.symbols, clock=clock, budget=budget)
 
 
 def _binance_client(
@@ -373,8 +385,7 @@ class LiveVenue:
         self.clock = clock
         self.venue = venue
         if venue == BINANCE_USDM:
-            limit = settings.venues.binance_usdm.weight_limit
-            self.budget = VenueBudget(BINANCE_USDM, limit=limit, clock=clock)
+            self.budget = binance_budget(settings.venues.binance_usdm, clock)
         else:
             from adapters.venues.mexc.client import mexc_budget  # ccxt: loaded only here
 

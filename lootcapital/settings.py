@@ -191,12 +191,13 @@ class Settings(BaseSettings):
     strategy: str = "adaptive"
     strategy_params: dict[str, str | int | float | bool] = Field(default_factory=dict)
     speed: float = Field(300.0, gt=0, le=10_000_000)
-    feed: Literal["replay", "binance-usdm"] = Field(
+    feed: Literal["replay", "binance-usdm", "mexc"] = Field(
         "replay",
         description=(
             "Where paper trading's bars come from: replay (the candle store's bars, paced by "
-            "speed) or binance-usdm (the venue's live closed klines, no API key needed; "
-            "venues.binance_usdm says where to connect)."
+            "speed), binance-usdm or mexc (the venue's live closed klines, funding rates and "
+            "mark prices, no API key needed; venues.binance_usdm or venues.mexc says where to "
+            "connect)."
         ),
     )
     history_days: float = Field(

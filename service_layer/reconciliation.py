@@ -1,11 +1,14 @@
 """Reconciliation of a live run's ledger with its venue: when it runs, and its repairs applied.
 
 It runs before the first bar is decided, after every reopening of the venue's user-data
-stream, and every ``interval_ms`` of the run's wall clock. The venue's client compares orders
-and fills and queues the repairs as execution events (:class:`~domain.reconciliation.Reconciling`);
-then positions are compared (:func:`~domain.reconciliation.position_repairs`), but only when the
-venue's positions read the same before and after the orders were reconciled (a fill meanwhile
-would make the comparison wrong: it waits for the next run). Each difference is stored,
+stream, every ``interval_ms`` of the run's wall clock, and at once when a position the venue's
+stream reported (Binance's ``ACCOUNT_UPDATE``) has differed from the ledger's for
+:data:`POSITION_GRACE_MS` (a change made at the venue: a trade by hand, a liquidation). The
+venue's client compares orders and fills and queues the repairs as execution events
+(:class:`~domain.reconciliation.Reconciling`); then positions are compared
+(:func:`~domain.reconciliation.position_repairs`), but only when the venue's positions read
+the same before and after the orders were reconciled (a fill meanwhile would make the
+comparison wrong: it waits for the next run). Each difference is stored,
 published on the bus and counted by kind. Last, with a :class:`FundingWindow`, the funding the
 venue settled on the account (a :class:`PaysFunding` client's) since the run's first fill that
 the run has not stored is booked, once per (symbol, funding time), as ``funding`` execution events
@@ -53,6 +56,22 @@ class PaysFunding(Protocol):
     ) -> list[FundingPayment]:
         """The account's payments in the traded symbols at funding times from ``since`` (ms
         UTC) on, but those in ``booked`` (``(symbol, time)`` pairs), oldest first."""
+        ...
+
+
+POSITION_GRACE_MS = 1_000
+"""How long (ms of the run's clock) a position the venue's stream reported must differ from the
+ledger's before a reconciliation is asked for at once (a fill and its position update race on
+the stream: the fill may come a moment after the position that includes it)."""
+
+
+@runtime_checkable
+class ReportsPositions(Protocol):
+    """A live venue's client whose user-data stream reports the account's positions."""
+
+    def reported_positions(self) -> Mapping[str, tuple[int, Decimal]]:
+        """The latest net position per symbol the stream reported: (event time ms UTC, qty:
+        base asset, long > 0)."""
         ...
 
 
@@ -110,6 +129,8 @@ class Reconciler:
         self._since = since
         self.funding = funding
         self._opens: int | None = None
+        self._differing: dict[tuple[str, int, Decimal], int] = {}  # report: first seen (ms)
+        self._acted: set[tuple[str, int, Decimal]] = set()
         self._drift: dict[str, int] = {}  # replaced, never changed: read on other threads
 
     @property
@@ -117,19 +138,58 @@ class Reconciler:
         """Differences found by this process, by kind (read-only view)."""
         return MappingProxyType(self._drift)
 
-    def due(self, client: Reconciling) -> bool:
-        """True before the first reconciliation, after the client's stream reopened, and once
-        ``interval_ms`` has passed since the last."""
+    def due(self, client: Reconciling, positions: Mapping[str, Position] | None = None) -> bool:
+        """True before the first reconciliation, after the client's stream reopened, once
+        ``interval_ms`` has passed since the last, and, with the ledger's ``positions`` (by
+        symbol) and a :class:`ReportsPositions` client, once a position its stream reported
+        has differed from the ledger's for :data:`POSITION_GRACE_MS` (once per report)."""
         if self.last is None or client.stream_opens != self._opens:
             return True
-        return self.clock.now_ms() - self.last >= self.interval_ms
+        now = self.clock.now_ms()
+        if now - self.last >= self.interval_ms:
+            return True
+        return (
+            positions is not None
+            and isinstance(client, ReportsPositions)
+            and self._position_differs(client.reported_positions(), positions, now)
+        )
+
+    def _position_differs(
+        self,
+        reported: Mapping[str, tuple[int, Decimal]],
+        ours: Mapping[str, Position],
+        now: int,
+    ) -> bool:
+        """Whether a reported position has differed from ``ours`` for the grace period (the
+        report then counts as acted on)."""
+        differing: dict[tuple[str, int, Decimal], int] = {}
+        due = False
+        current = {(symbol, time, qty) for symbol, (time, qty) in reported.items()}
+        self._acted &= current
+        for symbol, (time, qty) in reported.items():
+            held = ours.get(symbol)
+            report = (symbol, time, qty)
+            if (held.qty if held is not None else Decimal(0)) == qty or report in self._acted:
+                continue
+            since = differing[report] = self._differing.get(report, now)
+            if now - since >= POSITION_GRACE_MS:
+                logger.info(
+                    "%s position reported by the venue's stream differs from ours: %s",
+                    symbol, qty,
+                )  # fmt: skip
+                self._acted.add(report)
+                due = True
+        self._differing = differing
+        return due
 
     def reconcile(
         self, engine: Engine, fills_since: Callable[[int], Collection[str]]
     ) -> tuple[LedgerChanges, list[ReconciliationEvent]]:
         """Reconcile ``engine``'s ledger with its execution client (a :class:`Reconciling`
         one); ``fills_since(t)`` gives the ids of the stored fills at or after ``t`` (ms UTC).
-        Returns the ledger's changes (to store and publish) and the differences found.
+        Returns the ledger's changes (to store and publish) and the differences found, stored
+        and counted here; the caller publishes them (:meth:`announce`) once it has stored the
+        changes, so that a client told of a repair reads the repaired state.
 
         Raises
         ------
@@ -167,10 +227,14 @@ class Reconciler:
         if events:
             self.log.add(events)
             self._drift = dict(Counter(self._drift) + Counter(str(e.kind) for e in events))
-            self.publish(list(events))
         self.last, self._opens = self.clock.now_ms(), opens
         self._since = start - TRADE_LOOKBACK_MS
         return changes, events
+
+    def announce(self, events: list[ReconciliationEvent]) -> None:
+        """Publish the differences :meth:`reconcile` found (after their repairs are stored)."""
+        if events:
+            self.publish(list(events))
 
 
 def _book_funding(engine: Engine, client: PaysFunding, window: FundingWindow) -> LedgerChanges:

@@ -210,9 +210,10 @@ class TradingService:
         reconciler, client = self.reconciler, engine.execution
         if reconciler is None or not isinstance(client, Reconciling):
             return
-        if reconciler.due(client):
-            changes, _ = reconciler.reconcile(engine, self._fill_ids_since)
+        if reconciler.due(client, engine.ledger.account.positions):
+            changes, found = reconciler.reconcile(engine, self._fill_ids_since)
             self._commit(changes, engine)
+            reconciler.announce(found)
 
     def _save_cash(self, engine: Engine) -> None:
         """Store the ledger's cash with the run's progress: a live venue's fills and funding

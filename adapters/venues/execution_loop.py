@@ -1,7 +1,8 @@
 """The machinery the venue execution clients share: an asyncio event loop on a thread of its
 own, which the synchronous engine calls into and waits on (:class:`ExecutionLoop`); a private
-stream kept open with backoff (:func:`keep_watching`); and the client's counters added to the
-venue's status (:func:`with_client_activity`).
+stream kept open with backoff (:func:`keep_watching`); the submit → acknowledgement latencies
+of its orders (:class:`LatencyRecorder`); and the client's counters added to the venue's status
+(:func:`with_client_activity`).
 
 None of it knows a venue's wire format: the venue packages
 (:mod:`adapters.venues.binance_usdm`, :mod:`adapters.venues.mexc`) pass in their connections,
@@ -11,6 +12,7 @@ their request paths and their log lines.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import threading
 from collections import Counter
@@ -21,9 +23,12 @@ from typing import Any, TypeVar
 import ccxt
 
 from domain.errors import TransientVenueError, VenueError
-from domain.venues import VenueStatus
+from domain.venues import LatencyHistogram, VenueStatus
 
 T = TypeVar("T")
+
+ORDER_LATENCY_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""The buckets' upper bounds (seconds) of the submit → acknowledgement latencies."""
 
 
 class ExecutionLoop:
@@ -169,6 +174,29 @@ async def keep_watching(
             delay = backoff_s
 
 
+class LatencyRecorder:
+    """Latencies (seconds) counted in buckets (:data:`ORDER_LATENCY_BOUNDS_S` unless
+    ``bounds`` are given): observed on one thread, read whole on any other (under a lock)."""
+
+    def __init__(self, bounds: tuple[float, ...] = ORDER_LATENCY_BOUNDS_S) -> None:
+        self._bounds = bounds
+        self._counts = [0] * (len(bounds) + 1)
+        self._sum_s = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        """Count one latency of ``seconds`` (a negative one, from a clock step, counts 0)."""
+        seconds = max(0.0, seconds)
+        with self._lock:
+            self._counts[bisect.bisect_left(self._bounds, seconds)] += 1
+            self._sum_s += seconds
+
+    def snapshot(self) -> LatencyHistogram:
+        """The latencies counted so far."""
+        with self._lock:
+            return LatencyHistogram(self._bounds, tuple(self._counts), self._sum_s)
+
+
 def with_client_activity(
     status: VenueStatus,
     *,
@@ -176,13 +204,17 @@ def with_client_activity(
     lost_answers: Mapping[bool, int],
     lost_paths: tuple[str, str],
     stream_opens: int,
+    user_events: Mapping[str, int],
+    order_latency: LatencyHistogram,
 ) -> VenueStatus:
     """``status`` with an execution client's counters added: its REST ``responses`` (by
     ``(path, HTTP status)``) to ``requests`` as ``"<path> <status>"``, its submissions whose
     answer was lost (by whether the order was a conditional one) as ``"<path> unknown"``
-    (``lost_paths``: the plain order's path, then the conditional order's), and its private
-    stream's reopenings (``stream_opens`` less the first) as ``reconnects["user-data"]``. The
-    counters are copied whole first, so they may change on another thread meanwhile."""
+    (``lost_paths``: the plain order's path, then the conditional order's), its private
+    stream's reopenings (``stream_opens`` less the first) as ``reconnects["user-data"]``, what
+    its user-data stream brought that it absorbed (``user_events``, by kind) and its orders'
+    submit → acknowledgement latencies (``order_latency``). The counters are copied whole
+    first, so they may change on another thread meanwhile."""
     requests = Counter(status.requests)
     for (path, code), n in dict(responses).items():
         requests[f"{path} {code}"] += n
@@ -190,4 +222,10 @@ def with_client_activity(
     for conditional, n in dict(lost_answers).items():
         requests[f"{conditional_path if conditional else order_path} unknown"] += n
     reconnects = dict(status.reconnects) | {"user-data": max(0, stream_opens - 1)}
-    return replace(status, requests=dict(sorted(requests.items())), reconnects=reconnects)
+    return replace(
+        status,
+        requests=dict(sorted(requests.items())),
+        reconnects=reconnects,
+        user_events=dict(user_events),
+        order_latency=order_latency,
+    )

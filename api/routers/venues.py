@@ -24,7 +24,9 @@ class VenueOut(BaseModel):
     never, e.g. a market-data feed); ``requests``: REST answers by ``"<path> <status>"``;
     ``reconnects``: reopened stream connections by stream; ``stale``: symbols with no closed
     bar for more than 2 periods; ``drift``: differences between the ledger and the venue that
-    reconciliation found and repaired since the server started, by kind."""
+    reconciliation found and repaired since the server started, by kind; ``user_events``:
+    user-data events the execution client absorbed, by kind (``duplicate``, ``out_of_order``,
+    ``fill_before_ack``, ``partial_fill``; empty without an execution client)."""
 
     venue: str
     time: int
@@ -42,6 +44,7 @@ class VenueOut(BaseModel):
     reconnects: dict[str, int]
     stale: list[str]
     drift: dict[str, int]
+    user_events: dict[str, int]
 
 
 def venue_out(v: VenueStatus) -> VenueOut:
@@ -63,6 +66,7 @@ def venue_out(v: VenueStatus) -> VenueOut:
         reconnects=dict(v.reconnects),
         stale=list(v.stale),
         drift=dict(v.drift),
+        user_events=dict(v.user_events),
     )
 
 

@@ -6,8 +6,10 @@ while the position is open).
 After each: no order reached the venue twice (the fake counts accepted orders per client id),
 our open orders and positions are the venue's, the engine still runs, and the fault shows in the
 service's venue status (``GET /api/v1/venues``) and in the metrics it feeds
-(:class:`~api.venue_metrics.VenueCollector`), or, for the user-data stream's repeats and
-reorderings, which the adapter absorbs, in the execution client's counters.
+(:class:`~api.venue_metrics.VenueCollector`): the user-data stream's repeats, reorderings,
+fills before acknowledgements and partial fills, which the adapter absorbs, as the status's
+``user_events`` and ``lootcapital_venue_user_events_total{venue,kind}``. Every order the venue
+acknowledged is timed once in ``lootcapital_order_latency_seconds{venue}``.
 """
 
 from __future__ import annotations
@@ -166,10 +168,13 @@ def _reconnect_shown(stream: str) -> Callable[[FakeBinanceUsdm, Container], None
     return shown
 
 
-def _client_counted(counter: str) -> Callable[[FakeBinanceUsdm, Container], None]:
+def _user_events_shown(kind: str) -> Callable[[FakeBinanceUsdm, Container], None]:
+    """The user-data events of ``kind`` the client absorbed are in the status and metrics."""
+
     def shown(fake: FakeBinanceUsdm, container: Container) -> None:
-        assert container.venue is not None and container.venue.client is not None
-        assert getattr(container.venue.client.tracker, counter) >= 1
+        counted = venue_status(container).user_events[kind]
+        assert counted >= 1
+        assert metric(container, "lootcapital_venue_user_events_total", kind=kind) == counted
 
     return shown
 
@@ -180,6 +185,7 @@ def _partial_shown(fake: FakeBinanceUsdm, container: Container) -> None:
         if o.status is OrderStatus.EXPIRED and Decimal(0) < o.filled_qty < o.qty
     ]  # fmt: skip
     assert partial, "the venue filled half an entry and expired the rest"
+    _user_events_shown("partial_fill")(fake, container)
 
 
 def _set_partial(fake: FakeBinanceUsdm, container: Container) -> None:
@@ -206,12 +212,12 @@ FAULTS = {
         lambda f, c: f.drop_user_streams(), _reconnect_shown("user-data")
     ),
     "user events duplicated": Fault(
-        lambda f, c: f.private.duplicate_events(20), _client_counted("duplicates")
+        lambda f, c: f.private.duplicate_events(20), _user_events_shown("duplicate")
     ),
-    "user events reversed": Fault(_set_reversed, _client_counted("reordered")),
+    "user events reversed": Fault(_set_reversed, _user_events_shown("out_of_order")),
     "fill before acknowledgement": Fault(
         lambda f, c: (f.private.reverse_events(2), f.private.delay_answer(ORDER, 0.3)),
-        _client_counted("fills_before_ack"),
+        _user_events_shown("fill_before_ack"),
     ),
     "partial fills": Fault(_set_partial, _partial_shown),
 }
@@ -232,12 +238,14 @@ def test_a_live_run_survives_the_fault_sends_no_order_twice_and_ends_as_the_venu
     status = container.service.status()
     fault.shown(fake, container)
     assert_matches_the_venue(fake, container)
+    timed = metric(container, "lootcapital_order_latency_seconds_count")
     container.service.stop()
     container.close()
 
     assert status.running, status.stopped_reason
     assert status.candles_processed == BARS * len(SYMBOLS)
     assert fake.account.trades, "the run traded"
+    assert timed == len(fake.account.placed)  # each acknowledged order timed once
 
 
 def test_a_ban_halts_the_venue_with_its_end_in_the_status_and_trading_resumes_after_it(

@@ -325,6 +325,21 @@ class FakeBinanceUsdm:
 
         return str(self._call(run()))
 
+    def trade_by_hand(self, symbol: str, side: str, qty: str) -> str:
+        """Fill a market order placed at the venue by hand now (not by the server), its
+        ``ORDER_TRADE_UPDATE`` and ``ACCOUNT_UPDATE`` pushed on the user-data stream; returns
+        its client id."""
+
+        async def run() -> str:
+            client_id = f"web_{symbol}_{len(self.account.orders)}"
+            params = {"symbol": symbol, "side": side, "type": "MARKET", "quantity": qty,
+                      "newClientOrderId": client_id}  # fmt: skip
+            self.account.new_order(params)
+            await self.private.publish()
+            return client_id
+
+        return str(self._call(run()))
+
     def drop_user_streams(self, *, refuse: bool = False) -> None:
         """Close the user-data websockets; with ``refuse``, refuse new ones until
         ``self.private.refusing`` is set back to False."""

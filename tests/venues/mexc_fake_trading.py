@@ -15,7 +15,8 @@ funding :meth:`ContractBook.settle_funding` charged, a contract's, newest first,
 ``page_num``/``page_size``). Refusal codes the fake chooses
 where MEXC documents none: 2040 "order not exist" (lookup, cancel), 2041 "order state cannot
 be cancelled", 2009 for a reduce-only order larger than the position it closes, 2019 for a
-margin mode change while the contract holds a position.
+margin mode change while the contract holds a position; 2006 ("Leverage ratio error", MEXC's
+documented code) for a leverage above :attr:`ContractBook.max_leverage`.
 
 Matching: a market order, and a limit order that crosses :meth:`ContractBook.price` (the open of
 the bar forming now unless set), fill whole at once at that price (taker, fee 0.02 %); a post-only
@@ -134,6 +135,8 @@ class ContractBook:
     lose_answers: int = 0
     leverage: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
     """(contract, positionType 1 long / 2 short): (leverage, openType); absent: 20x cross."""
+    max_leverage: int = 125
+    """The highest leverage ``position/change_leverage`` takes (above: code 2006)."""
     funding: list[dict[str, Any]] = field(default_factory=list)
     """``position/funding_records`` rows, oldest first."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(700_000_001))
@@ -328,6 +331,8 @@ class ContractBook:
     async def _change_leverage(self, request: Request, body: Any) -> tuple[int, Any]:
         symbol, side = str(body["symbol"]), int(body["positionType"])
         open_type = int(body["openType"])
+        if int(body["leverage"]) > self.max_leverage:
+            return 2006, "Leverage ratio error"
         held = self.positions.get(symbol, _Position()).vol != 0
         if held and open_type != self.setting(symbol, side)[1]:
             return 2019, "There is an open position, the margin mode cannot be changed"

@@ -10,8 +10,8 @@ refusals as typed errors, and the user-data stream's raw events handed on.
 - a 4xx answer carrying Binance's ``{"code", "msg"}`` raised as :class:`VenueRefusal` (a
   transient error for the codes Binance means as "try again": -1001, -1007, -1008; and
   :class:`VenueTimeSkew` for -1021, to measure the clock offset again);
-- every ``ORDER_TRADE_UPDATE`` and ``ALGO_UPDATE`` handed to a listener before ccxt caches
-  it, and the user-data connection's opening reported.
+- every ``ORDER_TRADE_UPDATE``, ``ALGO_UPDATE`` and ``ACCOUNT_UPDATE`` handed to a listener
+  before ccxt caches it, and the user-data connection's opening reported.
 
 Messages name the request's method and path only: never a key, a signature or a listen key.
 """
@@ -134,7 +134,7 @@ class AccountExchange(UsdmExchange):
     clock:
         Our time (ms UTC); requests are stamped with it plus :attr:`offset_ms`.
     on_user_event:
-        Receives every raw ``ORDER_TRADE_UPDATE`` and ``ALGO_UPDATE``.
+        Receives every raw ``ORDER_TRADE_UPDATE``, ``ALGO_UPDATE`` and ``ACCOUNT_UPDATE``.
     on_user_stream:
         Called when the user-data websocket opens (at start and after each reconnection).
 
@@ -210,6 +210,12 @@ class AccountExchange(UsdmExchange):
         """Hand an ``ORDER_TRADE_UPDATE`` / ``ALGO_UPDATE`` on, then let ccxt cache it."""
         self._on_user_event(message)
         super().handle_order_update(client, message)
+
+    def handle_acount_update(self, client: Any, message: dict[str, Any]) -> None:
+        """Hand an ``ACCOUNT_UPDATE`` on, then let ccxt cache its balances and positions
+        (ccxt spells the method so)."""
+        self._on_user_event(message)
+        super().handle_acount_update(client, message)
 
     def on_connected(self, client: Any, message: Any = None) -> None:
         """Report the user-data websocket's opening."""

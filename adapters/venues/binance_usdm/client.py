@@ -2,17 +2,19 @@
 
 A :class:`UsdmExchange` (``ccxt.pro.binanceusdm``: REST and WebSocket in one object) per caller:
 market data, execution. It adds hooks to ccxt: every REST request takes its weight (ccxt's
-per-endpoint cost, Binance's request weight) from the venue's shared
-:class:`~adapters.venues.budget.VenueBudget` when one is given (ccxt's own limiter, one per
-object, when not); every REST answer is counted by path and status; a 418, 429 or 5xx becomes
-our venue error with the ban's end or the ``Retry-After`` that ccxt drops, and bans or holds the
-budget; every kline-stream event is handed to a listener with its closed flag, which ccxt's
-``watch_ohlcv`` does not return.
+per-endpoint cost, Binance's request weight), and an order its order counts, from the venue's
+shared :class:`~adapters.venues.budget.VenueBudget` when one is given (ccxt's own limiter, one
+per object, when not); every REST answer is counted by path and status; a 418, 429 or 5xx
+becomes our venue error with the ban's end or the ``Retry-After`` that ccxt drops, and bans or
+holds the budget (the orders alone after a 429 about the order count); every kline-stream
+event is handed to a listener with its closed flag, which ccxt's ``watch_ohlcv`` does not
+return.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -23,6 +25,7 @@ from ccxt.pro import binanceusdm
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from adapters.venues.binance_usdm.budget import TOO_MANY_ORDERS, order_counts
 from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.errors import http_error, translate
 from adapters.venues.binance_usdm.settings import BinanceUsdmSettings
@@ -111,8 +114,8 @@ class UsdmExchange(binanceusdm):  # type: ignore[misc]
         params: Any = None,
         config: Any = None,
     ) -> Any:
-        """Take the request's weight from the shared budget (waiting for room), then send it
-        as ccxt does.
+        """Take the request's weight, and an order's counts (``ORDER_COUNTS``), from the shared
+        budget (waiting for room), then send it as ccxt does.
 
         Raises
         ------
@@ -124,7 +127,9 @@ class UsdmExchange(binanceusdm):  # type: ignore[misc]
         config = {} if config is None else config
         if self.budget is not None:
             cost = self.calculate_rate_limiter_cost(api, method, path, params, config)
-            await self.budget.acquire(max(1, round(float(cost))))
+            section = api if isinstance(api, str) else api[0]
+            counts = order_counts(method, f"{REST_PATHS.get(section, '')}/{path}")
+            await self.budget.acquire(max(1, round(float(cost))), counts or ())
         return await super().fetch2(path, api, method, params, config)
 
     def on_rest_response(
@@ -158,14 +163,17 @@ class UsdmExchange(binanceusdm):  # type: ignore[misc]
         request_body: Any,
     ) -> Any:
         """A 418, 429 or 5xx as our venue error (with the ban's end or ``Retry-After``);
-        anything else as ccxt decides."""
+        anything else as ccxt decides. A 429 with ``Retry-After`` holds the budget until then:
+        the orders alone when it answered an order about the order count (code -1015)."""
         now = self._clock.now_ms()
         error = http_error(code, headers, body, now_ms=now, venue=VENUE)
         if error is not None and self.budget is not None:
             if isinstance(error, VenueBanned):
                 self.budget.ban(error.until_ms, str(error))
             elif isinstance(error, RateLimited) and error.retry_after_ms is not None:
-                self.budget.hold(now + error.retry_after_ms, str(error))
+                order = order_counts(method, urlsplit(url).path) is not None
+                orders_only = order and _too_many_orders(body)
+                self.budget.hold(now + error.retry_after_ms, str(error), orders_only=orders_only)
         if error is not None:
             raise error
         return super().handle_errors(
@@ -246,3 +254,12 @@ async def translated(call: Callable[[], Awaitable[T]]) -> T:
         raise
     except ccxt.BaseError as exc:
         raise translate(exc) from exc
+
+
+def _too_many_orders(body: str | None) -> bool:
+    """Whether Binance's error body is about the order count (code -1015)."""
+    try:
+        answer = json.loads(body or "")
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and answer.get("code") == TOO_MANY_ORDERS

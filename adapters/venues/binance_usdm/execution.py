@@ -217,6 +217,15 @@ class BinanceUsdmExecution:
         """Every non-flat position at the venue (entry price as the venue computes it)."""
         return self._loop.run(self._rest().positions())
 
+    def reported_positions(self) -> Mapping[str, tuple[int, Decimal]]:
+        """The latest net position per symbol that the user-data stream reported
+        (``ACCOUNT_UPDATE``), as (event time ms UTC, qty: base asset, long > 0); safe from any
+        thread (the mapping is replaced whole)."""
+        if self._orders is None:
+            return {}
+        latest = self._orders.account.latest
+        return {symbol: (p.time, p.qty) for symbol, p in latest.items()}
+
     def balance(self) -> Balance:
         """The quote asset's wallet balance and margin balance (wallet + unrealized PnL)."""
         return self._loop.run(self._rest().balance(self._quote))
@@ -273,8 +282,10 @@ class BinanceUsdmExecution:
     def add_activity(self, status: VenueStatus) -> VenueStatus:
         """``status`` (the venue's market-data connection) with this client's REST answers
         added to its ``requests``, its order submissions whose answer was lost as
-        ``"<path> unknown"``, and the user-data stream's reopenings as its
-        ``reconnects["user-data"]``; safe from any thread (counters are copied whole)."""
+        ``"<path> unknown"``, the user-data stream's reopenings as its
+        ``reconnects["user-data"]``, the stream's events absorbed as its ``user_events`` and
+        the orders' submit → acknowledgement latencies as its ``order_latency``; safe from any
+        thread (counters are copied whole)."""
         exchange = self._exchange
         if status.venue != VENUE or exchange is None:
             return status
@@ -284,6 +295,8 @@ class BinanceUsdmExecution:
             lost_answers=self.tracker.lost_answers,
             lost_paths=(_ORDER_PATH, _ALGO_PATH),
             stream_opens=self.stream_opens,
+            user_events=self.tracker.user_events(),
+            order_latency=self.tracker.latency.snapshot(),
         )
 
     # -- MarginAccount (leverage) ---------------------------------------------------------------

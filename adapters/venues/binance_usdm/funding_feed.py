@@ -163,6 +163,8 @@ class VenueFunding:
         REST answers by ``(path, HTTP status)`` of the connections closed so far.
     """
 
+    venue = VENUE
+
     def __init__(
         self,
         settings: BinanceUsdmSettings,
@@ -217,7 +219,7 @@ class VenueFunding:
                 self._refresh_marks(symbol, close)
                 self._hand_over(symbol)
         except VenueError as exc:
-            logger.warning("%s: funding and marks not refreshed at %d: %s", VENUE, close, exc)
+            logger.warning("%s: funding and marks not refreshed at %d: %s", self.venue, close, exc)
             return
         self._through = hour
 
@@ -250,7 +252,7 @@ class VenueFunding:
                 return
             if attempt < self.settings.retries:
                 self._sleep(self.settings.backoff_s)
-        logger.warning("%s: no funding rate of %s at %s yet: not paid", VENUE, symbol, due)
+        logger.warning("%s: no funding rate of %s at %s yet: not paid", self.venue, symbol, due)
 
     def _refresh_marks(self, symbol: str, close: int) -> None:
         """The mark bars since the last closed one (a day before ``close`` at first), up to

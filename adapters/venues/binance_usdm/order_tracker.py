@@ -16,18 +16,24 @@ order the order state machine (:mod:`domain.orders`) accepts, as the simulated v
 
 A submission whose answer was lost is :attr:`Submission.UNKNOWN` here: the engine's order stays
 ``pending_new`` (not acknowledged) until a lookup by client id settles it.
+
+The wall time from an order's request to its first acknowledgement, on whichever channel, is
+counted in :attr:`OrderTracker.latency`; what the stream brought that the tracker absorbed
+(repeats, reorderings, fills before acknowledgements, partial fills) in its counters.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 
 from adapters.venues.binance_usdm.orders_wire import VenueOrder, VenueTrade, to_order
+from adapters.venues.execution_loop import LatencyRecorder
 from domain.model import ZERO, Fill, Order, OrderStatus, OrderType
 from domain.orders import LIQUIDATION_TAG, ExecutionEvent
 from domain.orders import ExecutionEventKind as K
@@ -57,7 +63,9 @@ class Tracked:
     had before, whose cancels are ours); ``base`` the qty filled before the current venue order.
     ``filled`` counts the fills emitted, ``trades`` their ids; ``early`` holds fills that came
     before an earlier one; ``ending`` a cancel or expiry waiting for the fills before it;
-    ``lagging`` is set when the venue reports more executed than the fills received.
+    ``lagging`` is set when the venue reports more executed than the fills received;
+    ``sent_at`` is when its request last went out (seconds of the tracker's timer; None: it
+    was not sent by this process).
     """
 
     order: Order
@@ -73,6 +81,7 @@ class Tracked:
     ending: VenueOrder | None = None
     lagging: bool = False
     retired: set[str] = field(default_factory=set)
+    sent_at: float | None = None
 
     @property
     def algo(self) -> bool:
@@ -88,6 +97,8 @@ class OrderTracker:
     quote_asset:
         The asset fees are counted in; a fee charged in another asset (BNB) counts 0 and is
         logged.
+    timer:
+        Wall time in seconds (``time.perf_counter``), for the acknowledgement latencies.
 
     Attributes
     ----------
@@ -97,23 +108,31 @@ class OrderTracker:
         Stream events dropped as repeats (a trade id already applied).
     reordered:
         Trades held until an earlier one of their order arrived (out of order).
+    partial_fills:
+        Fills that left their order partly filled.
     foreign:
         Updates of orders this client did not place (left to reconciliation).
+    latency:
+        Seconds from an order's request (the last sent, see :meth:`sending`) to its first
+        acknowledgement: the REST answer, the stream's event or a lookup, whichever came first.
     lost_answers:
         Submissions whose answer was lost (a timeout, a 5xx, a dropped connection; then
         looked up), by whether they went to the Algo Order API.
     """
 
-    def __init__(self, quote_asset: str) -> None:
+    def __init__(self, quote_asset: str, *, timer: Callable[[], float] = time.perf_counter) -> None:
         self.quote_asset = quote_asset
+        self._timer = timer
         self._orders: dict[str, Tracked] = {}
         self._venue_ids: dict[str, str] = {}
         self._events: list[ExecutionEvent] = []
         self.fills_before_ack = 0
         self.duplicates = 0
         self.reordered = 0
+        self.partial_fills = 0
         self.foreign = 0
         self.lost_answers: Counter[bool] = Counter()
+        self.latency = LatencyRecorder()
 
     # -- our side -----------------------------------------------------------------------------
     def track(self, order: Order) -> Tracked:
@@ -122,6 +141,21 @@ class OrderTracker:
         self._orders[order.id] = tracked
         self._venue_ids[order.id] = order.id
         return tracked
+
+    def sending(self, tracked: Tracked) -> None:
+        """``tracked``'s request is about to go out (again): its acknowledgement latency
+        counts from now."""
+        tracked.sent_at = self._timer()
+
+    def user_events(self) -> dict[str, int]:
+        """What the stream brought that was absorbed, by kind: ``duplicate``,
+        ``out_of_order``, ``fill_before_ack`` and ``partial_fill`` (see the attributes)."""
+        return {
+            "duplicate": self.duplicates,
+            "out_of_order": self.reordered,
+            "fill_before_ack": self.fills_before_ack,
+            "partial_fill": self.partial_fills,
+        }
 
     def resume(self, order: Order, applied: Collection[str] = ()) -> Tracked:
         """Track again ``order``, acknowledged by the venue before this process started
@@ -324,6 +358,8 @@ class OrderTracker:
         tracked.venue_order_id = venue_order_id
         if not tracked.accepted and not tracked.final:
             tracked.accepted = True
+            if tracked.sent_at is not None:
+                self.latency.observe(self._timer() - tracked.sent_at)
             self._events.append(ExecutionEvent.accepted(tracked.order.id, time, venue_order_id))
 
     def _trade(self, tracked: Tracked, trade: VenueTrade) -> None:
@@ -384,6 +420,8 @@ class OrderTracker:
         self._events.append(ExecutionEvent.filled(order.id, trade.time, trade.venue_order_id, fill))
         if tracked.filled >= order.qty:
             tracked.final, tracked.ending = True, None
+        else:
+            self.partial_fills += 1
 
     def _end(self, tracked: Tracked, view: VenueOrder) -> None:
         """The venue ended the order (canceled, expired): told once its fills are in."""

@@ -11,7 +11,6 @@ readable by their owner alone (mode 600); they are ``SecretStr``, shown as ``***
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 from pydantic import (
@@ -23,6 +22,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from adapters.venues.secret_files import load_secret_files
 
 PRODUCTION_REST_URL = "https://fapi.binance.com"
 PRODUCTION_WS_URL = "wss://fstream.binance.com"
@@ -54,6 +55,30 @@ class BinanceUsdmSettings(BaseModel):
             "Request weight a minute shared by every caller of the venue (Binance USDⓈ-M's "
             "published IP limit is 2400); each request takes ccxt's cost of its endpoint."
         ),
+    )
+    request_limit: int = Field(
+        1200,
+        ge=1,
+        le=100_000,
+        description=(
+            "REST requests a minute shared by every caller of the venue, whatever their weight "
+            "(spec Property 30: 1200)."
+        ),
+    )
+    order_limit_10s: int = Field(
+        300,
+        ge=1,
+        le=100_000,
+        description=(
+            "Orders in any 10 s (Binance USDⓈ-M's published account limit, exchangeInfo "
+            "rateLimits ORDERS: 300); new, amended and algo orders count, cancels do not."
+        ),
+    )
+    order_limit_1m: int = Field(
+        1200,
+        ge=1,
+        le=100_000,
+        description="Orders in any minute (Binance USDⓈ-M's published account limit: 1200).",
     )
     retries: int = Field(
         5, ge=0, le=20, description="Retries of a transient failure (timeout, 5xx, 429)."
@@ -110,13 +135,7 @@ class BinanceUsdmSettings(BaseModel):
     @model_validator(mode="after")
     def _key_files(self) -> BinanceUsdmSettings:
         """Read the key and secret from their files (owner-only), never both ways at once."""
-        for name in ("api_key", "api_secret"):
-            path = getattr(self, f"{name}_file")
-            if path is None:
-                continue
-            if getattr(self, name) is not None:
-                raise ValueError(f"set {name} or {name}_file, not both")
-            setattr(self, name, SecretStr(_read_secret(path)))
+        load_secret_files(self, ("api_key", "api_secret"))
         return self
 
     @model_validator(mode="after")
@@ -136,25 +155,3 @@ class BinanceUsdmSettings(BaseModel):
         if not value.startswith(schemes):
             raise ValueError(f"must start with {' or '.join(schemes)}, was {value!r}")
         return value.rstrip("/")
-
-
-def _read_secret(path: Path) -> str:
-    """The stripped text of the secret file ``path``.
-
-    Raises
-    ------
-    ValueError
-        When it is missing, empty, or readable by its group or others (naming the path and
-        the mode, never the content).
-    """
-    if not path.is_file():
-        raise ValueError(f"secret file {path} does not exist")
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise ValueError(
-            f"secret file {path} must be readable by its owner only (600), is {mode:o}"
-        )
-    value = path.read_text(encoding="utf-8").strip()
-    if not value:
-        raise ValueError(f"secret file {path} is empty")
-    return value

@@ -20,6 +20,7 @@ from adapters.venues.binance_usdm.account_exchange import (
     VenueTimeSkew,
     secret_free,
 )
+from adapters.venues.binance_usdm.account_stream import AccountStream
 from adapters.venues.binance_usdm.capabilities import VENUE
 from adapters.venues.binance_usdm.client import Sleep
 from adapters.venues.binance_usdm.order_tracker import OrderTracker, Submission, Tracked
@@ -73,6 +74,11 @@ class VenueOrders:
         Starts a background task (an UNKNOWN submission settled later).
     sleep:
         Waits (the receive window before a lookup is final; a rate limit's wait).
+
+    Attributes
+    ----------
+    account:
+        The positions the user-data stream's ``ACCOUNT_UPDATE`` events reported.
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class VenueOrders:
         self._spawn = spawn
         self._sleep = sleep
         self._resolving: set[str] = set()
+        self.account = AccountStream()
 
     def _now(self) -> int:
         return self._clock.now_ms()
@@ -122,6 +129,7 @@ class VenueOrders:
         except InvalidOrder as exc:
             return exc.message
         for _ in range(self.settings.retries + 1):
+            self.tracker.sending(tracked)
             try:
                 view = await (api.place_algo(params) if tracked.algo else api.place(params))
             except VenueTimeSkew:  # refused unseen: measure the offset, send again
@@ -395,6 +403,8 @@ class VenueOrders:
                 self.tracker.on_update(update.execution, update.order, update.trade)
             elif kind == "ALGO_UPDATE":
                 self.tracker.on_algo_update(algo_update(message))
+            elif kind == "ACCOUNT_UPDATE":
+                self.account.on_update(message)
         except DataError as exc:
             log.error("%s user-data event refused: %s", VENUE, exc)
 

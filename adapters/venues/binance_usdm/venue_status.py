@@ -28,10 +28,11 @@ def venue_status(
     """``venue`` at ``time`` (ms UTC), with its ``capabilities`` (a dataclass; tuples listed):
     connected when ``streams`` are all open (False before the first); the REST answers of the
     connections closed before (``answered``, by path and status) and of the open ``source``,
-    and its clock offset (none before it opened); the ``budget``'s weight, hold and ban; the
-    ``stale`` symbols. Reads counters another thread writes: each is copied whole (one C-level
-    copy under the GIL)."""
+    and its clock offset (none before it opened); the ``budget``'s weight, order counts (by
+    window, ``"10s"``), hold and ban; the ``stale`` symbols. Reads counters another thread
+    writes: each is copied whole (one C-level copy under the GIL)."""
     facts = asdict(capabilities)
+    windows = [f"{o.window_ms // 1000}s" for o in budget.order_limits]
     listed = {k: list(v) if isinstance(v, tuple) else v for k, v in facts.items()}
     responses = Counter(answered)
     if source is not None:
@@ -43,6 +44,8 @@ def venue_status(
         capabilities=listed,
         weight_used=budget.used,
         weight_limit=budget.limit,
+        orders_used=dict(zip(windows, budget.orders_used, strict=True)),
+        order_limits={w: o.limit for w, o in zip(windows, budget.order_limits, strict=True)},
         held_until=budget.held_until,
         banned_until=budget.banned_until,
         hold_reason=budget.hold_reason,

@@ -273,8 +273,9 @@ class MexcExecution:
     def add_activity(self, status: VenueStatus) -> VenueStatus:
         """``status`` (the venue's market-data connection) with this client's REST answers
         added to its ``requests``, its submissions whose answer was lost as ``"<path>
-        unknown"``, and the private websocket's reopenings as its ``reconnects["user-data"]``;
-        safe from any thread (counters are copied whole)."""
+        unknown"``, the private websocket's reopenings as its ``reconnects["user-data"]``, its
+        pushes absorbed as its ``user_events`` and the orders' submit → acknowledgement
+        latencies as its ``order_latency``; safe from any thread (counters are copied whole)."""
         exchange = self._exchange
         if status.venue != VENUE or exchange is None:
             return status
@@ -284,6 +285,8 @@ class MexcExecution:
             lost_answers=self.tracker.lost_answers,
             lost_paths=(_ORDER_PATH, _PLAN_PATH),
             stream_opens=self.stream_opens,
+            user_events=self.tracker.user_events(),
+            order_latency=self.tracker.latency.snapshot(),
         )
 
     @property

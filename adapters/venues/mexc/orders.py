@@ -128,6 +128,7 @@ class MexcOrders:
             return exc.message
         for _ in range(self.settings.retries + 1):
             since = self._sent[order.id] = self._now() - RECV_WINDOW_MS
+            self.tracker.sending(tracked)
             try:
                 if tracked.algo:
                     venue_id = await self._api.place_plan(params)

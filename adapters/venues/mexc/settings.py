@@ -6,10 +6,13 @@ the contract websocket at ``<ws_url>/edge``. A proxy, a regional endpoint or a t
 speaking the venue's wire format can stand in for the venue by setting them.
 
 The API key and secret are needed only to probe and use order entry; market data is public.
-They are ``SecretStr`` (shown as ``**********``) and never appear in errors or logs.
+They come from the environment or from files readable by their owner alone (mode 600); they
+are ``SecretStr`` (shown as ``**********``) and never appear in errors or logs.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import (
     BaseModel,
@@ -18,7 +21,10 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+
+from adapters.venues.secret_files import load_secret_files
 
 PRODUCTION_REST_URL = "https://api.mexc.com"
 """The contract REST host ccxt uses (MEXC's older documentation names
@@ -70,6 +76,18 @@ class MexcSettings(BaseModel):
         None, description="API key (order entry, account); used only with api_secret."
     )
     api_secret: SecretStr | None = Field(None, description="API secret (signs requests).")
+    api_key_file: Path | None = Field(
+        None, description="File holding the API key (mode 600), instead of api_key."
+    )
+    api_secret_file: Path | None = Field(
+        None, description="File holding the API secret (mode 600), instead of api_secret."
+    )
+
+    @model_validator(mode="after")
+    def _key_files(self) -> MexcSettings:
+        """Read the key and secret from their files (owner-only), never both ways at once."""
+        load_secret_files(self, ("api_key", "api_secret"))
+        return self
 
     @field_validator("rest_url", "ws_url")
     @classmethod
