@@ -48,7 +48,7 @@ from domain.ports import (
 from domain.strategies import build_strategy
 from domain.timeframes import timeframe_ms
 from lootcapital.alerts import alert_dispatcher
-from lootcapital.backtest_runs import prepare_backtest
+from lootcapital.backtest_runs import prepare_backtest, stored_candles
 from lootcapital.live import (
     LIVE,
     LiveStart,
@@ -482,12 +482,21 @@ def bootstrap(
         publish=bus.publish,
         clock=wall,
         summarize=stored_view,  # the panel's view, stored with each done backtest
+        bars=partial(backtest_bars, settings),
     )
     backtests.recover()  # those a stopped server left running
     return Container(
         settings, service, hub, metrics, bus, token, generated, settings.autostart, models,
         training, backtests=backtests, alerts=alerts, venue=venue,
     )  # fmt: skip
+
+
+def backtest_bars(
+    settings: Settings, symbol: str, timeframe: str, start: int | None, end: int | None
+) -> Candles:
+    """The stored bars of ``symbol`` a backtest at ``timeframe`` from ``start`` to ``end`` (ms
+    UTC) runs on (:func:`lootcapital.backtest_runs.stored_candles`), for the panel's chart."""
+    return stored_candles(settings, [symbol], timeframe, start, end)[0][symbol]
 
 
 def build_app(container: Container) -> FastAPI:

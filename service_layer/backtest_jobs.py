@@ -23,7 +23,8 @@ from decimal import Decimal
 from typing import Any
 
 from domain.backtest_records import BacktestRecord, BacktestStatus, BacktestStore
-from domain.errors import BacktestBusy, BacktestNotFound, ConfigError, DomainError
+from domain.candles import Candles
+from domain.errors import BacktestBusy, BacktestNotFound, ConfigError, DomainError, UnknownSymbol
 from domain.ports import Clock, Page
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ Summarize = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 """Builds a done backtest's view from its result (see :mod:`domain.backtest_records`)."""
 Spawn = Callable[[Callable[[], None]], None]
 """Runs a job's work in the background (a thread by default; tests may run it inline)."""
+BarReader = Callable[[str, str, int | None, int | None], Candles]
+"""Reads the candle store's bars of a symbol at a timeframe from a start (first bar's open, ms
+UTC) to an end (exclusive), None for no bound, as a backtest of them reads them; raises
+``DomainError`` (field ``symbol``) when none are stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,8 @@ class BacktestJobs:
     summarize:
         Builds a done backtest's view, stored with it (:data:`Summarize`); None stores none
         (then whoever shows a result builds what it shows from the whole result).
+    bars:
+        Reads the stored bars a backtest ran on again (:meth:`bars`); None: they cannot be.
     """
 
     def __init__(
@@ -133,6 +140,7 @@ class BacktestJobs:
         clock: Clock,
         spawn: Spawn = _thread,
         summarize: Summarize | None = None,
+        bars: BarReader | None = None,
     ) -> None:
         self._store = store
         self._prepare = prepare
@@ -140,6 +148,7 @@ class BacktestJobs:
         self._clock = clock
         self._spawn = spawn
         self._summarize = summarize
+        self._bars = bars
         self._lock = threading.Lock()
         self._running: BacktestJob | None = None
         self._cancel = threading.Event()
@@ -211,6 +220,26 @@ class BacktestJobs:
         if record is None:
             raise BacktestNotFound(f"no backtest {backtest_id!r}", field="id")
         return self._with_view(record)
+
+    def bars(self, record: BacktestRecord, symbol: str) -> Candles:
+        """The stored bars ``record`` ran on for ``symbol``, read again as it read them when it
+        started: at its timeframe, from its request's ``start_ms`` to its ``end_ms``.
+
+        Raises
+        ------
+        UnknownSymbol
+            (field ``symbol``) ``record`` did not backtest ``symbol``.
+        ConfigError
+            (field ``symbol``) These jobs were given no bar reader.
+        DomainError
+            The reader's refusal (no bars of ``symbol`` stored).
+        """
+        if symbol not in record.symbols:
+            raise UnknownSymbol(f"backtest {record.id} did not trade {symbol!r}", field="symbol")
+        if self._bars is None:
+            raise ConfigError("the bars of past backtests cannot be read here", field="symbol")
+        start, end = record.request.get("start_ms"), record.request.get("end_ms")
+        return self._bars(symbol, record.timeframe, start, end)
 
     def running(self) -> BacktestJob | None:
         """The job running now, None when none is."""

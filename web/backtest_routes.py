@@ -6,8 +6,9 @@ The form (``POST /ui/backtests``) starts a backtest through the same
 chosen strategy (``/ui/backtests/params``). The job's progress comes over the WebSocket
 (``/api/v1/ws``, ``backtest`` messages, the session cookie authenticating it): nothing is
 polled; ``web/static/backtests.js`` moves the bar and, once the job ends, loads its result
-(``/ui/backtests/{id}``: metrics, equity, drawdown and price charts with the trades, the
-trades) and the list again. The list (``/ui/backtests/list``) pages with the API's cursors;
+(``/ui/backtests/{id}``: metrics, equity and drawdown charts, per symbol a candlestick chart
+whose bars and trade markers come from ``/ui/backtests/{id}/chart?symbol=``, the trades) and
+the list again. The list (``/ui/backtests/list``) pages with the API's cursors;
 two or more ticked backtests compare side by side (``/ui/backtests/compare?ids=…``). The
 partials need the session cookie (401 without); the page without it shows the login form.
 """
@@ -19,14 +20,16 @@ from html import escape
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.backtest_schemas import BacktestIn
 from api.deps import SESSION_COOKIE, BacktestsDep, ServiceDep, cookie_valid, require_session
-from domain.errors import DomainError
+from domain.errors import DomainError, UnknownSymbol
+from domain.symbols import venue_symbol
 from web.backtest_views import (
     LISTED,
+    candle_chart,
     compare_context,
     form_context,
     list_rows,
@@ -104,6 +107,31 @@ def backtest_partial(backtest_id: BacktestIdPath, jobs: BacktestsDep) -> HTMLRes
     """One backtest: its result once done (from its stored view: the metrics, charts and
     first trades of ``GET /api/v1/backtests/{id}``), else its state. 404 for an unknown id."""
     return _html(render("partials/backtest_view.html", record_context(jobs.view(backtest_id))))
+
+
+@partials.get("/{backtest_id}/chart")
+def chart_data(
+    backtest_id: BacktestIdPath,
+    jobs: BacktestsDep,
+    symbol: Annotated[str, Query(min_length=1, max_length=40)],
+) -> JSONResponse:
+    """The candlestick chart of ``symbol`` in backtest ``backtest_id``
+    (:func:`web.backtest_views.candle_chart`): the stored bars it ran on, read again from the
+    candle store, with its trades as entry and exit markers, in the JSON of ``/ui/chart/data``
+    (``{"symbol", "timeframe", "backtest_timeframe", "tf_s", "precision", "bars": [{"time": s,
+    "open", "high", "low", "close", "volume"}], "markers": [{"time": s, "at": ms, "price",
+    "side", "kind", "trade", "direction", ...}], "trades", "first_time", "last_time"}``); no
+    marker before it is done. 404 for an unknown id (field ``id``) or a symbol it did not
+    backtest (field ``symbol``), 422 for a malformed id or symbol (the field named)."""
+    record = jobs.get(backtest_id)
+    try:
+        venue = venue_symbol(symbol.strip())
+    except ValueError as exc:
+        raise UnknownSymbol(str(exc), field="symbol") from None
+    bars = jobs.bars(record, venue)
+    trades = (record.result or {}).get("trades", [])
+    chart = candle_chart(venue, bars, record.timeframe, trades)
+    return JSONResponse(chart, headers=NO_STORE)
 
 
 def _ms(text: str, name: str, errors: dict[str, str]) -> int | None:

@@ -10,6 +10,11 @@ stored with it: showing it then reads that small document, not the whole result.
 for ``web/static/backtest_charts.js``: times in seconds (uPlot's time axis), equity in quote
 currency, drawdown in percent below the running peak, and per symbol the closes with the
 trades' entry (long, short) and exit prices at the bars they filled in (null elsewhere).
+
+The panel draws each symbol of a result as candlesticks (``web/static/candles.js``) from
+``/ui/backtests/{id}/chart`` (:func:`candle_chart`: the stored bars the backtest ran on, its
+trades as markers, in the JSON of the price chart page's ``/ui/chart/data``); the CLI's one-file
+report, which fetches nothing, keeps the closes with the markers.
 """
 
 from __future__ import annotations
@@ -24,8 +29,12 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from domain.backtest_records import BacktestRecord, json_safe
+from domain.candles import Candles
+from domain.resample import resample
 from domain.strategies import STRATEGIES
 from domain.strategies.params import param_specs
+from domain.timeframes import timeframe_ms
+from web.chart_views import bars_json
 
 TIMEFRAMES = ("5m", "15m", "1h", "4h")
 """The timeframes the form offers (the store's 5m bars, resampled for the others)."""
@@ -34,6 +43,11 @@ LISTED = 20
 MAX_POINTS = 4_000
 """The most points a chart of a result draws per series (about; see :func:`thin`): a page of
 two months of 5m bars stays light. The API and the report's trades table have every one."""
+MAX_BARS = 6_000
+"""The most bars a result's candlestick chart draws per symbol (about 3 weeks of 5m bars, a
+60-day backtest at 15m): beyond, they are resampled to the shortest of :data:`TIMEFRAMES` that
+keeps them under it. The JSON of 17,280 bars (60 days of 5m) was 1.7 MB and took 0.7 to 1.1 s
+to serve, over the panel's 300 ms."""
 TRADES_SHOWN = 500
 """The trades the panel's result lists (the first ones; the API and the report have all)."""
 
@@ -329,4 +343,95 @@ def form_context(
         "values": chosen,
         "errors": dict(errors or {}),
         "done": done,
+    }
+
+
+def chart_timeframe(bars: int, tf_ms: int) -> int:
+    """The timeframe (ms) a result's candlestick chart draws ``bars`` bars of ``tf_ms`` at:
+    ``tf_ms`` up to :data:`MAX_BARS`; beyond, the shortest of :data:`TIMEFRAMES` that is a
+    multiple of it and brings them under :data:`MAX_BARS` (the longest when none does).
+
+    >>> chart_timeframe(5_760, 300_000), chart_timeframe(17_280, 300_000)
+    (300000, 900000)
+    >>> chart_timeframe(105_120, 300_000)
+    14400000
+    """
+    if bars <= MAX_BARS:
+        return tf_ms
+    longer = [timeframe_ms(tf) for tf in TIMEFRAMES]
+    longer = [ms for ms in longer if ms > tf_ms and ms % tf_ms == 0]
+    fitting = [ms for ms in longer if bars * tf_ms // ms <= MAX_BARS]
+    return fitting[0] if fitting else max(longer, default=tf_ms)
+
+
+def _places(price: Any) -> int:
+    """Decimals written in ``price`` (a decimal string at the instrument's tick)."""
+    text = str(price)
+    return len(text) - text.index(".") - 1 if "." in text else 0
+
+
+def backtest_markers(
+    trades: Sequence[Mapping[str, Any]], symbol: str, open_times: np.ndarray, tf_ms: int
+) -> list[dict[str, Any]]:
+    """An ``entry`` and an ``exit`` marker per trade of ``symbol`` among a result's ``trades``
+    (the document's), each on the bar holding its fill among those opening at ``open_times``
+    (ms UTC, increasing, ``tf_ms`` long; a fill at a bar's close is on that bar): a fill before
+    the first bar's open or after the last one's close has none. Oldest first, as
+    :func:`web.chart_views.trade_markers` makes them: ``{"time": s (the bar's open), "at": ms
+    (the fill), "price", "side" (the fill's: ``buy``, ``sell``), "kind", "trade" (its number in
+    the result, from 1), "direction" (``long``, ``short``)}``, an exit's with its ``reason``
+    and net ``pnl`` (quote currency, a decimal string)."""
+    if not len(open_times):
+        return []
+    first, close = int(open_times[0]), int(open_times[-1]) + tf_ms
+    markers = []
+    for number, t in enumerate(trades, start=1):
+        if t["symbol"] != symbol:
+            continue
+        long = t["side"] == "long"
+        common = {"trade": number, "direction": t["side"]}
+        for kind, at, price, buy, extra in (
+            ("entry", int(t["entry_time"]), t["entry_price"], long, {}),
+            ("exit", int(t["exit_time"]), t["exit_price"], not long,
+             {"reason": t["exit_reason"], "pnl": t["pnl"]}),
+        ):  # fmt: skip
+            if not first <= at <= close:
+                continue
+            k = min(int(np.searchsorted(open_times, at, side="right")) - 1, len(open_times) - 1)
+            markers.append({
+                "time": int(open_times[k]) // 1000, "at": at, "price": float(price),
+                "side": "buy" if buy else "sell", "kind": kind,
+            } | common | extra)  # fmt: skip
+    return sorted(markers, key=lambda m: (m["time"], m["at"]))
+
+
+def candle_chart(
+    symbol: str, candles: Candles, timeframe: str, trades: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The candlestick chart of ``symbol`` in a result: its ``candles`` (the stored bars the
+    backtest ran on, at its ``timeframe``; resampled when more than :data:`MAX_BARS`:
+    :func:`chart_timeframe`) with its ``trades``' markers (:func:`backtest_markers`).
+
+    ``{"symbol", "timeframe" (drawn), "backtest_timeframe", "tf_s", "precision" (decimals of
+    the trades' prices; 2 without a trade), "bars" (:func:`web.chart_views.bars_json`: time in
+    seconds UTC), "markers", "trades" (the trades of ``symbol``), "first_time", "last_time"
+    (first and last bar's open, ms UTC; None without bars)}``."""
+    tf_ms = timeframe_ms(timeframe)
+    drawn_ms = chart_timeframe(len(candles), tf_ms)
+    bars = candles if drawn_ms == tf_ms else resample(candles, tf_ms, drawn_ms)
+    names = {timeframe_ms(tf): tf for tf in TIMEFRAMES} | {tf_ms: timeframe}
+    own = [t for t in trades if t["symbol"] == symbol]
+    prices = [p for t in own for p in (t["entry_price"], t["exit_price"])]
+    times = bars.open_time
+    return {
+        "symbol": symbol,
+        "timeframe": names[drawn_ms],
+        "backtest_timeframe": timeframe,
+        "tf_s": drawn_ms // 1000,
+        "precision": max((_places(p) for p in prices), default=2),
+        "bars": bars_json(bars),
+        "markers": backtest_markers(trades, symbol, times, drawn_ms),
+        "trades": len(own),
+        "first_time": int(times[0]) if len(times) else None,
+        "last_time": int(times[-1]) if len(times) else None,
     }

@@ -72,7 +72,7 @@ def test_a_backtest_launched_from_the_panel_reaches_its_result(
 
     view = panel_page.locator("#bt-result .bt-view[data-backtest-id]")
     expect(view).to_have_count(1)
-    expect(panel_page.locator("#bt-result .bt-chart[data-drawn=true] canvas")).to_have_count(3)
+    expect(panel_page.locator("#bt-result .bt-chart[data-drawn=true] canvas")).to_have_count(2)
     backtest_id = view.get_attribute("data-backtest-id")
     stored = panel_api.get(f"/backtests/{backtest_id}").json()
     screenshot(panel_page, "backtest-result-1280")

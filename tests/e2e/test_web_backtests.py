@@ -255,7 +255,7 @@ def test_a_backtest_from_the_form_runs_to_its_result_and_compares(
             page, lambda s: s["ws"] == "open" and s["rows"] >= 1, "the page and its WebSocket"
         )
         page.evaluate(SUBMIT)
-        ran = _wait(page, lambda s: s["result"] and s["charts"] == 3, "the backtest's result drawn")
+        ran = _wait(page, lambda s: s["result"] and s["charts"] == 2, "the backtest's result drawn")
         listed = _wait(
             page, lambda s: s["rows"] > loaded["rows"] and s["newest"] == "done", "it listed done"
         )
@@ -263,7 +263,7 @@ def test_a_backtest_from_the_form_runs_to_its_result_and_compares(
         compared = _wait(page, lambda s: s["compared"] == 1, "the comparison drawn")
         _screenshot(page, tmp_path / "backtests-compare-1280.png")
         page.evaluate(f"htmx.ajax('GET', '/ui/backtests/{ran['result']}', '#bt-result')")
-        _wait(page, lambda s: s["charts"] == 3, "the result drawn again")
+        _wait(page, lambda s: s["charts"] == 2, "the result drawn again")
         _screenshot(page, tmp_path / "backtests-result-1280.png")
         page.send(
             "Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2,

@@ -1,9 +1,10 @@
 // LootCapital price chart page (/chart): one symbol on one timeframe, kept live.
 //
-// * candlesticks and a volume histogram (TradingView Lightweight Charts, vendored), with the
-//   library's own zoom (wheel, pinch) and pan (drag); the trades' entry and exit markers; the
-//   open position's entry, stop, take-profit and liquidation lines; the volume profile's POC,
-//   VAH and VAL when the strategy's volume profile is on. Data: the chart's data-src
+// * candlesticks and a volume histogram (TradingView Lightweight Charts, vendored, drawn by
+//   web/static/candles.js), with the library's own zoom (wheel, pinch) and pan (drag); the
+//   trades' entry and exit markers; the open position's entry, stop, take-profit and
+//   liquidation lines; the volume profile's POC, VAH and VAL when the strategy's volume
+//   profile is on. Data: the chart's data-src
 //   (/ui/chart/data?symbol=&timeframe=), times in seconds UTC.
 // * the SSE events of the page's stream ("status" after a bar, "positions", "orders") make it
 //   fetch the bars from its last one on (&since=<ms>) and the markers and lines again, at most
@@ -15,10 +16,7 @@
   "use strict";
 
   var REFRESH_MS = 1000;
-  var COLORS = {
-    up: "#047857", down: "#b91c1c", text: "#334155", grid: "#e2e8f0", border: "#cbd5e1",
-    exit: "#1d4ed8", upVol: "rgba(4, 120, 87, 0.3)", downVol: "rgba(185, 28, 28, 0.3)",
-  };
+  var C = window.LootCandles;
   // Line kind -> how it is drawn (LineStyle: 0 solid, 1 dotted, 2 dashed).
   var LINES = {
     entry: { color: "#0f172a", style: 0, width: 1 },
@@ -32,9 +30,7 @@
   var LEVELS = ["poc", "vah", "val"];
   var REASONS = { stop: "stop", take_profit: "TP", liquidation: "liq", time: "time", regime: "regime" };
 
-  function utcMinute(ts) {
-    return new Date(ts * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
-  }
+  var utcMinute = C.utcMinute;
 
   function PriceChart(el) {
     this.el = el;
@@ -55,30 +51,12 @@
   }
 
   PriceChart.prototype.create = function (precision) {
-    var L = window.LightweightCharts;
-    this.el.textContent = "";
+    var drawn = C.create(this.el, precision);
     this.precision = precision;
-    this.chart = L.createChart(this.el, {
-      autoSize: true,
-      layout: { background: { color: "#ffffff" }, textColor: COLORS.text, fontSize: 11 },
-      grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } },
-      rightPriceScale: { borderColor: COLORS.border },
-      timeScale: {
-        borderColor: COLORS.border, timeVisible: true, secondsVisible: false, minBarSpacing: 0.1,
-      },
-      localization: { timeFormatter: utcMinute },
-    });
-    this.candles = this.chart.addSeries(L.CandlestickSeries, {
-      upColor: COLORS.up, downColor: COLORS.down, borderVisible: false,
-      wickUpColor: COLORS.up, wickDownColor: COLORS.down,
-      priceFormat: { type: "price", precision: precision, minMove: Math.pow(10, -precision) },
-    });
-    this.volume = this.chart.addSeries(L.HistogramSeries, {
-      priceFormat: { type: "volume" }, priceScaleId: "", lastValueVisible: false,
-      priceLineVisible: false,
-    });
-    this.volume.priceScale().applyOptions({ scaleMargins: { top: 0.82, bottom: 0 } });
-    this.markers = L.createSeriesMarkers(this.candles, []);
+    this.chart = drawn.chart;
+    this.candles = drawn.candles;
+    this.volume = drawn.volume;
+    this.markers = drawn.markers;
     var self = this;
     this.chart.subscribeCrosshairMove(function (param) {
       var bar = param && param.seriesData ? param.seriesData.get(self.candles) : null;
@@ -86,14 +64,6 @@
       if (bar) self.legend(bar, vol ? vol.value : null); else self.legend(self.lastBar, null);
     });
   };
-
-  function candle(b) {
-    return { time: b.time, open: b.open, high: b.high, low: b.low, close: b.close };
-  }
-
-  function volumeBar(b) {
-    return { time: b.time, value: b.volume, color: b.close >= b.open ? COLORS.upVol : COLORS.downVol };
-  }
 
   // The legend under the chart: the bar under the cursor (else the last), and the position.
   PriceChart.prototype.legend = function (bar, volume) {
@@ -109,8 +79,8 @@
   // Every bar again (first load, or the engine's bars no longer follow the chart's).
   PriceChart.prototype.setBars = function (data) {
     if (!this.chart) this.create(data.precision);
-    this.candles.setData(data.bars.map(candle));
-    this.volume.setData(data.bars.map(volumeBar));
+    this.candles.setData(data.bars.map(C.candle));
+    this.volume.setData(data.bars.map(C.volumeBar));
     this.count = data.bars.length;
     this.firstTime = data.bars[0].time;
   };
@@ -119,8 +89,8 @@
   PriceChart.prototype.addBars = function (bars) {
     for (var i = 0; i < bars.length; i++) {
       if (bars[i].time > this.lastTime) this.count += 1;
-      this.candles.update(candle(bars[i]));
-      this.volume.update(volumeBar(bars[i]));
+      this.candles.update(C.candle(bars[i]));
+      this.volume.update(C.volumeBar(bars[i]));
     }
   };
 
@@ -151,18 +121,7 @@
   };
 
   function markerOf(m) {
-    var buy = m.side === "buy";
-    if (m.kind === "entry") {
-      return {
-        time: m.time, price: m.price, position: buy ? "atPriceTop" : "atPriceBottom",
-        shape: buy ? "arrowUp" : "arrowDown", color: buy ? COLORS.up : COLORS.down,
-        text: m.trade ? "" : "open",
-      };
-    }
-    return {
-      time: m.time, price: m.price, position: "atPriceMiddle", shape: "circle", color: COLORS.exit,
-      text: REASONS[m.reason] || "",
-    };
+    return C.marker(m, function (exit) { return REASONS[exit.reason] || ""; });
   }
 
   PriceChart.prototype.drawLines = function (lines, levels) {
