@@ -1,12 +1,15 @@
-"""The AI signal page (``/ai``) and its partials (issue 7, "Explanations" and "Registry").
+"""The AI signal page (``/ai``) and its partials (issue 7, "Explanations" and "Registry";
+issue 10, "AI signal panel").
 
 Per traded symbol the ML's latest call, whether ML acts there and why not
 (``/ui/ai/symbols``); the last ML signals with their outcomes (``/ui/ai/signals?symbol=``);
-the registry's models per symbol with their scores and importances, and the buttons that
-activate one or roll back (``/ui/ai/models``, ``POST /ui/ai/models/{id}/activate``,
-``POST /ui/ai/models/rollback``); the training form (``POST /ui/ai/train``) and the training
-jobs (``/ui/ai/jobs``, ``/ui/ai/train/{job_id}``). The views are built in :mod:`web.ai_views`
-and :mod:`web.model_views` from the service, the registry and the training jobs the API uses
+the strategy's own calls, with or without ML: per symbol its latest call and its last signals
+with their outcomes (``/ui/ai/strategy``); the registry's models per symbol with their scores
+and importances, and the buttons that activate one or roll back (``/ui/ai/models``,
+``POST /ui/ai/models/{id}/activate``, ``POST /ui/ai/models/rollback``); the training form
+(``POST /ui/ai/train``) and the training jobs (``/ui/ai/jobs``, ``/ui/ai/train/{job_id}``).
+The views are built in :mod:`web.ai_views`, :mod:`web.ai_strategy_views` and
+:mod:`web.model_views` from the service, the registry and the training jobs the API uses
 (``/api/v1/signals``, ``/api/v1/models…``): the page and the API say the same thing.
 Activations made here are stored as made by ``panel``.
 
@@ -37,6 +40,7 @@ from api.deps import (
 from api.model_schemas import ModelTrainIn
 from domain.errors import DomainError, UnknownSymbol
 from domain.symbols import venue_symbol
+from web.ai_strategy_views import strategy_context
 from web.ai_views import page_context, signals_context, symbols_context
 from web.control import WHO
 from web.forms import FORM_ERROR, validated
@@ -97,6 +101,13 @@ def signals_partial(
         if chosen not in service.status().symbols:
             raise UnknownSymbol(f"{symbol!r} is not traded", field="symbol")
     return _html(render("partials/ai_signals.html", signals_context(service, chosen)))
+
+
+@partials.get("/strategy", response_class=HTMLResponse)
+def strategy_partial(service: ServiceDep) -> HTMLResponse:
+    """The strategy's own calls: per traded symbol its latest (buy, sell, hold, close or keep;
+    confidence; reasons; outcome) and its last signals with their outcome 4 hours on."""
+    return _html(render("partials/ai_strategy.html", strategy_context(service)))
 
 
 def _models(service: ServiceDep, registry: RegistryDep, **message: Any) -> HTMLResponse:

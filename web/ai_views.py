@@ -328,15 +328,18 @@ def stored_signals(service: TradingService, symbol: str | None = None) -> Iterat
 
 def uses_ml(service: TradingService) -> bool:
     """Whether the run's strategy takes an ML probability as an input: it reads models (the
-    registry's active ones, :attr:`UsesModels.wants_models`, or its own walk-forward fits, the
-    ``adaptive`` strategy's ``ml=true`` with ``ml_train_days``)."""
+    registry's active ones, :attr:`UsesModels.wants_models`, or its own walk-forward fits) and
+    has no ``ml`` toggle turned off (``adaptive`` needs ``ml=true``; ``ml_mean_reversion``,
+    without the toggle, always does, its walk-forward fits with ``ml_train_days`` too)."""
     strategy = service.engine.strategy
     if not isinstance(strategy, UsesModels):
         return False
-    return bool(strategy.wants_models) or strategy.params().get("ml") is True
+    return bool(strategy.wants_models) or strategy.params().get("ml", True) is True
 
 
-def _bars(service: TradingService, symbol: str) -> Candles:
+def symbol_bars(service: TradingService, symbol: str) -> Candles:
+    """Every bar of ``symbol`` the engine keeps, oldest first (none: a symbol the run no
+    longer trades)."""
     try:
         return service.recent_candles(symbol)
     except UnknownSymbol:  # a signal of a symbol the run no longer trades
@@ -370,7 +373,7 @@ def symbols_context(service: TradingService) -> dict[str, Any]:
         call = found.latest.get(symbol)
         judged = None
         if call is not None:
-            judged = outcome(call.time, call.direction, _bars(service, symbol), tf_ms)
+            judged = outcome(call.time, call.direction, symbol_bars(service, symbol), tf_ms)
         card = symbol_card(
             symbol,
             call=call,
@@ -395,7 +398,7 @@ def signals_context(service: TradingService, symbol: str | None = None) -> dict[
     :func:`recent_rows`, their :func:`tally`, the ``symbol`` filter and the traded
     ``symbols``."""
     found = scan(stored_signals(service, symbol), want=RECENT_SHOWN)
-    bars = {s: _bars(service, s) for s in {c.symbol for c in found.calls}}
+    bars = {s: symbol_bars(service, s) for s in {c.symbol for c in found.calls}}
     rows = recent_rows(found.calls, bars, service.engine.tf_ms)
     return {
         "rows": rows,

@@ -44,7 +44,7 @@ ML_CALLS = 12
 """ML calls the replay runs for (the list shows 10)."""
 WAIT_S = 120.0
 M5, H4 = 300_000, 4 * 3_600_000
-PARTIALS = ["/ui/ai/symbols", "/ui/ai/signals", "/ui/ai/models", "/ui/ai/jobs"]
+PARTIALS = ["/ui/ai/symbols", "/ui/ai/signals", "/ui/ai/strategy", "/ui/ai/models", "/ui/ai/jobs"]
 PANEL_JOB = {"kind": "trend", "symbol": "BTCUSDT", "days": "7", "algo": "hgb", "folds": "3"}
 """A training job of about a second on 2 cores, started from the panel."""
 
@@ -182,7 +182,7 @@ def test_the_page_has_its_live_partials_and_every_page_links_to_it(browser: http
 
     assert 'sse-connect="/ui/stream?page=ai"' in html
     assert 'href="/ai" aria-current="page"' in html
-    for partial in ("symbols", "signals", "models", "jobs"):
+    for partial in ("symbols", "signals", "strategy", "models", "jobs"):
         assert f'hx-get="/ui/ai/{partial}"' in html
     assert 'hx-post="/ui/ai/train"' in html and "/static/ai.js" in html
     assert 'id="no-ml"' not in html
@@ -297,6 +297,29 @@ def test_each_symbol_shows_its_latest_call_and_whether_ml_acts_there(
     assert explanation["text"] == reason["message"]
     assert model["model_id"] in btc
     assert "no active trend model for ETHUSDT" in eth and "No ML call yet" in eth
+
+
+# -- the strategy's own calls beside the ML's -----------------------------------------------------
+
+
+def test_with_ml_the_strategys_own_calls_follow_the_ml_and_carry_its_reasons(
+    browser: httpx.Client, api: httpx.Client
+) -> None:
+    signals = api.get("/signals", params={"limit": 1000}).json()
+    expected = [s for s in signals if any(r["component"] != "isolation" for r in s["reasons"])]
+
+    page = browser.get("/ai").text
+    response = browser.get("/ui/ai/strategy")
+
+    assert 'id="no-ml"' not in page
+    assert page.index('id="ai-symbols"') < page.index('id="ai-strategy"')
+    rows = [e["attrs"] for e in with_class(response.text, "strategy-signal")]
+    assert [(int(r["data-time"]), r["data-symbol"]) for r in rows] == [
+        (s["time"], s["symbol"]) for s in expected[:10]
+    ]
+    ml = {r["message"] for s in expected[:10] for r in s["reasons"] if r["component"] == "ml"}
+    shown = {e["text"] for e in with_class(response.text, "ai-reason")}
+    assert ml and ml <= shown
 
 
 # -- the models ----------------------------------------------------------------------------------

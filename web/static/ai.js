@@ -3,8 +3,8 @@
 //
 // * the engine's "status" SSE events (a bar was processed, the engine started or stopped) fire
 //   "ai-refresh" on <body> at most once per REFRESH_MS, and always after the last event, so the
-//   per-symbol calls and the last ML signals (hx-trigger="ai-refresh from:body") reload with the
-//   engine's latest bar without re-rendering at the replay's pace;
+//   per-symbol calls, the last ML signals and the strategy's own calls (hx-trigger="ai-refresh
+//   from:body") reload with the engine's latest bar without re-rendering at the replay's pace;
 // * the WebSocket (/api/v1/ws, authenticated by the session cookie) pushes a "training" message
 //   at every step of a training job (its data is the body of GET /api/v1/models/train/{id}): the
 //   job's card in #training-jobs moves its progress bar; a job the page has no card for (started
