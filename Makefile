@@ -56,6 +56,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/backtest_speed.py
 	$(BIN)/python benchmarks/paper_latency.py
 	$(BIN)/python benchmarks/api_latency.py
+	$(BIN)/python benchmarks/panel_render.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
