@@ -160,7 +160,7 @@ class FuturesBook:
     leverage: dict[str, int] = field(default_factory=dict)
     funded: dict[str, int] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)
-    _levels: dict[str, tuple[tuple[Decimal, Decimal, int], Decimal | None]] = field(
+    _levels: dict[str, tuple[Position, int, Decimal | None]] = field(
         default_factory=dict, init=False, repr=False
     )
     _searched: dict[str, tuple[tuple[object, ...], int, int, int | None]] = field(
@@ -306,20 +306,21 @@ class FuturesBook:
     ) -> Decimal | None:
         """The mark price at which ``position`` is liquidated (None: flat, no brackets, or
         never); see the module docstring for isolated and cross margin."""
+        isolated = self.terms.mode is MarginMode.ISOLATED
+        if isolated:  # the level of the same position object at the same leverage (usual)
+            known = self._levels.get(position.symbol)
+            leverage = self.leverage_of(position.symbol)
+            if known is not None and known[0] is position and known[1] == leverage:
+                return known[2]
         brackets = self._brackets(position.symbol)
         if brackets is None or position.qty == 0:
             return None
-        if self.terms.mode is MarginMode.ISOLATED:
-            leverage = self.leverage_of(position.symbol)
-            key = (position.qty, position.entry_price, leverage)
-            known = self._levels.get(position.symbol)
-            if known is not None and known[0] == key:
-                return known[1]
+        if isolated:
             margin = abs(position.qty) * position.entry_price / leverage
             level = liquidation_price(
                 brackets, qty=position.qty, entry_price=position.entry_price, wallet_balance=margin
             )
-            self._levels[position.symbol] = (key, level)
+            self._levels[position.symbol] = (position, leverage, level)
             return level
         other_mm = ZERO
         other_pnl = ZERO
@@ -449,9 +450,14 @@ class FuturesBook:
         feeds = self.markets.get(symbol, _NONE)
         rates = feeds.rates
         after = self.funded.get(symbol, -1)
+        due = self._due.get(symbol)  # (after, the next funding time then), when known
         if now > after:
             self.funded[symbol] = now
-        if rates is None or qty == 0:
+        if (
+            rates is None
+            or qty == 0
+            or (due is not None and due[0] == after and (due[1] is None or due[1] > now))
+        ):  # nothing due by now (the usual bar)
             return []
         payments = []
         bars = candles if candles is not None else _NO_BARS
