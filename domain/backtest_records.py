@@ -84,6 +84,12 @@ class BacktestStore(Protocol):
         False, in the order of ``ids``; an id without a record is left out."""
         ...
 
+    def trades(self, backtest_id: str) -> list[dict[str, Any]] | None:
+        """The ``trades`` of the result of ``backtest_id`` (the ``--json`` document's), read
+        without the rest of the result (its equity and closes: megabytes); None when no record
+        is stored, empty while it has no result."""
+        ...
+
     def page(self, *, limit: int, cursor: str | None = None) -> Page[BacktestRecord]:
         """The latest ``limit`` records, newest ``created_ms`` first, without their results
         and views; ``cursor`` (a page's ``next_cursor``) reads the next older page.

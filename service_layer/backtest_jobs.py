@@ -241,6 +241,20 @@ class BacktestJobs:
         start, end = record.request.get("start_ms"), record.request.get("end_ms")
         return self._bars(symbol, record.timeframe, start, end)
 
+    def trades(self, backtest_id: str) -> list[dict[str, Any]]:
+        """The trades of ``backtest_id``'s result (the ``--json`` document's; empty before it
+        is done), read without the rest of the result.
+
+        Raises
+        ------
+        BacktestNotFound
+            (field ``id``) No backtest has that id.
+        """
+        trades = self._store.trades(backtest_id)
+        if trades is None:
+            raise BacktestNotFound(f"no backtest {backtest_id!r}", field="id")
+        return trades
+
     def running(self) -> BacktestJob | None:
         """The job running now, None when none is."""
         with self._lock:

@@ -123,14 +123,13 @@ def chart_data(
     "side", "kind", "trade", "direction", ...}], "trades", "first_time", "last_time"}``); no
     marker before it is done. 404 for an unknown id (field ``id``) or a symbol it did not
     backtest (field ``symbol``), 422 for a malformed id or symbol (the field named)."""
-    record = jobs.get(backtest_id)
+    record = jobs.view(backtest_id)  # without its result (megabytes): the trades alone
     try:
         venue = venue_symbol(symbol.strip())
     except ValueError as exc:
         raise UnknownSymbol(str(exc), field="symbol") from None
     bars = jobs.bars(record, venue)
-    trades = (record.result or {}).get("trades", [])
-    chart = candle_chart(venue, bars, record.timeframe, trades)
+    chart = candle_chart(venue, bars, record.timeframe, jobs.trades(backtest_id))
     return JSONResponse(chart, headers=NO_STORE)
 
 

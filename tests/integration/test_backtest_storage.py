@@ -159,3 +159,12 @@ def test_backtests_stored_before_0009_read_without_a_view_and_keep_their_rows_do
 
     assert before is not None and (before.view, before.result) == (None, RESULT)
     assert [tuple(row) for row in kept] == [("new", RESULT), ("old", RESULT)]
+
+
+def test_the_trades_are_read_without_the_rest_of_the_result(store: SqlBacktestStore) -> None:
+    store.add(_record("aa", 1_000))
+    store.add(_record("bb", 2_000, status="running", finished_ms=None, metrics=None, result=None))
+
+    assert store.trades("aa") == RESULT["trades"]
+    assert store.trades("bb") == []
+    assert store.trades("cc") is None

@@ -49,6 +49,10 @@ class MemoryStore:
         found = [self.records[i] for i in ids if i in self.records]
         return found if result else [dataclasses.replace(r, result=None) for r in found]
 
+    def trades(self, backtest_id: str) -> list[dict[str, Any]] | None:
+        record = self.records.get(backtest_id)
+        return None if record is None else list((record.result or {}).get("trades", []))
+
     def page(self, *, limit: int, cursor: str | None = None) -> Page[BacktestRecord]:
         return Page(list(self.records.values())[::-1][:limit], None)
 

@@ -60,6 +60,15 @@ class SqlBacktestStore:
             by_id = {row.id: _record(row) for row in rows}
         return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
+    def trades(self, backtest_id: str) -> builtins.list[dict[str, Any]] | None:
+        """The ``trades`` of the result of ``backtest_id``, extracted by the database from the
+        result's JSON (SQLite's ``json_extract``, PostgreSQL's ``->``): only they are parsed
+        here. None when no row is stored; empty while it has no result."""
+        query = sa.select(BACKTESTS.c.result["trades"]).where(BACKTESTS.c.id == backtest_id)
+        with self._connect() as connection:
+            found = connection.execute(query).first()
+        return None if found is None else list(found[0] or [])
+
     def page(self, *, limit: int, cursor: str | None = None) -> Page[BacktestRecord]:
         """The latest ``limit`` records without results, newest ``(created_ms, id)`` first;
         ``cursor`` reads the next older page.
