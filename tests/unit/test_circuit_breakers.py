@@ -444,6 +444,30 @@ def test_atr_percentile_by_hand() -> None:
 
 
 @settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([0.5, 1.0, 1.0, 2.5, 3.0, 7.25, np.nan]), min_size=1,
+                    max_size=60),
+    window=st.integers(1, 9),
+    chunk=st.integers(1, 7),
+)  # fmt: skip
+def test_atr_percentile_counts_ties_and_nans_as_a_plain_loop(
+    values: list[float], window: int, chunk: int
+) -> None:
+    # Ties (a value equal to one of its window counts as at or below it) and NaNs, which the
+    # percentile's ranking of the values must treat as the floats' comparison does.
+    atr = np.array(values)
+
+    pct = atr_percentile(atr, window, chunk=chunk)
+
+    for i, x in enumerate(values):
+        seen = values[i - window : i]
+        if i < window or np.isnan(x) or any(np.isnan(v) for v in seen):
+            assert np.isnan(pct[i])
+        else:
+            assert pct[i] == 100.0 * sum(1 for v in seen if v <= x) / window
+
+
+@settings(max_examples=200, deadline=None)
 @given(end=st.integers(21, 5000), windows=st.integers(1, 12))
 def test_rvol_of_a_short_window_has_the_bits_of_the_whole_series(end: int, windows: int) -> None:
     volume = load_candles("binance_usdm_BTCUSDT_5m.csv.gz").volume[:5000]
