@@ -145,6 +145,9 @@ class FakeMexc:
         Each ``order/create`` request's JSON body, in order.
     handshakes:
         Websocket connections accepted.
+    signatures:
+        Every signature received, in order: each signed request's ``Signature`` header and
+        each websocket login's ``signature``.
     """
 
     def __init__(
@@ -178,6 +181,7 @@ class FakeMexc:
         self.queries: list[dict[str, str]] = []
         self.orders: list[dict[str, Any]] = []
         self.handshakes = 0
+        self.signatures: list[str] = []
         self.book = ContractBook(
             now=clock.now_ms, last_price=self._last_price, sizes=self._sizes,
             push=self._push_private,
@@ -430,6 +434,7 @@ class FakeMexc:
     def _signed(self, request: Request, payload: str) -> Response | None:
         """MEXC's refusal of a request not signed with the account's key, or None."""
         headers = request.headers
+        self.signatures.append(headers.get("Signature", ""))
         if headers.get("ApiKey") != API_KEY:
             return self._refuse(request, 401, "Unauthorized")
         target = API_KEY + headers.get("Request-Time", "") + payload
@@ -548,6 +553,7 @@ class FakeMexc:
     async def _login(self, conn: _Connection, param: dict[str, Any]) -> None:
         """``{"method": "login", "param": {"apiKey", "reqTime", "signature"}}``: the signature
         is HMAC-SHA256 of key + time; answered ``rs.login``."""
+        self.signatures.append(str(param.get("signature") or ""))
         target = (param.get("apiKey") or "") + str(param.get("reqTime") or "")
         expected = hmac.new(API_SECRET.encode(), target.encode(), hashlib.sha256).hexdigest()
         signed = hmac.compare_digest(expected, str(param.get("signature") or ""))
