@@ -21,6 +21,7 @@ from domain.regime import Regime
 from domain.risk import AlertKind, RiskAlert, StateChange, TradingState
 from domain.strategies.base import PipelineView
 from domain.timeframes import timeframe_ms
+from domain.venues import ORDER_LATENCY_BOUNDS_S
 from service_layer.engine import BatchOutcome
 from service_layer.risk_service import RiskGauges
 from service_layer.trading import PositionView, Status, TradingService
@@ -204,7 +205,7 @@ class Metrics:
             "lootcapital_order_ack_latency_seconds",
             "Engine-clock time from an order's creation to the venue's first answer (accepted, "
             "filled, rejected or expired). 0 in paper mode: the simulated venue answers at once.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            buckets=ORDER_LATENCY_BOUNDS_S,
             registry=r,
         )  # fmt: skip
         self.feed_stale = Gauge(

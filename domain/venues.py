@@ -6,6 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+ORDER_LATENCY_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""The buckets' upper bounds (seconds) of order acknowledgement latencies: the engine's
+(``lootcapital_order_ack_latency_seconds``) and a venue client's submit → acknowledgement
+(``lootcapital_order_latency_seconds{venue}``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class LatencyHistogram:

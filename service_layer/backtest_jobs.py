@@ -203,7 +203,7 @@ class BacktestJobs:
         """
         record = self._store.get(backtest_id)
         if record is None:
-            raise BacktestNotFound(f"no backtest {backtest_id!r}", field="id")
+            raise _not_found(backtest_id)
         return record
 
     def view(self, backtest_id: str) -> BacktestRecord:
@@ -218,7 +218,7 @@ class BacktestJobs:
         """
         record = self._store.get(backtest_id, result=False)
         if record is None:
-            raise BacktestNotFound(f"no backtest {backtest_id!r}", field="id")
+            raise _not_found(backtest_id)
         return self._with_view(record)
 
     def bars(self, record: BacktestRecord, symbol: str) -> Candles:
@@ -252,7 +252,7 @@ class BacktestJobs:
         """
         trades = self._store.trades(backtest_id)
         if trades is None:
-            raise BacktestNotFound(f"no backtest {backtest_id!r}", field="id")
+            raise _not_found(backtest_id)
         return trades
 
     def running(self) -> BacktestJob | None:
@@ -384,3 +384,8 @@ class BacktestJobs:
             raise BacktestBusy(
                 f"backtest {job.id} is running ({job.progress:.0%}); one runs at a time"
             )
+
+
+def _not_found(backtest_id: str) -> BacktestNotFound:
+    """The refusal of an id no backtest has (field ``id``)."""
+    return BacktestNotFound(f"no backtest {backtest_id!r}", field="id")

@@ -23,12 +23,9 @@ from typing import Any, TypeVar
 import ccxt
 
 from domain.errors import TransientVenueError, VenueError
-from domain.venues import LatencyHistogram, VenueStatus
+from domain.venues import ORDER_LATENCY_BOUNDS_S, LatencyHistogram, VenueStatus
 
 T = TypeVar("T")
-
-ORDER_LATENCY_BOUNDS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-"""The buckets' upper bounds (seconds) of the submit → acknowledgement latencies."""
 
 
 class ExecutionLoop:
