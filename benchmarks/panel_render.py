@@ -277,6 +277,8 @@ def report(client: TestClient, timer: ServerTimer, urls: list[str], repeat: int)
 
 
 def main() -> int:
+    """Replay, train and backtest on the shipped sample, time every page and fragment, print
+    the table and the verdict; 1 when a URL's p95 reaches :data:`TARGET_MS`, else 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--strategy", default=DEFAULT_STRATEGY, help="the paper run's")
