@@ -14,12 +14,13 @@
 
   var ended = {}; // backtest id -> its result was loaded
   var following = null; // the running backtest the page follows, if any
+  var pushed = {}; // backtest id -> {job: its latest pushed state, pushes: messages so far}
 
   function jobBox() { return document.getElementById("bt-job"); }
 
   function pct(progress) { return Math.round(progress * 100) + "%"; }
 
-  function bar(job) {
+  function bar(job, pushes) {
     var box = jobBox();
     if (!box) return;
     var el = box.querySelector(".bt-job");
@@ -34,7 +35,6 @@
       el.querySelector(".mono.small").textContent = job.id;
       box.appendChild(el);
     }
-    var pushes = Number(el.getAttribute("data-pushes") || 0) + 1;
     el.setAttribute("data-pushes", String(pushes));
     el.setAttribute("data-status", job.status);
     el.setAttribute("data-progress", String(job.progress));
@@ -57,7 +57,9 @@
   }
 
   function onBacktest(job) {
-    bar(job);
+    var seen = pushed[job.id];
+    pushed[job.id] = { job: job, pushes: (seen ? seen.pushes : 0) + 1 };
+    bar(job, pushed[job.id].pushes);
     if (job.status === "running") following = job.id;
     if (job.status === "running" || ended[job.id]) return;
     ended[job.id] = true;
@@ -97,6 +99,7 @@
   });
   document.addEventListener("htmx:afterSwap", function (evt) {
     var target = evt.detail.target;
+    keepNewest(target);
     noteStarted(target);
     if (target && target.id === "bt-list") {
       target.querySelectorAll("input[name=ids]").forEach(function (b) {
@@ -111,8 +114,21 @@
     var started = target && target.id === "bt-job" && target.querySelector(".bt-job[data-status=running]");
     if (started) following = started.getAttribute("data-job-id");
   }
+  // A line the server rendered (the form's answer, a resync) may be older than the messages
+  // already pushed for its job (a short backtest can end before the form's answer arrives):
+  // the newest state wins, with the count of messages.
+  function keepNewest(target) {
+    var el = target && target.id === "bt-job" && target.querySelector(".bt-job[data-job-id]");
+    var seen = el && pushed[el.getAttribute("data-job-id")];
+    if (!seen) return;
+    var status = el.getAttribute("data-status");
+    var newer = seen.job.status !== "running" ? status === "running" || status === seen.job.status
+      : status === "running" && seen.job.progress >= Number(el.getAttribute("data-progress") || 0);
+    if (newer) bar(seen.job, seen.pushes);
+  }
   document.addEventListener("htmx:oobAfterSwap", function (evt) {
     var target = evt.detail.target;
+    keepNewest(target);
     var job = target && target.id === "bt-job" && target.querySelector(".bt-job[data-job-id]");
     if (!job) return;
     following = job.getAttribute("data-job-id");
